@@ -1,0 +1,3 @@
+from cortexctl.cli.main import run
+
+run()

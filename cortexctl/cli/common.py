@@ -1,0 +1,31 @@
+"""Shared CLI pieces: consoles, the settings in the Typer context, common options."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cortexctl.core.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """Settings built once per invocation (lazily, so --help works with a broken config)."""
+    root = ctx.find_root()
+    obj: dict[str, Any] = root.obj if isinstance(root.obj, dict) else {}
+    root.obj = obj
+    if "settings" not in obj:
+        obj["settings"] = load_settings(**obj.get("overrides", {}))
+    settings: Settings = obj["settings"]
+    return settings
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))

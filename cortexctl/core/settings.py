@@ -1,0 +1,170 @@
+"""The one settings object, shared by cortexctl and the daemon.
+
+Read, highest priority first, from: explicit overrides, `CORTEX_*` environment
+variables, `$CORTEX_HOME/cortex.yaml`, defaults. Only the entrypoints (CLI callback,
+`create_app`) build it; everything below takes it as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cortexctl.core.errors import ConfigError
+from cortexctl.core.yamldoc import YamlDoc, YamlSyntaxError, load_yaml_file
+
+CONFIG_FILE_NAME = "cortex.yaml"
+
+
+def default_home(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("CORTEX_HOME"):
+        return Path(env["CORTEX_HOME"]).expanduser()
+    # systemd sets INVOCATION_ID for every unit it starts: a root service keeps its
+    # data where services do, an interactive root shell keeps it in $HOME.
+    if os.geteuid() == 0 and env.get("INVOCATION_ID"):
+        return Path("/var/lib/cortex")
+    return Path.home() / ".local" / "share" / "cortex"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORTEX_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="data directory")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home")
+    redis_url: str | None = Field(None, description="optional Redis for rate limits and cache invalidation")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    secret_key: SecretStr | None = Field(None, description="signs sessions, keys key hashes; default: home/secret.key")
+    runtime: Literal["auto", "process", "docker"] = "auto"
+    llama_server_bin: Path | None = Field(None, description="llama-server binary; default: the one install.sh built")
+    engine_port_range: tuple[int, int] = (18000, 18999)
+    max_request_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    ready_timeout_s: float = Field(30.0, gt=0)
+    model_load_timeout_s: float = Field(600.0, gt=0)
+    health_poll_interval_s: float = Field(1.0, gt=0)
+
+    # ---- derived paths -------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE_NAME
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home / "admin.token"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'cortex.db'}"
+
+    @property
+    def database_kind(self) -> str:
+        return self.effective_database_url.split(":", 1)[0].split("+", 1)[0]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlFileSource(settings_cls, init_settings))
+
+
+class YamlFileSource(PydanticBaseSettingsSource):
+    """`$CORTEX_HOME/cortex.yaml`, where CORTEX_HOME comes from overrides or env."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        init = init_settings()
+        home = Path(init["home"]) if init.get("home") else default_home()
+        self.path = home / CONFIG_FILE_NAME
+        self.doc: YamlDoc | None = None
+        if self.path.is_file():
+            try:
+                self.doc = load_yaml_file(self.path)
+            except YamlSyntaxError as exc:
+                raise ConfigError(str(exc), fix=f"Fix the YAML syntax in {self.path}.") from None
+            if self.doc.data is not None and not isinstance(self.doc.data, dict):
+                raise ConfigError(
+                    f"{self.path}:1: expected a mapping of settings", fix="See the README's configuration section."
+                )
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        data = (self.doc.data if self.doc else None) or {}
+        return data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data = (self.doc.data if self.doc else None) or {}
+        return dict(data)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning validation errors into one ConfigError naming the source."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        home = Path(overrides["home"]) if overrides.get("home") else default_home()
+        path = home / CONFIG_FILE_NAME
+        doc = load_yaml_file(path) if path.is_file() else None
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            env_name = f"CORTEX_{name.upper()}"
+            if name in overrides:
+                where = f"option {name}"
+            elif env_name in os.environ:
+                where = f"environment variable {env_name}"
+            elif doc is not None and isinstance(doc.data, dict) and name in doc.data:
+                where = f"{path}:{doc.line_of(err['loc'])}: {'.'.join(map(str, err['loc']))}"
+            else:
+                where = name
+            if err["type"] == "extra_forbidden":
+                accepted = ", ".join(sorted(Settings.model_fields))
+                problems.append(f"{where}: unknown setting; accepted: {accepted}")
+            else:
+                problems.append(f"{where}: {err['msg']}")
+        raise ConfigError(
+            "Invalid configuration: " + "; ".join(problems),
+            fix=f"Fix the value in {path} or the environment, then retry.",
+        ) from None
+
+
+def redact_url(url: str) -> str:
+    """A database/redis URL safe to print: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[-1]}"))

@@ -1,0 +1,86 @@
+"""FastAPI dependencies: the app context, a DB session, the calling principal and its scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from cortex_server.context import AppContext
+from cortex_server.core.auth import Principal
+from cortex_server.db.engine import database_unavailable
+from cortexctl.core.errors import AuthenticationError, PermissionDenied
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.cortex
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_session(ctx: ContextDep) -> Iterator[Session]:
+    session = ctx.session_factory()
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise database_unavailable(ctx.engine, exc) from None
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def get_principal(request: Request, ctx: ContextDep) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationError(
+            "Missing API key.", fix="Send it as 'Authorization: Bearer <key>'; create one with `cortexctl keys create`."
+        )
+    try:
+        principal = await run_in_threadpool(ctx.authenticator.authenticate, token)
+    except OperationalError as exc:
+        raise database_unavailable(ctx.engine, exc) from None
+    if principal is None:
+        raise AuthenticationError("Invalid, revoked or expired API key.", fix="Check the key or create a new one.")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_scope(scope: str) -> Callable[..., object]:
+    """Dependency that admits only principals holding `scope` (or `admin`)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if not principal.has_scope(scope):
+            raise PermissionDenied(
+                f"This API key lacks the '{scope}' scope.", fix="Use a key that has it, or ask an admin to add it."
+            )
+        return principal
+
+    check.required_scope = scope  # type: ignore[attr-defined]  # read by the route-scope test
+    return check
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
+KeysWriter = Annotated[Principal, Depends(require_scope("keys:write"))]

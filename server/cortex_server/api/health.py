@@ -1,0 +1,33 @@
+"""Liveness and readiness. No credentials: load balancers and `cortexctl up` call these."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from cortex_server import __version__
+from cortex_server.api.deps import ContextDep
+from cortex_server.db.engine import check_connection
+from cortex_server.db.migrate import is_current
+from cortexctl.core.errors import CortexError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/ready")
+async def ready(ctx: ContextDep) -> JSONResponse:
+    body: dict[str, object] = {"version": __version__, "database": ctx.settings.database_kind}
+    try:
+        await run_in_threadpool(check_connection, ctx.engine)
+        current = await run_in_threadpool(is_current, ctx.engine)
+    except CortexError as exc:
+        return JSONResponse({**body, "status": "unavailable", "reason": exc.message}, status_code=503)
+    if not current:
+        return JSONResponse({**body, "status": "unavailable", "reason": "migrations pending"}, status_code=503)
+    return JSONResponse({**body, "status": "ready", "migrations": "current"})

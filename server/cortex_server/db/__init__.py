@@ -1,0 +1,1 @@
+"""The one DB layer: typed models, engine/session factory, Alembic migrations."""

@@ -1,0 +1,31 @@
+"""Audit records for state-changing admin calls: who, what, when, from where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cortex_server.core.auth import Principal
+from cortex_server.db.models import AuditLog
+
+
+def record(
+    session: Session,
+    *,
+    principal: Principal,
+    action: str,
+    target: str | None,
+    client_ip: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditLog(
+            org_id=principal.org_id,
+            actor=principal.actor,
+            action=action,
+            target=target,
+            client_ip=client_ip,
+            details=details,
+        )
+    )

@@ -1,0 +1,21 @@
+"""Before the daemon serves: DB reachable, migrations at head, first-run bootstrap."""
+
+from __future__ import annotations
+
+from cortex_server.core.security import load_or_create_secret
+from cortex_server.db.engine import check_connection, make_engine, make_session_factory, session_scope
+from cortex_server.db.migrate import upgrade_to_head
+from cortex_server.services.bootstrap import BootstrapResult, bootstrap
+from cortexctl.core.settings import Settings
+
+
+def prepare_database(settings: Settings) -> BootstrapResult:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        check_connection(engine)
+        upgrade_to_head(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            return bootstrap(session, settings=settings, secret=load_or_create_secret(settings))
+    finally:
+        engine.dispose()
