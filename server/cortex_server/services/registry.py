@@ -1,0 +1,74 @@
+"""What the gateway can route to: served names → replicas, kept current by the supervisor.
+
+The supervisor (and the health poller) are the only writers; the gateway reads.
+Everything here is in-memory and per-daemon: it is rebuilt from the DB and the
+engines' health on start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ReplicaEndpoint:
+    model_id: int
+    model_name: str
+    replica_index: int
+    base_url: str  # e.g. http://127.0.0.1:18001 (no trailing slash, no /v1)
+    healthy: bool = False
+    # routing bookkeeping, owned by the router
+    outstanding: int = 0
+    consecutive_failures: int = 0
+    ejected_until: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.model_name}/{self.replica_index}"
+
+
+@dataclass
+class ServedModel:
+    """One served name. Several models may share it: their replicas are pooled."""
+
+    served_name: str
+    engine: str  # llamacpp | vllm
+    state: str  # aggregate lifecycle state of the models behind it (running, loading, …)
+    request_defaults: dict[str, Any] = field(default_factory=dict)
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    max_model_len: int | None = None
+    created: int = 0  # unix time, for /v1/models
+    replicas: list[ReplicaEndpoint] = field(default_factory=list)
+
+    def healthy_replicas(self) -> list[ReplicaEndpoint]:
+        return [r for r in self.replicas if r.healthy]
+
+
+class ModelRegistry:
+    def __init__(self) -> None:
+        self._by_name: dict[str, ServedModel] = {}
+
+    def get(self, served_name: str) -> ServedModel | None:
+        return self._by_name.get(served_name)
+
+    def all(self) -> list[ServedModel]:
+        return sorted(self._by_name.values(), key=lambda m: m.served_name)
+
+    def put(self, model: ServedModel) -> None:
+        """Insert or replace, keeping routing counters of replicas that stay."""
+        old = self._by_name.get(model.served_name)
+        if old is not None:
+            previous = {r.key: r for r in old.replicas}
+            for r in model.replicas:
+                if (p := previous.get(r.key)) is not None and p.base_url == r.base_url:
+                    r.outstanding, r.consecutive_failures, r.ejected_until = (
+                        p.outstanding,
+                        p.consecutive_failures,
+                        p.ejected_until,
+                    )
+        self._by_name[model.served_name] = model
+
+    def remove(self, served_name: str) -> None:
+        self._by_name.pop(served_name, None)
