@@ -25,7 +25,13 @@ def _apply_overrides(ctx: typer.Context, host: str | None, port: int | None) -> 
     return env
 
 
-def up(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, json_out: JsonOpt = False) -> None:
+def up(
+    ctx: typer.Context,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Also run the demo model (gemma3-270m on llama.cpp).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """Start the daemon in the background, wait until it is ready, print its URL."""
     from cortex_server.services.prepare import prepare_database
 
@@ -33,11 +39,15 @@ def up(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, json_out:
     settings = settings_of(ctx)
     pid = control.read_pid(settings)
     if pid is not None:
-        result = {"status": "already-running", **control.status_dict(control.status(settings))}
+        result: dict[str, object] = {"status": "already-running", **control.status_dict(control.status(settings))}
+        if demo:
+            result["demo"] = run_demo(settings)
         if json_out:
             print_json(result)
         else:
             console.print(f"CORTEX is already running at [bold]{settings.url}[/] (pid {pid}).")
+            if demo:
+                _print_demo(settings, result["demo"])
         return
     owner = control.port_owner(settings.host, settings.port)
     if owner is not None:
@@ -51,6 +61,7 @@ def up(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, json_out:
         pid = control.start_detached(settings, env_overrides=env)
         control.wait_ready(settings, pid, timeout_s=settings.ready_timeout_s)
     result = {
+        "demo": run_demo(settings) if demo else None,
         "status": "started",
         "pid": pid,
         "url": settings.url,
@@ -69,7 +80,55 @@ def up(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, json_out:
             "  (shown once; it is stored hashed)"
         )
     console.print(f"Local admin token: {settings.admin_token_file} (used by cortexctl)")
-    console.print("Create an API key: [bold]cortexctl keys create --name my-app --scope inference[/]")
+    if demo:
+        _print_demo(settings, result["demo"])
+    else:
+        console.print("Create an API key: [bold]cortexctl keys create --name my-app --scope inference[/]")
+
+
+def _print_demo(settings, demo: dict[str, object]) -> None:
+    console.print(f"Demo model [bold]{demo['served_name']}[/] is [green]running[/] (engine {demo['engine_url']}).")
+    key = demo.get("api_key") or "$CORTEX_API_KEY"
+    if demo.get("api_key"):
+        console.print(f"Demo API key (shown once): [bold]{key}[/]")
+    console.print(
+        "Try it:\n"
+        f"  curl {settings.url}/v1/chat/completions -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' "
+        f"-d '{{\"model\": \"{demo['served_name']}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def run_demo(settings) -> dict[str, object]:
+    """Deploy and start the demo recipe, wait until it runs; mint a demo key the first time."""
+    from cortexctl.cli.model import wait_for_state
+    from cortexctl.core.client import AdminClient
+    from cortexctl.core.demo import DEMO_RECIPE, install_demo_model
+    from cortexctl.core.errors import NotFound
+    from cortexctl.core.shipped import find_shipped_recipe
+
+    install_demo_model(settings)
+    recipe_file = find_shipped_recipe(settings, DEMO_RECIPE)
+    client = AdminClient(settings)
+    try:
+        client.post(f"/admin/models/{DEMO_RECIPE}/start")
+    except NotFound:
+        client.post("/admin/models", {"yaml": recipe_file.read_text(), "source": str(recipe_file), "start": True})
+    model = wait_for_state(client, DEMO_RECIPE, timeout_s=settings.model_load_timeout_s)
+    api_key = None
+    if not any(k["name"] == "demo" for k in client.get("/admin/keys")):
+        api_key = client.post("/admin/keys", {"name": "demo", "scopes": ["inference", "models:read"]})["key"]
+    port = next(r["port"] for r in model["replicas"] if r["state"] == "running")
+    return {
+        "model": model["name"],
+        "served_name": model["served_name"],
+        "state": model["state"],
+        "engine_url": f"http://127.0.0.1:{port}",
+        "api_key": api_key,
+    }
 
 
 def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     ready_timeout_s: float = Field(30.0, gt=0)
     model_load_timeout_s: float = Field(600.0, gt=0)
     health_poll_interval_s: float = Field(1.0, gt=0)
+    supervise: bool = Field(True, description="run the model supervisor in this daemon")
 
     # ---- derived paths -------------------------------------------------------------
     @property

@@ -10,13 +10,16 @@ from fastapi import FastAPI
 from cortex_server import __version__
 from cortex_server.api import health
 from cortex_server.api.admin import keys as admin_keys
+from cortex_server.api.admin import models as admin_models
 from cortex_server.api.admin import system as admin_system
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.errors import install_error_handlers
 from cortex_server.core.security import load_or_create_secret
 from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.services.supervisor import Supervisor
 from cortexctl.core.settings import Settings
+from cortexctl.runtimes.base import choose_runtime, docker_reachable, make_runtime
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -32,14 +35,34 @@ def build_context(settings: Settings) -> AppContext:
     )
 
 
+def build_supervisor(ctx: AppContext) -> Supervisor:
+    settings = ctx.settings
+    adopters = [make_runtime("process", settings)]
+    if docker_reachable(settings):
+        adopters.append(make_runtime("docker", settings))
+    return Supervisor(
+        settings=settings,
+        session_factory=ctx.session_factory,
+        registry=ctx.registry,
+        choose_runtime=lambda recipe: choose_runtime(settings, recipe),
+        adopters=adopters,
+        interval_s=settings.health_poll_interval_s,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = build_context(settings)
         app.state.cortex = ctx
+        if settings.supervise:
+            ctx.supervisor = build_supervisor(ctx)
+            await ctx.supervisor.start()
         try:
             yield
         finally:
+            if ctx.supervisor is not None:
+                await ctx.supervisor.close()  # engines keep running; the next daemon adopts them
             ctx.engine.dispose()
 
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan)
@@ -47,4 +70,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_system.router)
+    app.include_router(admin_models.router)
     return app

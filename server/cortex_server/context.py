@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.auth import KeyAuthenticator
+from cortex_server.services.registry import ModelRegistry
 from cortexctl.core.settings import Settings
+
+if TYPE_CHECKING:
+    from cortex_server.services.supervisor import Supervisor
 
 
 @dataclass
@@ -19,4 +24,10 @@ class AppContext:
     session_factory: sessionmaker[Session]
     secret: bytes
     authenticator: KeyAuthenticator
+    registry: ModelRegistry = field(default_factory=ModelRegistry)
+    supervisor: Supervisor | None = None
     started_at: float = field(default_factory=time.time)
+
+    def poke_supervisor(self, model_id: int) -> None:
+        if self.supervisor is not None:
+            self.supervisor.request_start(model_id)

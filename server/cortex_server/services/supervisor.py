@@ -1,0 +1,413 @@
+"""The supervisor: reconcile desired model state (DB) with the engines actually running.
+
+One loop per daemon. Each tick it loads the models, starts missing replicas, checks
+that running ones are alive, probes their health, restarts crashes with backoff,
+stops what should not run, writes states back, and refreshes the routing registry.
+A new daemon adopts the engines an old one left running; stopping the daemon
+never stops engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from cortex_server.db.models import Model, ModelReplica, utcnow
+from cortex_server.services import models as model_store
+from cortex_server.services.lifecycle import MAX_RESTARTS, STABLE_AFTER_S, State, aggregate_state, restart_delay_s
+from cortex_server.services.ports import PortAllocator
+from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
+from cortexctl.core.daemon import port_owner
+from cortexctl.core.errors import CortexError
+from cortexctl.core.settings import Settings
+from cortexctl.engines.base import Diagnosis, Engine, ProbeState, get_engine
+from cortexctl.recipes.schema import Recipe
+from cortexctl.runtimes.base import RunningEngine, Runtime
+
+log = logging.getLogger(__name__)
+
+RuntimeChooser = Callable[[Recipe], Runtime]
+
+
+@dataclass
+class LiveReplica:
+    """What this daemon knows about one replica beyond its DB row."""
+
+    model_id: int
+    replica_index: int
+    engine: Engine
+    runtime: Runtime | None = None
+    handle: RunningEngine | None = None
+    state: str = State.STOPPED
+    reason: str | None = None
+    started_at: float = 0.0  # monotonic
+    ready_since: float | None = None
+    next_start_at: float = 0.0
+    restart_count: int = 0
+    last_exit_code: int | None = None
+    diagnosis: dict[str, Any] | None = None
+    max_model_len: int | None = None
+
+    def set(self, state: str, reason: str | None) -> None:
+        if state != self.state or reason != self.reason:
+            log.info("model %s replica %s: %s → %s (%s)", self.model_id, self.replica_index, self.state, state, reason)
+        self.state, self.reason = state, reason
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    registry: ModelRegistry
+    choose_runtime: RuntimeChooser
+    adopters: list[Runtime] = field(default_factory=list)  # runtimes whose leftovers we adopt on start
+    interval_s: float = 1.0
+    live: dict[tuple[int, int], LiveReplica] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+    _http: httpx.AsyncClient | None = None
+    _ports: PortAllocator | None = None
+    _event_loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle of the loop --------------------------------------------------------
+    async def start(self) -> None:
+        self._event_loop = asyncio.get_running_loop()
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(3.0, connect=1.0), trust_env=False)
+        self._ports = PortAllocator(self.settings.engine_port_range, is_free=self._port_is_free)
+        await self._adopt()
+        self._task = asyncio.create_task(self._loop(), name="cortex-supervisor")
+
+    async def close(self) -> None:
+        """Stop supervising. Engines keep running for the next daemon to adopt."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._http is not None:
+            await self._http.aclose()
+
+    def request_start(self, model_id: int) -> None:
+        """An admin asked to (re)start: failed replicas get a fresh set of tries. Thread-safe."""
+        if self._event_loop is not None:
+            self._event_loop.call_soon_threadsafe(self._reset_failed, model_id)
+
+    def _reset_failed(self, model_id: int) -> None:
+        for live in self._replicas_of(model_id):
+            if live.state == State.FAILED:
+                live.diagnosis, live.restart_count, live.next_start_at = None, 0, 0.0
+                live.set(State.STOPPED, "start requested")
+        self.poke()
+
+    async def restart_model(self, model_id: int) -> None:
+        """Stop every replica of the model; the next tick starts them afresh."""
+        for live in self._replicas_of(model_id):
+            await self._stop(live, reason="restart requested")
+        self.poke()
+
+    def logs(self, model_id: int, replica_index: int, *, tail: int) -> str | None:
+        """Recent engine log of a replica this daemon runs (None if it runs none)."""
+        live = self.live.get((model_id, replica_index))
+        if live is None or live.handle is None or live.runtime is None:
+            return None
+        return live.runtime.logs(live.handle, tail=tail)
+
+    def poke(self) -> None:
+        """Reconcile now (after an admin changed a desired state)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad tick must not end supervision
+                log.exception("supervisor tick failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    # ---- one reconcile pass ----------------------------------------------------------
+    async def reconcile_once(self) -> None:
+        snapshot = await asyncio.to_thread(self._load)
+        wanted: set[tuple[int, int]] = set()
+        for entry in snapshot:
+            model, recipe = entry.model, entry.recipe
+            rows = {r.replica_index: r for r in entry.replicas}
+            n = recipe.spec.replicas if model.desired_state == "running" else 0
+            for idx in range(n):
+                wanted.add((model.id, idx))
+                live = self._live_for(model.id, idx, recipe, rows.get(idx))
+                await self._drive(live, model, recipe)
+        for key in [k for k in self.live if k not in wanted]:
+            await self._stop(self.live[key], reason="stopped by request")
+        probes = [self._probe(r, e) for e in snapshot for r in self._replicas_of(e.model.id)]
+        await asyncio.gather(*probes)
+        await asyncio.to_thread(self._persist, snapshot)
+        self._publish(snapshot)
+
+    def _live_for(self, model_id: int, idx: int, recipe: Recipe, row: ModelReplica | None) -> LiveReplica:
+        key = (model_id, idx)
+        if key not in self.live:
+            live = LiveReplica(model_id=model_id, replica_index=idx, engine=get_engine(recipe.spec.engine))
+            if row is not None and row.state == State.FAILED:  # stays failed until a new start request
+                live.state, live.reason, live.diagnosis = State.FAILED, row.state_reason, row.diagnosis
+                live.restart_count = row.restart_count
+            self.live[key] = live
+        return self.live[key]
+
+    def _replicas_of(self, model_id: int) -> list[LiveReplica]:
+        return [r for (mid, _), r in sorted(self.live.items()) if mid == model_id]
+
+    async def _drive(self, live: LiveReplica, model: Model, recipe: Recipe) -> None:
+        now = time.monotonic()
+        if live.state == State.FAILED:
+            return
+        if live.handle is None:
+            if now >= live.next_start_at:
+                await self._start(live, model, recipe)
+            return
+        assert live.runtime is not None
+        info = await asyncio.to_thread(live.runtime.status, live.handle)
+        if not info.alive:
+            await self._on_exit(live, info.exit_code)
+            return
+        if live.state == State.STARTING:
+            live.set(State.LOADING, "engine process up, waiting for it to report ready")
+        if live.state in (State.STARTING, State.LOADING) and now - live.started_at > recipe.spec.timeouts.load_s:
+            logs = await asyncio.to_thread(live.runtime.logs, live.handle)
+            diag = live.engine.diagnose(logs) or Diagnosis(
+                rule="load-timeout",
+                summary=f"The engine did not become ready within {recipe.spec.timeouts.load_s:.0f}s.",
+                fix="Check the engine log; raise spec.timeouts.load_s for large models.",
+                log_lines=logs.splitlines()[-10:],
+            )
+            await self._stop(live, reason="load timeout")
+            self._fail(live, diag)
+        if live.ready_since is not None and now - live.ready_since > STABLE_AFTER_S:
+            live.restart_count = 0
+
+    async def _start(self, live: LiveReplica, model: Model, recipe: Recipe) -> None:
+        assert self._ports is not None
+        try:
+            runtime = self.choose_runtime(recipe)
+            port = self._ports.allocate(exclude={r.handle.port for r in self.live.values() if r.handle})
+            spec = live.engine.launch_spec(
+                recipe, model_id=model.id, replica_index=live.replica_index, port=port, settings=self.settings
+            )
+            handle = await asyncio.to_thread(runtime.start, spec)
+        except CortexError as exc:
+            self._fail(live, Diagnosis(rule="start-refused", summary=exc.message, fix=exc.fix or "", log_lines=[]))
+            return
+        live.runtime, live.handle = runtime, handle
+        live.started_at, live.ready_since = time.monotonic(), None
+        live.set(State.STARTING, f"{runtime.name} runtime, port {handle.port}")
+
+    async def _on_exit(self, live: LiveReplica, exit_code: int | None) -> None:
+        assert live.runtime is not None and live.handle is not None
+        logs = await asyncio.to_thread(live.runtime.logs, live.handle)
+        diag = live.engine.diagnose(logs)
+        was_ready = live.ready_since is not None
+        await asyncio.to_thread(live.runtime.stop, live.handle)  # removes a dead container, reaps a process
+        live.handle, live.last_exit_code, live.ready_since = None, exit_code, None
+        if diag is not None and not was_ready:
+            # It never came up and we know why (bad path, corrupt file, bad flag …): retrying cannot help.
+            self._fail(live, diag)
+            return
+        live.restart_count += 1
+        if live.restart_count > MAX_RESTARTS:
+            self._fail(
+                live,
+                diag
+                or Diagnosis(
+                    rule="crash-loop",
+                    summary=f"The engine exited {MAX_RESTARTS + 1} times in a row (last exit code {exit_code}).",
+                    fix="Read the log lines below and `cortexctl model logs NAME`; fix the recipe, then start again.",
+                    log_lines=logs.splitlines()[-10:],
+                ),
+            )
+            return
+        delay = restart_delay_s(live.restart_count - 1)
+        live.next_start_at = time.monotonic() + delay
+        live.set(State.STARTING, f"exited with code {exit_code}; restart {live.restart_count} in {delay:.0f}s")
+
+    async def _stop(self, live: LiveReplica, *, reason: str) -> None:
+        if live.handle is not None and live.runtime is not None:
+            live.set(State.STOPPING, reason)
+            await asyncio.to_thread(live.runtime.stop, live.handle)
+        live.handle, live.ready_since = None, None
+        if live.state != State.FAILED:
+            live.set(State.STOPPED, reason)
+        self.live.pop((live.model_id, live.replica_index), None)
+
+    def _fail(self, live: LiveReplica, diag: Diagnosis) -> None:
+        live.diagnosis = {"rule": diag.rule, "summary": diag.summary, "fix": diag.fix, "log_lines": diag.log_lines}
+        live.set(State.FAILED, diag.summary)
+
+    async def _probe(self, live: LiveReplica, entry: model_store.ModelWithRecipe) -> None:
+        if live.handle is None or live.state not in (State.STARTING, State.LOADING, State.RUNNING):
+            return
+        assert self._http is not None
+        base_url = f"http://127.0.0.1:{live.handle.port}"
+        try:
+            probe = await live.engine.probe(self._http, base_url, served_name=entry.recipe.spec.served_name)
+        except httpx.HTTPError as exc:
+            probe = None
+            detail = f"probe failed: {type(exc).__name__}"
+        if probe is not None and probe.state == ProbeState.READY:
+            if live.state != State.RUNNING:
+                live.ready_since = time.monotonic()
+            live.max_model_len = probe.max_model_len or live.max_model_len
+            live.set(State.RUNNING, "ready")
+        elif live.state == State.RUNNING:
+            # It was serving and stopped answering: out of rotation at once; exit handling restarts it.
+            live.ready_since = None
+            live.set(State.LOADING, probe.detail if probe else detail)
+        elif probe is not None and probe.state == ProbeState.LOADING:
+            live.set(State.LOADING, probe.detail)
+
+    # ---- adoption ----------------------------------------------------------------------
+    async def _adopt(self) -> None:
+        snapshot = {e.model.id: e for e in await asyncio.to_thread(self._load)}
+        for runtime in self.adopters:
+            try:
+                handles = await asyncio.to_thread(runtime.adopt)
+            except CortexError as exc:
+                log.warning("cannot adopt %s engines: %s", runtime.name, exc.message)
+                continue
+            for handle in handles:
+                try:
+                    key = (int(handle.labels["cortex.model-id"]), int(handle.labels["cortex.replica"]))
+                except (KeyError, ValueError):
+                    continue
+                entry = snapshot.get(key[0])
+                if entry is None or entry.model.desired_state != "running":
+                    log.info("stopping orphan engine %s (model gone or stopped)", handle.name)
+                    await asyncio.to_thread(runtime.stop, handle)
+                    continue
+                live = LiveReplica(
+                    model_id=key[0],
+                    replica_index=key[1],
+                    engine=get_engine(entry.recipe.spec.engine),
+                    runtime=runtime,
+                    handle=handle,
+                    started_at=time.monotonic(),
+                )
+                live.set(State.LOADING, f"adopted {runtime.name} engine {handle.name}")
+                self.live[key] = live
+                log.info("adopted %s engine %s on port %s", runtime.name, handle.name, handle.port)
+
+    # ---- DB and registry ---------------------------------------------------------------
+    def _load(self) -> list[model_store.ModelWithRecipe]:
+        with self.session_factory() as session:
+            out = []
+            for model in model_store.list_models(session):
+                try:
+                    out.append(model_store.load_with_recipe(session, model=model))
+                except CortexError as exc:  # a stored recipe that no longer parses: report, skip
+                    log.error("model %s: recipe unusable: %s", model.name, exc.message)
+            return out
+
+    def _persist(self, snapshot: list[model_store.ModelWithRecipe]) -> None:
+        with self.session_factory() as session, session.begin():
+            for entry in snapshot:
+                model = entry.model
+                lives = self._replicas_of(model.id)
+                indices = {r.replica_index for r in lives}
+                rows = {r.replica_index: r for r in model_store.replicas_of(session, model_id=model.id)}
+                for live in lives:
+                    row = rows.get(live.replica_index)
+                    if row is None:
+                        row = ModelReplica(model_id=model.id, replica_index=live.replica_index)
+                        session.add(row)
+                    self._write_replica(row, live)
+                stale = [i for i in rows if i not in indices]
+                if stale:
+                    session.execute(
+                        delete(ModelReplica).where(
+                            ModelReplica.model_id == model.id, ModelReplica.replica_index.in_(stale)
+                        )
+                    )
+                current = session.scalar(select(Model).where(Model.id == model.id))
+                if current is None:
+                    continue
+                state = aggregate_state([r.state for r in lives], current.desired_state)
+                failed = next((r for r in lives if r.state == State.FAILED), None)
+                reason = (failed.reason if failed else None) or next((r.reason for r in lives if r.reason), None)
+                values: dict[str, Any] = {}
+                if state != current.state:
+                    values.update(state=state, state_changed_at=utcnow())
+                if reason and reason != current.state_reason:
+                    values["state_reason"] = reason
+                diagnosis = failed.diagnosis if failed else None
+                if diagnosis != current.diagnosis and (failed or state == State.RUNNING):
+                    values["diagnosis"] = diagnosis
+                if values:
+                    session.execute(update(Model).where(Model.id == model.id).values(**values))
+
+    @staticmethod
+    def _write_replica(row: ModelReplica, live: LiveReplica) -> None:
+        if row.state != live.state:
+            row.state, row.state_changed_at = live.state, utcnow()
+        row.state_reason = live.reason
+        row.runtime = live.runtime.name if live.runtime else row.runtime
+        row.port = live.handle.port if live.handle else None
+        row.pid = live.handle.pid if live.handle else None
+        row.container_id = live.handle.container_id if live.handle else None
+        row.restart_count = live.restart_count
+        row.last_exit_code = live.last_exit_code
+        row.diagnosis = live.diagnosis
+        if live.state == State.STARTING and live.handle is not None and row.started_at is None:
+            row.started_at = utcnow()
+
+    def _publish(self, snapshot: list[model_store.ModelWithRecipe]) -> None:
+        served: dict[str, ServedModel] = {}
+        for entry in snapshot:
+            spec = entry.recipe.spec
+            lives = self._replicas_of(entry.model.id)
+            state = aggregate_state([r.state for r in lives], entry.model.desired_state)
+            sm = served.get(spec.served_name)
+            if sm is None:
+                sm = served[spec.served_name] = ServedModel(
+                    served_name=spec.served_name,
+                    engine=spec.engine,
+                    state=state,
+                    request_defaults=spec.request_defaults.as_body(),
+                    request_timeout_s=spec.timeouts.request_s,
+                    connect_timeout_s=spec.timeouts.connect_s,
+                    created=int(entry.model.created_at.timestamp()),
+                )
+            elif state == State.RUNNING:
+                sm.state = State.RUNNING
+            for live in lives:
+                if live.handle is None:
+                    continue
+                sm.max_model_len = sm.max_model_len or live.max_model_len
+                sm.replicas.append(
+                    ReplicaEndpoint(
+                        model_id=entry.model.id,
+                        model_name=entry.model.name,
+                        replica_index=live.replica_index,
+                        base_url=f"http://127.0.0.1:{live.handle.port}",
+                        healthy=live.state == State.RUNNING,
+                    )
+                )
+        for name in [m.served_name for m in self.registry.all() if m.served_name not in served]:
+            self.registry.remove(name)
+        for sm in served.values():
+            self.registry.put(sm)
+
+    def _port_is_free(self, port: int) -> bool:
+        return port_owner("127.0.0.1", port) is None
