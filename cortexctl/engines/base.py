@@ -108,7 +108,9 @@ def engine_container_name(engine: str, model_id: int, replica_index: int) -> str
     return base if replica_index == 0 else f"{base}-{replica_index}"
 
 
-def engine_labels(*, engine: str, model_id: int, replica_index: int, served_name: str, port: int) -> dict[str, str]:
+def engine_labels(
+    *, engine: str, model_id: int, replica_index: int, served_name: str, port: int
+) -> dict[str, str]:
     return {
         "cortex.managed": "true",
         "cortex.model-id": str(model_id),

@@ -38,8 +38,9 @@ def find_llama_server(settings: Settings, *, environ: Mapping[str, str] | None =
         if _executable(settings.llama_server_bin):
             return settings.llama_server_bin
         raise EngineError(
-            f"llama-server binary {settings.llama_server_bin} (setting llama_server_bin) is missing or not executable",
-            fix="Fix llama_server_bin in cortex.yaml, or remove it and run ./install.sh to build llama-server.",
+            f"llama-server binary {settings.llama_server_bin} (setting llama_server_bin) "
+            "is missing or not executable",
+            fix="Fix llama_server_bin in cortex.yaml, or remove it and run ./install.sh to build it.",
         )
     built = built_llama_server(environ)
     if _executable(built):

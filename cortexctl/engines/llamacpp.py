@@ -37,7 +37,9 @@ CONTAINER_MODELS_DIR = "/models"
 CONTAINER_TEMPLATES_DIR = "/templates"
 
 
-def llama_server_args(args: LlamaCppArgs, *, model: str, port: int, served_name: str, template_file: str | None) -> list[str]:
+def llama_server_args(
+    args: LlamaCppArgs, *, model: str, port: int, served_name: str, template_file: str | None
+) -> list[str]:
     """Everything after the binary name; `model`/`template_file` as the engine will see them."""
     argv = [
         "-m", model,
@@ -83,7 +85,8 @@ class LlamaCppEngine:
         spec = recipe.spec
         if spec.engine != self.name:
             raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {self.name!r}")
-        args = spec.args if isinstance(spec.args, LlamaCppArgs) else LlamaCppArgs()
+        args = spec.engine_args()
+        assert isinstance(args, LlamaCppArgs)  # spec.engine == "llamacpp" picks this model
         model_path = spec.model.resolve(settings.models_dir)
         mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
         template_host: str | None = None
@@ -100,7 +103,6 @@ class LlamaCppEngine:
             # Docker-only hosts have no binary; the process runtime reports it at start.
             binary = "llama-server"
         name = engine_container_name(self.name, model_id, replica_index)
-        common = {"port": port, "served_name": spec.served_name}
         env: dict[str, str] = {}
         gpus = gpus_of(recipe)
         if isinstance(gpus, tuple):
@@ -108,9 +110,22 @@ class LlamaCppEngine:
         return LaunchSpec(
             name=name,
             engine=self.name,
-            argv=[binary, *llama_server_args(args, model=str(model_path), template_file=template_host, **common)],
+            argv=[
+                binary,
+                *llama_server_args(
+                    args,
+                    model=str(model_path),
+                    template_file=template_host,
+                    port=port,
+                    served_name=spec.served_name,
+                ),
+            ],
             container_argv=llama_server_args(
-                args, model=mounts[0].target, template_file=template_container, **common
+                args,
+                model=mounts[0].target,
+                template_file=template_container,
+                port=port,
+                served_name=spec.served_name,
             ),
             image=spec.image or self.default_image,
             env=env,
@@ -120,8 +135,11 @@ class LlamaCppEngine:
             gpus=gpus,
             memory_limit_bytes=parse_memory(spec.resources.memory),
             labels=engine_labels(
-                engine=self.name, model_id=model_id, replica_index=replica_index,
-                served_name=spec.served_name, port=port,
+                engine=self.name,
+                model_id=model_id,
+                replica_index=replica_index,
+                served_name=spec.served_name,
+                port=port,
             ),  # fmt: skip
             log_file=engine_log_file(settings, name),
         )
@@ -142,7 +160,9 @@ class LlamaCppEngine:
             return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
         listed = served_names(models)
         if served_name not in listed:
-            return Probe(ProbeState.LOADING, f"/v1/models does not list {served_name!r} yet ({sorted(listed)})")
+            return Probe(
+                ProbeState.LOADING, f"/v1/models does not list {served_name!r} yet ({sorted(listed)})"
+            )
         return Probe(ProbeState.READY, "ready", max_model_len=_slot_context(props, listed[served_name]))
 
     def diagnose(self, log_text: str) -> Diagnosis | None:

@@ -58,7 +58,9 @@ OFFLINE_ENV = {
 }
 
 
-def vllm_serve_args(args: VllmArgs, *, model: str, port: int, served_name: str, template: str | None) -> list[str]:
+def vllm_serve_args(
+    args: VllmArgs, *, model: str, port: int, served_name: str, template: str | None
+) -> list[str]:
     """Everything after `vllm serve`, with paths as the engine will see them."""
     argv = [
         model,
@@ -106,7 +108,8 @@ class VllmEngine:
         spec = recipe.spec
         if spec.engine != self.name:
             raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {self.name!r}")
-        args = spec.args if isinstance(spec.args, VllmArgs) else VllmArgs()
+        args = spec.engine_args()
+        assert isinstance(args, VllmArgs)  # spec.engine == "vllm" picks this model
         model_path = spec.model.resolve(settings.models_dir)
         mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
         template_host: str | None = None
@@ -121,7 +124,6 @@ class VllmEngine:
         except EngineError:
             binary = "vllm"  # docker-only hosts; the process runtime reports it at start
         name = engine_container_name(self.name, model_id, replica_index)
-        common = {"port": port, "served_name": spec.served_name}
         env = dict(OFFLINE_ENV)
         gpus = gpus_of(recipe)
         if isinstance(gpus, tuple):
@@ -129,8 +131,24 @@ class VllmEngine:
         return LaunchSpec(
             name=name,
             engine=self.name,
-            argv=[binary, "serve", *vllm_serve_args(args, model=str(model_path), template=template_host, **common)],
-            container_argv=vllm_serve_args(args, model=mounts[0].target, template=template_container, **common),
+            argv=[
+                binary,
+                "serve",
+                *vllm_serve_args(
+                    args,
+                    model=str(model_path),
+                    template=template_host,
+                    port=port,
+                    served_name=spec.served_name,
+                ),
+            ],
+            container_argv=vllm_serve_args(
+                args,
+                model=mounts[0].target,
+                template=template_container,
+                port=port,
+                served_name=spec.served_name,
+            ),
             image=spec.image or self.default_image,
             env=env,
             host=LOOPBACK,
@@ -139,8 +157,11 @@ class VllmEngine:
             gpus=gpus,
             memory_limit_bytes=parse_memory(spec.resources.memory),
             labels=engine_labels(
-                engine=self.name, model_id=model_id, replica_index=replica_index,
-                served_name=spec.served_name, port=port,
+                engine=self.name,
+                model_id=model_id,
+                replica_index=replica_index,
+                served_name=spec.served_name,
+                port=port,
             ),  # fmt: skip
             log_file=engine_log_file(settings, name),
         )

@@ -25,7 +25,9 @@ from cortexctl.runtimes.base import ExitInfo, RunningEngine
 log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "cortex.managed"
-_UNREACHABLE_FIX = "Start the Docker Engine (`systemctl start docker`) or set `runtime: process` in cortex.yaml."
+_UNREACHABLE_FIX = (
+    "Start the Docker Engine (`systemctl start docker`) or set `runtime: process` in cortex.yaml."
+)
 
 
 class DockerRuntime:
@@ -62,7 +64,9 @@ class DockerRuntime:
     # ---- lifecycle --------------------------------------------------------------------
     def start(self, spec: LaunchSpec) -> RunningEngine:
         if not spec.image:
-            raise EngineError(f"cannot start {spec.name}: no engine image", fix="Set spec.image in the recipe.")
+            raise EngineError(
+                f"cannot start {spec.name}: no engine image", fix="Set spec.image in the recipe."
+            )
         if not self.image_present(spec.image):
             raise EngineError(
                 f"engine image {spec.image} is not present on this host, and CORTEX never pulls images",
@@ -106,7 +110,11 @@ class DockerRuntime:
             ) from exc
         log.info("started container %s (%s) on port %s", spec.name, container.short_id, spec.port)
         return RunningEngine(
-            runtime=self.name, name=spec.name, port=spec.port, labels=dict(spec.labels), container_id=container.id
+            runtime=self.name,
+            name=spec.name,
+            port=spec.port,
+            labels=dict(spec.labels),
+            container_id=container.id,
         )
 
     def stop(self, handle: RunningEngine, *, timeout_s: float = 20.0) -> None:
@@ -167,7 +175,7 @@ class DockerRuntime:
             raise EngineError(f"cannot inspect {handle.name}: {exc}", fix=_UNREACHABLE_FIX) from exc
 
     def _remove_stale(self, name: str) -> None:
-        """An exited container of ours with this name blocks the name: remove it. A running one is an error."""
+        """An exited container of ours blocks its name: remove it. A running one is an error."""
         try:
             old = self._client().containers.get(name)
         except docker.errors.NotFound:

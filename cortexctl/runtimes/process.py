@@ -65,7 +65,9 @@ class ProcessRuntime:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         with spec.log_file.open("ab") as logf:
-            logf.write(f"==== cortex: starting {spec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+            logf.write(
+                f"==== cortex: starting {spec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode()
+            )
             logf.flush()
             try:
                 proc = subprocess.Popen(  # noqa: S603 - argv built by an engine adapter, no shell
@@ -128,7 +130,9 @@ class ProcessRuntime:
 
     def logs(self, handle: RunningEngine, *, tail: int = 200) -> str:
         record = self._record(handle.name)
-        path = Path(record["log_file"]) if record else self._settings.logs_dir / "engines" / f"{handle.name}.log"
+        path = (
+            Path(record["log_file"]) if record else self._settings.logs_dir / "engines" / f"{handle.name}.log"
+        )
         if not path.is_file():
             return ""
         with path.open("r", encoding="utf-8", errors="replace") as f:
@@ -147,7 +151,9 @@ class ProcessRuntime:
             if self._alive(record):
                 found.append(self._handle(record))
             else:
-                log.info("engine %s (pid %s) is gone; removing its pid file", record.get("name"), record.get("pid"))
+                log.info(
+                    "engine %s (pid %s) is gone; removing its pid file", record.get("name"), record.get("pid")
+                )
                 path.unlink(missing_ok=True)
         return found
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (vLLM messages are reproduced whole)
 """VllmTestDouble: a stand-in for `vllm serve` on hosts without a GPU (tests only).
 
 vLLM needs a GPU, so the tests run this program in its place. It accepts the
@@ -66,7 +67,9 @@ class Histogram:
 
     def render(self, name: str, labels: str) -> list[str]:
         out = [f"# HELP {name} Histogram of {name.split(':', 1)[1]}.", f"# TYPE {name} histogram"]
-        out += [f'{name}_bucket{{{labels},le="{b}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)]
+        out += [
+            f'{name}_bucket{{{labels},le="{b}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)
+        ]
         out += [f'{name}_bucket{{{labels},le="+Inf"}} {self.total}', f"{name}_count{{{labels}}} {self.total}"]
         return out + [f"{name}_sum{{{labels}}} {self.sum}"]
 
@@ -92,7 +95,9 @@ class State:
         return time.monotonic() >= self.ready_at
 
 
-def error(status: int, message: str, type_: str = "BadRequestError", param: str | None = None) -> JSONResponse:
+def error(
+    status: int, message: str, type_: str = "BadRequestError", param: str | None = None
+) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
     return JSONResponse(body, status_code=status)
 
@@ -155,11 +160,14 @@ def make_app(state: State) -> Starlette:
             "# TYPE vllm:request_success_total counter",
         ]
         lines += [
-            f'vllm:request_success_total{{{labels},finished_reason="{r}"}} {float(n)}' for r, n in state.success.items()
+            f'vllm:request_success_total{{{labels},finished_reason="{r}"}} {float(n)}'
+            for r, n in state.success.items()
         ]
         lines += state.ttft.render("vllm:time_to_first_token_seconds", labels)
         lines += state.e2e.render("vllm:e2e_request_latency_seconds", labels)
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(
+            "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     async def generate(request: Request) -> Response:
         chat = request.url.path.endswith("/chat/completions")
@@ -200,13 +208,26 @@ def make_app(state: State) -> Starlette:
             choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
             choice |= {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
             return JSONResponse(
-                {"id": rid, "object": obj, "created": int(time.time()), "model": state.served_name,
-                 "choices": [choice], "usage": usage}  # fmt: skip
+                {
+                    "id": rid,
+                    "object": obj,
+                    "created": int(time.time()),
+                    "model": state.served_name,
+                    "choices": [choice],
+                    "usage": usage,
+                }  # fmt: skip
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            stream(state, chat=chat, rid=rid, words=words, finish=finish, usage=usage if include_usage else None,
-                   n_prompt=n_prompt),  # fmt: skip
+            stream(
+                state,
+                chat=chat,
+                rid=rid,
+                words=words,
+                finish=finish,
+                usage=usage if include_usage else None,
+                n_prompt=n_prompt,
+            ),  # fmt: skip
             media_type="text/event-stream",
         )
 
@@ -222,12 +243,19 @@ def make_app(state: State) -> Starlette:
         for i, item in enumerate(items):
             text = str(item)
             n_tokens += count_tokens(text)
-            data.append({"index": i, "object": "embedding", "embedding": fake_embedding(text, state.embed_dim)})
+            data.append(
+                {"index": i, "object": "embedding", "embedding": fake_embedding(text, state.embed_dim)}
+            )
         state.prompt_tokens += n_tokens
         return JSONResponse(
-            {"id": f"embd-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()),
-             "model": state.served_name, "data": data,
-             "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens}}  # fmt: skip
+            {
+                "id": f"embd-{uuid.uuid4().hex}",
+                "object": "list",
+                "created": int(time.time()),
+                "model": state.served_name,
+                "data": data,
+                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+            }  # fmt: skip
         )
 
     return Starlette(
@@ -251,7 +279,14 @@ def account(state: State, n_prompt: int, n_out: int, finish: str, started: float
 
 
 async def stream(
-    state: State, *, chat: bool, rid: str, words: list[str], finish: str, usage: dict[str, int] | None, n_prompt: int
+    state: State,
+    *,
+    chat: bool,
+    rid: str,
+    words: list[str],
+    finish: str,
+    usage: dict[str, int] | None,
+    n_prompt: int,
 ) -> AsyncIterator[bytes]:
     obj = "chat.completion.chunk" if chat else "text_completion"
     created = int(time.time())
@@ -259,7 +294,13 @@ async def stream(
     first = started
 
     def chunk(choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
-        payload = {"id": rid, "object": obj, "created": created, "model": state.served_name, "choices": choices}
+        payload = {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": state.served_name,
+            "choices": choices,
+        }
         if usage is not None:
             payload["usage"] = None  # vLLM sends usage: null on content chunks when include_usage is on
         payload |= extra or {}
@@ -278,7 +319,9 @@ async def stream(
             last = i == len(words) - 1
             reason = finish if last else None
             if chat:
-                yield chunk([{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": reason}])
+                yield chunk(
+                    [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": reason}]
+                )
             else:
                 yield chunk([{"index": 0, "text": piece, "logprobs": None, "finish_reason": reason}])
         if usage is not None:
@@ -321,7 +364,9 @@ def model_max_len(model: Path) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    log("WARNING", "this is VllmTestDouble, a test stand-in for vLLM: it generates filler text, not a model's")
+    log(
+        "WARNING", "this is VllmTestDouble, a test stand-in for vLLM: it generates filler text, not a model's"
+    )
     log("INFO", f"vLLM API server version 0.18.0 (test double); args: {vars(args)}")
     model = Path(args.model)
     if not model.is_dir():

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (recorded log lines are kept whole)
 """Diagnosis rules against recorded log excerpts (failures that cannot be provoked here:
 no GPU, no vLLM, no network). The excerpts are what the engines print, trimmed."""
 
@@ -127,7 +128,13 @@ def test_recorded_excerpt(engine: str, log: str, rule: str, evidence: str) -> No
 
 
 def test_every_rule_is_covered_by_a_test() -> None:
-    provoked_for_real = {"model-file-missing", "model-file-corrupt", "port-in-use", "unknown-argument", "oom-host"}
+    provoked_for_real = {
+        "model-file-missing",
+        "model-file-corrupt",
+        "port-in-use",
+        "unknown-argument",
+        "oom-host",
+    }
     recorded = {c[2] for c in CASES}
     assert set(rule_names()) <= recorded | provoked_for_real
 
@@ -145,7 +152,10 @@ main: server is listening on http://127.0.0.1:18001
 
 def test_root_cause_beats_its_echo() -> None:
     # "failed to load model" echoes follow the missing file; the table order keeps the cause.
-    log = LLAMA_PERMISSION + "srv    load_model: failed to load model, '/models/m.gguf'\nmain: exiting due to model loading error\n"
+    log = (
+        LLAMA_PERMISSION
+        + "srv    load_model: failed to load model, '/models/m.gguf'\nmain: exiting due to model loading error\n"
+    )
     d = get_engine("llamacpp").diagnose(log)
     assert d is not None and d.rule == "model-file-unreadable"
 

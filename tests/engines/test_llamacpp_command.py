@@ -50,12 +50,15 @@ def test_cpu_demo_recipe_command_line(engine_settings: Settings, tmp_path: Path)
 
 def test_gpu_embedding_recipe(engine_settings: Settings) -> None:
     recipe = make_recipe(
-        "llamacpp", "/srv/models/nomic.gguf", served_name="nomic-embed", gpus=[1, 3], image="registry.local/ll:1",
+        "llamacpp", "/srv/models/nomic.gguf", served_name="nomic-embed", gpus=[1, 3],
+        image="registry.local/ll:1",
         resources={"memory": "8GiB"},
         args={"gpu_layers": "all", "embeddings": True, "pooling": "mean", "cache_type_k": "q8_0",
               "flash_attn": "on", "extra_args": ["--rope-scaling", "yarn"]},
     )  # fmt: skip
-    spec = LlamaCppEngine().launch_spec(recipe, model_id=3, replica_index=2, port=18100, settings=engine_settings)
+    spec = LlamaCppEngine().launch_spec(
+        recipe, model_id=3, replica_index=2, port=18100, settings=engine_settings
+    )
     assert spec.name == "llamacpp-model-3-2"
     assert spec.argv[1:3] == ["-m", "/srv/models/nomic.gguf"]
     assert flag(spec.argv, "-ngl") == "all"
@@ -70,14 +73,18 @@ def test_gpu_embedding_recipe(engine_settings: Settings) -> None:
 
 def test_chat_template_file_is_mounted(engine_settings: Settings) -> None:
     recipe = make_recipe("llamacpp", "m.gguf", args={"chat_template_file": "templates/chatml.jinja"})
-    spec = LlamaCppEngine().launch_spec(recipe, model_id=1, replica_index=0, port=18001, settings=engine_settings)
+    spec = LlamaCppEngine().launch_spec(
+        recipe, model_id=1, replica_index=0, port=18001, settings=engine_settings
+    )
     host_tpl = engine_settings.models_dir / "templates/chatml.jinja"
     assert flag(spec.argv, "--chat-template-file") == str(host_tpl)
     assert flag(spec.container_argv, "--chat-template-file") == "/templates/chatml.jinja"
     assert Mount(host_tpl, "/templates/chatml.jinja") in spec.mounts
 
 
-def test_missing_binary_does_not_block_the_spec(engine_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_binary_does_not_block_the_spec(
+    engine_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent")
     monkeypatch.setenv("PATH", "/nonexistent")
     spec = LlamaCppEngine().launch_spec(

@@ -49,7 +49,8 @@ def test_awq_and_embedding_recipes(engine_settings: Settings) -> None:
     awq = make_recipe(
         "vllm", "/data/qwen2.5-7b-awq", served_name="qwen2.5-7b", gpus="all",
         args={"quantization": "awq_marlin", "kv_cache_dtype": "fp8", "enforce_eager": True,
-              "enable_prefix_caching": False, "chat_template": "/data/tpl.jinja", "extra_args": ["--seed", "1"]},
+              "enable_prefix_caching": False, "chat_template": "/data/tpl.jinja",
+              "extra_args": ["--seed", "1"]},
     )  # fmt: skip
     spec = VllmEngine().launch_spec(awq, model_id=5, replica_index=1, port=18005, settings=engine_settings)
     assert spec.name == "vllm-model-5-1"

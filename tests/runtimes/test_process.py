@@ -141,7 +141,14 @@ def test_adopt_ignores_dead_and_reused_pids(engine_settings: Settings) -> None:
     pid_dir = engine_settings.run_dir / "engines"
     pid_dir.mkdir(parents=True)
     # pid 1 exists but was not started by us at that time: a reused pid
-    reused = {"name": "llamacpp-model-8", "pid": 1, "port": 1, "labels": {}, "started": 12345.0, "log_file": "x"}
+    reused = {
+        "name": "llamacpp-model-8",
+        "pid": 1,
+        "port": 1,
+        "labels": {},
+        "started": 12345.0,
+        "log_file": "x",
+    }
     (pid_dir / "llamacpp-model-8.json").write_text(json.dumps(reused))
     dead = {**reused, "name": "llamacpp-model-9", "pid": 2**22 + 12345}
     (pid_dir / "llamacpp-model-9.json").write_text(json.dumps(dead))

@@ -98,7 +98,9 @@ def hf_model_dir(engine_settings: Settings) -> str:
     """An HF-style model folder (config.json only: enough for VllmTestDouble)."""
     folder = engine_settings.models_dir / "tiny-hf"
     folder.mkdir()
-    (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 8192}')
+    (folder / "config.json").write_text(
+        '{"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 8192}'
+    )
     return "tiny-hf"
 
 

@@ -20,7 +20,9 @@ N_CTX_TRAIN = 2048
 WORDS = ["▁the", "▁a", "▁cat", "▁dog", "▁is", "▁on", "▁mat", "▁hello", "▁world", "▁and", "."]
 
 
-def write_tiny_llama(path: Path, *, n_ctx_train: int = N_CTX_TRAIN, arch: str = "llama", seed: int = 0) -> Path:
+def write_tiny_llama(
+    path: Path, *, n_ctx_train: int = N_CTX_TRAIN, arch: str = "llama", seed: int = 0
+) -> Path:
     """Write a tiny llama GGUF to `path`; `arch` other than llama gives an unsupported-architecture file."""
     rng = np.random.default_rng(seed)
     tokens: list[bytes] = [b"<unk>", b"<s>", b"</s>"]
