@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, description="signs sessions, keys key hashes; default: home/secret.key")
     runtime: Literal["auto", "process", "docker"] = "auto"
     llama_server_bin: Path | None = Field(None, description="llama-server binary; default: the one install.sh built")
+    vllm_bin: Path | None = Field(None, description="vllm executable for the process runtime; default: vllm on PATH")
     engine_port_range: tuple[int, int] = (18000, 18999)
     max_request_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     ready_timeout_s: float = Field(30.0, gt=0)

@@ -1,0 +1,1 @@
+"""Engine adapters: recipe → command line / container spec, health probe, log diagnosis."""

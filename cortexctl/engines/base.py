@@ -1,0 +1,172 @@
+"""The engine interface: what the supervisor needs from an inference engine.
+
+An engine adapter is pure: it turns a recipe into a `LaunchSpec` (for either
+runtime), probes readiness over HTTP, and diagnoses a failed start from its log.
+It never starts processes itself; runtimes do (`cortexctl.runtimes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import httpx
+
+from cortexctl.core.errors import RecipeError
+
+if TYPE_CHECKING:
+    from cortexctl.core.settings import Settings
+    from cortexctl.recipes.schema import Recipe
+
+ENGINE_NAMES = ("llamacpp", "vllm")
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    name: str  # "llamacpp-model-{id}" for replica 0, "llamacpp-model-{id}-{index}" for others
+    engine: str  # "llamacpp" | "vllm"
+    argv: list[str]  # process runtime: full command line, argv[0] = binary
+    container_argv: list[str]  # docker runtime: args after the image entrypoint, in-container paths
+    image: str | None
+    env: dict[str, str]
+    host: str  # always 127.0.0.1: engines listen on loopback only
+    port: int
+    mounts: tuple[Mount, ...]  # model files, read-only
+    gpus: str | tuple[int, ...]  # "all" | "none" | indices
+    memory_limit_bytes: int | None
+    labels: dict[str, str]
+    log_file: Path  # $CORTEX_HOME/logs/engines/{name}.log
+
+
+class ProbeState(StrEnum):
+    DOWN = "down"
+    LOADING = "loading"
+    READY = "ready"
+
+
+@dataclass(frozen=True)
+class Probe:
+    state: ProbeState
+    detail: str
+    max_model_len: int | None = None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    rule: str  # e.g. "model-file-missing", "port-in-use", "oom-host", "unknown-argument"
+    summary: str  # what happened, one sentence
+    fix: str  # what to do
+    log_lines: list[str] = field(default_factory=list)  # the matching log lines (a few)
+
+
+class Engine(Protocol):
+    name: ClassVar[str]
+    default_image: ClassVar[str]
+    metrics_path: ClassVar[str]
+
+    def launch_spec(
+        self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
+    ) -> LaunchSpec: ...
+
+    async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe: ...
+
+    def diagnose(self, log_text: str) -> Diagnosis | None: ...
+
+
+def get_engine(name: str) -> Engine:
+    """The adapter for an engine name; RecipeError (listing the known ones) otherwise."""
+    # Imported here: each adapter imports this module for the shared types.
+    from cortexctl.engines.llamacpp import LlamaCppEngine
+    from cortexctl.engines.vllm import VllmEngine
+
+    engines: dict[str, Engine] = {"llamacpp": LlamaCppEngine(), "vllm": VllmEngine()}
+    try:
+        return engines[name]
+    except KeyError:
+        raise RecipeError(
+            f"unknown engine {name!r}",
+            fix=f"Use one of: {', '.join(ENGINE_NAMES)}.",
+            param="spec.engine",
+        ) from None
+
+
+# ---- helpers shared by the adapters --------------------------------------------------
+
+
+def engine_container_name(engine: str, model_id: int, replica_index: int) -> str:
+    base = f"{engine}-model-{model_id}"
+    return base if replica_index == 0 else f"{base}-{replica_index}"
+
+
+def engine_labels(
+    *, engine: str, model_id: int, replica_index: int, served_name: str, port: int
+) -> dict[str, str]:
+    return {
+        "cortex.managed": "true",
+        "cortex.model-id": str(model_id),
+        "cortex.replica": str(replica_index),
+        "cortex.engine": engine,
+        "cortex.served-name": served_name,
+        "cortex.port": str(port),
+    }
+
+
+def engine_log_file(settings: Settings, name: str) -> Path:
+    return settings.logs_dir / "engines" / f"{name}.log"
+
+
+def gpus_of(recipe: Recipe) -> str | tuple[int, ...]:
+    g = recipe.spec.gpus
+    return g if isinstance(g, str) else tuple(g)
+
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
+    "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2,
+    "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
+    "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4,
+}  # fmt: skip
+
+
+def parse_memory(text: str | None) -> int | None:
+    """'8GiB' / '512m' / '1000000' → bytes; RecipeError on nonsense."""
+    if text is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _SIZE_UNITS:
+        raise RecipeError(
+            f"invalid memory size {text!r}",
+            fix="Write it as a number with a unit, e.g. 8GiB, 512MiB or 16G.",
+            param="spec.resources.memory",
+        )
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+async def get_json(client: httpx.AsyncClient, url: str) -> tuple[int, object | None]:
+    """(status, parsed JSON or None); raises httpx.TransportError when nothing answers."""
+    resp = await client.get(url)
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, None
+
+
+def served_names(models_body: object) -> dict[str, dict[str, object]]:
+    """OpenAI `/v1/models` body → {id: entry}."""
+    if not isinstance(models_body, dict) or not isinstance(models_body.get("data"), list):
+        return {}
+    return {str(e.get("id")): e for e in models_body["data"] if isinstance(e, dict)}

@@ -1,0 +1,181 @@
+"""llama.cpp's `llama-server`: recipe → command line, readiness probe, diagnosis.
+
+Flag spellings are those of the llama.cpp tree vendored in llama-cpp-python
+0.3.36 (`common/arg.cpp`). `/health` answers 503 while the model loads and 200
+once it is ready; the served name is the `--alias`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+
+from cortexctl.core.errors import EngineError
+from cortexctl.core.settings import Settings
+from cortexctl.engines import diagnosis
+from cortexctl.engines.base import (
+    LOOPBACK,
+    Diagnosis,
+    LaunchSpec,
+    Mount,
+    Probe,
+    ProbeState,
+    engine_container_name,
+    engine_labels,
+    engine_log_file,
+    get_json,
+    gpus_of,
+    parse_memory,
+    served_names,
+)
+from cortexctl.engines.binaries import LLAMA_CPP_VERSION, find_llama_server
+from cortexctl.recipes.schema import LlamaCppArgs, Recipe
+
+CONTAINER_MODELS_DIR = "/models"
+CONTAINER_TEMPLATES_DIR = "/templates"
+
+
+def llama_server_args(
+    args: LlamaCppArgs, *, model: str, port: int, served_name: str, template_file: str | None
+) -> list[str]:
+    """Everything after the binary name; `model`/`template_file` as the engine will see them."""
+    argv = [
+        "-m", model,
+        "--host", LOOPBACK,
+        "--port", str(port),
+        "--alias", served_name,
+        "-c", str(args.context_length),
+        "-np", str(args.parallel),
+        "-ngl", str(args.gpu_layers),
+        "-fa", args.flash_attn,
+        "-ctk", args.cache_type_k,
+        "-ctv", args.cache_type_v,
+        "--metrics",
+        "--no-webui",
+    ]  # fmt: skip
+    if args.threads is not None:
+        argv += ["-t", str(args.threads)]
+    if args.batch_size is not None:
+        argv += ["-b", str(args.batch_size)]
+    if args.ubatch_size is not None:
+        argv += ["-ub", str(args.ubatch_size)]
+    if args.chat_template is not None:
+        argv += ["--chat-template", args.chat_template]
+    if template_file is not None:
+        argv += ["--chat-template-file", template_file]
+    if args.embeddings:
+        argv.append("--embeddings")
+    if args.pooling is not None:
+        argv += ["--pooling", args.pooling]
+    if args.mlock:
+        argv.append("--mlock")
+    return argv + list(args.extra_args)
+
+
+class LlamaCppEngine:
+    name: ClassVar[str] = "llamacpp"
+    default_image: ClassVar[str] = f"cortex/llamacpp-cpu:{LLAMA_CPP_VERSION}"
+    metrics_path: ClassVar[str] = "/metrics"
+
+    def launch_spec(
+        self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
+    ) -> LaunchSpec:
+        spec = recipe.spec
+        if spec.engine != self.name:
+            raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {self.name!r}")
+        args = spec.engine_args()
+        assert isinstance(args, LlamaCppArgs)  # spec.engine == "llamacpp" picks this model
+        model_path = spec.model.resolve(settings.models_dir)
+        mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
+        template_host: str | None = None
+        template_container: str | None = None
+        if args.chat_template_file is not None:
+            tpl = Path(args.chat_template_file).expanduser()
+            tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
+            template_host = str(tpl)
+            template_container = f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
+            mounts.append(Mount(tpl, template_container))
+        try:
+            binary = str(find_llama_server(settings))
+        except EngineError:
+            # Docker-only hosts have no binary; the process runtime reports it at start.
+            binary = "llama-server"
+        name = engine_container_name(self.name, model_id, replica_index)
+        env: dict[str, str] = {}
+        gpus = gpus_of(recipe)
+        if isinstance(gpus, tuple):
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+        return LaunchSpec(
+            name=name,
+            engine=self.name,
+            argv=[
+                binary,
+                *llama_server_args(
+                    args,
+                    model=str(model_path),
+                    template_file=template_host,
+                    port=port,
+                    served_name=spec.served_name,
+                ),
+            ],
+            container_argv=llama_server_args(
+                args,
+                model=mounts[0].target,
+                template_file=template_container,
+                port=port,
+                served_name=spec.served_name,
+            ),
+            image=spec.image or self.default_image,
+            env=env,
+            host=LOOPBACK,
+            port=port,
+            mounts=tuple(mounts),
+            gpus=gpus,
+            memory_limit_bytes=parse_memory(spec.resources.memory),
+            labels=engine_labels(
+                engine=self.name,
+                model_id=model_id,
+                replica_index=replica_index,
+                served_name=spec.served_name,
+                port=port,
+            ),  # fmt: skip
+            log_file=engine_log_file(settings, name),
+        )
+
+    async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe:
+        try:
+            status, body = await get_json(client, f"{base_url}/health")
+        except httpx.TransportError as exc:
+            return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
+        if status == 503:
+            return Probe(ProbeState.LOADING, "loading model")
+        if status != 200:
+            return Probe(ProbeState.DOWN, f"/health answered {status}")
+        try:
+            status, models = await get_json(client, f"{base_url}/v1/models")
+            _, props = await get_json(client, f"{base_url}/props")
+        except httpx.TransportError as exc:
+            return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
+        listed = served_names(models)
+        if served_name not in listed:
+            return Probe(
+                ProbeState.LOADING, f"/v1/models does not list {served_name!r} yet ({sorted(listed)})"
+            )
+        return Probe(ProbeState.READY, "ready", max_model_len=_slot_context(props, listed[served_name]))
+
+    def diagnose(self, log_text: str) -> Diagnosis | None:
+        return diagnosis.diagnose(log_text, engine=self.name)
+
+
+def _slot_context(props: object, model_entry: dict[str, object]) -> int | None:
+    """Context one request can use: the per-slot n_ctx from /props, else the model's n_ctx_train."""
+    if isinstance(props, dict):
+        settings = props.get("default_generation_settings")
+        if isinstance(settings, dict) and isinstance(settings.get("n_ctx"), int):
+            return int(settings["n_ctx"])
+    meta = model_entry.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("n_ctx_train"), int):
+        return int(meta["n_ctx_train"])
+    return None

@@ -1,0 +1,184 @@
+"""vLLM's OpenAI server (`vllm serve`): recipe → command line / container spec, probe, diagnosis.
+
+Pinned to vLLM VLLM_VERSION; the image `vllm/vllm-openai:v<version>` has
+`vllm serve` as its entrypoint, so `container_argv` starts with the model path.
+vLLM opens its port only once the model is loaded: a DOWN probe while the
+process lives means "still loading" to the supervisor. Ready = `/health` 200 and
+the served name listed by `/v1/models` (which also carries `max_model_len`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+
+from cortexctl.core.errors import EngineError
+from cortexctl.core.settings import Settings
+from cortexctl.engines import diagnosis
+from cortexctl.engines.base import (
+    LOOPBACK,
+    Diagnosis,
+    LaunchSpec,
+    Mount,
+    Probe,
+    ProbeState,
+    engine_container_name,
+    engine_labels,
+    engine_log_file,
+    get_json,
+    gpus_of,
+    parse_memory,
+    served_names,
+)
+from cortexctl.engines.binaries import find_vllm
+from cortexctl.recipes.schema import Recipe, VllmArgs
+
+VLLM_VERSION = "0.18.0"
+CONTAINER_MODELS_DIR = "/models"
+CONTAINER_TEMPLATES_DIR = "/templates"
+
+# `--task` gave way to `--runner` / `--convert` (vLLM ≥ 0.10); recipes keep the task words.
+_TASK_FLAGS: dict[str, list[str]] = {
+    "generate": ["--runner", "generate"],
+    "embed": ["--runner", "pooling", "--convert", "embed"],
+    "classify": ["--runner", "pooling", "--convert", "classify"],
+    "score": ["--runner", "pooling", "--convert", "classify"],
+    "reward": ["--runner", "pooling"],
+}
+
+# Air-gapped hosts: never let vLLM / transformers / huggingface_hub reach out.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def vllm_serve_args(
+    args: VllmArgs, *, model: str, port: int, served_name: str, template: str | None
+) -> list[str]:
+    """Everything after `vllm serve`, with paths as the engine will see them."""
+    argv = [
+        model,
+        "--host", LOOPBACK,
+        "--port", str(port),
+        "--served-model-name", served_name,
+        "--tensor-parallel-size", str(args.tensor_parallel_size),
+        "--gpu-memory-utilization", str(args.gpu_memory_utilization),
+        "--dtype", args.dtype,
+        "--kv-cache-dtype", args.kv_cache_dtype,
+    ]  # fmt: skip
+    if args.pipeline_parallel_size != 1:
+        argv += ["--pipeline-parallel-size", str(args.pipeline_parallel_size)]
+    if args.max_model_len is not None:
+        argv += ["--max-model-len", str(args.max_model_len)]
+    if args.max_num_seqs is not None:
+        argv += ["--max-num-seqs", str(args.max_num_seqs)]
+    if args.max_num_batched_tokens is not None:
+        argv += ["--max-num-batched-tokens", str(args.max_num_batched_tokens)]
+    if args.quantization is not None:
+        argv += ["--quantization", args.quantization]
+    if args.enforce_eager:
+        argv.append("--enforce-eager")
+    if args.enable_prefix_caching is not None:
+        argv.append("--enable-prefix-caching" if args.enable_prefix_caching else "--no-enable-prefix-caching")
+    if args.trust_remote_code:
+        argv.append("--trust-remote-code")
+    if template is not None:
+        argv += ["--chat-template", template]
+    if args.task is not None:
+        argv += _TASK_FLAGS[args.task]
+    if args.swap_space_gib is not None:
+        argv += ["--swap-space", f"{args.swap_space_gib:g}"]
+    return argv + list(args.extra_args)
+
+
+class VllmEngine:
+    name: ClassVar[str] = "vllm"
+    default_image: ClassVar[str] = f"vllm/vllm-openai:v{VLLM_VERSION}"
+    metrics_path: ClassVar[str] = "/metrics"
+
+    def launch_spec(
+        self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
+    ) -> LaunchSpec:
+        spec = recipe.spec
+        if spec.engine != self.name:
+            raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {self.name!r}")
+        args = spec.engine_args()
+        assert isinstance(args, VllmArgs)  # spec.engine == "vllm" picks this model
+        model_path = spec.model.resolve(settings.models_dir)
+        mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
+        template_host: str | None = None
+        template_container: str | None = None
+        if args.chat_template is not None:
+            tpl = Path(args.chat_template).expanduser()
+            tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
+            template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
+            mounts.append(Mount(tpl, template_container))
+        try:
+            binary = str(find_vllm(settings))
+        except EngineError:
+            binary = "vllm"  # docker-only hosts; the process runtime reports it at start
+        name = engine_container_name(self.name, model_id, replica_index)
+        env = dict(OFFLINE_ENV)
+        gpus = gpus_of(recipe)
+        if isinstance(gpus, tuple):
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+        return LaunchSpec(
+            name=name,
+            engine=self.name,
+            argv=[
+                binary,
+                "serve",
+                *vllm_serve_args(
+                    args,
+                    model=str(model_path),
+                    template=template_host,
+                    port=port,
+                    served_name=spec.served_name,
+                ),
+            ],
+            container_argv=vllm_serve_args(
+                args,
+                model=mounts[0].target,
+                template=template_container,
+                port=port,
+                served_name=spec.served_name,
+            ),
+            image=spec.image or self.default_image,
+            env=env,
+            host=LOOPBACK,
+            port=port,
+            mounts=tuple(mounts),
+            gpus=gpus,
+            memory_limit_bytes=parse_memory(spec.resources.memory),
+            labels=engine_labels(
+                engine=self.name,
+                model_id=model_id,
+                replica_index=replica_index,
+                served_name=spec.served_name,
+                port=port,
+            ),  # fmt: skip
+            log_file=engine_log_file(settings, name),
+        )
+
+    async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe:
+        try:
+            status, _ = await get_json(client, f"{base_url}/health")
+            if status != 200:
+                return Probe(ProbeState.LOADING, f"/health answered {status}")
+            status, models = await get_json(client, f"{base_url}/v1/models")
+        except httpx.TransportError as exc:
+            return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
+        listed = served_names(models)
+        if served_name not in listed:
+            return Probe(ProbeState.LOADING, f"/v1/models does not list {served_name!r} ({sorted(listed)})")
+        mml = listed[served_name].get("max_model_len")
+        return Probe(ProbeState.READY, "ready", max_model_len=mml if isinstance(mml, int) else None)
+
+    def diagnose(self, log_text: str) -> Diagnosis | None:
+        return diagnosis.diagnose(log_text, engine=self.name)

@@ -1,0 +1,1 @@
+"""Runtimes: where engines run (supervised processes or Docker containers)."""

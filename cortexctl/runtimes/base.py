@@ -1,0 +1,84 @@
+"""The runtime interface and the factory that picks one.
+
+A runtime starts what an engine adapter describes (`LaunchSpec`), stops it,
+reports whether it still runs, returns its log, and finds engines a previous
+daemon left running (`adopt`). It never waits for readiness: that is the
+supervisor's probe loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from cortexctl.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cortexctl.core.settings import Settings
+    from cortexctl.engines.base import LaunchSpec
+    from cortexctl.recipes.schema import Recipe
+
+log = logging.getLogger(__name__)
+
+RUNTIME_NAMES = ("process", "docker")
+
+
+@dataclass(frozen=True)
+class RunningEngine:
+    runtime: str  # "process" | "docker"
+    name: str
+    port: int
+    labels: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
+    container_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    alive: bool
+    exit_code: int | None
+
+
+class Runtime(Protocol):
+    name: ClassVar[str]
+
+    def start(self, spec: LaunchSpec) -> RunningEngine: ...
+
+    def stop(self, handle: RunningEngine, *, timeout_s: float = 20.0) -> None: ...
+
+    def status(self, handle: RunningEngine) -> ExitInfo: ...
+
+    def logs(self, handle: RunningEngine, *, tail: int = 200) -> str: ...
+
+    def adopt(self) -> list[RunningEngine]: ...
+
+
+def make_runtime(kind: str, settings: Settings) -> Runtime:
+    """The runtime named `kind` ("process" | "docker"); ConfigError otherwise."""
+    if kind == "process":
+        from cortexctl.runtimes.process import ProcessRuntime
+
+        return ProcessRuntime(settings=settings)
+    if kind == "docker":
+        from cortexctl.runtimes.docker import DockerRuntime
+
+        return DockerRuntime(settings=settings)
+    raise ConfigError(f"unknown runtime {kind!r}", fix=f"Use one of: auto, {', '.join(RUNTIME_NAMES)}.")
+
+
+def choose_runtime(settings: Settings, recipe: Recipe) -> Runtime:
+    """recipe.spec.runtime, else settings.runtime; "auto" = docker when an engine answers and the
+    recipe's image is present, else process."""
+    kind = recipe.spec.runtime or settings.runtime
+    if kind != "auto":
+        return make_runtime(kind, settings)
+    from cortexctl.engines.base import get_engine
+    from cortexctl.runtimes.docker import DockerRuntime
+
+    image = recipe.spec.image or get_engine(recipe.spec.engine).default_image
+    docker = DockerRuntime(settings=settings)
+    if docker.available() and docker.image_present(image):
+        return docker
+    log.debug("runtime auto: docker unavailable or image %s absent; using process", image)
+    return make_runtime("process", settings)

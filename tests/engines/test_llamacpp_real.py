@@ -1,0 +1,131 @@
+"""The real llama-server under the process runtime: readiness, an answer, and each
+diagnosis rule that can be provoked for real."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cortexctl.core.settings import Settings
+from cortexctl.engines.base import Diagnosis, ProbeState
+from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.runtimes.process import ProcessRuntime
+from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
+from tests.support.tiny_gguf import write_tiny_llama
+
+pytestmark = [pytest.mark.llama]
+
+
+async def probe_states(engine: LlamaCppEngine, base: str, served: str, timeout_s: float) -> list[Any]:
+    seen: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            p = await engine.probe(client, base, served_name=served)
+            if not seen or seen[-1].state != p.state:
+                seen.append(p)
+            if p.state == ProbeState.READY:
+                break
+            await asyncio.sleep(0.02)
+    return seen
+
+
+async def test_tiny_model_loads_and_answers(llama_settings: Settings, tiny_model: str) -> None:
+    engine = LlamaCppEngine()
+    port = free_tcp_port()
+    recipe = make_recipe(
+        "llamacpp", tiny_model, served_name="tiny", args={"context_length": 1024, "parallel": 2}
+    )
+    spec = engine.launch_spec(recipe, model_id=1, replica_index=0, port=port, settings=llama_settings)
+    rt = ProcessRuntime(settings=llama_settings)
+    handle = rt.start(spec)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        seen = await probe_states(engine, base, "tiny", timeout_s=60)
+        assert seen[-1].state == ProbeState.READY, rt.logs(handle)
+        assert all(p.state != ProbeState.READY for p in seen[:-1])
+        assert seen[-1].max_model_len == 512  # per slot: 1024 / 2 parallel
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(
+                f"{base}/v1/completions", json={"model": "tiny", "prompt": "the cat", "max_tokens": 5}
+            )
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["usage"]["completion_tokens"] > 0 and isinstance(body["choices"][0]["text"], str)
+            metrics = await client.get(f"{base}{engine.metrics_path}")
+            assert metrics.status_code == 200 and "llamacpp:" in metrics.text
+        assert engine.diagnose(rt.logs(handle, tail=1000)) is None  # a healthy start has no diagnosis
+    finally:
+        rt.stop(handle, timeout_s=10)
+    assert not rt.status(handle).alive
+
+
+def run_to_failure(
+    settings: Settings, model: str, *, port: int | None = None, **args: Any
+) -> tuple[Diagnosis | None, str]:
+    engine = LlamaCppEngine()
+    recipe = make_recipe("llamacpp", model, args=args)
+    spec = engine.launch_spec(
+        recipe, model_id=2, replica_index=0, port=port or free_tcp_port(), settings=settings
+    )
+    rt = ProcessRuntime(settings=settings)
+    handle = rt.start(spec)
+    try:
+        exited = wait_until(lambda: not rt.status(handle).alive, timeout_s=60)
+        log = rt.logs(handle, tail=2000)
+        assert exited, f"llama-server did not fail:\n{log}"
+        assert rt.status(handle).exit_code != 0
+    finally:
+        rt.stop(handle, timeout_s=5)
+    return engine.diagnose(log), log
+
+
+def test_missing_model_file(llama_settings: Settings) -> None:
+    d, log = run_to_failure(llama_settings, "nowhere/absent.gguf")
+    assert d is not None and d.rule == "model-file-missing", log
+    assert any("absent.gguf" in line for line in d.log_lines)
+
+
+def test_not_a_gguf_file(llama_settings: Settings) -> None:
+    (llama_settings.models_dir / "readme.gguf").write_text("# not a model\n" * 200)
+    d, log = run_to_failure(llama_settings, "readme.gguf")
+    assert d is not None and d.rule == "model-file-corrupt", log
+
+
+def test_truncated_gguf(llama_settings: Settings, tiny_gguf_file: Path) -> None:
+    (llama_settings.models_dir / "cut.gguf").write_bytes(tiny_gguf_file.read_bytes()[:50_000])
+    d, log = run_to_failure(llama_settings, "cut.gguf")
+    assert d is not None and d.rule == "model-file-corrupt", log
+
+
+def test_unsupported_architecture(llama_settings: Settings) -> None:
+    write_tiny_llama(llama_settings.models_dir / "alien.gguf", arch="alien9000")
+    d, log = run_to_failure(llama_settings, "alien.gguf")
+    assert d is not None and d.rule == "unsupported-architecture", log
+
+
+def test_port_already_taken(llama_settings: Settings, tiny_model: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        d, log = run_to_failure(llama_settings, tiny_model, port=holder.getsockname()[1])
+    assert d is not None and d.rule == "port-in-use", log
+
+
+def test_unknown_flag(llama_settings: Settings, tiny_model: str) -> None:
+    d, log = run_to_failure(llama_settings, tiny_model, extra_args=["--no-such-flag", "1"])
+    assert d is not None and d.rule == "unknown-argument", log
+    assert any("--no-such-flag" in line for line in d.log_lines)
+
+
+def test_absurd_context_runs_out_of_memory(llama_settings: Settings, tiny_model: str) -> None:
+    d, log = run_to_failure(
+        llama_settings, tiny_model, context_length=2**31 - 1, cache_type_k="f32", cache_type_v="f32"
+    )
+    assert d is not None and d.rule in ("oom-host", "context-too-large"), log
