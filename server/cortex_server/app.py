@@ -19,7 +19,8 @@ from cortex_server.core.security import load_or_create_secret
 from cortex_server.db.engine import make_engine, make_session_factory
 from cortex_server.services.supervisor import Supervisor
 from cortexctl.core.settings import Settings
-from cortexctl.runtimes.base import choose_runtime, docker_reachable, make_runtime
+from cortexctl.runtimes.base import choose_runtime, make_runtime
+from cortexctl.runtimes.docker import DockerRuntime
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -38,8 +39,9 @@ def build_context(settings: Settings) -> AppContext:
 def build_supervisor(ctx: AppContext) -> Supervisor:
     settings = ctx.settings
     adopters = [make_runtime("process", settings)]
-    if docker_reachable(settings):
-        adopters.append(make_runtime("docker", settings))
+    docker = DockerRuntime(settings=settings)
+    if docker.available():
+        adopters.append(docker)
     return Supervisor(
         settings=settings,
         session_factory=ctx.session_factory,

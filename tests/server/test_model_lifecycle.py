@@ -1,0 +1,122 @@
+"""The model lifecycle end to end: a real daemon, the real llama-server, the process runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.cli.conftest import Cortexctl
+from tests.support.engine_fixtures import wait_until
+
+pytestmark = pytest.mark.slow
+
+TINY_RECIPE = """\
+apiVersion: cortex/v1
+kind: Recipe
+metadata:
+  name: {name}
+  description: tiny random llama for lifecycle tests
+spec:
+  engine: llamacpp
+  served_name: {name}
+  model:
+    path: {model}
+  runtime: process
+  args:
+    context_length: 256
+    parallel: 1
+    threads: 1
+  timeouts:
+    load_s: 60
+"""
+
+
+@pytest.fixture
+def daemon(cortexctl: Cortexctl, llama_server_bin: Path, tiny_gguf_file: Path) -> Cortexctl:
+    cortexctl.extra_env.update(
+        CORTEX_LLAMA_SERVER_BIN=str(llama_server_bin),
+        CORTEX_RUNTIME="process",
+        CORTEX_HEALTH_POLL_INTERVAL_S="0.5",
+        CORTEX_ENGINE_PORT_RANGE=json.dumps([29000 + os.getpid() % 500 * 2, 29999]),
+    )
+    (cortexctl.home / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_gguf_file, cortexctl.home / "models" / "tiny.gguf")
+    cortexctl.run("up", check=True)
+    return cortexctl
+
+
+def write_recipe(tmp_path: Path, name: str, model: str = "tiny.gguf", extra: str = "") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY_RECIPE.format(name=name, model=model) + extra)
+    return path
+
+
+def model_state(cli: Cortexctl, name: str) -> dict[str, Any]:
+    return cli.json("model", "show", name)
+
+
+def test_create_wait_kill_restart_readopt(daemon: Cortexctl, tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path, "tiny")
+    created = daemon.json("model", "create", "-f", str(recipe), "--wait", "--timeout", "90")
+    assert created["state"] == "running"
+
+    listed = {m["name"]: m for m in daemon.json("model", "list")}
+    replica = listed["tiny"]["replicas"][0]
+    assert listed["tiny"]["runtime"] == "process" and replica["pid"] and replica["port"]
+    engine_url = f"http://127.0.0.1:{replica['port']}"
+    out = httpx.post(engine_url + "/v1/completions", json={"prompt": "hi", "max_tokens": 4}, timeout=30)
+    assert out.status_code == 200 and out.json()["choices"]
+
+    # Kill the engine: the daemon notices within 5 s and restarts it with backoff.
+    os.kill(replica["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert wait_until(lambda: model_state(daemon, "tiny")["replicas"][0]["state"] != "running", timeout_s=5)
+    assert time.monotonic() - killed_at <= 5
+    assert wait_until(lambda: model_state(daemon, "tiny")["state"] == "running", timeout_s=60, interval_s=0.5)
+    restarted = model_state(daemon, "tiny")["replicas"][0]
+    assert restarted["restart_count"] == 1 and restarted["pid"] != replica["pid"]
+
+    # Restarting the daemon leaves the engine running and re-adopts it.
+    daemon.run("down", check=True)
+    assert psutil.pid_exists(restarted["pid"])
+    daemon.run("up", check=True)
+    assert wait_until(lambda: model_state(daemon, "tiny")["state"] == "running", timeout_s=30, interval_s=0.5)
+    adopted = model_state(daemon, "tiny")["replicas"][0]
+    assert adopted["pid"] == restarted["pid"] and adopted["port"] == restarted["port"]
+
+    # Stop really stops the engine.
+    daemon.run("model", "stop", "tiny", check=True)
+    assert wait_until(lambda: not psutil.pid_exists(restarted["pid"]), timeout_s=30)
+    assert wait_until(lambda: model_state(daemon, "tiny")["state"] == "stopped", timeout_s=10)
+    daemon.run("model", "delete", "tiny", check=True)
+
+
+@pytest.mark.parametrize(
+    ("case", "model", "extra", "rule"),
+    [
+        ("missing-file", "nope.gguf", "", "model-file-missing"),
+        ("not-gguf", "garbage.gguf", "", "model-file-corrupt"),
+    ],
+)
+def test_provoked_failures_end_failed_with_diagnosis(
+    daemon: Cortexctl, tmp_path: Path, case: str, model: str, extra: str, rule: str
+) -> None:
+    (daemon.home / "models" / "garbage.gguf").write_bytes(b"this is not a gguf file\n" * 100)
+    recipe = write_recipe(tmp_path, f"bad-{case}", model=model, extra=extra)
+    proc = daemon.run("model", "create", "-f", str(recipe), "--wait", "--timeout", "60")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    shown = model_state(daemon, f"bad-{case}")
+    assert shown["state"] == "failed"
+    assert shown["diagnosis"]["rule"] == rule, shown["diagnosis"]
+    assert shown["diagnosis"]["fix"]
+    diagnose = daemon.run("model", "logs", f"bad-{case}", "--diagnose")
+    assert rule in diagnose.stdout
