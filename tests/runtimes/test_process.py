@@ -131,7 +131,7 @@ def test_adopt_after_dropping_the_runtime(engine_settings: Settings, fake_engine
         ("llamacpp-model-1", handle.pid, 18001, "1")
     ]
     assert second.status(adopted[0]).alive
-    assert "engine starting" in second.logs(adopted[0])
+    assert wait_until(lambda: "engine starting" in second.logs(adopted[0]), timeout_s=10)
     second.stop(adopted[0], timeout_s=5)
     assert wait_until(lambda: _zombie(handle.pid), timeout_s=5)
     assert ProcessRuntime(settings=engine_settings).adopt() == []
