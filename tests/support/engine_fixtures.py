@@ -18,6 +18,7 @@ import pytest
 from cortexctl.core.settings import Settings
 from cortexctl.engines.binaries import built_llama_server
 from cortexctl.recipes.schema import Recipe
+from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.tiny_gguf import write_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +52,18 @@ def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: f
 
 
 @pytest.fixture
-def engine_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def engine_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings with a private home; engines a failed test left running are stopped afterwards."""
     for name in list(os.environ):
         if name.startswith("CORTEX_"):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
-    return Settings(home=home)
+    settings = Settings(home=home)
+    yield settings
+    runtime = ProcessRuntime(settings=settings)
+    for leftover in runtime.adopt():
+        runtime.stop(leftover, timeout_s=2)
 
 
 @pytest.fixture(scope="session")
