@@ -104,9 +104,17 @@ class DockerRuntime:
         try:
             container = client.containers.run(spec.image, **kwargs)
         except docker.errors.APIError as exc:
+            self._remove_created(spec.name)  # `run` = create + start: a failed start leaves one behind
+            explanation = str(exc.explanation or exc)
+            if "could not select device driver" in explanation:
+                raise EngineError(
+                    f"Docker cannot give {spec.name} GPUs: {explanation}",
+                    fix="Install the NVIDIA Container Toolkit and restart dockerd "
+                    "(`nvidia-ctk runtime configure --runtime=docker`), or run on CPU (spec.gpus: none).",
+                ) from exc
             raise EngineError(
-                f"Docker could not start {spec.name}: {exc.explanation or exc}",
-                fix="See the message above; `docker logs " + spec.name + "` may tell more.",
+                f"Docker could not start {spec.name}: {explanation}",
+                fix=f"Check the message above and `docker logs {spec.name}`, then start the model again.",
             ) from exc
         log.info("started container %s (%s) on port %s", spec.name, container.short_id, spec.port)
         return RunningEngine(
@@ -188,6 +196,12 @@ class DockerRuntime:
         if old.status == "running":
             raise EngineError(f"container {name} is already running", fix="Stop it first, or adopt it.")
         old.remove(force=True)
+
+    def _remove_created(self, name: str) -> None:
+        try:
+            self._client().containers.get(name).remove(force=True)
+        except docker.errors.DockerException:
+            pass
 
 
 def _device_requests(gpus: str | tuple[int, ...]) -> list[DeviceRequest]:
