@@ -151,3 +151,27 @@ def test_device_requests() -> None:
     assert everything["Count"] == -1 and everything["Capabilities"] == [["gpu"]]
     (some,) = _device_requests((0, 2))
     assert some["DeviceIDs"] == ["0", "2"] and some["Capabilities"] == [["gpu"]]
+
+
+def test_vllm_container_spec(engine_settings: Settings) -> None:
+    from cortexctl.engines.vllm import VllmEngine
+    from cortexctl.runtimes.docker import container_kwargs
+
+    recipe = make_recipe(
+        "vllm", "/srv/llama-8b", served_name="llama", gpus=[2, 3], resources={"memory": "64GiB"},
+        args={"tensor_parallel_size": 2},
+    )  # fmt: skip
+    spec = VllmEngine().launch_spec(recipe, model_id=5, replica_index=0, port=18005, settings=engine_settings)
+    kw = container_kwargs(spec)
+    assert kw["name"] == "vllm-model-5" and kw["network_mode"] == "host" and kw["ipc_mode"] == "host"
+    assert kw["command"][:3] == ["/models/llama-8b", "--host", "127.0.0.1"]
+    assert kw["device_requests"][0]["DeviceIDs"] == ["2", "3"]
+    assert "CUDA_VISIBLE_DEVICES" not in kw["environment"] and kw["environment"]["HF_HUB_OFFLINE"] == "1"
+    (mount,) = kw["mounts"]
+    assert (mount["Source"], mount["Target"], mount["ReadOnly"]) == (
+        "/srv/llama-8b",
+        "/models/llama-8b",
+        True,
+    )
+    assert kw["mem_limit"] == 64 * 1024**3
+    assert kw["labels"]["cortex.managed"] == "true"
