@@ -187,7 +187,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "context-too-large",
         LLAMA,
-        r"slot context \(\d+\) exceeds the training context of the model",
+        r"slot context \(\d+\) exceeds the training context of the model|n_ctx_seq \(\d+\) > n_ctx_train",
         "The recipe's context length is larger than the model's training context.",
         "Lower spec.args.context_length (per slot: context_length / parallel) to the model's n_ctx_train.",
     ),

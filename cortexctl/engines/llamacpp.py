@@ -62,7 +62,9 @@ def llama_server_args(
     if args.ubatch_size is not None:
         argv += ["-ub", str(args.ubatch_size)]
     if args.chat_template is not None:
-        argv += ["--chat-template", args.chat_template]
+        # A built-in template name: with Jinja on (this version's default) llama-server would
+        # take the name itself as the template text, so Jinja must be off before the flag.
+        argv += ["--no-jinja", "--chat-template", args.chat_template]
     if template_file is not None:
         argv += ["--chat-template-file", template_file]
     if args.embeddings:

@@ -81,32 +81,21 @@ class DockerRuntime:
                     f"cannot start {spec.name}: {m.source} does not exist",
                     fix="Check spec.model.path (relative paths are under $CORTEX_HOME/models).",
                 )
-        env = dict(spec.env)
-        if isinstance(spec.gpus, tuple):
-            # The device request already limits the container to these GPUs, renumbered from 0.
-            env.pop("CUDA_VISIBLE_DEVICES", None)
-        kwargs: dict[str, Any] = {
-            "command": list(spec.container_argv),
-            "name": spec.name,
-            "labels": dict(spec.labels),
-            "environment": env,
-            "network_mode": "host",
-            "mounts": [
-                DockerMount(target=m.target, source=str(m.source), type="bind", read_only=m.read_only)
-                for m in spec.mounts
-            ],
-            "detach": True,
-        }
-        if requests := _device_requests(spec.gpus):
-            kwargs["device_requests"] = requests
-        if spec.memory_limit_bytes is not None:
-            kwargs["mem_limit"] = spec.memory_limit_bytes
+        kwargs = container_kwargs(spec)
         try:
             container = client.containers.run(spec.image, **kwargs)
         except docker.errors.APIError as exc:
+            self._remove_created(spec.name)  # `run` = create + start: a failed start leaves one behind
+            explanation = str(exc.explanation or exc)
+            if "could not select device driver" in explanation:
+                raise EngineError(
+                    f"Docker cannot give {spec.name} GPUs: {explanation}",
+                    fix="Install the NVIDIA Container Toolkit and restart dockerd "
+                    "(`nvidia-ctk runtime configure --runtime=docker`), or run on CPU (spec.gpus: none).",
+                ) from exc
             raise EngineError(
-                f"Docker could not start {spec.name}: {exc.explanation or exc}",
-                fix="See the message above; `docker logs " + spec.name + "` may tell more.",
+                f"Docker could not start {spec.name}: {explanation}",
+                fix=f"Check the message above and `docker logs {spec.name}`, then start the model again.",
             ) from exc
         log.info("started container %s (%s) on port %s", spec.name, container.short_id, spec.port)
         return RunningEngine(
@@ -188,6 +177,40 @@ class DockerRuntime:
         if old.status == "running":
             raise EngineError(f"container {name} is already running", fix="Stop it first, or adopt it.")
         old.remove(force=True)
+
+    def _remove_created(self, name: str) -> None:
+        try:
+            self._client().containers.get(name).remove(force=True)
+        except docker.errors.DockerException:
+            pass
+
+
+def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
+    """`containers.run` keyword arguments for a LaunchSpec (everything but the image)."""
+    env = dict(spec.env)
+    if isinstance(spec.gpus, tuple):
+        # The device request already limits the container to these GPUs, renumbered from 0.
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+    kwargs: dict[str, Any] = {
+        "command": list(spec.container_argv),
+        "name": spec.name,
+        "labels": dict(spec.labels),
+        "environment": env,
+        "network_mode": "host",  # the engine itself binds 127.0.0.1
+        "mounts": [
+            DockerMount(target=m.target, source=str(m.source), type="bind", read_only=m.read_only)
+            for m in spec.mounts
+        ],
+        "detach": True,
+    }
+    if requests := _device_requests(spec.gpus):
+        kwargs["device_requests"] = requests
+    if spec.memory_limit_bytes is not None:
+        kwargs["mem_limit"] = spec.memory_limit_bytes
+    if spec.engine == "vllm":
+        # vLLM's workers share tensors through /dev/shm; Docker's 64 MB default is far too small.
+        kwargs["ipc_mode"] = "host"
+    return kwargs
 
 
 def _device_requests(gpus: str | tuple[int, ...]) -> list[DeviceRequest]:

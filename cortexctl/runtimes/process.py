@@ -75,7 +75,7 @@ class ProcessRuntime:
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
                     stderr=subprocess.STDOUT,
-                    env={**os.environ, **spec.env},
+                    env=_engine_env(spec.env),
                     start_new_session=True,
                     close_fds=True,
                 )
@@ -189,6 +189,13 @@ class ProcessRuntime:
             labels=dict(record.get("labels") or {}),
             pid=int(record["pid"]),
         )
+
+
+def _engine_env(extra: dict[str, str]) -> dict[str, str]:
+    # Engines inherit the daemon's environment (PATH, locale, CUDA_*), never its CORTEX_*
+    # settings: those hold database URLs and secret keys an engine has no business seeing.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
+    return {**inherited, **extra}
 
 
 def _resolve_binary(argv0: str) -> str | None:

@@ -32,7 +32,8 @@ def test_cpu_demo_recipe_command_line(engine_settings: Settings, tmp_path: Path)
     assert (flag(spec.argv, "--host"), flag(spec.argv, "--port")) == ("127.0.0.1", "18007")
     assert flag(spec.argv, "--alias") == "gemma3-270m"
     assert (flag(spec.argv, "-c"), flag(spec.argv, "-np"), flag(spec.argv, "-ngl")) == ("8192", "4", "0")
-    assert flag(spec.argv, "--chat-template") == "gemma"
+    i = spec.argv.index("--chat-template")
+    assert spec.argv[i - 1 : i + 2] == ["--no-jinja", "--chat-template", "gemma"]  # names need Jinja off
     assert flag(spec.argv, "-t") == "2"
     assert "--metrics" in spec.argv and "--embeddings" not in spec.argv
     # the container sees the model where it is mounted, read-only

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from cortexctl.core.settings import Settings
@@ -17,7 +18,7 @@ from cortexctl.engines.base import Diagnosis, ProbeState
 from cortexctl.engines.llamacpp import LlamaCppEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
-from tests.support.tiny_gguf import write_tiny_llama
+from tests.support.tiny_gguf import N_EMBD, N_HEAD, N_HEAD_KV, write_tiny_llama
 
 pytestmark = [pytest.mark.llama]
 
@@ -64,6 +65,31 @@ async def test_tiny_model_loads_and_answers(llama_settings: Settings, tiny_model
     finally:
         rt.stop(handle, timeout_s=10)
     assert not rt.status(handle).alive
+
+
+async def test_probe_sees_loading_then_ready(llama_settings: Settings, tiny_model: str) -> None:
+    # A 10^6-cell context makes llama.cpp spend ~0.5 s setting up its KV cache: long enough
+    # to see /health answer 503. The model's training context is 2048, so slots are capped.
+    engine = LlamaCppEngine()
+    port = free_tcp_port()
+    recipe = make_recipe(
+        "llamacpp", tiny_model, served_name="tiny",
+        args={"context_length": 1_000_000, "parallel": 2, "extra_args": ["--fit", "off"]},
+    )  # fmt: skip
+    spec = engine.launch_spec(recipe, model_id=3, replica_index=0, port=port, settings=llama_settings)
+    rt = ProcessRuntime(settings=llama_settings)
+    handle = rt.start(spec)
+    try:
+        seen = await probe_states(engine, f"http://127.0.0.1:{port}", "tiny", timeout_s=60)
+        states = [p.state for p in seen]
+        assert states[-1] == ProbeState.READY, rt.logs(handle)
+        assert ProbeState.LOADING in states, states
+        assert states.index(ProbeState.LOADING) < states.index(ProbeState.READY)
+        assert seen[-1].max_model_len == 2048
+        d = engine.diagnose(rt.logs(handle))
+        assert d is not None and d.rule == "context-too-large"  # a warning worth showing
+    finally:
+        rt.stop(handle, timeout_s=10)
 
 
 def run_to_failure(
@@ -124,8 +150,18 @@ def test_unknown_flag(llama_settings: Settings, tiny_model: str) -> None:
     assert any("--no-such-flag" in line for line in d.log_lines)
 
 
-def test_absurd_context_runs_out_of_memory(llama_settings: Settings, tiny_model: str) -> None:
+def test_absurd_context_runs_out_of_memory(llama_settings: Settings) -> None:
+    # A deep tiny model has a big KV cache per context cell, so a context that needs twice
+    # this host's RAM + swap is only a few million cells (llama.cpp's per-cell bookkeeping
+    # makes 10^8 cells slow). --fit off: do not let llama.cpp shrink the context to fit.
+    layers = 32
+    write_tiny_llama(llama_settings.models_dir / "deep.gguf", n_layer=layers)
+    bytes_per_cell = layers * 2 * (N_HEAD_KV * N_EMBD // N_HEAD) * 4  # K and V, f32
+    memory = psutil.virtual_memory().total + psutil.swap_memory().total
+    context = 2 * memory // bytes_per_cell
     d, log = run_to_failure(
-        llama_settings, tiny_model, context_length=2**31 - 1, cache_type_k="f32", cache_type_v="f32"
-    )
-    assert d is not None and d.rule in ("oom-host", "context-too-large"), log
+        llama_settings, "deep.gguf", context_length=context, cache_type_k="f32", cache_type_v="f32",
+        extra_args=["--fit", "off"],
+    )  # fmt: skip
+    assert d is not None and d.rule == "oom-host", log
+    assert any("failed to allocate" in line for line in d.log_lines)

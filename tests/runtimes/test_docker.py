@@ -125,3 +125,53 @@ def test_missing_mount_source(engine_settings: Settings, engine_image: str) -> N
     assert spec.mounts[0] == Mount(engine_settings.models_dir / "absent.gguf", "/models/absent.gguf")
     with pytest.raises(EngineError, match="does not exist"):
         DockerRuntime(settings=engine_settings).start(spec)
+
+
+def test_gpus_without_nvidia_toolkit(
+    engine_settings: Settings, engine_image: str, tiny_model: str, docker_client: Any
+) -> None:
+    # This host has no NVIDIA runtime: the device request fails at container start, for real.
+    recipe = make_recipe("llamacpp", tiny_model, image=engine_image, gpus="all")
+    spec = LlamaCppEngine().launch_spec(
+        recipe, model_id=987, replica_index=0, port=free_tcp_port(), settings=engine_settings
+    )
+    with pytest.raises(EngineError, match="cannot give llamacpp-model-987 GPUs") as exc:
+        DockerRuntime(settings=engine_settings).start(spec)
+    assert exc.value.fix and "NVIDIA Container Toolkit" in exc.value.fix
+    assert (
+        docker_client.containers.list(all=True, filters={"name": "llamacpp-model-987"}) == []
+    )  # nothing left
+
+
+def test_device_requests() -> None:
+    from cortexctl.runtimes.docker import _device_requests
+
+    assert _device_requests("none") == []
+    (everything,) = _device_requests("all")
+    assert everything["Count"] == -1 and everything["Capabilities"] == [["gpu"]]
+    (some,) = _device_requests((0, 2))
+    assert some["DeviceIDs"] == ["0", "2"] and some["Capabilities"] == [["gpu"]]
+
+
+def test_vllm_container_spec(engine_settings: Settings) -> None:
+    from cortexctl.engines.vllm import VllmEngine
+    from cortexctl.runtimes.docker import container_kwargs
+
+    recipe = make_recipe(
+        "vllm", "/srv/llama-8b", served_name="llama", gpus=[2, 3], resources={"memory": "64GiB"},
+        args={"tensor_parallel_size": 2},
+    )  # fmt: skip
+    spec = VllmEngine().launch_spec(recipe, model_id=5, replica_index=0, port=18005, settings=engine_settings)
+    kw = container_kwargs(spec)
+    assert kw["name"] == "vllm-model-5" and kw["network_mode"] == "host" and kw["ipc_mode"] == "host"
+    assert kw["command"][:3] == ["/models/llama-8b", "--host", "127.0.0.1"]
+    assert kw["device_requests"][0]["DeviceIDs"] == ["2", "3"]
+    assert "CUDA_VISIBLE_DEVICES" not in kw["environment"] and kw["environment"]["HF_HUB_OFFLINE"] == "1"
+    (mount,) = kw["mounts"]
+    assert (mount["Source"], mount["Target"], mount["ReadOnly"]) == (
+        "/srv/llama-8b",
+        "/models/llama-8b",
+        True,
+    )
+    assert kw["mem_limit"] == 64 * 1024**3
+    assert kw["labels"]["cortex.managed"] == "true"

@@ -25,6 +25,7 @@ FAKE_ENGINE = textwrap.dedent(
     import os, signal, subprocess, sys, time
     mode = sys.argv[1]
     print("engine starting", os.environ.get("FAKE_ENGINE_GREETING", ""), flush=True)
+    print("secret:", os.environ.get("CORTEX_SECRET_KEY", "unset"), flush=True)
     print("to stderr", file=sys.stderr, flush=True)
     if mode == "exit3":
         sys.exit(3)
@@ -64,7 +65,10 @@ def spec_for(settings: Settings, script: Path, mode: str, *, name: str = "llamac
     )
 
 
-def test_start_status_logs_stop(engine_settings: Settings, fake_engine: Path) -> None:
+def test_start_status_logs_stop(
+    engine_settings: Settings, fake_engine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORTEX_SECRET_KEY", "s3cret")
     rt = ProcessRuntime(settings=engine_settings)
     handle = rt.start(spec_for(engine_settings, fake_engine, "run"))
     assert handle.runtime == "process" and handle.pid and handle.port == 18001
@@ -72,6 +76,7 @@ def test_start_status_logs_stop(engine_settings: Settings, fake_engine: Path) ->
     assert wait_until(lambda: "to stderr" in rt.logs(handle), timeout_s=5)
     text = rt.logs(handle)
     assert "engine starting hello" in text  # env passed, stdout and stderr both in the log
+    assert "secret: unset" in text  # the daemon's CORTEX_* settings do not leak into engines
     assert "cortex: starting llamacpp-model-1" in text
     record = json.loads((engine_settings.run_dir / "engines" / "llamacpp-model-1.json").read_text())
     assert record["pid"] == handle.pid and record["labels"]["cortex.model-id"] == "1"
@@ -131,7 +136,7 @@ def test_adopt_after_dropping_the_runtime(engine_settings: Settings, fake_engine
         ("llamacpp-model-1", handle.pid, 18001, "1")
     ]
     assert second.status(adopted[0]).alive
-    assert "engine starting" in second.logs(adopted[0])
+    assert wait_until(lambda: "engine starting" in second.logs(adopted[0]), timeout_s=10)
     second.stop(adopted[0], timeout_s=5)
     assert wait_until(lambda: _zombie(handle.pid), timeout_s=5)
     assert ProcessRuntime(settings=engine_settings).adopt() == []

