@@ -34,15 +34,15 @@ def parse_help(text: str) -> list[dict[str, Any]]:
     current: dict[str, Any] | None = None
     for raw in text.splitlines():
         line = raw.rstrip()
-        if line.startswith("-----") or not line.strip():
-            current = None
+        if line.startswith("-----") or not raw.strip() and not raw.startswith(" " * HELP_COLUMN):
+            current = None  # a section header or the blank line between sections
             continue
         if line.startswith("-"):
             head, help_text = _split_head(line)
             current = _parse_head(head)
             current["help"] = [help_text] if help_text else []
             options.append(current)
-        elif current is not None and raw.startswith(" " * HELP_COLUMN):
+        elif current is not None and raw.startswith(" " * HELP_COLUMN) and line.strip():
             current["help"].append(line.strip())
     for opt in options:
         help_lines: list[str] = opt.pop("help")

@@ -37,7 +37,7 @@ TYPED_FLAGS: dict[str, dict[str, str]] = {
         "--chat-template-file": "chat_template_file",
         "--embedding": "embeddings",
         "--pooling": "pooling",
-        "--mlock": "mlock",
+        # args.mlock has no flag of its own in this llama.cpp: it is `--load-mode mmap+mlock`.
     },
     "vllm": {
         "--max-model-len": "max_model_len",
@@ -72,6 +72,11 @@ CORTEX_FLAGS: dict[str, dict[str, str]] = {
         "--hf-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
         "--hf-file": "CORTEX runs offline: put the file in the model store and use spec.model.path",
         "--docker-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
+        "--help": "prints help and exits; not for a served model",
+        "--version": "prints the version and exits; not for a served model",
+        "--completion-bash": "prints a script and exits; not for a served model",
+        "--cache-list": "lists the download cache and exits; not for a served model",
+        "--list-devices": "lists devices and exits; not for a served model",
     },
     "vllm": {
         "--host": "CORTEX sets this (engines listen on 127.0.0.1 only)",
@@ -132,6 +137,8 @@ def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
         if info is None:
             problems.append(ArgProblem(i, _unknown(engine, flag, accepted, program)))
             i += 1
+            while i < len(extra_args) and not _looks_like_flag(str(extra_args[i])):
+                i += 1  # its values, most likely: one problem is enough
             continue
         if flag in typed:
             _, field = typed[flag]
