@@ -6,6 +6,7 @@ only knows the field path, so we keep a map from path to line while parsing.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,46 @@ Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
+class Problem:
+    """One `file:line: field.path: problem` finding."""
+
+    source: str
+    line: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.field}: {self.problem}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.source, "line": self.line, "field": self.field, "problem": self.problem}
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    """`("spec", "args", "extra_args", 2)` → `spec.args.extra_args[2]`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+@dataclass(frozen=True)
 class YamlDoc:
     source: str
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
+    # (path of the repeated key, its line, line of the first occurrence): PyYAML keeps
+    # the last value silently, which hides typos like two `args:` blocks.
+    duplicates: list[tuple[Loc, int, int]] = field(default_factory=list)
+
+    def problem(self, loc: Sequence[str | int], problem: str) -> Problem:
+        return Problem(self.source, self.line_of(loc), dotted(loc), problem)
+
+    def duplicate_problems(self) -> list[Problem]:
+        return [
+            Problem(self.source, line, dotted(loc), f"duplicate key (first given on line {first}); keep one")
+            for loc, line, first in self.duplicates
+        ]
 
     def line_of(self, loc: Sequence[str | int]) -> int:
         """Line of the deepest known ancestor of `loc` (1-based)."""
@@ -50,45 +87,95 @@ def parse_yaml(text: str, *, source: str) -> YamlDoc:
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(source, 1, f"invalid YAML: {exc}") from None
     lines: dict[Loc, int] = {}
+    duplicates: list[tuple[Loc, int, int]] = []
     if node is not None:
-        _index(node, (), lines)
-    return YamlDoc(source=source, data=data, lines=lines)
+        _index(node, (), lines, duplicates)
+    return YamlDoc(source=source, data=data, lines=lines, duplicates=duplicates)
 
 
 def load_yaml_file(path: Path) -> YamlDoc:
     return parse_yaml(path.read_text(encoding="utf-8"), source=str(path))
 
 
-def _index(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
+def _index(node: yaml.Node, path: Loc, lines: dict[Loc, int], duplicates: list[tuple[Loc, int, int]]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _index(value_node, path + (key,), lines)  # setdefault keeps the key's line
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                duplicates.append((path + (key,), line, seen[key]))
+            seen.setdefault(key, line)
+            lines[path + (key,)] = line
+            _index(value_node, path + (key,), lines, duplicates)  # setdefault keeps the key's line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (i,), lines)
+            _index(item, path + (i,), lines, duplicates)
+
+
+def validation_problems(
+    exc: ValidationError,
+    doc: YamlDoc,
+    *,
+    prefix: Loc = (),
+    accepted: dict[Loc, Iterable[str]] | None = None,
+    data: Any = None,
+    rewrite: dict[str, str] | None = None,
+) -> list[Problem]:
+    """One Problem per distinct field pydantic complained about.
+
+    `prefix` is prepended to each error location (when the model was validated from a
+    sub-tree of the document; `data` is that sub-tree, default the whole document).
+    Union members add tags such as `literal['all','none']` to locations; those are
+    dropped and the members' messages merged into one line per field. For
+    `extra_forbidden` errors the accepted field names of the parent are listed when
+    `accepted` knows them. `rewrite` maps a pydantic message to a clearer one.
+    """
+    merged: dict[Loc, list[str]] = {}
+    root = doc.data if data is None else data
+    for err in exc.errors():
+        loc = prefix + _real_loc(tuple(err["loc"]), root, missing=err["type"] == "missing")
+        msg = (rewrite or {}).get(err["msg"], err["msg"])
+        if err["type"] == "extra_forbidden":
+            names = sorted((accepted or {}).get(loc[:-1], ()))
+            if names:
+                close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                msg = f"unknown field{hint}; accepted: {', '.join(names)}"
+            else:
+                msg = "unknown field"
+        msgs = merged.setdefault(loc, [])
+        if msg not in msgs:
+            msgs.append(msg)
+    out = []
+    for loc, msgs in merged.items():
+        if len(msgs) > 1:  # a union: "should be None" only adds noise next to the real reason
+            msgs = [m for m in msgs if m != "Input should be None"] or msgs
+        out.append(doc.problem(loc, " or ".join(msgs)))
+    return out
+
+
+def _real_loc(loc: Loc, data: Any, *, missing: bool) -> Loc:
+    """`loc` without the parts that do not index into `data` (pydantic's union tags)."""
+    out: list[str | int] = []
+    cur = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(cur, dict) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif last and missing:
+            out.append(part)  # a required field that is absent
+        # else: a union tag or validator name, not a place in the document
+    return tuple(out)
 
 
 def describe_validation_error(
     exc: ValidationError, doc: YamlDoc, *, prefix: Loc = (), accepted: dict[Loc, Iterable[str]] | None = None
 ) -> list[str]:
-    """One `file:line: field: problem` line per pydantic error.
-
-    `prefix` is prepended to each error location to find its line (when the model
-    was validated from a sub-tree of the document). For `extra_forbidden` errors
-    the accepted field names of the parent are listed when `accepted` knows them.
-    """
-    out = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        full = prefix + loc
-        dotted = ".".join(str(p) for p in full) or "(document)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden" and accepted is not None:
-            names = accepted.get(full[:-1])
-            if names:
-                msg = f"unknown field; accepted: {', '.join(sorted(names))}"
-        out.append(f"{doc.source}:{doc.line_of(full)}: {dotted}: {msg}")
-    return out
+    """One `file:line: field: problem` line per field pydantic complained about."""
+    return [str(p) for p in validation_problems(exc, doc, prefix=prefix, accepted=accepted)]

@@ -1,0 +1,209 @@
+"""Check `spec.args.extra_args` against the flags the pinned engine version accepts.
+
+A flag must exist for that version (else: close matches and where the full list
+lives), must not repeat a typed field of `spec.args` (its value would fight the
+typed one), and must not be one that CORTEX sets itself (host, port, model, …).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from cortexctl.recipes.flags import (
+    ENGINE_PROGRAMS,
+    FlagInfo,
+    accepted_flags,
+    engine_version,
+    equals_syntax,
+    flags_file,
+    normalize_flag,
+)
+
+# The typed `spec.args` field that owns each flag; every spelling of the flag's option
+# is covered through the data file. The engine adapters render these fields.
+TYPED_FLAGS: dict[str, dict[str, str]] = {
+    "llamacpp": {
+        "--ctx-size": "context_length",
+        "--parallel": "parallel",
+        "--n-gpu-layers": "gpu_layers",
+        "--threads": "threads",
+        "--batch-size": "batch_size",
+        "--ubatch-size": "ubatch_size",
+        "--cache-type-k": "cache_type_k",
+        "--cache-type-v": "cache_type_v",
+        "--flash-attn": "flash_attn",
+        "--chat-template": "chat_template",
+        "--chat-template-file": "chat_template_file",
+        "--embedding": "embeddings",
+        "--pooling": "pooling",
+        # args.mlock has no flag of its own in this llama.cpp: it is `--load-mode mmap+mlock`.
+    },
+    "vllm": {
+        "--max-model-len": "max_model_len",
+        "--tensor-parallel-size": "tensor_parallel_size",
+        "--pipeline-parallel-size": "pipeline_parallel_size",
+        "--gpu-memory-utilization": "gpu_memory_utilization",
+        "--max-num-seqs": "max_num_seqs",
+        "--max-num-batched-tokens": "max_num_batched_tokens",
+        "--dtype": "dtype",
+        "--quantization": "quantization",
+        "--kv-cache-dtype": "kv_cache_dtype",
+        "--enforce-eager": "enforce_eager",
+        "--enable-prefix-caching": "enable_prefix_caching",
+        "--trust-remote-code": "trust_remote_code",
+        "--chat-template": "chat_template",
+        "--runner": "task",
+        "--convert": "task",
+        "--swap-space": "swap_space_gib",
+    },
+}
+
+# Flags CORTEX derives from other parts of the recipe or from the host; the reason says which.
+CORTEX_FLAGS: dict[str, dict[str, str]] = {
+    "llamacpp": {
+        "--host": "CORTEX sets this (engines listen on 127.0.0.1 only)",
+        "--port": "CORTEX sets this (it picks a free port per replica)",
+        "--model": "CORTEX sets this from spec.model.path",
+        "--alias": "CORTEX sets this from spec.served_name",
+        "--api-key": "CORTEX sets this (the gateway checks API keys)",
+        "--api-key-file": "CORTEX sets this (the gateway checks API keys)",
+        "--model-url": "CORTEX runs offline: put the file in the model store and use spec.model.path",
+        "--hf-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
+        "--hf-file": "CORTEX runs offline: put the file in the model store and use spec.model.path",
+        "--docker-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
+        "--help": "prints help and exits; not for a served model",
+        "--version": "prints the version and exits; not for a served model",
+        "--completion-bash": "prints a script and exits; not for a served model",
+        "--cache-list": "lists the download cache and exits; not for a served model",
+        "--list-devices": "lists devices and exits; not for a served model",
+    },
+    "vllm": {
+        "--host": "CORTEX sets this (engines listen on 127.0.0.1 only)",
+        "--port": "CORTEX sets this (it picks a free port per replica)",
+        "--model": "CORTEX sets this from spec.model.path",
+        "--served-model-name": "CORTEX sets this from spec.served_name",
+        "--api-key": "CORTEX sets this (the gateway checks API keys)",
+        "--uds": "CORTEX sets this (engines listen on 127.0.0.1 TCP)",
+        "--headless": "CORTEX runs the API server itself; headless mode is not supported",
+    },
+}
+
+
+@dataclass(frozen=True)
+class ArgProblem:
+    index: int  # position in extra_args
+    problem: str
+
+
+def flags_reference(engine: str) -> str:
+    return f"`cortexctl recipe flags {engine}` (data: cortexctl/recipes/flags/{flags_file(engine).name})"
+
+
+def _owned(engine: str, table: dict[str, dict[str, str]]) -> dict[str, tuple[str, str]]:
+    """Every spelling of each listed option → (canonical flag, value)."""
+    accepted = accepted_flags(engine)
+    out: dict[str, tuple[str, str]] = {}
+    for flag, value in table[engine].items():
+        info = accepted.get(flag)
+        for name in info.names if info else (flag,):
+            out[name] = (flag, value)
+    return out
+
+
+def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
+    """Problems with `extra_args` for `engine`; an empty list means they are fine."""
+    accepted = accepted_flags(engine)
+    typed = _owned(engine, TYPED_FLAGS)
+    cortex = _owned(engine, CORTEX_FLAGS)
+    program = f"{ENGINE_PROGRAMS[engine]} ({engine} {engine_version(engine)})"
+    problems: list[ArgProblem] = []
+    i = 0
+    while i < len(extra_args):
+        token = str(extra_args[i])
+        if not token.startswith("-") or token in ("-", "--"):
+            problems.append(
+                ArgProblem(i, f"{token!r} is not a flag; a value must follow the flag it belongs to")
+            )
+            i += 1
+            continue
+        flag, eq, inline = token.partition("=")
+        flag = normalize_flag(engine, flag)
+        info = accepted.get(flag)
+        base = flag.split(".", 1)[0]
+        if info is None and "." in flag and base in accepted and accepted[base].dict_keys:
+            info = FlagInfo(names=(flag,), nargs=1)  # `--compilation-config.mode 3`
+            flag = base
+        if info is None:
+            problems.append(ArgProblem(i, _unknown(engine, flag, accepted, program)))
+            i += 1
+            while i < len(extra_args) and not _looks_like_flag(str(extra_args[i])):
+                i += 1  # its values, most likely: one problem is enough
+            continue
+        if flag in typed:
+            _, field = typed[flag]
+            problems.append(ArgProblem(i, f"{flag} duplicates a typed field: use args.{field} instead"))
+        elif flag in cortex:
+            problems.append(ArgProblem(i, f"{flag}: {cortex[flag][1]}"))
+        i = _check_values(engine, info, flag, eq, inline, extra_args, i, problems)
+    return problems
+
+
+def _unknown(engine: str, flag: str, accepted: dict[str, FlagInfo], program: str) -> str:
+    close = difflib.get_close_matches(flag, list(accepted), n=4, cutoff=0.6)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    return f"unknown flag {flag} for {program}{hint}; full list: {flags_reference(engine)}"
+
+
+def _check_values(
+    engine: str, info: FlagInfo, flag: str, eq: str, inline: str, args: list[str], i: int, out: list[ArgProblem]
+) -> int:
+    """Consume the flag's values; return the index of the next token."""
+    if eq:
+        if not equals_syntax(engine):
+            out.append(ArgProblem(i, f"{ENGINE_PROGRAMS[engine]} does not read 'flag=value': "
+                                     f"give {flag!r} and {inline!r} as two list items"))
+            return i + 1
+        if not info.takes_value:
+            out.append(ArgProblem(i, f"{flag} takes no value"))
+        else:
+            _check_choice(info, flag, inline, i, out)
+        return i + 1
+    j = i + 1
+    if info.nargs in (1, 2):
+        for _ in range(int(info.nargs)):
+            if j >= len(args):
+                hint = f" {info.value_hint}" if info.value_hint else ""
+                out.append(ArgProblem(i, f"{flag} needs a value{hint}: add it as the next list item"))
+                return j
+            _check_choice(info, flag, str(args[j]), j, out)
+            j += 1
+        return j
+    if info.nargs in ("?", "*", "+"):
+        start = j
+        while j < len(args) and not _looks_like_flag(str(args[j])):
+            _check_choice(info, flag, str(args[j]), j, out)
+            j += 1
+            if info.nargs == "?":
+                break
+        if info.nargs == "+" and j == start:
+            out.append(ArgProblem(i, f"{flag} needs at least one value: add it as the next list item"))
+    return j
+
+
+def _looks_like_flag(token: str) -> bool:
+    return token.startswith("-") and not _is_number(token)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_choice(info: FlagInfo, flag: str, value: str, index: int, out: list[ArgProblem]) -> None:
+    if info.choices is not None and value not in info.choices:
+        out.append(ArgProblem(index, f"{value!r} is not a valid value for {flag}; choose one of: "
+                                     f"{', '.join(info.choices)}"))
