@@ -5,7 +5,7 @@ import stat
 
 import httpx
 
-from tests.cli.conftest import Cortexctl
+from tests.support.cortexctl_cli import Cortexctl
 
 
 def test_up_status_down_cycle(cortexctl: Cortexctl) -> None:

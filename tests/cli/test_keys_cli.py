@@ -1,6 +1,6 @@
 import httpx
 
-from tests.cli.conftest import Cortexctl
+from tests.support.cortexctl_cli import Cortexctl
 
 
 def test_keys_create_list_revoke_through_the_daemon(cortexctl: Cortexctl) -> None:

@@ -1,1 +1,2 @@
+from tests.support.cortexctl_cli import cortexctl  # noqa: F401 - fixture
 from tests.support.engine_fixtures import llama_server_bin, tiny_gguf_file  # noqa: F401 - fixtures

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.cli.conftest import Cortexctl
+from tests.support.cortexctl_cli import Cortexctl
 from tests.support.engine_fixtures import wait_until
 
 pytestmark = pytest.mark.slow

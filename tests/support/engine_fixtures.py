@@ -133,7 +133,10 @@ def docker_client() -> Iterator[Any]:
         )
         client = connect()
         if client is None:
-            pytest.skip(f"no Docker Engine could be started here: {proc.stderr.strip()[-300:]}")
+            message = f"no Docker Engine could be started here: {proc.stderr.strip()[-300:]}"
+            if os.environ.get("CI"):
+                pytest.fail(message)  # CI must exercise the real Docker runtime
+            pytest.skip(message)
     yield client
     client.close()
 
