@@ -1,0 +1,208 @@
+"""llama.cpp (llama-server) memory estimate, following what llama.cpp itself allocates.
+
+Sources of each rule (llama.cpp as vendored in llama-cpp-python 0.3.36):
+- n_ctx is padded to 256; with `-np N` and no `--kv-unified`, each of the N streams gets
+  pad(n_ctx / N, 256) cells, so `-c` is the TOTAL across slots (llama-context.cpp).
+- sliding-window layers get their own cache of pad(min(n_ctx_seq, n_swa·(unified ? N : 1)
+  + n_ubatch), 256) cells per stream (llama-kv-cache-iswa.cpp), unless `--swa-full`.
+- K/V rows are ggml rows of the cache type: n_embd_k_gqa(il) elements per cell.
+- the output buffer holds n_vocab floats for each of n_seq_max outputs (output_reserve).
+- the compute buffer is the ggml-alloc peak of the worst-case graph reserved for
+  n_ubatch tokens with n_ubatch outputs: with a large vocabulary the logits dominate.
+- `-ngl k` offloads the last k repeating layers; `-ngl > n_layer` also offloads the output
+  layer; token embeddings always stay on the host.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from cortexctl.recipes.schema import LlamaCppArgs
+from cortexctl.validation.breakdown import Breakdown, Component
+from cortexctl.validation.modelinfo import ModelInfo
+
+F32 = 4
+DEFAULT_BATCH = 2048
+DEFAULT_UBATCH = 512
+_LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+
+
+def pad(n: int, to: int) -> int:
+    return (n + to - 1) // to * to
+
+
+def row_bytes(cache_type: str, n: int) -> int:
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[cache_type.upper()]]
+    return n // block * size
+
+
+@dataclass(frozen=True)
+class LlamaCppFlags:
+    """The allocation-relevant llama-server flags, from the recipe plus its extra_args."""
+
+    n_ctx: int
+    parallel: int
+    gpu_layers: int  # resolved: 0..n_layer+1
+    batch: int
+    ubatch: int
+    cache_type_k: str
+    cache_type_v: str
+    flash_attn: bool
+    kv_unified: bool
+    swa_full: bool
+    kv_offload: bool
+    embeddings: bool
+
+    @classmethod
+    def from_args(cls, args: LlamaCppArgs, model: ModelInfo) -> LlamaCppFlags:
+        extra = list(args.extra_args)
+
+        def has(*names: str) -> bool:
+            return any(a in names for a in extra)
+
+        ngl = model.n_layers + 1 if args.gpu_layers == "all" else min(int(args.gpu_layers), model.n_layers + 1)
+        batch = args.batch_size or DEFAULT_BATCH
+        ubatch = min(batch, args.ubatch_size or DEFAULT_UBATCH)
+        quant_v = args.cache_type_v not in ("f32", "f16", "bf16")
+        return cls(
+            n_ctx=args.context_length,
+            parallel=args.parallel,
+            gpu_layers=max(0, ngl),
+            batch=batch,
+            ubatch=ubatch,
+            cache_type_k=args.cache_type_k,
+            cache_type_v=args.cache_type_v,
+            # "auto" resolves to on for CPU and CUDA builds; a quantized V cache requires it.
+            flash_attn=args.flash_attn != "off" or quant_v,
+            kv_unified=has("-kvu", "--kv-unified"),
+            swa_full=has("--swa-full"),
+            kv_offload=not has("-nkvo", "--no-kv-offload"),
+            embeddings=args.embeddings,
+        )
+
+
+def kv_cells(model: ModelInfo, f: LlamaCppFlags) -> dict[str, int]:
+    n_ctx = pad(f.n_ctx, 256)
+    if f.kv_unified:
+        n_stream, n_ctx_seq = 1, n_ctx
+    else:
+        n_stream = f.parallel
+        n_ctx_seq = pad(n_ctx // f.parallel, 256)
+        n_ctx = n_ctx_seq * f.parallel
+    swa = n_ctx_seq
+    if model.sliding_window and not f.swa_full:
+        swa = pad(min(n_ctx_seq, model.sliding_window * (f.parallel if f.kv_unified else 1) + f.ubatch), 256)
+    return {"n_ctx": n_ctx, "n_ctx_seq": n_ctx_seq, "n_stream": n_stream, "cells_full": n_ctx_seq * n_stream,
+            "cells_swa": swa * n_stream}
+
+
+def _layer_of(name: str) -> int | None:
+    m = _LAYER_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def _compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> int:
+    """Peak of the worst-case graph (n_tokens = n_outputs = min(n_ctx, n_ubatch)).
+
+    ggml-alloc reuses freed tensors, so the peak is the largest live set of one phase:
+    the output phase (normed hidden state + f32 logits), attention (q/k/v, the KQ matrix
+    and its softmax unless flash attention, masks) or the FFN (gate, up, product).
+    """
+    t = min(cells["n_ctx"], f.ubatch)
+    n_kv = cells["cells_full"] if f.kv_unified else cells["n_ctx_seq"]
+    hidden = model.n_embd * t * F32
+    q = model.head_dim_k * model.n_heads * t * F32
+    kvh = max(model.n_kv_heads)
+    kv_new = (model.head_dim_k + model.head_dim_v) * kvh * t * F32
+    masks = n_kv * t * F32 * (2 if model.sliding_window else 1)
+    if f.flash_attn:
+        attn = q + kv_new + model.head_dim_v * model.n_heads * t * F32 + masks
+    else:
+        attn = q + kv_new + 2 * n_kv * t * model.n_heads * F32 + masks
+    n_ff = model.n_ff or 4 * model.n_embd
+    ffn = 3 * n_ff * t * F32
+    output = model.vocab_size * t * F32
+    return max(output, attn, ffn) + 3 * hidden
+
+
+def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
+    f = LlamaCppFlags.from_args(args, model)
+    n_layer = model.n_layers
+    first_gpu_layer = n_layer - min(f.gpu_layers, n_layer)
+    output_on_gpu = f.gpu_layers > n_layer
+    notes: list[str] = []
+
+    w_gpu = w_host = 0
+    tied_output = not any(t.name == "output.weight" for t in model.tensors)
+    for t in model.tensors:
+        layer = _layer_of(t.name)
+        if layer is not None:
+            on_gpu = layer >= first_gpu_layer
+        elif t.name.startswith(("output.", "output_norm.")):
+            on_gpu = output_on_gpu
+        else:
+            on_gpu = False  # token_embd and other input tensors stay on the host
+        if on_gpu:
+            w_gpu += t.nbytes
+        else:
+            w_host += t.nbytes
+        if t.name == "token_embd.weight" and tied_output and output_on_gpu:
+            w_gpu += t.nbytes  # llama.cpp duplicates a tied embedding as the GPU output layer
+            notes.append("tied embeddings: the output layer is a GPU copy of token_embd")
+
+    cells = kv_cells(model, f)
+    kv_full_gpu = kv_full_host = kv_swa_gpu = kv_swa_host = 0
+    for il in range(n_layer):
+        n_kv = model.kv_heads(il)
+        if n_kv == 0:
+            continue
+        swa = bool(model.swa_layers) and model.swa_layers[il]
+        n = cells["cells_swa"] if swa else cells["cells_full"]
+        size = n * (row_bytes(f.cache_type_k, model.head_dim_k * n_kv) + row_bytes(f.cache_type_v, model.head_dim_v * n_kv))
+        gpu = f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0
+        if swa:
+            kv_swa_gpu += size if gpu else 0
+            kv_swa_host += 0 if gpu else size
+        else:
+            kv_full_gpu += size if gpu else 0
+            kv_full_host += 0 if gpu else size
+
+    out = model.vocab_size * f.parallel * F32 + (model.n_embd * f.parallel * F32 if f.embeddings else 0)
+    compute = _compute_bytes(model, f, cells)
+    compute_host = compute if f.gpu_layers == 0 else model.n_embd * min(cells["n_ctx"], f.ubatch) * F32 * 2
+    compute_gpu = compute if f.gpu_layers > 0 else 0
+
+    if model.sliding_window:
+        notes.append(
+            f"{model.n_swa_layers} of {n_layer} layers use a {model.sliding_window}-token sliding window: "
+            f"{cells['cells_swa']} cells for them vs {cells['cells_full']} for full-attention layers"
+        )
+    if f.parallel > 1:
+        notes.append(
+            f"-c {f.n_ctx} is shared by {f.parallel} slots"
+            + ("" if f.kv_unified else f": {cells['n_ctx_seq']} tokens each")
+        )
+    if f.gpu_layers and f.gpu_layers <= n_layer:
+        notes.append(f"partial offload: layers {first_gpu_layer}..{n_layer - 1} on GPU, the rest on the host")
+
+    comps = [
+        Component("weights", w_gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"),
+        Component("weights", w_host, "host", "token embeddings + layers not offloaded"),
+        Component("kv_full", kv_full_gpu, "gpu", f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}"),
+        Component("kv_full", kv_full_host, "host", f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}"),
+        Component("kv_swa", kv_swa_gpu, "gpu", f"{cells['cells_swa']} cells (sliding window)"),
+        Component("kv_swa", kv_swa_host, "host", f"{cells['cells_swa']} cells (sliding window)"),
+        Component("output", out, "host", f"logits for {f.parallel} sequence(s)"),
+        Component("compute", compute_gpu, "gpu", f"worst-case graph, ubatch {f.ubatch}"),
+        Component("compute", compute_host, "host", f"worst-case graph, ubatch {f.ubatch}"),
+    ]
+    facts = dict(cells, ubatch=f.ubatch, flash_attn=f.flash_attn, kv_unified=f.kv_unified, gpu_layers=f.gpu_layers)
+    return Breakdown(
+        engine="llamacpp",
+        components=tuple(c for c in comps if c.bytes or c.name == "weights"),
+        notes=tuple(notes),
+        facts=facts,
+    )
