@@ -105,27 +105,32 @@ def _layer_of(name: str) -> int | None:
 
 
 def _compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> int:
-    """Peak of the worst-case graph (n_tokens = n_outputs = min(n_ctx, n_ubatch)).
+    """ggml-alloc peak of the worst-case graph: n_tokens = min(n_ctx, n_ubatch), one output per slot.
 
-    ggml-alloc reuses freed tensors, so the peak is the largest live set of one phase:
-    the output phase (normed hidden state + f32 logits), attention (q/k/v, the KQ matrix
-    and its softmax unless flash attention, masks) or the FFN (gate, up, product).
+    The KQ masks are graph inputs, live for the whole graph (f16 with flash attention,
+    f32 without; one per cache: full and sliding-window). ggml-alloc reuses freed
+    tensors, so on top of them only the largest phase counts: the FFN (gate, up and
+    their product: 3·n_ff floats per token, next to ~4 hidden-size tensors), attention
+    (q, k, v and ~4 hidden-size tensors, plus the n_kv × n_tokens × n_head f32 KQ matrix
+    without flash attention) or the output (logits for n_parallel rows).
+    Checked against llama-server's own `compute buffer size` in tests/validation.
     """
     t = min(cells["n_ctx"], f.ubatch)
-    n_kv = cells["cells_full"] if f.kv_unified else cells["n_ctx_seq"]
-    hidden = model.n_embd * t * F32
-    q = model.head_dim_k * model.n_heads * t * F32
+    per_stream = 1 if f.kv_unified else f.parallel
+    n_kv_full = cells["cells_full"] // per_stream
+    n_kv_swa = cells["cells_swa"] // per_stream
+    has_full = not model.swa_layers or not all(model.swa_layers)
+    mask_bytes = 2 if f.flash_attn else F32
+    masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if model.n_swa_layers else 0)
     kvh = max(model.n_kv_heads)
-    kv_new = (model.head_dim_k + model.head_dim_v) * kvh * t * F32
-    masks = n_kv * t * F32 * (2 if model.sliding_window else 1)
-    if f.flash_attn:
-        attn = q + kv_new + model.head_dim_v * model.n_heads * t * F32 + masks
-    else:
-        attn = q + kv_new + 2 * n_kv * t * model.n_heads * F32 + masks
+    qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
+    attn = t * F32 * (qkv + 4 * model.n_embd)
+    if not f.flash_attn:
+        attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
     n_ff = model.n_ff or 4 * model.n_embd
-    ffn = 3 * n_ff * t * F32
-    output = model.vocab_size * t * F32
-    return max(output, attn, ffn) + 3 * hidden
+    ffn = t * F32 * (3 * n_ff + 4 * model.n_embd)
+    output = model.vocab_size * f.parallel * F32 + t * F32 * 2 * model.n_embd
+    return masks + max(ffn, attn, output)
 
 
 def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
@@ -202,7 +207,7 @@ def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
     facts = dict(cells, ubatch=f.ubatch, flash_attn=f.flash_attn, kv_unified=f.kv_unified, gpu_layers=f.gpu_layers)
     return Breakdown(
         engine="llamacpp",
-        components=tuple(c for c in comps if c.bytes or c.name == "weights"),
+        components=tuple(c for c in comps if c.bytes or (c.name == "weights" and c.device == "host")),
         notes=tuple(notes),
         facts=facts,
     )

@@ -117,7 +117,7 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
     max_len = args.max_model_len or model.context_length
     per_seq = kv.per_sequence(max_len)
     comps = [
-        Component("weights", weights, "gpu", "exact, from safetensors headers"),
+        Component("weights", weights, "gpu", "exact, from the model's tensor headers"),
         Component("activation_peak", act, "gpu", "profiling pass (estimate)"),
         Component("cuda_graphs", graphs, "gpu", "enforce_eager" if args.enforce_eager else "estimate"),
         Component("runtime_overhead", runtime, "gpu", "CUDA context, cuBLAS, NCCL (estimate)"),

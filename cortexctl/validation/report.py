@@ -169,7 +169,7 @@ def validate(
             vargs = spec.vllm if spec.args else VllmArgs()
             total = min((g.total_bytes for g in selected), default=None)
             breakdown = estimate_vllm(model, vargs, gpu_total_bytes=total)
-            checks.append(check_tensor_parallel(model, vargs, len(selected)))
+            checks.append(check_tensor_parallel(model, vargs, len(selected_indices(spec, gpu_list))))
             checks.extend(check_capability(model, vargs, selected))
     except (CortexError, KeyError, ValueError, ZeroDivisionError) as exc:
         # Metadata we could read but not use (an exotic architecture): say so, don't crash.
