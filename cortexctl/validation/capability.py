@@ -47,8 +47,13 @@ def check_capability(model: ModelInfo, args: VllmArgs, selected: list[GpuInfo]) 
         return []
     known = [g for g in selected if g.cc is not None]
     if not known:
-        return [warn(name, "GPU compute capability unknown (generic --vram GPU); dtype/quantization not checked",
-                     "Validate with --gpu-profile NAME to check kernels for a specific card.")]
+        return [
+            warn(
+                name,
+                "GPU compute capability unknown (generic --vram GPU); dtype/quantization not checked",
+                "Validate with --gpu-profile NAME to check kernels for a specific card.",
+            )
+        ]
     low = min(known, key=lambda g: g.cc or 0)
     cc = low.cc or 0.0
     where = f"GPU {low.index} ({low.name}, compute capability {cc:.1f})"
@@ -56,13 +61,25 @@ def check_capability(model: ModelInfo, args: VllmArgs, selected: list[GpuInfo]) 
 
     ckpt = (model.torch_dtype or "").lower()
     if args.dtype == "bfloat16" and cc < 8.0:
-        out.append(fail(f"{name}_dtype", f"--dtype bfloat16 needs compute capability 8.0+, {where}",
-                        "Set args.dtype: half (float16)."))
+        out.append(
+            fail(
+                f"{name}_dtype",
+                f"--dtype bfloat16 needs compute capability 8.0+, {where}",
+                "Set args.dtype: half (float16).",
+            )
+        )
     elif args.dtype == "auto" and ckpt == "bfloat16" and cc < 8.0:
-        out.append(warn(f"{name}_dtype", f"bf16 checkpoint on {where}: vLLM casts it to float16",
-                        "Set args.dtype: half to make that explicit."))
+        out.append(
+            warn(
+                f"{name}_dtype",
+                f"bf16 checkpoint on {where}: vLLM casts it to float16",
+                "Set args.dtype: half to make that explicit.",
+            )
+        )
     else:
-        out.append(ok(f"{name}_dtype", f"dtype {args.dtype}{f' ({ckpt} checkpoint)' if ckpt else ''} on {where}"))
+        out.append(
+            ok(f"{name}_dtype", f"dtype {args.dtype}{f' ({ckpt} checkpoint)' if ckpt else ''} on {where}")
+        )
 
     method = _quant_method(model, args)
     if method:
@@ -72,29 +89,48 @@ def check_capability(model: ModelInfo, args: VllmArgs, selected: list[GpuInfo]) 
         else:
             minimum, fast, note = rule
             if cc < minimum:
-                out.append(fail(f"{name}_quant", f"quantization {method} on {where}: {note}",
-                                _quant_fix(method)))
+                out.append(
+                    fail(f"{name}_quant", f"quantization {method} on {where}: {note}", _quant_fix(method))
+                )
             elif fast is not None and cc < fast:
-                out.append(warn(f"{name}_quant", f"quantization {method} on {where}: {note}",
-                                "Expect lower throughput, or use a GPU of capability "
-                                f"{fast:.1f}+ (--gpu-profile h100-80g / l40s-48g)."))
+                out.append(
+                    warn(
+                        f"{name}_quant",
+                        f"quantization {method} on {where}: {note}",
+                        "Expect lower throughput, or use a GPU of capability "
+                        f"{fast:.1f}+ (--gpu-profile h100-80g / l40s-48g).",
+                    )
+                )
             else:
                 out.append(ok(f"{name}_quant", f"quantization {method} supported on {where}"))
 
     if args.kv_cache_dtype.startswith("fp8"):
         if cc < 8.0:
-            out.append(fail(f"{name}_kv", f"kv_cache_dtype {args.kv_cache_dtype} on {where}",
-                            "Set kv_cache_dtype: auto."))
+            out.append(
+                fail(
+                    f"{name}_kv",
+                    f"kv_cache_dtype {args.kv_cache_dtype} on {where}",
+                    "Set kv_cache_dtype: auto.",
+                )
+            )
         elif cc < 8.9:
-            out.append(warn(f"{name}_kv", f"kv_cache_dtype {args.kv_cache_dtype} on {where}: no native FP8; "
-                            "only some attention backends support it", "Set kv_cache_dtype: auto if start fails."))
+            out.append(
+                warn(
+                    f"{name}_kv",
+                    f"kv_cache_dtype {args.kv_cache_dtype} on {where}: no native FP8; "
+                    "only some attention backends support it",
+                    "Set kv_cache_dtype: auto if start fails.",
+                )
+            )
     return out
 
 
 def _quant_fix(method: str) -> str:
     if method in ("fp8", "fbgemm_fp8", "modelopt", "compressed-tensors"):
-        return ("Use an Ada/Hopper GPU (L4, L40S, RTX 4090, H100: compute capability 8.9+), or an AWQ/GPTQ "
-                "checkpoint of the model on this GPU.")
+        return (
+            "Use an Ada/Hopper GPU (L4, L40S, RTX 4090, H100: compute capability 8.9+), or an AWQ/GPTQ "
+            "checkpoint of the model on this GPU."
+        )
     if method in ("nvfp4", "modelopt_fp4"):
         return "Use a Blackwell GPU, or an FP8/AWQ checkpoint."
     if method.endswith("marlin"):

@@ -63,7 +63,9 @@ class LlamaCppFlags:
         def has(*names: str) -> bool:
             return any(a in names for a in extra)
 
-        ngl = model.n_layers + 1 if args.gpu_layers == "all" else min(int(args.gpu_layers), model.n_layers + 1)
+        ngl = (
+            model.n_layers + 1 if args.gpu_layers == "all" else min(int(args.gpu_layers), model.n_layers + 1)
+        )
         batch = args.batch_size or DEFAULT_BATCH
         ubatch = min(batch, args.ubatch_size or DEFAULT_UBATCH)
         quant_v = args.cache_type_v not in ("f32", "f16", "bf16")
@@ -95,8 +97,13 @@ def kv_cells(model: ModelInfo, f: LlamaCppFlags) -> dict[str, int]:
     swa = n_ctx_seq
     if model.sliding_window and not f.swa_full:
         swa = pad(min(n_ctx_seq, model.sliding_window * (f.parallel if f.kv_unified else 1) + f.ubatch), 256)
-    return {"n_ctx": n_ctx, "n_ctx_seq": n_ctx_seq, "n_stream": n_stream, "cells_full": n_ctx_seq * n_stream,
-            "cells_swa": swa * n_stream}
+    return {
+        "n_ctx": n_ctx,
+        "n_ctx_seq": n_ctx_seq,
+        "n_stream": n_stream,
+        "cells_full": n_ctx_seq * n_stream,
+        "cells_swa": swa * n_stream,
+    }
 
 
 def _layer_of(name: str) -> int | None:
@@ -121,7 +128,9 @@ def _compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) ->
     n_kv_swa = cells["cells_swa"] // per_stream
     has_full = not model.swa_layers or not all(model.swa_layers)
     mask_bytes = 2 if f.flash_attn else F32
-    masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if model.n_swa_layers else 0)
+    masks = (n_kv_full * t * mask_bytes if has_full else 0) + (
+        n_kv_swa * t * mask_bytes if model.n_swa_layers else 0
+    )
     kvh = max(model.n_kv_heads)
     qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
     attn = t * F32 * (qkv + 4 * model.n_embd)
@@ -166,7 +175,10 @@ def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
             continue
         swa = bool(model.swa_layers) and model.swa_layers[il]
         n = cells["cells_swa"] if swa else cells["cells_full"]
-        size = n * (row_bytes(f.cache_type_k, model.head_dim_k * n_kv) + row_bytes(f.cache_type_v, model.head_dim_v * n_kv))
+        size = n * (
+            row_bytes(f.cache_type_k, model.head_dim_k * n_kv)
+            + row_bytes(f.cache_type_v, model.head_dim_v * n_kv)
+        )
         gpu = f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0
         if swa:
             kv_swa_gpu += size if gpu else 0
@@ -194,17 +206,31 @@ def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
         notes.append(f"partial offload: layers {first_gpu_layer}..{n_layer - 1} on GPU, the rest on the host")
 
     comps = [
-        Component("weights", w_gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"),
+        Component(
+            "weights", w_gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"
+        ),
         Component("weights", w_host, "host", "token embeddings + layers not offloaded"),
-        Component("kv_full", kv_full_gpu, "gpu", f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}"),
-        Component("kv_full", kv_full_host, "host", f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}"),
+        Component(
+            "kv_full",
+            kv_full_gpu,
+            "gpu",
+            f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}",
+        ),
+        Component(
+            "kv_full",
+            kv_full_host,
+            "host",
+            f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}",
+        ),
         Component("kv_swa", kv_swa_gpu, "gpu", f"{cells['cells_swa']} cells (sliding window)"),
         Component("kv_swa", kv_swa_host, "host", f"{cells['cells_swa']} cells (sliding window)"),
         Component("output", out, "host", f"logits for {f.parallel} sequence(s)"),
         Component("compute", compute_gpu, "gpu", f"worst-case graph, ubatch {f.ubatch}"),
         Component("compute", compute_host, "host", f"worst-case graph, ubatch {f.ubatch}"),
     ]
-    facts = dict(cells, ubatch=f.ubatch, flash_attn=f.flash_attn, kv_unified=f.kv_unified, gpu_layers=f.gpu_layers)
+    facts = dict(
+        cells, ubatch=f.ubatch, flash_attn=f.flash_attn, kv_unified=f.kv_unified, gpu_layers=f.gpu_layers
+    )
     return Breakdown(
         engine="llamacpp",
         components=tuple(c for c in comps if c.bytes or (c.name == "weights" and c.device == "host")),

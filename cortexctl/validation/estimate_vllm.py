@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cortexctl.recipes.schema import VllmArgs
-from cortexctl.validation.breakdown import GiB, MiB, Breakdown, Component
+from cortexctl.validation.breakdown import Breakdown, Component, GiB, MiB
 from cortexctl.validation.modelinfo import ModelInfo
 
 FLOAT_DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
@@ -71,7 +71,9 @@ def weight_bytes_per_gpu(model: ModelInfo, args: VllmArgs) -> tuple[int, list[st
     notes: list[str] = []
     target = target_dtype_bytes(model, args)
     total = 0
-    online_fp8 = args.quantization == "fp8" and not (model.quantization and model.quantization.method == "fp8")
+    online_fp8 = args.quantization == "fp8" and not (
+        model.quantization and model.quantization.method == "fp8"
+    )
     for dtype, n in model.bytes_by_dtype.items():
         size = FLOAT_DTYPES.get(dtype)
         if size is None:
@@ -83,7 +85,10 @@ def weight_bytes_per_gpu(model: ModelInfo, args: VllmArgs) -> tuple[int, list[st
         notes.append("--quantization fp8 on a 16-bit checkpoint: weights quantized to 8 bits while loading")
     shards = args.tensor_parallel_size * args.pipeline_parallel_size
     if shards > 1:
-        notes.append(f"weights split over {shards} GPUs (tp {args.tensor_parallel_size} × pp {args.pipeline_parallel_size})")
+        notes.append(
+            f"weights split over {shards} GPUs "
+            f"(tp {args.tensor_parallel_size} × pp {args.pipeline_parallel_size})"
+        )
     return -(-total // shards), notes
 
 
@@ -135,7 +140,9 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
         kv_bytes = budget - weights - act - graphs - runtime
         facts.update(vllm_budget=budget, kv_cache_bytes=max(0, kv_bytes))
         if kv_bytes > 0:
-            comps.append(Component("kv_cache", kv_bytes, "gpu", "what vLLM keeps of util × total for the KV cache"))
+            comps.append(
+                Component("kv_cache", kv_bytes, "gpu", "what vLLM keeps of util × total for the KV cache")
+            )
             facts["max_concurrent_tokens"] = kv_bytes // kv.total if kv.total else 0
             facts["max_concurrent_sequences_at_max_len"] = kv_bytes // per_seq if per_seq else 0
             notes.append(

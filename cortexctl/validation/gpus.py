@@ -103,7 +103,9 @@ def detect_gpus() -> list[GpuInfo]:
 def pretend_gpus(*, profile: str | None = None, vram: str | None = None, count: int = 1) -> list[GpuInfo]:
     """GPUs from `--gpu-profile [Nx]NAME` or `--vram SIZE` (a generic GPU, capability unknown)."""
     if profile and vram:
-        raise InvalidRequest("Give either --gpu-profile or --vram, not both.", fix="Drop one of the two options.")
+        raise InvalidRequest(
+            "Give either --gpu-profile or --vram, not both.", fix="Drop one of the two options."
+        )
     if vram:
         try:
             size = parse_size(vram)

@@ -23,7 +23,8 @@ def inspect_model(path: Path | str) -> ModelInfo:
             return inspect_hf(p.parent)
         raise ModelInspectionError(
             f"{p} is neither a GGUF file nor an HF model folder",
-            fix="Point spec.model.path at a .gguf file (llamacpp) or a folder with config.json and *.safetensors "
+            fix="Point spec.model.path at a .gguf file (llamacpp) or a folder with config.json and "
+            "*.safetensors "
             "(vllm).",
         )
     raise ModelInspectionError(

@@ -61,7 +61,8 @@ def inspect_gguf(path: Path) -> ModelInfo:
     """Read a GGUF file's metadata. Raises ModelInspectionError with a fix on bad input."""
     if not path.is_file():
         raise ModelInspectionError(
-            f"Model file not found: {path}", fix="Import the model (cortexctl bundle import) or fix spec.model.path."
+            f"Model file not found: {path}",
+            fix="Import the model (cortexctl bundle import) or fix spec.model.path.",
         )
     if not is_gguf(path):
         raise ModelInspectionError(
@@ -169,7 +170,11 @@ def _rope_scaling(key: Any) -> dict[str, Any] | None:
     factor = key("rope.scaling.factor")
     if kind is None and factor is None:
         return None
-    return {"type": kind, "factor": factor, "original_context_length": key("rope.scaling.original_context_length")}
+    return {
+        "type": kind,
+        "factor": factor,
+        "original_context_length": key("rope.scaling.original_context_length"),
+    }
 
 
 def _file_type_name(ftype: Any) -> str | None:

@@ -49,7 +49,9 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         try:
             header = json.loads(fh.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelInspectionError(f"{path}: safetensors header is not JSON ({exc})", fix=_FIX_RECOPY) from None
+            raise ModelInspectionError(
+                f"{path}: safetensors header is not JSON ({exc})", fix=_FIX_RECOPY
+            ) from None
     if not isinstance(header, dict):
         raise ModelInspectionError(f"{path}: safetensors header is not a JSON object", fix=_FIX_RECOPY)
     data_end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
@@ -116,7 +118,11 @@ def derived_max_len(cfg: dict[str, Any]) -> tuple[int, int | None]:
     kind = rope.get("rope_type") or rope.get("type")
     factor = rope.get("factor")
     # llama3/longrope/su already publish the scaled length; Gemma 3's too.
-    if kind in ("su", "longrope", "llama3") or not factor or str(cfg.get("model_type", "")).startswith("gemma3"):
+    if (
+        kind in ("su", "longrope", "llama3")
+        or not factor
+        or str(cfg.get("model_type", "")).startswith("gemma3")
+    ):
         return base, None
     orig = int(rope.get("original_max_position_embeddings") or base) if kind == "yarn" else base
     return int(orig * float(factor)), base
@@ -148,12 +154,15 @@ def quantization_of(folder: Path, cfg: dict[str, Any]) -> QuantInfo | None:
 def inspect_hf(folder: Path) -> ModelInfo:
     """Read an HF model folder. Raises ModelInspectionError with a fix on bad input."""
     if not folder.is_dir():
-        raise ModelInspectionError(f"Model folder not found: {folder}", fix="Import the model or fix spec.model.path.")
+        raise ModelInspectionError(
+            f"Model folder not found: {folder}", fix="Import the model or fix spec.model.path."
+        )
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise ModelInspectionError(
             f"{folder} has no config.json, so it is not an HF model folder",
-            fix="Copy the model's full HF folder (config.json, *.safetensors, tokenizer files) or use a .gguf file "
+            fix="Copy the model's full HF folder (config.json, *.safetensors, tokenizer files) "
+            "or use a .gguf file "
             "with the llamacpp engine.",
         )
     try:
@@ -167,7 +176,8 @@ def inspect_hf(folder: Path) -> ModelInfo:
     if not files:
         raise ModelInspectionError(
             f"{folder} has no *.safetensors weights",
-            fix="vLLM needs safetensors weights here; convert .bin checkpoints or copy the safetensors shards.",
+            fix="vLLM needs safetensors weights here; convert .bin checkpoints "
+            "or copy the safetensors shards.",
         )
     tensors: list[TensorInfo] = []
     by_dtype: Counter[str] = Counter()

@@ -50,10 +50,12 @@ def render(report: ValidationReport) -> RenderableType:
     m = report.model
     head = f"[bold]{report.recipe}[/] · engine {report.engine} · model {report.model_path}"
     if m:
-        head += (f"\n{m.architecture}: {m.n_params / 1e9:.2f} B params, {m.n_layers} layers, {m.n_heads} heads / "
-                 f"{max(m.n_kv_heads)} KV heads × {m.head_dim_k}, context {m.context_length}"
-                 + (f", sliding window {m.sliding_window}" if m.sliding_window else "")
-                 + f", weights {fmt_bytes(m.weight_bytes)}")
+        head += (
+            f"\n{m.architecture}: {m.n_params / 1e9:.2f} B params, {m.n_layers} layers, {m.n_heads} heads / "
+            f"{max(m.n_kv_heads)} KV heads × {m.head_dim_k}, context {m.context_length}"
+            + (f", sliding window {m.sliding_window}" if m.sliding_window else "")
+            + f", weights {fmt_bytes(m.weight_bytes)}"
+        )
     gpus = ", ".join(f"{g.index}: {g.name} {fmt_bytes(g.total_bytes)}" for g in report.gpus) or "none"
     head += f"\nGPUs{' (pretend)' if report.pretend_gpus else ''}: {gpus}"
     parts.append(Text.from_markup(head))
@@ -65,7 +67,11 @@ def render(report: ValidationReport) -> RenderableType:
         cmd = report.command
         text = shlex.join(cmd) if isinstance(cmd, list) else str(cmd)
         parts.append(Text.from_markup("[bold]dry-run:[/] ") + Text(text))
-    verdict = "[bold green]OK: the recipe can start[/]" if report.ok else "[bold red]FAIL: the recipe would not start[/]"
+    verdict = (
+        "[bold green]OK: the recipe can start[/]"
+        if report.ok
+        else "[bold red]FAIL: the recipe would not start[/]"
+    )
     parts.append(Text.from_markup(verdict))
     return Group(*parts)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cortexctl.core.errors import CortexError, RecipeError
 from cortexctl.core.settings import Settings
-from cortexctl.recipes.schema import LlamaCppArgs, Recipe, VllmArgs
+from cortexctl.recipes.schema import Recipe
 from cortexctl.validation.breakdown import Breakdown
 from cortexctl.validation.capability import check_capability
 from cortexctl.validation.checks import (
@@ -32,7 +32,9 @@ from cortexctl.validation.checks import (
     check_port,
     check_tensor_parallel,
     fail,
+    llamacpp_args,
     selected_indices,
+    vllm_args,
 )
 from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
 from cortexctl.validation.estimate_vllm import estimate_vllm
@@ -92,7 +94,8 @@ class ValidationReport:
         more = f" (+{len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
         raise ValidationFailed(
             f"Recipe {self.recipe} failed validation: {first.name}: {first.detail}{more}",
-            fix=(first.fix or "") + " Run `cortexctl recipe validate` for the full report, or start with --force.",
+            fix=(first.fix or "")
+            + " Run `cortexctl recipe validate` for the full report, or start with --force.",
             details=self.to_dict(),
         )
 
@@ -102,7 +105,7 @@ def _needed_gpus(recipe: Recipe) -> int:
     if isinstance(spec.gpus, list):
         return max(spec.gpus, default=-1) + 1
     if spec.engine == "vllm":
-        a = spec.vllm if spec.args else VllmArgs()
+        a = vllm_args(spec)
         return a.tensor_parallel_size * a.pipeline_parallel_size
     return 1
 
@@ -136,8 +139,14 @@ def validate(
     path = spec.model.resolve(settings.models_dir)
     gpu_list, pretend = resolve_gpus(recipe, gpus=gpus, gpu_profile=gpu_profile, vram=vram)
     report = ValidationReport(
-        recipe=recipe.name, engine=spec.engine, model_path=str(path), model=None,
-        gpus=gpu_list, pretend_gpus=pretend, breakdown=None, command=command,
+        recipe=recipe.name,
+        engine=spec.engine,
+        model_path=str(path),
+        model=None,
+        gpus=gpu_list,
+        pretend_gpus=pretend,
+        breakdown=None,
+        command=command,
     )
     checks = report.checks
     checks.append(check_model_file(path, spec.model.sha256, verify=verify_sha256))
@@ -164,9 +173,9 @@ def validate(
     selected = [g for g in gpu_list if g.index in selected_indices(spec, gpu_list) and g.index in known]
     try:
         if spec.engine == "llamacpp":
-            breakdown = estimate_llamacpp(model, spec.llamacpp if spec.args else LlamaCppArgs())
+            breakdown = estimate_llamacpp(model, llamacpp_args(spec))
         else:
-            vargs = spec.vllm if spec.args else VllmArgs()
+            vargs = vllm_args(spec)
             total = min((g.total_bytes for g in selected), default=None)
             breakdown = estimate_vllm(model, vargs, gpu_total_bytes=total)
             checks.append(check_tensor_parallel(model, vargs, len(selected_indices(spec, gpu_list))))
@@ -174,8 +183,13 @@ def validate(
     except (CortexError, KeyError, ValueError, ZeroDivisionError) as exc:
         # Metadata we could read but not use (an exotic architecture): say so, don't crash.
         log.warning("estimate failed for %s: %s", path, exc)
-        checks.append(fail("estimate", f"cannot estimate memory for {model.architecture}: {exc}",
-                           "Report this model's metadata to the CORTEX maintainers; start with --force meanwhile."))
+        checks.append(
+            fail(
+                "estimate",
+                f"cannot estimate memory for {model.architecture}: {exc}",
+                "Report this model's metadata to the CORTEX maintainers; start with --force meanwhile.",
+            )
+        )
         return report
     report.breakdown = breakdown
     checks.append(check_context(spec, model, breakdown))

@@ -20,7 +20,9 @@ _OUTPUT = re.compile(r"llama_context:\s+(\S+)\s+output buffer size =\s+([\d.]+) 
 _KV_KIND = re.compile(r"creating\s+(non-SWA|SWA) KV cache, size = (\d+) cells")
 _KV = re.compile(r"llama_kv_cache:\s+(\S+) KV buffer size =\s+([\d.]+) MiB")
 _COMPUTE = re.compile(r"sched_reserve:\s+(\S+) compute buffer size =\s+([\d.]+) MiB")
-_FIT_ROW = re.compile(r"common_memory_breakdown_print: \|\s+- (\S+)\s+\|\s+(\d+)\s+=\s+(\d+)\s+\+\s+(\d+)\s+\+\s+(\d+)")
+_FIT_ROW = re.compile(
+    r"common_memory_breakdown_print: \|\s+- (\S+)\s+\|\s+(\d+)\s+=\s+(\d+)\s+\+\s+(\d+)\s+\+\s+(\d+)"
+)
 _FIT_HOST = re.compile(r"common_params_fit_impl: projected to use (\d+) MiB of host memory")
 _DONE = re.compile(r"sched_reserve: graph: nodes")
 
@@ -77,7 +79,9 @@ def parse_log(text: str) -> LlamaBuffers:
     return b
 
 
-def run_until_buffers(binary: Path, args: list[str], *, log_path: Path, timeout_s: float = 90) -> LlamaBuffers:
+def run_until_buffers(
+    binary: Path, args: list[str], *, log_path: Path, timeout_s: float = 90
+) -> LlamaBuffers:
     """Start llama-server, stop it as soon as the compute buffers are reserved."""
     with log_path.open("wb") as out:
         proc = subprocess.Popen([str(binary), *args], stdout=out, stderr=subprocess.STDOUT)

@@ -21,24 +21,68 @@ from tests.validation.llamalog import MiB, run_until_buffers
 pytestmark = [pytest.mark.llama]
 
 SHAPES = {
-    "llama-mha-4l": Shape("llama-mha-4l", n_layer=4, n_embd=256, n_head=8, n_kv_head=8, n_ff=768, n_vocab=4096),
-    "llama-gqa-12l-q8": Shape("llama-gqa-12l-q8", n_layer=12, n_embd=512, n_head=8, n_kv_head=2, n_ff=1536,
-                              n_vocab=32000, weight_type="Q8_0"),
-    "gemma3-swa-12l": Shape("gemma3-swa-12l", arch="gemma3", n_layer=12, n_embd=384, n_head=6, n_kv_head=2,
-                            head_dim=64, n_ff=1024, n_vocab=16384, sliding_window=256),
-    "llama-16l-untied": Shape("llama-16l-untied", n_layer=16, n_embd=768, n_head=12, n_kv_head=4, n_ff=1024,
-                              n_vocab=32000, weight_type="Q8_0", tied_output=False, context_length=32768),
+    "llama-mha-4l": Shape(
+        "llama-mha-4l", n_layer=4, n_embd=256, n_head=8, n_kv_head=8, n_ff=768, n_vocab=4096
+    ),
+    "llama-gqa-12l-q8": Shape(
+        "llama-gqa-12l-q8",
+        n_layer=12,
+        n_embd=512,
+        n_head=8,
+        n_kv_head=2,
+        n_ff=1536,
+        n_vocab=32000,
+        weight_type="Q8_0",
+    ),
+    "gemma3-swa-12l": Shape(
+        "gemma3-swa-12l",
+        arch="gemma3",
+        n_layer=12,
+        n_embd=384,
+        n_head=6,
+        n_kv_head=2,
+        head_dim=64,
+        n_ff=1024,
+        n_vocab=16384,
+        sliding_window=256,
+    ),
+    "llama-16l-untied": Shape(
+        "llama-16l-untied",
+        n_layer=16,
+        n_embd=768,
+        n_head=12,
+        n_kv_head=4,
+        n_ff=1024,
+        n_vocab=32000,
+        weight_type="Q8_0",
+        tied_output=False,
+        context_length=32768,
+    ),
 }
 
 CASES = [
     # (model, llama.cpp args)
     ("gemma3-270m", LlamaCppArgs(context_length=4096)),
-    ("gemma3-270m", LlamaCppArgs(context_length=16384, parallel=4, cache_type_k="q8_0", cache_type_v="q8_0",
-                                 extra_args=["--kv-unified"])),
+    (
+        "gemma3-270m",
+        LlamaCppArgs(
+            context_length=16384,
+            parallel=4,
+            cache_type_k="q8_0",
+            cache_type_v="q8_0",
+            extra_args=["--kv-unified"],
+        ),
+    ),
     ("llama-mha-4l", LlamaCppArgs(context_length=2048, flash_attn="off")),
-    ("llama-gqa-12l-q8", LlamaCppArgs(context_length=8192, parallel=4, cache_type_k="q8_0", cache_type_v="q8_0")),
+    (
+        "llama-gqa-12l-q8",
+        LlamaCppArgs(context_length=8192, parallel=4, cache_type_k="q8_0", cache_type_v="q8_0"),
+    ),
     ("gemma3-swa-12l", LlamaCppArgs(context_length=8192, parallel=2, flash_attn="on")),
-    ("llama-16l-untied", LlamaCppArgs(context_length=16384, cache_type_k="q8_0", flash_attn="off", ubatch_size=256)),
+    (
+        "llama-16l-untied",
+        LlamaCppArgs(context_length=16384, cache_type_k="q8_0", flash_attn="off", ubatch_size=256),
+    ),
 ]
 
 
@@ -50,9 +94,30 @@ def free_port() -> int:
 
 def server_args(model: Path, a: LlamaCppArgs, port: int) -> list[str]:
     """The llama-server flags a recipe maps to (what the llamacpp engine adapter passes)."""
-    args = ["-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-lv", "4",
-            "-c", str(a.context_length), "-np", str(a.parallel), "-ngl", str(a.gpu_layers),
-            "-ctk", a.cache_type_k, "-ctv", a.cache_type_v, "-fa", a.flash_attn, "--chat-template", "chatml"]
+    args = [
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-lv",
+        "4",
+        "-c",
+        str(a.context_length),
+        "-np",
+        str(a.parallel),
+        "-ngl",
+        str(a.gpu_layers),
+        "-ctk",
+        a.cache_type_k,
+        "-ctv",
+        a.cache_type_v,
+        "-fa",
+        a.flash_attn,
+        "--chat-template",
+        "chatml",
+    ]
     if a.batch_size:
         args += ["-b", str(a.batch_size)]
     if a.ubatch_size:
@@ -69,13 +134,17 @@ def model_paths(tmp_path_factory: pytest.TempPathFactory, gemma3_270m: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "args"), CASES, ids=[f"{n}-c{a.context_length}-np{a.parallel}" for n, a in CASES])
+@pytest.mark.parametrize(
+    ("name", "args"), CASES, ids=[f"{n}-c{a.context_length}-np{a.parallel}" for n, a in CASES]
+)
 def test_estimate_matches_llama_server(
     name: str, args: LlamaCppArgs, model_paths: dict[str, Path], llama_server_bin: Path, tmp_path: Path
 ) -> None:
     path = model_paths[name]
     est = estimate_llamacpp(inspect_model(path), args)
-    real = run_until_buffers(llama_server_bin, server_args(path, args, free_port()), log_path=tmp_path / "server.log")
+    real = run_until_buffers(
+        llama_server_bin, server_args(path, args, free_port()), log_path=tmp_path / "server.log"
+    )
 
     # The KV cache formula is exact: full and sliding-window caches each within 1 %.
     assert est.get("kv_full") / MiB == pytest.approx(real.kv_full, rel=0.01, abs=0.01), real.log[-2000:]
@@ -87,9 +156,11 @@ def test_estimate_matches_llama_server(
     ours = (est.get("weights") + est.get("kv_full") + est.get("kv_swa") + est.get("compute")) / MiB
     theirs = real.model_mapped + real.kv_full + real.kv_swa + real.compute_total
     ratio = ours / theirs
-    print(f"\n{name} -c {args.context_length} -np {args.parallel}: estimate {ours:.2f} MiB, "
-          f"llama-server {theirs:.2f} MiB, ratio {ratio:.3f} (compute {est.get('compute') / MiB:.2f} "
-          f"vs {real.compute_total:.2f})")
+    print(
+        f"\n{name} -c {args.context_length} -np {args.parallel}: estimate {ours:.2f} MiB, "
+        f"llama-server {theirs:.2f} MiB, ratio {ratio:.3f} (compute {est.get('compute') / MiB:.2f} "
+        f"vs {real.compute_total:.2f})"
+    )
     assert 0.9 <= ratio <= 1.1
 
     if real.fit:  # llama.cpp's own projection (common_params_fit): ours must be as close

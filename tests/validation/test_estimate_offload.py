@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from cortexctl.recipes.schema import LlamaCppArgs
@@ -14,8 +12,11 @@ from tests.validation.ggufmodels import Shape, write_gguf
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     d = tmp_path_factory.mktemp("off")
-    return inspect_model(write_gguf(Shape("o", n_layer=4, n_embd=64, n_head=4, n_kv_head=2, n_ff=128,
-                                          n_vocab=1000), d / "o.gguf"))
+    return inspect_model(
+        write_gguf(
+            Shape("o", n_layer=4, n_embd=64, n_head=4, n_kv_head=2, n_ff=128, n_vocab=1000), d / "o.gguf"
+        )
+    )
 
 
 def layer_bytes(model, il: int) -> int:  # type: ignore[no-untyped-def]

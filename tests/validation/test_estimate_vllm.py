@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from cortexctl.recipes.schema import VllmArgs
 from cortexctl.validation import estimate_vllm, inspect_model
 from cortexctl.validation.breakdown import GiB
@@ -27,7 +25,9 @@ from tests.validation.hfmodels import (
 
 
 def test_llama31_8b(tmp_path: Path) -> None:
-    written = write_hf_folder(tmp_path, LLAMA_31_8B_INSTRUCT, dense_tensors(LLAMA_31_8B_INSTRUCT, "BF16"), shards=4)
+    written = write_hf_folder(
+        tmp_path, LLAMA_31_8B_INSTRUCT, dense_tensors(LLAMA_31_8B_INSTRUCT, "BF16"), shards=4
+    )
     m = inspect_model(tmp_path)
     assert m.weight_bytes == written == 16_060_522_496  # the repo index's published total_size
     assert m.n_params == 8_030_261_248
@@ -59,7 +59,9 @@ def test_qwen25_7b_awq(tmp_path: Path) -> None:
 
 
 def test_mixtral_8x7b(tmp_path: Path) -> None:
-    written = write_hf_folder(tmp_path, MIXTRAL_8X7B_INSTRUCT, dense_tensors(MIXTRAL_8X7B_INSTRUCT, "BF16"), shards=8)
+    written = write_hf_folder(
+        tmp_path, MIXTRAL_8X7B_INSTRUCT, dense_tensors(MIXTRAL_8X7B_INSTRUCT, "BF16"), shards=8
+    )
     m = inspect_model(tmp_path)
     assert m.weight_bytes == written == 93_405_585_408  # 46.7 B params in bf16
     assert (m.n_experts, m.n_experts_used) == (8, 2)
