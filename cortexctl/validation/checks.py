@@ -292,6 +292,17 @@ def check_context(spec: RecipeSpec, model: ModelInfo, breakdown: Breakdown) -> C
     return ok(name, f"{per_slot} tokens per slot × {largs.parallel} slot(s) ≤ model maximum {limit}")
 
 
+def check_llamacpp_flags(args: LlamaCppArgs) -> Check | None:
+    if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":
+        return fail(
+            "llamacpp_flags",
+            f"cache_type_v {args.cache_type_v} with flash_attn off: llama.cpp refuses a quantized V cache "
+            "without flash attention",
+            "Set flash_attn: auto (or on), or cache_type_v: f16.",
+        )
+    return None
+
+
 def check_engine_format(spec: RecipeSpec, model: ModelInfo) -> Check:
     name = "model_format"
     if spec.engine == "llamacpp" and model.format != "gguf":

@@ -16,17 +16,16 @@ Sources of each rule (llama.cpp as vendored in llama-cpp-python 0.3.36):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from cortexctl.recipes.schema import LlamaCppArgs
 from cortexctl.validation.breakdown import Breakdown, Component
+from cortexctl.validation.llamacpp_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
 F32 = 4
-DEFAULT_BATCH = 2048
-DEFAULT_UBATCH = 512
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 
 
@@ -37,53 +36,6 @@ def pad(n: int, to: int) -> int:
 def row_bytes(cache_type: str, n: int) -> int:
     block, size = GGML_QUANT_SIZES[GGMLQuantizationType[cache_type.upper()]]
     return n // block * size
-
-
-@dataclass(frozen=True)
-class LlamaCppFlags:
-    """The allocation-relevant llama-server flags, from the recipe plus its extra_args."""
-
-    n_ctx: int
-    parallel: int
-    gpu_layers: int  # resolved: 0..n_layer+1
-    batch: int
-    ubatch: int
-    cache_type_k: str
-    cache_type_v: str
-    flash_attn: bool
-    kv_unified: bool
-    swa_full: bool
-    kv_offload: bool
-    embeddings: bool
-
-    @classmethod
-    def from_args(cls, args: LlamaCppArgs, model: ModelInfo) -> LlamaCppFlags:
-        extra = list(args.extra_args)
-
-        def has(*names: str) -> bool:
-            return any(a in names for a in extra)
-
-        ngl = (
-            model.n_layers + 1 if args.gpu_layers == "all" else min(int(args.gpu_layers), model.n_layers + 1)
-        )
-        batch = args.batch_size or DEFAULT_BATCH
-        ubatch = min(batch, args.ubatch_size or DEFAULT_UBATCH)
-        quant_v = args.cache_type_v not in ("f32", "f16", "bf16")
-        return cls(
-            n_ctx=args.context_length,
-            parallel=args.parallel,
-            gpu_layers=max(0, ngl),
-            batch=batch,
-            ubatch=ubatch,
-            cache_type_k=args.cache_type_k,
-            cache_type_v=args.cache_type_v,
-            # "auto" resolves to on for CPU and CUDA builds; a quantized V cache requires it.
-            flash_attn=args.flash_attn != "off" or quant_v,
-            kv_unified=has("-kvu", "--kv-unified"),
-            swa_full=has("--swa-full"),
-            kv_offload=not has("-nkvo", "--no-kv-offload"),
-            embeddings=args.embeddings,
-        )
 
 
 def kv_cells(model: ModelInfo, f: LlamaCppFlags) -> dict[str, int]:
@@ -142,8 +94,11 @@ def _compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) ->
     return masks + max(ffn, attn, output)
 
 
-def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
-    f = LlamaCppFlags.from_args(args, model)
+def estimate_llamacpp(
+    model: ModelInfo, args: LlamaCppArgs, *, command: Sequence[str] | None = None
+) -> Breakdown:
+    """Estimate for `args`, or for the exact llama-server argv when `command` is given."""
+    f = LlamaCppFlags.from_command(command, model) if command else LlamaCppFlags.from_args(args, model)
     n_layer = model.n_layers
     first_gpu_layer = n_layer - min(f.gpu_layers, n_layer)
     output_on_gpu = f.gpu_layers > n_layer
@@ -229,7 +184,12 @@ def estimate_llamacpp(model: ModelInfo, args: LlamaCppArgs) -> Breakdown:
         Component("compute", compute_host, "host", f"worst-case graph, ubatch {f.ubatch}"),
     ]
     facts = dict(
-        cells, ubatch=f.ubatch, flash_attn=f.flash_attn, kv_unified=f.kv_unified, gpu_layers=f.gpu_layers
+        cells,
+        ubatch=f.ubatch,
+        flash_attn=f.flash_attn,
+        kv_unified=f.kv_unified,
+        gpu_layers=f.gpu_layers,
+        parallel=f.parallel,
     )
     return Breakdown(
         engine="llamacpp",

@@ -28,6 +28,7 @@ from cortexctl.validation.checks import (
     check_gpus_exist,
     check_gpus_not_used,
     check_image,
+    check_llamacpp_flags,
     check_model_file,
     check_port,
     check_tensor_parallel,
@@ -173,7 +174,11 @@ def validate(
     selected = [g for g in gpu_list if g.index in selected_indices(spec, gpu_list) and g.index in known]
     try:
         if spec.engine == "llamacpp":
-            breakdown = estimate_llamacpp(model, llamacpp_args(spec))
+            largs = llamacpp_args(spec)
+            argv = command if isinstance(command, list) and command and "llama-server" in command[0] else None
+            breakdown = estimate_llamacpp(model, largs, command=argv)
+            if (flags_check := check_llamacpp_flags(largs)) is not None:
+                checks.append(flags_check)
         else:
             vargs = vllm_args(spec)
             total = min((g.total_bytes for g in selected), default=None)

@@ -168,3 +168,23 @@ def test_estimate_matches_llama_server(
         ours_total = est.total / MiB
         print(f"  common_params_fit projected {fit_total} MiB; ours {ours_total:.1f} MiB")
         assert ours_total == pytest.approx(fit_total, rel=0.1, abs=2)
+
+
+@pytest.mark.slow
+def test_estimate_from_exact_command_uses_server_defaults(
+    model_paths: dict[str, Path], llama_server_bin: Path, tmp_path: Path
+) -> None:
+    """No -c and no -np: llama-server takes the trained context and 4 unified slots; so must we."""
+    path = model_paths["gemma3-swa-12l"]
+    argv = [str(llama_server_bin), "-m", str(path), "--host", "127.0.0.1", "--port", str(free_port()),
+            "-lv", "4", "--chat-template", "chatml"]  # fmt: skip
+    est = estimate_llamacpp(inspect_model(path), LlamaCppArgs(), command=argv)
+    real = run_until_buffers(llama_server_bin, argv[1:], log_path=tmp_path / "server.log")
+    assert est.facts["kv_unified"] and est.facts["n_ctx"] == 4096
+    assert est.get("kv_full") / MiB == pytest.approx(real.kv_full, rel=0.01)
+    assert est.get("kv_swa") / MiB == pytest.approx(real.kv_swa, rel=0.01)
+    ours = (est.get("weights") + est.get("kv_full") + est.get("kv_swa") + est.get("compute")) / MiB
+    theirs = real.model_mapped + real.kv_full + real.kv_swa + real.compute_total
+    ratio = ours / theirs
+    print(f"\ncommand defaults: estimate {ours:.2f} MiB, llama-server {theirs:.2f} MiB, ratio {ratio:.3f}")
+    assert 0.9 <= ours / theirs <= 1.1

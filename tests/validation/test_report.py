@@ -278,3 +278,23 @@ def test_render_shows_failures_and_fixes(settings: Settings, llama8b: Path) -> N
     assert "FAIL" in text and "Select GPUs among [0]" in text and "vllm serve" in text
     assert "would not start" in text
     assert "\x1b[1;31m" in console.export_text(styles=True)  # FAIL in bold red
+
+
+def test_quantized_v_cache_needs_flash_attn(settings: Settings, tiny_gguf: Path) -> None:
+    rep = validate(
+        recipe("llamacpp", tiny_gguf, context_length=1024, cache_type_v="q8_0", flash_attn="off"),
+        settings=settings,
+        gpus=[],
+    )
+    assert_fail_with_fix(rep, "llamacpp_flags", "flash_attn")
+
+
+def test_command_drives_llamacpp_estimate(settings: Settings, tiny_gguf: Path) -> None:
+    r = recipe("llamacpp", tiny_gguf, context_length=1024)
+    plain = validate(r, settings=settings, gpus=[])
+    cmd = validate(
+        r, settings=settings, gpus=[], command=["llama-server", "-m", str(tiny_gguf), "-c", "8192"]
+    )
+    assert plain.breakdown is not None and cmd.breakdown is not None
+    assert cmd.breakdown.get("kv_full") > plain.breakdown.get("kv_full")  # the argv's -c 8192 and auto -np 4
+    assert (cmd.breakdown.facts["parallel"], cmd.breakdown.facts["kv_unified"]) == (4, True)
