@@ -157,6 +157,8 @@ def estimate_llamacpp(
             f"-c {f.n_ctx} is shared by {f.parallel} slots"
             + ("" if f.kv_unified else f": {cells['n_ctx_seq']} tokens each")
         )
+    if f.gpu_layers:
+        notes.append("GPU compute buffer: same graph model as on CPU, not yet checked against a CUDA build")
     if f.gpu_layers and f.gpu_layers <= n_layer:
         notes.append(f"partial offload: layers {first_gpu_layer}..{n_layer - 1} on GPU, the rest on the host")
 

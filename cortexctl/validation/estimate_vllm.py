@@ -124,7 +124,12 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
     comps = [
         Component("weights", weights, "gpu", "exact, from the model's tensor headers"),
         Component("activation_peak", act, "gpu", "profiling pass (estimate)"),
-        Component("cuda_graphs", graphs, "gpu", "enforce_eager" if args.enforce_eager else "estimate"),
+        Component(
+            "cuda_graphs",
+            graphs,
+            "gpu",
+            "enforce_eager" if args.enforce_eager else "estimate; counted inside the budget (conservative)",
+        ),
         Component("runtime_overhead", runtime, "gpu", "CUDA context, cuBLAS, NCCL (estimate)"),
     ]
     facts: dict[str, object] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -138,3 +138,19 @@ class HostMemory:
 def host_memory() -> HostMemory:
     vm = psutil.virtual_memory()
     return HostMemory(total_bytes=int(vm.total), available_bytes=int(vm.available))
+
+
+def parse_gpu_selection(text: str) -> Literal["all", "none"] | list[int]:
+    """`--gpus 0,1` / `all` / `none` → the value spec.gpus takes."""
+    s = text.strip().lower()
+    if s in ("all", "none"):
+        return s  # type: ignore[return-value]
+    try:
+        indices = [int(p) for p in s.replace(" ", "").split(",") if p != ""]
+    except ValueError:
+        indices = []
+    if not indices or any(i < 0 for i in indices):
+        raise InvalidRequest(
+            f"Cannot read --gpus {text!r}", fix="Use --gpus 0,1 or --gpus all or --gpus none."
+        )
+    return sorted(set(indices))

@@ -69,7 +69,8 @@ class LlamaCppFlags:
         """Flags from a llama-server argv; what the argv omits takes llama-server's default."""
         values: dict[str, str] = {}
         switches: set[str] = set()
-        it = iter(argv[1:])
+        # with or without the binary name in front (engines.llamacpp.llama_server_args has none)
+        it = iter(argv[1:] if argv and not argv[0].startswith("-") else argv)
         for arg in it:
             name, eq, inline = arg.partition("=")
             key = _VALUE_FLAGS.get(name)

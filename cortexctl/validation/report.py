@@ -39,7 +39,14 @@ from cortexctl.validation.checks import (
 )
 from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
 from cortexctl.validation.estimate_vllm import estimate_vllm
-from cortexctl.validation.gpus import GpuInfo, HostMemory, detect_gpus, host_memory, pretend_gpus
+from cortexctl.validation.gpus import (
+    GpuInfo,
+    HostMemory,
+    detect_gpus,
+    host_memory,
+    parse_gpu_selection,
+    pretend_gpus,
+)
 from cortexctl.validation.inspect import inspect_model
 from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError
 
@@ -101,6 +108,12 @@ class ValidationReport:
         )
 
 
+def _is_llama_server_argv(command: object) -> bool:
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        return False
+    return "llama-server" in command[0] or command[0].startswith("-")
+
+
 def _needed_gpus(recipe: Recipe) -> int:
     spec = recipe.spec
     if isinstance(spec.gpus, list):
@@ -124,6 +137,7 @@ def validate(
     *,
     settings: Settings,
     gpus: list[GpuInfo] | None = None,
+    select_gpus: str | None = None,
     gpu_profile: str | None = None,
     vram: str | None = None,
     used_gpus: Mapping[int, str] | None = None,
@@ -134,8 +148,19 @@ def validate(
     verify_sha256: bool = True,
     host: HostMemory | None = None,
 ) -> ValidationReport:
-    """Validate `recipe` for this host (or pretend hardware). Never raises for bad input,
-    except InvalidRequest for an unknown --gpu-profile / bad --vram."""
+    """Validate `recipe` for this host (or pretend hardware).
+
+    gpus: the GPUs to plan for (default: NVML); select_gpus: `--gpus` override of spec.gpus;
+    gpu_profile / vram: pretend hardware; used_gpus: GPU index → name of the running model
+    that holds it (the supervisor's view); command: the dry-run argv/container spec (for
+    llama-server argv the estimate reads its flags); port: the engine port to check;
+    runtime + images: check the engine image is present for the docker runtime.
+    Never raises for bad model input; raises InvalidRequest for a bad --gpu-profile,
+    --vram or --gpus value.
+    """
+    if select_gpus is not None:  # `--gpus 0,1` overrides the recipe's spec.gpus
+        spec_over = recipe.spec.model_copy(update={"gpus": parse_gpu_selection(select_gpus)})
+        recipe = recipe.model_copy(update={"spec": spec_over})
     spec = recipe.spec
     path = spec.model.resolve(settings.models_dir)
     gpu_list, pretend = resolve_gpus(recipe, gpus=gpus, gpu_profile=gpu_profile, vram=vram)
@@ -175,7 +200,7 @@ def validate(
     try:
         if spec.engine == "llamacpp":
             largs = llamacpp_args(spec)
-            argv = command if isinstance(command, list) and command and "llama-server" in command[0] else None
+            argv = command if _is_llama_server_argv(command) else None
             breakdown = estimate_llamacpp(model, largs, command=argv)
             if (flags_check := check_llamacpp_flags(largs)) is not None:
                 checks.append(flags_check)

@@ -298,3 +298,19 @@ def test_command_drives_llamacpp_estimate(settings: Settings, tiny_gguf: Path) -
     assert plain.breakdown is not None and cmd.breakdown is not None
     assert cmd.breakdown.get("kv_full") > plain.breakdown.get("kv_full")  # the argv's -c 8192 and auto -np 4
     assert (cmd.breakdown.facts["parallel"], cmd.breakdown.facts["kv_unified"]) == (4, True)
+
+
+def test_gpus_override(settings: Settings, llama8b: Path) -> None:
+    r = recipe("vllm", llama8b, gpus=[0], tensor_parallel_size=2, max_model_len=4096)
+    rep = validate(r, settings=settings, gpu_profile="2xa100-80g", select_gpus="0,1")
+    assert by_name(rep, "tensor_parallel").status == Status.OK
+    with pytest.raises(InvalidRequest):
+        validate(r, settings=settings, gpu_profile="a100-80g", select_gpus="zero")
+
+
+def test_command_without_binary_name(settings: Settings, tiny_gguf: Path) -> None:
+    """engines.llamacpp.llama_server_args returns the argv after the binary name."""
+    r = recipe("llamacpp", tiny_gguf, context_length=1024)
+    rep = validate(r, settings=settings, gpus=[], command=["-m", str(tiny_gguf), "-c", "4096", "-np", "2"])
+    assert rep.breakdown is not None
+    assert (rep.breakdown.facts["n_ctx"], rep.breakdown.facts["parallel"]) == (4096, 2)
