@@ -1,0 +1,188 @@
+"""GGUF inspection: header key/values and the tensor table, read-only, no weights loaded.
+
+The header is parsed by `gguf_header` (fast; `gguf` package type tables); tensor
+data stays untouched on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from cortexctl.validation.gguf_header import ArrayInfo, GGUFFormatError, read_gguf_header
+from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError, QuantInfo, TensorInfo
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+# llama.cpp's hard-coded sliding-window patterns (src/models/<arch>.cpp: load_swa_pattern):
+# with pattern n, layer il is SWA when il % n < n - 1 (every n-th layer is full attention).
+SWA_PATTERNS: dict[str, int] = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gemma3n": 5}
+
+
+def is_gguf(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def _value(fields: dict[str, Any], key: str, default: Any = None) -> Any:
+    value = fields.get(key)
+    return default if value is None or isinstance(value, ArrayInfo) else value
+
+
+def _per_layer(value: Any, n_layers: int, default: int) -> tuple[int, ...]:
+    if value is None:
+        return (default,) * n_layers
+    if isinstance(value, list):
+        vals = [int(v) for v in value] or [default]
+        return tuple(vals[i] if i < len(vals) else vals[-1] for i in range(n_layers))
+    return (int(value),) * n_layers
+
+
+def _swa_layers(fields: dict[str, Any], arch: str, n_layers: int, window: int | None) -> tuple[bool, ...]:
+    if not window:
+        return ()
+    pattern = _value(fields, f"{arch}.attention.sliding_window_pattern")
+    if isinstance(pattern, list):  # an explicit per-layer bool array
+        return tuple(bool(p) for p in pattern[:n_layers])
+    n = int(pattern) if pattern is not None else SWA_PATTERNS.get(arch, 0)
+    if n == 0:
+        return (True,) * n_layers  # every layer slides (e.g. mistral-style)
+    return tuple(il % n < n - 1 for il in range(n_layers))
+
+
+def inspect_gguf(path: Path) -> ModelInfo:
+    """Read a GGUF file's metadata. Raises ModelInspectionError with a fix on bad input."""
+    if not path.is_file():
+        raise ModelInspectionError(
+            f"Model file not found: {path}",
+            fix="Import the model (cortexctl bundle import) or fix spec.model.path.",
+        )
+    if not is_gguf(path):
+        raise ModelInspectionError(
+            f"{path} is not a GGUF file (no GGUF magic bytes)",
+            fix="Point spec.model.path at a .gguf file, or at an HF folder with config.json for vLLM.",
+        )
+    try:
+        header = read_gguf_header(path)
+    except (GGUFFormatError, OSError, UnicodeDecodeError) as exc:
+        raise ModelInspectionError(
+            f"{path} is a damaged or truncated GGUF file ({exc})",
+            fix="Re-copy the file and compare its sha256 with the recipe's spec.model.sha256.",
+        ) from None
+    size = path.stat().st_size
+    tensors = []
+    for t in header.tensors:
+        end = t.offset + t.nbytes
+        if end > size:
+            raise ModelInspectionError(
+                f"{path} is truncated: tensor {t.name} ends at byte {end} but the file has {size}",
+                fix="Re-copy the file and compare its sha256 with the recipe's spec.model.sha256.",
+            )
+        tensors.append(TensorInfo(name=t.name, dtype=t.ggml_type, shape=t.shape, nbytes=t.nbytes))
+    return _model_info(path, header.fields, tensors)
+
+
+def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -> ModelInfo:
+    arch = _value(fields, "general.architecture")
+    if not isinstance(arch, str):
+        raise ModelInspectionError(
+            f"{path}: GGUF without general.architecture", fix="Re-convert the model with a current llama.cpp."
+        )
+
+    def key(name: str, default: Any = None) -> Any:
+        return _value(fields, f"{arch}.{name}", default)
+
+    n_layers = int(key("block_count", 0))
+    n_embd = int(key("embedding_length", 0))
+    heads = key("attention.head_count", 0)
+    n_heads = int(max(heads) if isinstance(heads, list) else heads)
+    n_kv = _per_layer(key("attention.head_count_kv"), n_layers, n_heads)
+    head_k = int(key("attention.key_length", n_embd // n_heads if n_heads else 0))
+    head_v = int(key("attention.value_length", head_k))
+    window = key("attention.sliding_window")
+    window = int(window) if window else None
+    by_dtype: Counter[str] = Counter()
+    n_params = 0
+    for t in tensors:
+        by_dtype[t.dtype] += t.nbytes
+        n = 1
+        for s in t.shape:
+            n *= s
+        n_params += n
+    vocab = _vocab_size(fields, arch, tensors)
+    ftype = _value(fields, "general.file_type")
+    ftype_name = _file_type_name(ftype)
+    ff = key("feed_forward_length")
+    return ModelInfo(
+        path=str(path),
+        format="gguf",
+        architecture=arch,
+        n_params=n_params,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv,
+        head_dim_k=head_k,
+        head_dim_v=head_v,
+        n_embd=n_embd,
+        n_ff=int(max(ff) if isinstance(ff, list) else ff) if ff is not None else None,
+        context_length=int(key("context_length", 0)),
+        vocab_size=vocab,
+        weight_bytes=sum(by_dtype.values()),
+        bytes_by_dtype=dict(by_dtype),
+        sliding_window=window,
+        swa_layers=_swa_layers(fields, arch, n_layers, window),
+        n_experts=_int_or_none(key("expert_count")),
+        n_experts_used=_int_or_none(key("expert_used_count")),
+        quantization=QuantInfo(method="gguf", details={"file_type": ftype_name}) if ftype_name else None,
+        rope_scaling=_rope_scaling(key),
+        tensors=tuple(tensors),
+        file_type=ftype_name,
+    )
+
+
+def _int_or_none(v: Any) -> int | None:
+    return int(v) if v is not None else None
+
+
+def _vocab_size(fields: dict[str, Any], arch: str, tensors: list[TensorInfo]) -> int:
+    tokens = fields.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, ArrayInfo):
+        return tokens.length  # number of items, without decoding 100k+ strings
+    if isinstance(tokens, list):
+        return len(tokens)
+    if (v := _value(fields, f"{arch}.vocab_size")) is not None:
+        return int(v)
+    for t in tensors:
+        if t.name == "token_embd.weight" and len(t.shape) == 2:
+            return t.shape[1]
+    return 0
+
+
+def _rope_scaling(key: Any) -> dict[str, Any] | None:
+    kind = key("rope.scaling.type")
+    factor = key("rope.scaling.factor")
+    if kind is None and factor is None:
+        return None
+    return {
+        "type": kind,
+        "factor": factor,
+        "original_context_length": key("rope.scaling.original_context_length"),
+    }
+
+
+def _file_type_name(ftype: Any) -> str | None:
+    if ftype is None:
+        return None
+    try:
+        from gguf import LlamaFileType
+
+        return LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_")
+    except (ValueError, ImportError):
+        return str(ftype)

@@ -1,0 +1,74 @@
+"""What validation knows about a model, read from its own metadata (never its name)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from cortexctl.core.errors import RecipeError
+
+
+class ModelInspectionError(RecipeError):
+    """The model at the recipe's path cannot be read (missing, not a model, truncated)."""
+
+    default_code = "model_unreadable"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # GGML type name (Q4_K, F16 …) or safetensors dtype (BF16, I32 …)
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class QuantInfo:
+    """Quantization as declared by the model (HF quantization_config or a GGUF file type)."""
+
+    method: str  # awq, gptq, fp8, bitsandbytes, compressed-tensors, gguf …
+    bits: int | None = None
+    group_size: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    format: Literal["gguf", "hf"]
+    architecture: str
+    n_params: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: tuple[int, ...]  # per layer (most models: the same value repeated)
+    head_dim_k: int
+    head_dim_v: int
+    n_embd: int
+    context_length: int  # the model's maximum (trained context, rope scaling applied for HF)
+    vocab_size: int
+    weight_bytes: int  # exact: sum of the tensor byte sizes in the file(s)
+    bytes_by_dtype: dict[str, int]
+    n_ff: int | None = None
+    sliding_window: int | None = None
+    swa_layers: tuple[bool, ...] = ()  # True for a sliding-window layer
+    n_experts: int | None = None
+    n_experts_used: int | None = None
+    torch_dtype: str | None = None
+    quantization: QuantInfo | None = None
+    rope_scaling: dict[str, Any] | None = None
+    original_context_length: int | None = None  # before rope scaling
+    tensors: tuple[TensorInfo, ...] = ()
+    file_type: str | None = None  # GGUF general.file_type name
+
+    @property
+    def n_swa_layers(self) -> int:
+        return sum(self.swa_layers)
+
+    def kv_heads(self, layer: int) -> int:
+        return self.n_kv_heads[layer] if layer < len(self.n_kv_heads) else self.n_kv_heads[-1]
+
+    def to_dict(self, *, with_tensors: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_tensors:
+            data.pop("tensors")
+        return data

@@ -1,0 +1,227 @@
+"""`validate(recipe, …)`: inspect the model, estimate memory, run every check.
+
+The same function backs `cortexctl recipe validate`, `POST /admin/models/{id}/validate`
+and the supervisor's pre-start check. Nothing here raises on bad input: problems come
+back as FAIL checks with a fix; `ValidationReport.require_ok()` turns them into an error
+for callers that must refuse a start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cortexctl.core.errors import CortexError, RecipeError
+from cortexctl.core.settings import Settings
+from cortexctl.recipes.schema import Recipe
+from cortexctl.validation.breakdown import Breakdown
+from cortexctl.validation.capability import check_capability
+from cortexctl.validation.checks import (
+    Check,
+    Status,
+    check_context,
+    check_engine_format,
+    check_fits,
+    check_gpus_exist,
+    check_gpus_not_used,
+    check_image,
+    check_llamacpp_flags,
+    check_model_file,
+    check_port,
+    check_tensor_parallel,
+    fail,
+    llamacpp_args,
+    selected_indices,
+    vllm_args,
+)
+from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
+from cortexctl.validation.estimate_vllm import estimate_vllm
+from cortexctl.validation.gpus import (
+    GpuInfo,
+    HostMemory,
+    detect_gpus,
+    host_memory,
+    parse_gpu_selection,
+    pretend_gpus,
+)
+from cortexctl.validation.inspect import inspect_model
+from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError
+
+log = logging.getLogger(__name__)
+
+
+class ValidationFailed(RecipeError):
+    default_code = "validation_failed"
+
+
+@dataclass
+class ValidationReport:
+    recipe: str
+    engine: str
+    model_path: str
+    model: ModelInfo | None
+    gpus: list[GpuInfo]
+    pretend_gpus: bool
+    breakdown: Breakdown | None
+    checks: list[Check] = field(default_factory=list)
+    command: list[str] | dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != Status.FAIL for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == Status.FAIL]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "engine": self.engine,
+            "ok": self.ok,
+            "model_path": self.model_path,
+            "model": self.model.to_dict() if self.model else None,
+            "gpus": [g.to_dict() for g in self.gpus],
+            "pretend_gpus": self.pretend_gpus,
+            "breakdown": self.breakdown.to_dict() if self.breakdown else None,
+            "checks": [c.to_dict() for c in self.checks],
+            "command": self.command,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def require_ok(self) -> None:
+        """Raise ValidationFailed (with the whole report in details) if any check failed."""
+        if self.ok:
+            return
+        first = self.failures[0]
+        more = f" (+{len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
+        raise ValidationFailed(
+            f"Recipe {self.recipe} failed validation: {first.name}: {first.detail}{more}",
+            fix=(first.fix or "")
+            + " Run `cortexctl recipe validate` for the full report, or start with --force.",
+            details=self.to_dict(),
+        )
+
+
+def _is_llama_server_argv(command: object) -> bool:
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        return False
+    return "llama-server" in command[0] or command[0].startswith("-")
+
+
+def _needed_gpus(recipe: Recipe) -> int:
+    spec = recipe.spec
+    if isinstance(spec.gpus, list):
+        return max(spec.gpus, default=-1) + 1
+    if spec.engine == "vllm":
+        a = vllm_args(spec)
+        return a.tensor_parallel_size * a.pipeline_parallel_size
+    return 1
+
+
+def resolve_gpus(
+    recipe: Recipe, *, gpus: list[GpuInfo] | None, gpu_profile: str | None, vram: str | None
+) -> tuple[list[GpuInfo], bool]:
+    if gpu_profile or vram:
+        return pretend_gpus(profile=gpu_profile, vram=vram, count=max(1, _needed_gpus(recipe))), True
+    return (detect_gpus() if gpus is None else gpus), False
+
+
+def validate(
+    recipe: Recipe,
+    *,
+    settings: Settings,
+    gpus: list[GpuInfo] | None = None,
+    select_gpus: str | None = None,
+    gpu_profile: str | None = None,
+    vram: str | None = None,
+    used_gpus: Mapping[int, str] | None = None,
+    command: list[str] | dict[str, Any] | None = None,
+    port: int | None = None,
+    runtime: str | None = None,
+    images: Iterable[str] | None = None,
+    verify_sha256: bool = True,
+    host: HostMemory | None = None,
+) -> ValidationReport:
+    """Validate `recipe` for this host (or pretend hardware).
+
+    gpus: the GPUs to plan for (default: NVML); select_gpus: `--gpus` override of spec.gpus;
+    gpu_profile / vram: pretend hardware; used_gpus: GPU index → name of the running model
+    that holds it (the supervisor's view); command: the dry-run argv/container spec (for
+    llama-server argv the estimate reads its flags); port: the engine port to check;
+    runtime + images: check the engine image is present for the docker runtime.
+    Never raises for bad model input; raises InvalidRequest for a bad --gpu-profile,
+    --vram or --gpus value.
+    """
+    if select_gpus is not None:  # `--gpus 0,1` overrides the recipe's spec.gpus
+        spec_over = recipe.spec.model_copy(update={"gpus": parse_gpu_selection(select_gpus)})
+        recipe = recipe.model_copy(update={"spec": spec_over})
+    spec = recipe.spec
+    path = spec.model.resolve(settings.models_dir)
+    gpu_list, pretend = resolve_gpus(recipe, gpus=gpus, gpu_profile=gpu_profile, vram=vram)
+    report = ValidationReport(
+        recipe=recipe.name,
+        engine=spec.engine,
+        model_path=str(path),
+        model=None,
+        gpus=gpu_list,
+        pretend_gpus=pretend,
+        breakdown=None,
+        command=command,
+    )
+    checks = report.checks
+    checks.append(check_model_file(path, spec.model.sha256, verify=verify_sha256))
+    checks.append(check_gpus_exist(spec, gpu_list))
+    checks.append(check_gpus_not_used(spec, gpu_list, dict(used_gpus or {})))
+    for extra in (check_port(port), check_image(spec, runtime, images)):
+        if extra is not None:
+            checks.append(extra)
+
+    model: ModelInfo | None = None
+    if path.exists():
+        try:
+            model = inspect_model(path)
+        except ModelInspectionError as exc:
+            checks.append(fail("model_readable", exc.message, exc.fix or "Check spec.model.path."))
+    report.model = model
+    if model is None:
+        return report
+
+    checks.append(check_engine_format(spec, model))
+    if spec.engine == "llamacpp" and model.format != "gguf":
+        return report
+    known = {g.index for g in gpu_list}
+    selected = [g for g in gpu_list if g.index in selected_indices(spec, gpu_list) and g.index in known]
+    try:
+        if spec.engine == "llamacpp":
+            largs = llamacpp_args(spec)
+            argv = command if _is_llama_server_argv(command) else None
+            breakdown = estimate_llamacpp(model, largs, command=argv)
+            if (flags_check := check_llamacpp_flags(largs)) is not None:
+                checks.append(flags_check)
+        else:
+            vargs = vllm_args(spec)
+            total = min((g.total_bytes for g in selected), default=None)
+            breakdown = estimate_vllm(model, vargs, gpu_total_bytes=total)
+            checks.append(check_tensor_parallel(model, vargs, len(selected_indices(spec, gpu_list))))
+            checks.extend(check_capability(model, vargs, selected))
+    except (CortexError, KeyError, ValueError, ZeroDivisionError) as exc:
+        # Metadata we could read but not use (an exotic architecture): say so, don't crash.
+        log.warning("estimate failed for %s: %s", path, exc)
+        checks.append(
+            fail(
+                "estimate",
+                f"cannot estimate memory for {model.architecture}: {exc}",
+                "Report this model's metadata to the CORTEX maintainers; start with --force meanwhile.",
+            )
+        )
+        return report
+    report.breakdown = breakdown
+    checks.append(check_context(spec, model, breakdown))
+    checks.extend(check_fits(spec, breakdown, gpu_list, host or host_memory()))
+    return report

@@ -1,0 +1,193 @@
+"""Estimate vs reality: our llama.cpp breakdown against the buffers llama-server logs.
+
+Each case writes (or takes) a GGUF, starts the real llama-server with the recipe's
+flags, stops it once it has reserved its compute buffers, and compares model + KV +
+compute bytes (±10 %), the KV cache (full and sliding-window separately, ±1 %: the
+KV formula is exact) and, when logged, llama.cpp's own common_params_fit projection.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from cortexctl.recipes.schema import LlamaCppArgs
+from cortexctl.validation import estimate_llamacpp, inspect_model
+from tests.validation.ggufmodels import Shape, write_gguf
+from tests.validation.llamalog import MiB, run_until_buffers
+
+pytestmark = [pytest.mark.llama]
+
+SHAPES = {
+    "llama-mha-4l": Shape(
+        "llama-mha-4l", n_layer=4, n_embd=256, n_head=8, n_kv_head=8, n_ff=768, n_vocab=4096
+    ),
+    "llama-gqa-12l-q8": Shape(
+        "llama-gqa-12l-q8",
+        n_layer=12,
+        n_embd=512,
+        n_head=8,
+        n_kv_head=2,
+        n_ff=1536,
+        n_vocab=32000,
+        weight_type="Q8_0",
+    ),
+    "gemma3-swa-12l": Shape(
+        "gemma3-swa-12l",
+        arch="gemma3",
+        n_layer=12,
+        n_embd=384,
+        n_head=6,
+        n_kv_head=2,
+        head_dim=64,
+        n_ff=1024,
+        n_vocab=16384,
+        sliding_window=256,
+    ),
+    "llama-16l-untied": Shape(
+        "llama-16l-untied",
+        n_layer=16,
+        n_embd=768,
+        n_head=12,
+        n_kv_head=4,
+        n_ff=1024,
+        n_vocab=32000,
+        weight_type="Q8_0",
+        tied_output=False,
+        context_length=32768,
+    ),
+}
+
+CASES = [
+    # (model, llama.cpp args)
+    ("gemma3-270m", LlamaCppArgs(context_length=4096)),
+    (
+        "gemma3-270m",
+        LlamaCppArgs(
+            context_length=16384,
+            parallel=4,
+            cache_type_k="q8_0",
+            cache_type_v="q8_0",
+            extra_args=["--kv-unified"],
+        ),
+    ),
+    ("llama-mha-4l", LlamaCppArgs(context_length=2048, flash_attn="off")),
+    (
+        "llama-gqa-12l-q8",
+        LlamaCppArgs(context_length=8192, parallel=4, cache_type_k="q8_0", cache_type_v="q8_0"),
+    ),
+    ("gemma3-swa-12l", LlamaCppArgs(context_length=8192, parallel=2, flash_attn="on")),
+    (
+        "llama-16l-untied",
+        LlamaCppArgs(context_length=16384, cache_type_k="q8_0", flash_attn="off", ubatch_size=256),
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_args(model: Path, a: LlamaCppArgs, port: int) -> list[str]:
+    """The llama-server flags a recipe maps to (what the llamacpp engine adapter passes)."""
+    args = [
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-lv",
+        "4",
+        "-c",
+        str(a.context_length),
+        "-np",
+        str(a.parallel),
+        "-ngl",
+        str(a.gpu_layers),
+        "-ctk",
+        a.cache_type_k,
+        "-ctv",
+        a.cache_type_v,
+        "-fa",
+        a.flash_attn,
+        "--chat-template",
+        "chatml",
+    ]
+    if a.batch_size:
+        args += ["-b", str(a.batch_size)]
+    if a.ubatch_size:
+        args += ["-ub", str(a.ubatch_size)]
+    return args + list(a.extra_args)
+
+
+@pytest.fixture(scope="module")
+def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("gguf")
+    return {name: write_gguf(shape, d / f"{name}.gguf") for name, shape in SHAPES.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "args"), CASES, ids=[f"{n}-c{a.context_length}-np{a.parallel}" for n, a in CASES]
+)
+def test_estimate_matches_llama_server(
+    name: str,
+    args: LlamaCppArgs,
+    model_paths: dict[str, Path],
+    llama_server_bin: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    path = request.getfixturevalue("gemma3_270m") if name == "gemma3-270m" else model_paths[name]
+    est = estimate_llamacpp(inspect_model(path), args)
+    real = run_until_buffers(
+        llama_server_bin, server_args(path, args, free_port()), log_path=tmp_path / "server.log"
+    )
+
+    # The KV cache formula is exact: full and sliding-window caches each within 1 %.
+    assert est.get("kv_full") / MiB == pytest.approx(real.kv_full, rel=0.01, abs=0.01), real.log[-2000:]
+    assert est.get("kv_swa") / MiB == pytest.approx(real.kv_swa, rel=0.01, abs=0.01)
+    assert est.get("output") / MiB == pytest.approx(real.output, rel=0.01, abs=0.01)
+    # Weights: exactly the tensor bytes llama.cpp maps.
+    assert est.get("weights") / MiB == pytest.approx(real.model_mapped, abs=0.01)
+
+    ours = (est.get("weights") + est.get("kv_full") + est.get("kv_swa") + est.get("compute")) / MiB
+    theirs = real.model_mapped + real.kv_full + real.kv_swa + real.compute_total
+    ratio = ours / theirs
+    print(
+        f"\n{name} -c {args.context_length} -np {args.parallel}: estimate {ours:.2f} MiB, "
+        f"llama-server {theirs:.2f} MiB, ratio {ratio:.3f} (compute {est.get('compute') / MiB:.2f} "
+        f"vs {real.compute_total:.2f})"
+    )
+    assert 0.9 <= ratio <= 1.1
+
+    if real.fit:  # llama.cpp's own projection (common_params_fit): ours must be as close
+        fit_total = real.fit_total
+        ours_total = est.total / MiB
+        print(f"  common_params_fit projected {fit_total} MiB; ours {ours_total:.1f} MiB")
+        assert ours_total == pytest.approx(fit_total, rel=0.1, abs=2)
+
+
+@pytest.mark.slow
+def test_estimate_from_exact_command_uses_server_defaults(
+    model_paths: dict[str, Path], llama_server_bin: Path, tmp_path: Path
+) -> None:
+    """No -c and no -np: llama-server takes the trained context and 4 unified slots; so must we."""
+    path = model_paths["gemma3-swa-12l"]
+    argv = [str(llama_server_bin), "-m", str(path), "--host", "127.0.0.1", "--port", str(free_port()),
+            "-lv", "4", "--chat-template", "chatml"]  # fmt: skip
+    est = estimate_llamacpp(inspect_model(path), LlamaCppArgs(), command=argv)
+    real = run_until_buffers(llama_server_bin, argv[1:], log_path=tmp_path / "server.log")
+    assert est.facts["kv_unified"] and est.facts["n_ctx"] == 4096
+    assert est.get("kv_full") / MiB == pytest.approx(real.kv_full, rel=0.01)
+    assert est.get("kv_swa") / MiB == pytest.approx(real.kv_swa, rel=0.01)
+    ours = (est.get("weights") + est.get("kv_full") + est.get("kv_swa") + est.get("compute")) / MiB
+    theirs = real.model_mapped + real.kv_full + real.kv_swa + real.compute_total
+    ratio = ours / theirs
+    print(f"\ncommand defaults: estimate {ours:.2f} MiB, llama-server {theirs:.2f} MiB, ratio {ratio:.3f}")
+    assert 0.9 <= ours / theirs <= 1.1
