@@ -137,9 +137,11 @@ def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
             console.print(f"  | {line}", highlight=False, markup=False)
 
 
-def _lifecycle(ctx: typer.Context, name: str, action: str, wait: bool, timeout: float, json_out: bool) -> None:
+def _lifecycle(
+    ctx: typer.Context, name: str, action: str, wait: bool, timeout: float, json_out: bool, force: bool = False
+) -> None:
     client = AdminClient(settings_of(ctx))
-    model = client.post(f"/admin/models/{name}/{action}")
+    model = client.post(f"/admin/models/{name}/{action}" + ("?force=true" if force else ""))
     if wait and action != "stop":
         model = wait_for_state(client, name, timeout_s=timeout)
     if json_out:
@@ -149,9 +151,39 @@ def _lifecycle(ctx: typer.Context, name: str, action: str, wait: bool, timeout: 
 
 
 @app.command("start")
-def start(ctx: typer.Context, name: NameArg, wait: WaitOpt = False, timeout: TimeoutOpt = 900, json_out: JsonOpt = False) -> None:
-    """Start a model (with --wait: until it is running)."""
-    _lifecycle(ctx, name, "start", wait, timeout, json_out)
+def start(
+    ctx: typer.Context,
+    name: NameArg,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 900,
+    force: Annotated[bool, typer.Option("--force", help="Start even if the preflight check fails.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Start a model after the preflight check (with --wait: until it is running)."""
+    _lifecycle(ctx, name, "start", wait, timeout, json_out, force=force)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    name: NameArg,
+    gpus: Annotated[str | None, typer.Option("--gpus", help="GPU selection override, e.g. 0,1.")] = None,
+    gpu_profile: Annotated[str | None, typer.Option("--gpu-profile", help="Pretend hardware, e.g. a100-80g.")] = None,
+    vram: Annotated[str | None, typer.Option("--vram", help="Pretend one GPU of this size, e.g. 24GiB.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the preflight check of a deployed model on the daemon's host (exit 1 on any FAIL)."""
+    from cortexctl.validation.render import print_report_dict
+
+    params = {k: v for k, v in {"gpus": gpus, "gpu_profile": gpu_profile, "vram": vram}.items() if v}
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    report = AdminClient(settings_of(ctx)).post(f"/admin/models/{name}/validate" + (f"?{query}" if query else ""))
+    if json_out:
+        print_json(report)
+    else:
+        print_report_dict(report, console)
+    if not report["ok"]:
+        raise typer.Exit(1)
 
 
 @app.command("stop")

@@ -28,6 +28,6 @@ class AppContext:
     supervisor: Supervisor | None = None
     started_at: float = field(default_factory=time.time)
 
-    def poke_supervisor(self, model_id: int) -> None:
+    def poke_supervisor(self, model_id: int, *, force: bool = False) -> None:
         if self.supervisor is not None:
-            self.supervisor.request_start(model_id)
+            self.supervisor.request_start(model_id, force=force)

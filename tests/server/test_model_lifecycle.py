@@ -112,7 +112,9 @@ def test_provoked_failures_end_failed_with_diagnosis(
 ) -> None:
     (daemon.home / "models" / "garbage.gguf").write_bytes(b"this is not a gguf file\n" * 100)
     recipe = write_recipe(tmp_path, f"bad-{case}", model=model, extra=extra)
-    proc = daemon.run("model", "create", "-f", str(recipe), "--wait", "--timeout", "60")
+    daemon.run("model", "create", "-f", str(recipe), check=True)
+    # --force skips the preflight check, so the engine itself fails and its log is diagnosed
+    proc = daemon.run("model", "start", f"bad-{case}", "--force", "--wait", "--timeout", "60")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     shown = model_state(daemon, f"bad-{case}")
     assert shown["state"] == "failed"
@@ -120,3 +122,24 @@ def test_provoked_failures_end_failed_with_diagnosis(
     assert shown["diagnosis"]["fix"]
     diagnose = daemon.run("model", "logs", f"bad-{case}", "--diagnose")
     assert rule in diagnose.stdout
+
+
+def test_preflight_refuses_a_start_that_cannot_work_unless_forced(daemon: Cortexctl, tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path, "nofile", model="missing.gguf")
+    proc = daemon.run("model", "create", "-f", str(recipe), "--start", "--wait", "--timeout", "30")
+    assert proc.returncode == 1 and "preflight" in proc.stderr
+    shown = model_state(daemon, "nofile")
+    assert shown["state"] == "failed" and shown["diagnosis"]["rule"] == "preflight-failed"
+    assert "missing.gguf" in shown["diagnosis"]["summary"]
+
+    failing = daemon.run("model", "validate", "nofile", "--json")
+    report = json.loads(failing.stdout)
+    assert failing.returncode == 1
+    assert report["ok"] is False and any(c["status"] == "FAIL" for c in report["checks"])
+
+    (daemon.home / "models" / "missing.gguf").write_bytes((daemon.home / "models" / "tiny.gguf").read_bytes())
+    report = daemon.json("model", "validate", "nofile")
+    assert report["ok"] is True and report["command"][1:3] == ["-m", str(daemon.home / "models" / "missing.gguf")]
+    started = daemon.json("model", "start", "nofile", "--wait", "--timeout", "60")
+    assert started["state"] == "running"
+    daemon.run("model", "stop", "nofile", check=True)

@@ -27,12 +27,26 @@ from cortex_server.services.ports import PortAllocator
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortexctl.core.daemon import port_owner
 from cortexctl.core.errors import CortexError
+from cortexctl.core.preflight import preflight
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import Diagnosis, Engine, ProbeState, get_engine
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import RunningEngine, Runtime
+from cortexctl.validation import ValidationReport
 
 log = logging.getLogger(__name__)
+
+
+def _refusal(report: ValidationReport) -> Diagnosis:
+    failures = report.failures
+    return Diagnosis(
+        rule="preflight-failed",
+        summary="Start refused by the preflight check: "
+        + "; ".join(f"{c.name}: {c.detail}" for c in failures),
+        fix=" ".join(c.fix for c in failures if c.fix)
+        + " See `cortexctl recipe validate`; start with --force to override.",
+        log_lines=[f"FAIL {c.name}: {c.detail}" for c in failures],
+    )
 
 RuntimeChooser = Callable[[Recipe], Runtime]
 
@@ -55,6 +69,7 @@ class LiveReplica:
     last_exit_code: int | None = None
     diagnosis: dict[str, Any] | None = None
     max_model_len: int | None = None
+    gpus: str | tuple[int, ...] = "none"
 
     def set(self, state: str, reason: str | None) -> None:
         if state != self.state or reason != self.reason:
@@ -71,6 +86,7 @@ class Supervisor:
     adopters: list[Runtime] = field(default_factory=list)  # runtimes whose leftovers we adopt on start
     interval_s: float = 1.0
     live: dict[tuple[int, int], LiveReplica] = field(default_factory=dict)
+    forced: set[int] = field(default_factory=set)  # model ids started with --force
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _http: httpx.AsyncClient | None = None
@@ -96,8 +112,14 @@ class Supervisor:
         if self._http is not None:
             await self._http.aclose()
 
-    def request_start(self, model_id: int) -> None:
-        """An admin asked to (re)start: failed replicas get a fresh set of tries. Thread-safe."""
+    def request_start(self, model_id: int, *, force: bool = False) -> None:
+        """An admin asked to (re)start: failed replicas get a fresh set of tries. Thread-safe.
+
+        force=True skips the preflight check (the admin accepts that it may not fit)."""
+        if force:
+            self.forced.add(model_id)
+        else:
+            self.forced.discard(model_id)
         if self._event_loop is not None:
             self._event_loop.call_soon_threadsafe(self._reset_failed, model_id)
 
@@ -204,6 +226,20 @@ class Supervisor:
         try:
             runtime = self.choose_runtime(recipe)
             port = self._ports.allocate(exclude={r.handle.port for r in self.live.values() if r.handle})
+            if live.restart_count == 0 and model.id not in self.forced:
+                # A fresh start is checked first; crash restarts are not (it already fit once).
+                report = await asyncio.to_thread(
+                    preflight,
+                    recipe,
+                    settings=self.settings,
+                    model_id=model.id,
+                    port=port,
+                    runtime=runtime.name,
+                    used_gpus=self.gpus_in_use(exclude_model=model.id),
+                )
+                if not report.ok:
+                    self._fail(live, _refusal(report))
+                    return
             spec = live.engine.launch_spec(
                 recipe, model_id=model.id, replica_index=live.replica_index, port=port, settings=self.settings
             )
@@ -211,7 +247,7 @@ class Supervisor:
         except CortexError as exc:
             self._fail(live, Diagnosis(rule="start-refused", summary=exc.message, fix=exc.fix or "", log_lines=[]))
             return
-        live.runtime, live.handle = runtime, handle
+        live.runtime, live.handle, live.gpus = runtime, handle, spec.gpus
         live.started_at, live.ready_since = time.monotonic(), None
         live.set(State.STARTING, f"{runtime.name} runtime, port {handle.port}")
 
@@ -408,6 +444,17 @@ class Supervisor:
             self.registry.remove(name)
         for sm in served.values():
             self.registry.put(sm)
+
+    def gpus_in_use(self, *, exclude_model: int) -> dict[int, str]:
+        """GPU index → model holding it, from the recipes of replicas that run here."""
+        used: dict[int, str] = {}
+        for live in self.live.values():
+            if live.model_id == exclude_model or live.handle is None or live.gpus == "none":
+                continue
+            indices = live.gpus if isinstance(live.gpus, tuple) else ()
+            for index in indices:
+                used[index] = live.handle.labels.get("cortex.served-name", str(live.model_id))
+        return used
 
     def _port_is_free(self, port: int) -> bool:
         return port_owner("127.0.0.1", port) is None

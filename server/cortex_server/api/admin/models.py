@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -12,6 +12,7 @@ from cortex_server.core.auth import Principal
 from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
 from cortex_server.services import audit, deployments
 from cortex_server.services import models as model_store
+from cortexctl.core.preflight import preflight
 
 router = APIRouter(prefix="/admin/models", tags=["admin: models"])
 ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
@@ -45,18 +46,56 @@ def show_model(name: str, _: ModelsReader, session: SessionDep):
     return deployments.describe(session, model=model_store.get_model(session, name=name))
 
 
-def _set_desired(name: str, desired: str, action: str, request: Request, principal: Principal, session, ctx):
+def _set_desired(
+    name: str, desired: str, action: str, request: Request, principal: Principal, session, ctx, force: bool = False
+):
     model = model_store.get_model(session, name=name)
     model_store.set_desired(session, model=model, desired=desired, reason=f"{action} requested by {principal.actor}")
-    audit.record(session, principal=principal, action=f"models.{action}", target=name, client_ip=_ip(request))
+    details = {"force": True} if force else None
+    audit.record(
+        session, principal=principal, action=f"models.{action}", target=name, client_ip=_ip(request), details=details
+    )
     session.commit()
-    ctx.poke_supervisor(model.id)
+    ctx.poke_supervisor(model.id, force=force)
     return deployments.describe(session, model=model)
 
 
 @router.post("/{name}/start", response_model=ModelPublic)
-def start_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
-    return _set_desired(name, "running", "start", request, principal, session, ctx)
+def start_model(
+    name: str,
+    request: Request,
+    principal: ModelsWriter,
+    session: SessionDep,
+    ctx: ContextDep,
+    force: Annotated[bool, Query(description="start even if the preflight check fails")] = False,
+):
+    return _set_desired(name, "running", "start", request, principal, session, ctx, force=force)
+
+
+@router.post("/{name}/validate")
+def validate_model(
+    name: str,
+    _: ModelsReader,
+    session: SessionDep,
+    ctx: ContextDep,
+    gpus: Annotated[str | None, Query(description="GPU selection override, e.g. 0,1")] = None,
+    gpu_profile: Annotated[str | None, Query(description="pretend hardware, e.g. a100-80g")] = None,
+    vram: Annotated[str | None, Query(description="pretend one GPU of this size, e.g. 24GiB")] = None,
+) -> dict[str, Any]:
+    """The preflight a start would run: memory breakdown, every check, the exact command."""
+    model = model_store.get_model(session, name=name)
+    entry = model_store.load_with_recipe(session, model=model)
+    used = ctx.supervisor.gpus_in_use(exclude_model=model.id) if ctx.supervisor else {}
+    report = preflight(
+        entry.recipe,
+        settings=ctx.settings,
+        model_id=model.id,
+        used_gpus=used,
+        select_gpus=gpus,
+        gpu_profile=gpu_profile,
+        vram=vram,
+    )
+    return report.to_dict()
 
 
 @router.post("/{name}/stop", response_model=ModelPublic)
