@@ -34,8 +34,8 @@ from cortexctl.engines.base import (
 )
 from cortexctl.engines.binaries import find_vllm
 from cortexctl.recipes.schema import Recipe, VllmArgs
+from cortexctl.recipes.flags import VLLM_VERSION  # the one pin: flags data and image tag
 
-VLLM_VERSION = "0.18.0"
 CONTAINER_MODELS_DIR = "/models"
 CONTAINER_TEMPLATES_DIR = "/templates"
 

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     log(
         "WARNING", "this is VllmTestDouble, a test stand-in for vLLM: it generates filler text, not a model's"
     )
-    log("INFO", f"vLLM API server version 0.18.0 (test double); args: {vars(args)}")
+    log("INFO", f"vLLM API server version 0.33.0 (test double); args: {vars(args)}")
     model = Path(args.model)
     if not model.is_dir():
         print(f"ValueError: Invalid repository ID or local directory specified: '{args.model}'.", flush=True)

@@ -57,7 +57,7 @@ ValueError: As of transformers v4.44, default chat template is no longer allowed
 """
 
 VLLM_PORT = """\
-INFO 03-14 10:12:00 [api_server.py:1880] vLLM API server version 0.18.0
+INFO 03-14 10:12:00 [api_server.py:1880] vLLM API server version 0.33.0
 OSError: [Errno 98] Address already in use
 """
 
