@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cortexctl.bundles.errors import refused
 
-FORMAT = "cortex-bundle"
+FORMAT: Literal["cortex-bundle"] = "cortex-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
