@@ -221,14 +221,35 @@ class BundleReader:
                 raise refused(item.label, "missing: the bundle ends before this entry (truncated?)")
             check_entry(member, item, n, expected)
             self._copy(member, item, sink(item), progress)
-            member = self._next(
-                head.manifest.items[n + 1].label if n + 1 < len(expected) else "end of bundle"
-            )
-        if member is not None:
-            check_relative_path(member.name, what=f"entry {member.name!r}")
-            if member.name in expected:
-                raise refused(f"entry {member.name!r}", "duplicate entry (appears twice in the bundle)")
-            raise refused(f"entry {member.name!r}", "unlisted entry: not in the manifest")
+            if n + 1 < len(expected):
+                member = self._next(head.manifest.items[n + 1].label)
+        if not head.manifest.items:
+            if member is not None:  # an item-less bundle with an entry after the head
+                _refuse_extra(member.name, expected)
+            return
+        self._check_end(expected)
+
+    def _check_end(self, expected: dict[str, int]) -> None:
+        """After the last item: exactly the end-of-archive marker, then only zero padding."""
+        fobj = self._tar.fileobj
+        assert fobj is not None
+        try:
+            fobj.seek(self._tar.offset)
+            block = fobj.read(2 * BLOCK)
+            if block == b"\0" * (2 * BLOCK):
+                while chunk := fobj.read(CHUNK):
+                    if chunk.strip(b"\0"):
+                        raise refused("end of bundle", "trailing data after the end-of-archive marker")
+                return
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
+            raise refused("end of bundle", f"corrupt or truncated ({exc})") from None
+        if not block.strip(b"\0"):
+            raise refused("end of bundle", "truncated: the end-of-archive marker is missing")
+        try:
+            info = tarfile.TarInfo.frombuf(block[:BLOCK], "utf-8", "surrogateescape")
+        except tarfile.HeaderError:
+            raise refused("end of bundle", "unlisted data after the last item") from None
+        _refuse_extra(info.name, expected)
 
     def _copy(self, member: tarfile.TarInfo, item: Item, out: BinaryIO | None, progress: Progress) -> None:
         fh = self._tar.extractfile(member)
@@ -249,6 +270,13 @@ class BundleReader:
             raise refused(
                 item.label, f"sha256 mismatch: manifest says {item.sha256}, data is {digest.hexdigest()}"
             )
+
+
+def _refuse_extra(name: str, expected: dict[str, int]) -> None:
+    check_relative_path(name, what=f"entry {name!r}")  # tar-slip gets its own message
+    if name in expected:
+        raise refused(f"entry {name!r}", "duplicate entry (appears twice in the bundle)")
+    raise refused(f"entry {name!r}", "unlisted entry: not in the manifest")
 
 
 def check_member_type(member: tarfile.TarInfo, what: str) -> None:

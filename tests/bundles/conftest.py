@@ -98,10 +98,19 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None
     host = f"unix://{root}/docker.sock"
     log = (root / "dockerd.log").open("wb")
     proc = subprocess.Popen(
-        [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false", f"--data-root={root}/data",
-         f"--exec-root={root}/exec", f"--pidfile={root}/dockerd.pid", f"--host={host}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            dockerd,
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            f"--data-root={root}/data",
+            f"--exec-root={root}/exec",
+            f"--pidfile={root}/dockerd.pid",
+            f"--host={host}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         for _ in range(60):
             if _ping(host) is not None:
@@ -135,11 +144,21 @@ def docker_factory(docker_host: str | None) -> Callable[[], Any]:
     return factory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tiny_image(docker_factory: Callable[[], Any]) -> str:
-    """A real image built locally: `docker import` of a one-file rootfs, then a one-line Dockerfile."""
+    """A real image built locally: `docker import` of a one-file rootfs, then a one-line Dockerfile.
+
+    Built again whenever a test removed it (cheap: one file, one label).
+    """
+    import docker.errors
+
     client = docker_factory()
     base, tag = "cortex-test/bundle-base:1", "cortex-test/bundle-engine:1"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
     rootfs = io.BytesIO()
     with tarfile.open(fileobj=rootfs, mode="w") as tar:
         data = b"cortex bundle test rootfs\n"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +63,47 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def image_ids(client: Any) -> list[str]:
     return sorted(str(i.id) for i in client.images.list(all=True))
+
+
+Entry = tuple[tarfile.TarInfo, bytes | None]
+
+
+def read_entries(bundle: Path) -> list[Entry]:
+    """Every entry of an uncompressed bundle, in order, with its data."""
+    out: list[Entry] = []
+    with tarfile.open(bundle, "r:") as tar:
+        for member in tar:
+            fh = tar.extractfile(member) if member.isreg() else None
+            out.append((member, fh.read() if fh else None))
+    return out
+
+
+def write_entries(path: Path, entries: list[Entry]) -> Path:
+    """A hand-made (possibly hostile) bundle: the entries exactly as given."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member, data in entries:
+            if data is not None and member.isreg():
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            else:
+                tar.addfile(member)
+    return path
+
+
+def manifest_of(entries: list[Entry]) -> dict[str, Any]:
+    assert entries[0][0].name == "manifest.json"
+    return json.loads(entries[0][1] or b"")
+
+
+def with_manifest(entries: list[Entry], manifest: dict[str, Any]) -> list[Entry]:
+    info = tarfile.TarInfo("manifest.json")
+    return [(info, json.dumps(manifest).encode())] + entries[1:]
+
+
+def special(name: str, kind: bytes, linkname: str = "") -> Entry:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        info.devmajor, info.devminor = 1, 3
+    return info, None

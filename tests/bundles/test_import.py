@@ -238,6 +238,11 @@ def test_image_bundle_without_docker_is_refused_before_anything(
         return docker.DockerClient(base_url="unix:///nonexistent/docker.sock")
 
     with pytest.raises(BundleError, match="Docker Engine is not reachable"):
-        import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True,
-                      docker_factory=unreachable)  # fmt: skip
+        import_bundle(
+            result.path,
+            settings=settings,
+            engine_cache_dir=engine_cache,
+            allow_unsigned=True,
+            docker_factory=unreachable,
+        )
     assert not settings.models_dir.exists()
