@@ -113,14 +113,24 @@ else
 fi
 say "offline path OK"
 INNER
+TRACE=(strace -f -qq -e trace=connect,sendto,sendmsg -e signal=none)
+# Non-loopback socket addresses in a trace (connect, or sendto/sendmsg with an address).
+outside() {
+  grep -E 'sa_family=AF_INET6?' "$1" \
+    | grep -vE 'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|inet_pton\(AF_INET6, "::ffff:127\.' || true
+}
+
+# Control: the detector must see an attempt when there is one.
+unshare --net -- "${TRACE[@]}" -o "$WORK/control.trace" \
+  python3 -c "import socket; socket.socket().connect_ex(('192.0.2.1', 443))"
+[[ -n "$(outside "$WORK/control.trace")" ]] || { echo "airgap: the connection detector is broken" >&2; exit 1; }
+
 say "entering a network namespace with only loopback"
-WORK="$WORK" ROOT="$ROOT" unshare --net -- \
-  strace -f -qq -e trace=connect -o "$WORK/connect.trace" bash "$WORK/offline.sh"
+WORK="$WORK" ROOT="$ROOT" unshare --net -- "${TRACE[@]}" -o "$WORK/connect.trace" bash "$WORK/offline.sh"
 
 # ---- verdict: no connection attempt to anything but loopback / unix sockets ------------------
-BAD="$(grep -E 'sa_family=AF_INET6?' "$WORK/connect.trace" \
-  | grep -vE 'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|inet_pton\(AF_INET6, "::ffff:127\.' || true)"
-say "$(grep -c 'connect(' "$WORK/connect.trace" || true) connect() calls traced"
+BAD="$(outside "$WORK/connect.trace")"
+say "$(grep -cE 'connect\(|sendto\(|sendmsg\(' "$WORK/connect.trace" || true) socket calls traced"
 if [[ -n "$BAD" ]]; then
   echo "airgap: FAIL: network connection attempts:" >&2
   echo "$BAD" | head -20 >&2
