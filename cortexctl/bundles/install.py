@@ -174,6 +174,13 @@ def import_bundle(
             tx.save()
             try:
                 entry = _install(reader, head, tx, dest, settings, client, register, progress, path, status)
+            except OSError as exc:  # disk full, permissions: roll back and say where
+                tx.rollback(client)
+                raise BundleError(
+                    f"import of {path.name} failed and was rolled back: {exc}",
+                    fix=f"Check free space and permissions under {settings.home} and {engine_cache_dir}, "
+                    "then retry.",
+                ) from None
             except BaseException:
                 tx.rollback(client)
                 raise

@@ -133,6 +133,15 @@ def check_items(items: list[Item]) -> None:
             raise refused(item.label, "duplicate item name in the manifest")
         paths.add(item.path)
         targets.add(key)
+    # A model file may not sit where another model needs a folder ('a' and 'a/b').
+    models = {i.name for i in items if i.kind == "model"}
+    for name in models:
+        parts = name.split("/")
+        for n in range(1, len(parts)):
+            if "/".join(parts[:n]) in models:
+                raise refused(
+                    f"model {name!r}", f"conflicts with model {'/'.join(parts[:n])!r} (a file, not a folder)"
+                )
 
 
 def check_relative_path(path: str, *, what: str) -> None:

@@ -123,3 +123,14 @@ def test_unsafe_paths_are_refused(path: str, problem: str) -> None:
 def test_bad_item_names_are_refused(kind: str, name: str) -> None:
     with pytest.raises(BundleError, match="bundle refused"):
         check_name(kind, name)
+
+
+def test_model_file_and_folder_of_the_same_name_conflict() -> None:
+    from cortexctl.bundles.manifest import Item, check_items
+
+    items = [
+        Item(kind="model", name=n, path=f"models/{n}", size=1, sha256="0" * 64)
+        for n in ("qwen", "qwen/config.json")
+    ]
+    with pytest.raises(BundleError, match="conflicts with model 'qwen'"):
+        check_items(items)

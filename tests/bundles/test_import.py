@@ -246,3 +246,25 @@ def test_image_bundle_without_docker_is_refused_before_anything(
             docker_factory=unreachable,
         )
     assert not settings.models_dir.exists()
+
+
+def test_disk_errors_roll_back_with_a_clear_error(
+    make_bundle: Any, settings: Settings, engine_cache: Path, monkeypatch: Any
+) -> None:
+    result = make_bundle()
+    calls = {"n": 0}
+    real_rename = os.rename
+
+    def failing_rename(src: Any, dst: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third file move fails: two are already in place
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr("cortexctl.bundles.transaction.os.rename", failing_rename)
+    with pytest.raises(BundleError, match="failed and was rolled back: .*No space left") as exc:
+        import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    assert "free space" in (exc.value.fix or "")
+    monkeypatch.undo()
+    assert snapshot(settings.home) == {} and snapshot(engine_cache) == {}
+    assert list_imports(settings) == []
