@@ -268,3 +268,56 @@ def test_disk_errors_roll_back_with_a_clear_error(
     monkeypatch.undo()
     assert snapshot(settings.home) == {} and snapshot(engine_cache) == {}
     assert list_imports(settings) == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_failure_after_image_load_removes_the_new_image_and_restores_the_old_tag(
+    make_bundle: Any, settings: Settings, engine_cache: Path, docker_factory: Any, tiny_image: str
+) -> None:
+    """The image is loaded before files move; a later failure (recipe conflict) undoes it."""
+    from tests.bundles.helpers import image_ids
+
+    client = docker_factory()
+    result = make_bundle(images=[tiny_image], docker_factory=docker_factory)
+    register_recipes(settings, [(RECIPE.format(name="demo", model="other.gguf"), "by-hand")])
+
+    client.images.remove(tiny_image)  # case 1: the image was not there before
+    before = image_ids(client)
+    with pytest.raises(Conflict):
+        import_bundle(
+            result.path,
+            settings=settings,
+            engine_cache_dir=engine_cache,
+            allow_unsigned=True,
+            docker_factory=docker_factory,
+        )
+    assert image_ids(client) == before
+
+    # case 2: the tag pointed at another image before: it points there again afterwards
+    previous = _make_other_image(client, tiny_image)
+    with pytest.raises(Conflict):
+        import_bundle(
+            result.path,
+            settings=settings,
+            engine_cache_dir=engine_cache,
+            allow_unsigned=True,
+            docker_factory=docker_factory,
+        )
+    assert client.images.get(tiny_image).id == previous
+    client.images.remove(tiny_image)
+
+
+def _make_other_image(client: Any, name: str) -> str:
+    import io
+    import tarfile
+
+    rootfs = io.BytesIO()
+    with tarfile.open(fileobj=rootfs, mode="w") as tar:
+        data = b"a different image with the same tag\n"
+        info = tarfile.TarInfo("etc/other")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    repo, _, tag = name.partition(":")
+    client.api.import_image_from_data(rootfs.getvalue(), repository=repo, tag=tag)
+    return str(client.images.get(name).id)
