@@ -20,4 +20,9 @@ def add_test_inference_route(app: FastAPI) -> None:
         await asyncio.sleep(float(body.get("sleep_s", 0)))
         used = body.get("tokens_used")
         await grant.finish(tokens_used=int(used) if used is not None else None)
-        return {"ok": True, "model": grant.model, "estimate": grant.tokens_estimate, "key": grant.principal.name}
+        return {
+            "ok": True,
+            "model": grant.model,
+            "estimate": grant.tokens_estimate,
+            "key": grant.principal.name,
+        }

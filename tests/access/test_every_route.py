@@ -85,7 +85,13 @@ def test_a_route_without_declared_access_fails_the_check() -> None:
 def test_every_route_enforces_its_declared_access(env: AccessEnv) -> None:
     other = env.org("other-org")
     credentials: list[tuple[str, dict[str, str], str, frozenset[str], bool]] = [
-        (f"key[{s}]", env.auth(env.key(f"every-{s.replace(':', '-')}", [s])), "key", frozenset({s}), s == "admin")
+        (
+            f"key[{s}]",
+            env.auth(env.key(f"every-{s.replace(':', '-')}", [s])),
+            "key",
+            frozenset({s}),
+            s == "admin",
+        )
         for s in SCOPES
     ]
     other_admin = env.key("other-admin", ["admin"], org=other["name"])
@@ -114,7 +120,9 @@ def test_every_route_enforces_its_declared_access(env: AccessEnv) -> None:
             for label, headers, kind, scopes, operator in credentials:
                 resp = env.client.request(method, path, headers=headers)
                 env.client.cookies.clear()
-                _check(resp, admitted(access, kind=kind, scopes=scopes, operator=operator), f"{call} as {label}")
+                _check(
+                    resp, admitted(access, kind=kind, scopes=scopes, operator=operator), f"{call} as {label}"
+                )
             if access["sessions"] and not access["public"]:
                 resp = env.client.request(method, path, headers=env.session_headers(owner_cookie))
                 env.client.cookies.clear()

@@ -35,8 +35,14 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     assert client_ip(peer="198.51.100.1", forwarded_for="10.1.1.1", trusted_proxies=trusted) == "198.51.100.1"
     assert client_ip(peer="10.9.0.2", forwarded_for="203.0.113.9", trusted_proxies=trusted) == "203.0.113.9"
     # the client may prepend anything; only the hop our proxy appended counts
-    assert client_ip(peer="10.9.0.2", forwarded_for="10.1.1.1, 203.0.113.9", trusted_proxies=trusted) == "203.0.113.9"
-    assert client_ip(peer="fd00::2", forwarded_for="2001:db8::5, 10.9.0.3", trusted_proxies=trusted) == "2001:db8::5"
+    assert (
+        client_ip(peer="10.9.0.2", forwarded_for="10.1.1.1, 203.0.113.9", trusted_proxies=trusted)
+        == "203.0.113.9"
+    )
+    assert (
+        client_ip(peer="fd00::2", forwarded_for="2001:db8::5, 10.9.0.3", trusted_proxies=trusted)
+        == "2001:db8::5"
+    )
     assert client_ip(peer="10.9.0.2", forwarded_for="junk", trusted_proxies=trusted) == "10.9.0.2"
     assert client_ip(peer="10.9.0.2", forwarded_for=None, trusted_proxies=[]) == "10.9.0.2"
 
@@ -47,7 +53,9 @@ def test_bad_cidr_is_a_clear_400() -> None:
 
 
 def _call(env, key: str, **headers: str) -> int:  # type: ignore[no-untyped-def]
-    return env.client.post("/test/inference", json={"model": "m"}, headers={**env.auth(key), **headers}).status_code
+    return env.client.post(
+        "/test/inference", json={"model": "m"}, headers={**env.auth(key), **headers}
+    ).status_code
 
 
 def test_key_and_org_allowlists_through_the_daemon(tmp_path: Path) -> None:
@@ -61,7 +69,9 @@ def test_key_and_org_allowlists_through_the_daemon(tmp_path: Path) -> None:
         assert _call(env, outside, **{"X-Forwarded-For": "198.51.100.4"}) == 403
         # a bad CIDR on create is a 400 that names it
         bad = env.client.post(
-            "/admin/keys", json={"name": "b", "scopes": ["inference"], "allowed_ips": ["x/1"]}, headers=env.auth(env.admin_token)
+            "/admin/keys",
+            json={"name": "b", "scopes": ["inference"], "allowed_ips": ["x/1"]},
+            headers=env.auth(env.admin_token),
         )
         assert bad.status_code == 400 and "x/1" in bad.json()["error"]["message"]
         # org allowlist binds every key of the org, admin keys included
@@ -74,7 +84,10 @@ def test_key_and_org_allowlists_through_the_daemon(tmp_path: Path) -> None:
         v4only = env.key("v4only", ["inference"], allowed_ips=["192.0.2.0/24"])
         assert _call(env, v4only) == 403
         env.org("walled", allowed_ips=["2001:db8::/32"])
-        assert env.client.get("/admin/keys", headers=env.auth(env.key("w", ["admin"], org="walled"))).status_code == 200
+        assert (
+            env.client.get("/admin/keys", headers=env.auth(env.key("w", ["admin"], org="walled"))).status_code
+            == 200
+        )
 
 
 def test_trusted_proxy_forwards_the_real_client(tmp_path: Path) -> None:

@@ -41,9 +41,13 @@ def test_org_admins_see_and_change_only_their_own_org(env_db: AccessEnv) -> None
         assert c.post(f"/admin/keys/{ident}/revoke", headers=a_admin).status_code == 404
         assert c.delete(f"/admin/keys/{ident}", headers=a_admin).status_code == 404
     assert c.get("/admin/keys", params={"org": "org-b"}, headers=a_admin).status_code == 403
-    made = c.post("/admin/keys", json={"name": "sneaky", "scopes": ["inference"], "org": "org-b"}, headers=a_admin)
+    made = c.post(
+        "/admin/keys", json={"name": "sneaky", "scopes": ["inference"], "org": "org-b"}, headers=a_admin
+    )
     assert made.status_code == 403
-    assert c.post("/test/inference", json={"model": "m"}, headers=env.auth(b_key)).status_code == 200  # unharmed
+    assert (
+        c.post("/test/inference", json={"model": "m"}, headers=env.auth(b_key)).status_code == 200
+    )  # unharmed
 
     # users
     assert [u["username"] for u in c.get("/admin/users", headers=a_admin).json()] == []
@@ -82,7 +86,11 @@ def test_org_admins_see_and_change_only_their_own_org(env_db: AccessEnv) -> None
     assert all(r["target"] != "b-app" for r in audit)
 
     # models are appliance-wide: only operators change them
-    for method, path in (("POST", "/admin/models/any/start"), ("POST", "/admin/models/any/stop"), ("DELETE", "/admin/models/any")):
+    for method, path in (
+        ("POST", "/admin/models/any/start"),
+        ("POST", "/admin/models/any/stop"),
+        ("DELETE", "/admin/models/any"),
+    ):
         assert c.request(method, path, headers=a_admin).status_code == 403
     assert c.request("POST", "/admin/models/any/start", headers=env.auth(env.admin_token)).status_code == 404
 
@@ -107,7 +115,10 @@ def test_no_privilege_escalation_through_keys_or_roles(env: AccessEnv) -> None:
     ok = env.client.post("/admin/keys", json={"name": "same", "scopes": ["inference"]}, headers=member_key)
     assert ok.status_code == 201
     env.secrets.append(ok.json()["key"])
-    assert env.client.patch("/admin/keys/same", json={"scopes": ["admin"]}, headers=member_key).status_code == 403
+    assert (
+        env.client.patch("/admin/keys/same", json={"scopes": ["admin"]}, headers=member_key).status_code
+        == 403
+    )
     # an org admin cannot mint owners, nor edit one
     env.org("org-a")
     password = env.user("dave", "admin", org="org-a")

@@ -24,7 +24,9 @@ class FakeClock:
         return self.t
 
 
-def principal(*, rpm: int = 0, tpm: int = 0, conc: int = 0, org: Limits | None = None, key_id: int = 1) -> Principal:
+def principal(
+    *, rpm: int = 0, tpm: int = 0, conc: int = 0, org: Limits | None = None, key_id: int = 1
+) -> Principal:
     return Principal(
         kind="key",
         key_id=key_id,
@@ -156,12 +158,18 @@ def test_429_carries_retry_after_and_openai_headers(env: AccessEnv) -> None:
     h = env.auth(key)
     ok = env.client.post("/test/inference", json={"model": "small", "max_tokens": 50}, headers=h)
     assert ok.status_code == 200 and ok.json()["estimate"] >= 50
-    assert ok.headers["x-ratelimit-limit-requests"] == "2" and ok.headers["x-ratelimit-remaining-requests"] == "1"
+    assert (
+        ok.headers["x-ratelimit-limit-requests"] == "2"
+        and ok.headers["x-ratelimit-remaining-requests"] == "1"
+    )
     assert ok.headers["x-ratelimit-limit-tokens"] == "100000"
     assert env.client.post("/test/inference", json={"model": "small"}, headers=h).status_code == 200
     refused = env.client.post("/test/inference", json={"model": "small"}, headers=h)
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(refused.headers["retry-after"]) <= 30
-    assert refused.headers["x-ratelimit-remaining-requests"] == "0" and refused.headers["x-ratelimit-reset-requests"]
+    assert (
+        refused.headers["x-ratelimit-remaining-requests"] == "0"
+        and refused.headers["x-ratelimit-reset-requests"]
+    )
     other = env.client.post("/test/inference", json={"model": "big"}, headers=h)
     assert other.status_code == 403 and other.json()["error"]["code"] == "model_not_allowed"

@@ -12,7 +12,9 @@ from tests.access.conftest import AccessEnv, make_env
 def test_login_sets_a_signed_httponly_strict_cookie_and_me_works(env: AccessEnv) -> None:
     resp = env.client.post("/auth/login", json={"username": "admin", "password": env.admin_password})
     assert resp.status_code == 200
-    set_cookie = [v for k, v in resp.headers.multi_items() if k == "set-cookie" and v.startswith(SESSION_COOKIE)][0]
+    set_cookie = [
+        v for k, v in resp.headers.multi_items() if k == "set-cookie" and v.startswith(SESSION_COOKIE)
+    ][0]
     attrs = {a.strip().split("=")[0].lower() for a in set_cookie.split(";")}
     assert {"httponly", "max-age", "path"} <= attrs and "samesite=strict" in set_cookie.lower()
     assert "secure" not in attrs  # plain http from a non-proxy peer
@@ -20,7 +22,14 @@ def test_login_sets_a_signed_httponly_strict_cookie_and_me_works(env: AccessEnv)
     env.client.cookies.clear()
     cookie, csrf = resp.cookies[SESSION_COOKIE], resp.json()["csrf_token"]
     me = env.client.get("/auth/me", headers=env.session_headers(cookie)).json()
-    assert me == {**me, "kind": "session", "name": "admin", "role": "owner", "operator": True, "csrf_token": csrf}
+    assert me == {
+        **me,
+        "kind": "session",
+        "name": "admin",
+        "role": "owner",
+        "operator": True,
+        "csrf_token": csrf,
+    }
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(env: AccessEnv) -> None:
