@@ -87,10 +87,10 @@ def _fmt_reset(ms: float) -> str:
 
 
 def _decision(raw: list[object]) -> Decision:
-    allowed, denied_by, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset = (
-        int(x) if i != 1 else (x.decode() if isinstance(x, bytes) else str(x))
-        for i, x in enumerate(raw)  # type: ignore[call-overload]
-    )
+    """The script's reply: allowed, denied_by, retry_ms, limit/remaining/reset for requests, then tokens."""
+    denied_by = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
+    numbers = [int(str(x)) for x in (raw[0], *raw[2:])]
+    allowed, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset = numbers
     headers: dict[str, str] = {}
     for kind, lim, rem, reset in (("requests", r_lim, r_rem, r_reset), ("tokens", t_lim, t_rem, t_reset)):
         if lim > 0:
@@ -98,10 +98,7 @@ def _decision(raw: list[object]) -> Decision:
             headers[f"x-ratelimit-remaining-{kind}"] = str(max(rem, 0))
             headers[f"x-ratelimit-reset-{kind}"] = _fmt_reset(reset)
     return Decision(
-        allowed=bool(allowed),
-        denied_by=str(denied_by) or None,
-        retry_after_s=retry_ms / 1000,
-        headers=headers,
+        allowed=bool(allowed), denied_by=denied_by or None, retry_after_s=retry_ms / 1000, headers=headers
     )
 
 
@@ -195,7 +192,7 @@ class RedisBackend:
 
     async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision:
         keys = [k for g in groups for k in self._keys(g, "req", "tok", "inflight")]
-        args: list[object] = [cost, request_id, LEASE_MS, PERIOD_MS]
+        args: list[str | int] = [cost, request_id, LEASE_MS, PERIOD_MS]
         args += [v for g in groups for v in (g.rpm, g.tpm, g.concurrent)]
         return _decision(await self._check(keys=keys, args=args))
 
