@@ -20,7 +20,7 @@ from cortex_server.app import create_app
 from cortex_server.core.sessions import CSRF_HEADER, SESSION_COOKIE
 from cortex_server.services.prepare import prepare_database
 from cortexctl.core.settings import Settings, load_settings
-from tests.access.inference_route import add_test_inference_route
+from tests.access.inference_route import add_test_inference_route, add_test_stream_route
 from tests.conftest import free_port
 
 PEER = ("127.0.0.1", 50000)
@@ -85,6 +85,7 @@ def make_env(home: Path, *, peer: tuple[str, int] = PEER, **overrides: Any) -> I
     assert boot.admin_password is not None
     app = create_app(settings)
     add_test_inference_route(app)
+    add_test_stream_route(app)
     with TestClient(app, client=peer) as client:
         yield AccessEnv(
             app=app,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from cortex_server.app import create_app
 from cortex_server.core.logging import configure_logging
 from cortexctl.core.settings import load_settings
-from tests.access.inference_route import add_test_inference_route
+from tests.access.inference_route import add_test_inference_route, add_test_stream_route
 
 
 def create() -> FastAPI:
@@ -19,4 +19,5 @@ def create() -> FastAPI:
     configure_logging(level="debug", logs_dir=settings.logs_dir)
     app = create_app(settings)
     add_test_inference_route(app)
+    add_test_stream_route(app)
     return app

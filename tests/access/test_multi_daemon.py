@@ -57,12 +57,16 @@ def test_exact_limits_and_fast_revocation_across_two_daemons(
     b = daemons(home, log_path=tmp_path / "b.log", CORTEX_REDIS_URL=redis_url, CORTEX_REDIS_KEY_PREFIX=prefix)
 
     limit = 9
-    key = _admin(a, token, "POST", "/admin/keys", json={"name": "rpm", "scopes": ["inference"], "rpm_limit": limit})["key"]
+    key = _admin(
+        a, token, "POST", "/admin/keys", json={"name": "rpm", "scopes": ["inference"], "rpm_limit": limit}
+    )["key"]
     statuses = asyncio.run(_burst([a.url, b.url], key, 40))
     assert statuses.count(200) == limit and statuses.count(429) == 40 - limit, statuses
 
-    conc = _admin(a, token, "POST", "/admin/keys", json={"name": "conc", "scopes": ["inference"], "max_concurrent": 3})
-    statuses = asyncio.run(_burst([a.url, b.url], conc["key"], 12, sleep_s=1.0))
+    conc = _admin(
+        a, token, "POST", "/admin/keys", json={"name": "conc", "scopes": ["inference"], "max_concurrent": 3}
+    )
+    statuses = asyncio.run(_burst([a.url, b.url], conc["key"], 12, sleep_s=2.0))
     assert statuses.count(200) == 3 and statuses.count(429) == 9, statuses
     assert asyncio.run(_burst([a.url, b.url], conc["key"], 2)) == [200, 200]  # slots came back
 
@@ -84,8 +88,12 @@ def test_redis_dying_mid_test_fails_as_configured_never_500(
     home = tmp_path / "home"
     _, token = _prepare(home)
     closed = daemons(home, log_path=tmp_path / "closed.log", CORTEX_REDIS_URL=url)
-    opened = daemons(home, log_path=tmp_path / "open.log", CORTEX_REDIS_URL=url, CORTEX_RATELIMIT_FAIL_MODE="open")
-    limited = _admin(closed, token, "POST", "/admin/keys", json={"name": "l", "scopes": ["inference"], "rpm_limit": 1000})
+    opened = daemons(
+        home, log_path=tmp_path / "open.log", CORTEX_REDIS_URL=url, CORTEX_RATELIMIT_FAIL_MODE="open"
+    )
+    limited = _admin(
+        closed, token, "POST", "/admin/keys", json={"name": "l", "scopes": ["inference"], "rpm_limit": 1000}
+    )
     free = _admin(closed, token, "POST", "/admin/keys", json={"name": "f", "scopes": ["inference"]})
     both = [closed.url, opened.url]
     assert asyncio.run(_burst(both, limited["key"], 4)) == [200] * 4
@@ -95,7 +103,9 @@ def test_redis_dying_mid_test_fails_as_configured_never_500(
     assert asyncio.run(_burst([closed.url], limited["key"], 3)) == [503] * 3
     assert asyncio.run(_burst([opened.url], limited["key"], 3)) == [200] * 3
     assert asyncio.run(_burst(both, free["key"], 4)) == [200] * 4  # no limits: Redis not needed
-    body = httpx.post(closed.url + "/test/inference", json={}, headers={"Authorization": f"Bearer {limited['key']}"})
+    body = httpx.post(
+        closed.url + "/test/inference", json={}, headers={"Authorization": f"Bearer {limited['key']}"}
+    )
     assert body.json()["error"]["code"] == "ratelimiter_unavailable"
     # admin calls that publish invalidations keep working without Redis
     _admin(closed, token, "POST", "/admin/keys/f/revoke")
@@ -106,12 +116,16 @@ def test_no_secret_ever_reaches_the_logs(tmp_path: Path, daemons: Callable[..., 
     admin_password, token = _prepare(home)
     d = daemons(home, log_path=tmp_path / "d.log")
     secrets = [admin_password, token]
-    key = _admin(d, token, "POST", "/admin/keys", json={"name": "k", "scopes": ["inference"], "rpm_limit": 1})["key"]
+    key = _admin(
+        d, token, "POST", "/admin/keys", json={"name": "k", "scopes": ["inference"], "rpm_limit": 1}
+    )["key"]
     secrets.append(key)
     user_pw = "user-password-" + uuid.uuid4().hex
     secrets.append(user_pw)
     _admin(d, token, "POST", "/admin/users", json={"username": "u1", "role": "member", "password": user_pw})
-    generated = _admin(d, token, "POST", "/admin/users", json={"username": "u2", "role": "viewer"})["password"]
+    generated = _admin(d, token, "POST", "/admin/users", json={"username": "u2", "role": "viewer"})[
+        "password"
+    ]
     secrets.append(generated)
     wrong = "wrong-password-" + uuid.uuid4().hex
     secrets.append(wrong)
@@ -145,3 +159,26 @@ def test_no_secret_ever_reaches_the_logs(tmp_path: Path, daemons: Callable[..., 
     assert "cortexd" in logs or "Application startup" in logs  # we really captured the daemon's output
     leaked = [s[:6] + "…" for s in secrets if s in logs]
     assert not leaked, f"secrets found in the logs: {leaked}"
+
+
+async def test_a_stream_holds_its_concurrency_slot_until_it_ends(
+    tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    """The gateway contract for streams: the slot taken by require_inference lasts as long as the stream."""
+    home = tmp_path / "home"
+    _, token = _prepare(home)
+    d = daemons(home, log_path=tmp_path / "d.log")  # no Redis: the in-process backend
+    key = _admin(
+        d, token, "POST", "/admin/keys", json={"name": "s", "scopes": ["inference"], "max_concurrent": 1}
+    )
+    h = {"Authorization": f"Bearer {key['key']}"}
+    async with httpx.AsyncClient(base_url=d.url, timeout=10) as client:
+        async with client.stream("POST", "/test/inference-stream", json={"sleep_s": 1.5}, headers=h) as first:
+            assert first.status_code == 200
+            await asyncio.sleep(0.3)  # mid-stream
+            second = await client.post("/test/inference-stream", json={"sleep_s": 0}, headers=h)
+            assert second.status_code == 429, second.text
+            async for _ in first.aiter_bytes():
+                pass
+        third = await client.post("/test/inference-stream", json={"sleep_s": 0}, headers=h)
+        assert third.status_code == 200, third.text
