@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 
 from cortex_server.api.deps import InferenceDep
 
@@ -33,9 +34,7 @@ TEST_STREAM_PATH = "/test/inference-stream"
 
 def add_test_stream_route(app: FastAPI) -> None:
     """Streams for `sleep_s`; never calls finish itself, so only the dependency's teardown frees the slot."""
-    from fastapi.responses import StreamingResponse
-
-    @app.post(TEST_STREAM_PATH)
+    @app.post(TEST_STREAM_PATH, response_model=None)
     async def test_stream(body: dict[str, Any], grant: InferenceDep) -> StreamingResponse:
         async def chunks() -> Any:
             for _ in range(5):
