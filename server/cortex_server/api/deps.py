@@ -12,6 +12,7 @@ attribute that tests/access/test_every_route.py reads:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import uuid
@@ -131,7 +132,7 @@ async def _session_principal(request: Request, ctx: AppContext, cookie: str) -> 
             fix="Send the csrf_token from /auth/login or /auth/me in the X-CSRF-Token header.",
             code="csrf_failed",
         )
-    return Principal(**{**principal.__dict__, "csrf_token": data.csrf})
+    return dataclasses.replace(principal, csrf_token=data.csrf)
 
 
 def check_ip(request: Request, principal: Principal) -> None:
