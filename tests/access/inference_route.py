@@ -10,12 +10,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from cortex_server.api.deps import InferenceDep
+from cortex_server.api.deps import InferenceDep, InferenceKeyDep
 
 TEST_INFERENCE_PATH = "/test/inference"
 
 
 def add_test_inference_route(app: FastAPI) -> None:
+    @app.get("/test/models")
+    async def test_models(principal: InferenceKeyDep) -> dict[str, Any]:
+        return {"allowed": list(principal.allowed_models)}
+
     @app.post(TEST_INFERENCE_PATH)
     async def test_inference(body: dict[str, Any], grant: InferenceDep) -> dict[str, Any]:
         await asyncio.sleep(float(body.get("sleep_s", 0)))

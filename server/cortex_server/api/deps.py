@@ -8,6 +8,7 @@ attribute that tests/access/test_every_route.py reads:
   - `require_authenticated`             any principal (e.g. /auth/me)
   - `require_session`                   a browser session only (logout, password change)
   - `require_inference`                 keys only, scope `inference`, model allow-list, rate limits
+  - `require_inference_key`             keys only, scope `inference` (no rate limit: GET /v1/models)
 """
 
 from __future__ import annotations
@@ -308,3 +309,15 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
 
 require_inference = _declare(_inference, scope="inference", sessions=False)
 InferenceDep = Annotated[InferenceGrant, Depends(require_inference)]
+
+
+async def _inference_key(request: Request) -> Principal:
+    principal = await authenticate(request, sessions=False)
+    if not principal.has_scope("inference"):
+        raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
+    return principal
+
+
+# For /v1 reads that reach no engine (GET /v1/models): key + scope + IP, no rate limit.
+require_inference_key = _declare(_inference_key, scope="inference", sessions=False)
+InferenceKeyDep = Annotated[Principal, Depends(require_inference_key)]
