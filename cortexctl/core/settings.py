@@ -7,12 +7,13 @@ variables, `$CORTEX_HOME/cortex.yaml`, defaults. Only the entrypoints (CLI callb
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -52,6 +53,24 @@ class Settings(BaseSettings):
     model_load_timeout_s: float = Field(600.0, gt=0)
     health_poll_interval_s: float = Field(1.0, gt=0)
     supervise: bool = Field(True, description="run the model supervisor in this daemon")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For/-Proto we believe"
+    )
+    ratelimit_fail_mode: Literal["open", "closed"] = Field(
+        "closed", description="when Redis is unreachable: admit (open) or refuse with 503 (closed) limited keys"
+    )
+    redis_key_prefix: str = Field("cortex:", description="prefix of every Redis key and channel this daemon uses")
+    session_ttl_s: int = Field(12 * 3600, ge=60, description="browser session lifetime")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)") from None
+        return value
 
     # ---- derived paths -------------------------------------------------------------
     @property

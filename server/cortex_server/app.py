@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from cortex_server import __version__
-from cortex_server.api import health
+from cortex_server.api import auth, health
 from cortex_server.api.admin import keys as admin_keys
 from cortex_server.api.admin import models as admin_models
+from cortex_server.api.admin import orgs as admin_orgs
 from cortex_server.api.admin import system as admin_system
+from cortex_server.api.admin import usage as admin_usage
+from cortex_server.api.admin import users as admin_users
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.errors import install_error_handlers
 from cortex_server.core.security import load_or_create_secret
+from cortex_server.core.sessions import SessionCodec
 from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.services.invalidation import AuthInvalidator
+from cortex_server.services.last_used import run_last_used_writer
+from cortex_server.services.ratelimit import make_rate_limiter
 from cortex_server.services.supervisor import Supervisor
 from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
@@ -27,12 +35,20 @@ def build_context(settings: Settings) -> AppContext:
     engine = make_engine(settings.effective_database_url)
     session_factory = make_session_factory(engine)
     secret = load_or_create_secret(settings)
+    authenticator = KeyAuthenticator(session_factory=session_factory, secret=secret)
     return AppContext(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
         secret=secret,
-        authenticator=KeyAuthenticator(session_factory=session_factory, secret=secret),
+        authenticator=authenticator,
+        sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
+        rate_limiter=make_rate_limiter(
+            redis_url=settings.redis_url, prefix=settings.redis_key_prefix, fail_mode=settings.ratelimit_fail_mode
+        ),
+        invalidator=AuthInvalidator(
+            authenticator=authenticator, redis_url=settings.redis_url, prefix=settings.redis_key_prefix
+        ),
     )
 
 
@@ -57,6 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = build_context(settings)
         app.state.cortex = ctx
+        background = [
+            asyncio.create_task(ctx.invalidator.listen(), name="auth-invalidation"),
+            asyncio.create_task(
+                run_last_used_writer(authenticator=ctx.authenticator, session_factory=ctx.session_factory),
+                name="key-last-used",
+            ),
+        ]
         if settings.supervise:
             ctx.supervisor = build_supervisor(ctx)
             await ctx.supervisor.start()
@@ -65,12 +88,21 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if ctx.supervisor is not None:
                 await ctx.supervisor.close()  # engines keep running; the next daemon adopts them
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await ctx.rate_limiter.close()
+            ctx.invalidator.close()
             ctx.engine.dispose()
 
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(admin_orgs.router)
+    app.include_router(admin_users.router)
     app.include_router(admin_keys.router)
+    app.include_router(admin_usage.router)
     app.include_router(admin_system.router)
     app.include_router(admin_models.router)
     return app

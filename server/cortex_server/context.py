@@ -10,10 +10,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.auth import KeyAuthenticator
+from cortex_server.core.sessions import SessionCodec
 from cortex_server.services.registry import ModelRegistry
 from cortexctl.core.settings import Settings
 
 if TYPE_CHECKING:
+    from cortex_server.services.invalidation import AuthInvalidator
+    from cortex_server.services.ratelimit import RateLimiter
     from cortex_server.services.supervisor import Supervisor
 
 
@@ -24,6 +27,9 @@ class AppContext:
     session_factory: sessionmaker[Session]
     secret: bytes
     authenticator: KeyAuthenticator
+    sessions: SessionCodec
+    rate_limiter: RateLimiter
+    invalidator: AuthInvalidator
     registry: ModelRegistry = field(default_factory=ModelRegistry)
     supervisor: Supervisor | None = None
     started_at: float = field(default_factory=time.time)

@@ -24,5 +24,6 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # X-Forwarded-* is judged by our trusted_proxies setting, not uvicorn
         timeout_graceful_shutdown=10,
     )

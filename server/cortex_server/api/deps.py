@@ -1,19 +1,38 @@
-"""FastAPI dependencies: the app context, a DB session, the calling principal and its scope."""
+"""FastAPI dependencies: the app context, a DB session, the calling principal and its access.
+
+Every route declares its access through one of these dependencies, each carrying an `access`
+attribute that tests/access/test_every_route.py reads:
+  - `public_route`                      no credentials (health, login)
+  - `require_scope(scope)`              a key or a session holding `scope` (or `admin`)
+  - `require_scope(scope, operator=True)` … and belonging to the default org's admins
+  - `require_authenticated`             any principal (e.g. /auth/me)
+  - `require_session`                   a browser session only (logout, password change)
+  - `require_inference`                 keys only, scope `inference`, model allow-list, rate limits
+  - `require_inference_key`             keys only, scope `inference` (no rate limit: GET /v1/models)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated
+import dataclasses
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cortex_server.context import AppContext
 from cortex_server.core.auth import Principal
+from cortex_server.core.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_matches
 from cortex_server.db.engine import database_unavailable
-from cortexctl.core.errors import AuthenticationError, PermissionDenied
+from cortex_server.services.netaccess import client_ip, forwarded_https, ip_allowed
+from cortex_server.services.ratelimit import RateLimiter
+from cortexctl.core.errors import AuthenticationError, PermissionDenied, RateLimited
 
 
 def get_context(request: Request) -> AppContext:
@@ -42,6 +61,35 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def request_ip(request: Request) -> str | None:
+    """The client's address: the peer, or X-Forwarded-For when the peer is a trusted proxy."""
+    cached = getattr(request.state, "client_ip", None)
+    if cached is not None:
+        return str(cached)
+    ctx: AppContext = request.app.state.cortex
+    ip = client_ip(
+        peer=request.client.host if request.client else None,
+        forwarded_for=request.headers.get("x-forwarded-for"),
+        trusted_proxies=ctx.settings.trusted_proxies,
+    )
+    request.state.client_ip = ip
+    return ip
+
+
+def request_is_https(request: Request) -> bool:
+    ctx: AppContext = request.app.state.cortex
+    if request.url.scheme == "https":
+        return True
+    return forwarded_https(
+        peer=request.client.host if request.client else None,
+        forwarded_proto=request.headers.get("x-forwarded-proto"),
+        trusted_proxies=ctx.settings.trusted_proxies,
+    )
+
+
+ClientIpDep = Annotated[str | None, Depends(request_ip)]
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -50,37 +98,226 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def get_principal(request: Request, ctx: ContextDep) -> Principal:
-    token = bearer_token(request)
-    if token is None:
-        raise AuthenticationError(
-            "Missing API key.", fix="Send it as 'Authorization: Bearer <key>'; create one with `cortexctl keys create`."
-        )
+_NO_CREDENTIALS = "Send an API key as 'Authorization: Bearer <key>' (create one with `cortexctl keys create`)"
+
+
+async def _key_principal(request: Request, ctx: AppContext, token: str) -> Principal:
     try:
         principal = await run_in_threadpool(ctx.authenticator.authenticate, token)
     except OperationalError as exc:
         raise database_unavailable(ctx.engine, exc) from None
     if principal is None:
-        raise AuthenticationError("Invalid, revoked or expired API key.", fix="Check the key or create a new one.")
+        raise AuthenticationError(
+            "Invalid, revoked or expired API key.", fix="Check the key or create a new one."
+        )
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-def require_scope(scope: str) -> Callable[..., object]:
-    """Dependency that admits only principals holding `scope` (or `admin`)."""
-
-    async def check(principal: PrincipalDep) -> Principal:
-        if not principal.has_scope(scope):
-            raise PermissionDenied(
-                f"This API key lacks the '{scope}' scope.", fix="Use a key that has it, or ask an admin to add it."
+async def _session_principal(request: Request, ctx: AppContext, cookie: str) -> Principal:
+    data = ctx.sessions.load(cookie)
+    principal = None
+    if data is not None:
+        try:
+            principal = await run_in_threadpool(
+                ctx.authenticator.authenticate_user, user_id=data.user_id, pw_version=data.pw_version
             )
-        return principal
+        except OperationalError as exc:
+            raise database_unavailable(ctx.engine, exc) from None
+    if data is None or principal is None:
+        raise AuthenticationError(
+            "Your session is invalid or has expired.", fix="Log in again.", code="invalid_session"
+        )
+    if request.method not in SAFE_METHODS and not csrf_matches(data.csrf, request.headers.get(CSRF_HEADER)):
+        raise PermissionDenied(
+            "Missing or wrong CSRF token.",
+            fix="Send the csrf_token from /auth/login or /auth/me in the X-CSRF-Token header.",
+            code="csrf_failed",
+        )
+    return dataclasses.replace(principal, csrf_token=data.csrf)
 
-    check.required_scope = scope  # type: ignore[attr-defined]  # read by the route-scope test
+
+def check_ip(request: Request, principal: Principal) -> None:
+    ip = request_ip(request)
+    if not ip_allowed(principal.allowed_ips, ip) or not ip_allowed(principal.org_allowed_ips, ip):
+        raise PermissionDenied(
+            f"Requests from {ip or 'an unknown address'} are not allowed for this {principal.kind}.",
+            fix="Call from an allowed address, or ask an admin to extend the IP allowlist.",
+            code="ip_not_allowed",
+        )
+
+
+async def authenticate(request: Request, *, keys: bool = True, sessions: bool = True) -> Principal:
+    ctx = get_context(request)
+    token = bearer_token(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if token is not None and keys:
+        principal = await _key_principal(request, ctx, token)
+    elif cookie and sessions:
+        principal = await _session_principal(request, ctx, cookie)
+    elif not keys:
+        raise AuthenticationError(
+            "This route needs a browser session.", fix="Log in through POST /auth/login."
+        )
+    else:
+        raise AuthenticationError(
+            "Missing credentials.", fix=_NO_CREDENTIALS + ("; or log in" if sessions else ".")
+        )
+    check_ip(request, principal)
+    return principal
+
+
+def _declare(check: Callable[..., Any], **access: Any) -> Callable[..., Any]:
+    declared = {"scope": None, "operator": False, "keys": True, "sessions": True, "public": False, **access}
+    setattr(check, "access", declared)  # noqa: B010 - read by tests/access/test_every_route.py
     return check
 
 
+async def _public() -> None:
+    return None
+
+
+public_route = _declare(_public, public=True)
+
+
+async def get_principal(request: Request) -> Principal:
+    return await authenticate(request)
+
+
+require_authenticated = _declare(get_principal)
+PrincipalDep = Annotated[Principal, Depends(require_authenticated)]
+
+
+async def _session_only(request: Request) -> Principal:
+    return await authenticate(request, keys=False)
+
+
+require_session = _declare(_session_only, keys=False)
+SessionPrincipal = Annotated[Principal, Depends(require_session)]
+
+
+def require_scope(scope: str, *, operator: bool = False) -> Callable[..., object]:
+    """Dependency that admits only principals holding `scope` (or `admin`); operator: default-org admins."""
+
+    async def check(request: Request) -> Principal:
+        principal = await authenticate(request)
+        if not principal.has_scope(scope):
+            raise PermissionDenied(
+                f"This {principal.kind} lacks the '{scope}' scope.",
+                fix="Use a key that has it, or ask an admin.",
+            )
+        if operator and not principal.is_operator:
+            raise PermissionDenied(
+                "Only the appliance operators (admins of the default organization) may do this.",
+                fix="Ask an operator.",
+            )
+        return principal
+
+    setattr(check, "required_scope", scope)  # noqa: B010 - kept for older callers
+    return _declare(check, scope=scope, operator=operator)
+
+
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
+OperatorPrincipal = Annotated[Principal, Depends(require_scope("admin", operator=True))]
 KeysWriter = Annotated[Principal, Depends(require_scope("keys:write"))]
+UsersWriter = Annotated[Principal, Depends(require_scope("users:write"))]
+UsageReader = Annotated[Principal, Depends(require_scope("usage:read"))]
+
+
+# ---- inference ----------------------------------------------------------------------
+
+
+@dataclass
+class InferenceGrant:
+    """An admitted inference request. The gateway calls `finish(tokens_used=…)` once it knows usage."""
+
+    principal: Principal
+    request_id: str
+    model: str | None
+    tokens_estimate: int
+    headers: dict[str, str]  # x-ratelimit-*: copy onto a StreamingResponse
+    limiter: RateLimiter
+    finished: bool = field(default=False)
+
+    async def finish(self, *, tokens_used: int | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        await self.limiter.finish(
+            self.principal,
+            request_id=self.request_id,
+            tokens_estimate=self.tokens_estimate,
+            tokens_used=tokens_used,
+        )
+
+
+_DENIED = {
+    "requests": "Rate limit reached: too many requests per minute.",
+    "tokens": "Rate limit reached: too many tokens per minute.",
+    "concurrency": "Rate limit reached: too many concurrent requests.",
+}
+
+
+def estimate_tokens(raw: bytes, body: dict[str, Any]) -> int:
+    """Prompt ≈ bytes / 4 plus the completion budget the client asked for."""
+    budget = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    return math.ceil(len(raw) / 4) + (int(budget) if isinstance(budget, int | float) and budget > 0 else 0)
+
+
+async def _inference(request: Request, response: Response) -> AsyncIterator[InferenceGrant]:
+    ctx = get_context(request)
+    principal = await authenticate(request, sessions=False)
+    if not principal.has_scope("inference"):
+        raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
+    raw = await request.body()  # Starlette caches it: the route still parses the same body
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    if model is not None and not principal.model_allowed(model):
+        raise PermissionDenied(
+            f"This API key may not use the model {model!r}.",
+            fix=f"Use one of: {', '.join(principal.allowed_models)}.",
+            code="model_not_allowed",
+            param="model",
+        )
+    estimate = estimate_tokens(raw, body)
+    request_id = uuid.uuid4().hex
+    decision = await ctx.rate_limiter.check(principal, tokens_estimate=estimate, request_id=request_id)
+    if not decision.allowed:
+        raise RateLimited(
+            _DENIED.get(decision.denied_by or "", "Rate limit reached."),
+            fix=f"Retry after {decision.retry_after_s:.1f}s, or ask an admin to raise the limit.",
+            retry_after_s=decision.retry_after_s,
+            details={"headers": decision.headers},
+        )
+    response.headers.update(decision.headers)
+    grant = InferenceGrant(
+        principal=principal,
+        request_id=request_id,
+        model=model,
+        tokens_estimate=estimate,
+        headers=decision.headers,
+        limiter=ctx.rate_limiter,
+    )
+    try:
+        yield grant
+    finally:
+        await grant.finish(tokens_used=None)  # safety net: frees the slot if the route did not
+
+
+require_inference = _declare(_inference, scope="inference", sessions=False)
+InferenceDep = Annotated[InferenceGrant, Depends(require_inference)]
+
+
+async def _inference_key(request: Request) -> Principal:
+    principal = await authenticate(request, sessions=False)
+    if not principal.has_scope("inference"):
+        raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
+    return principal
+
+
+# For /v1 reads that reach no engine (GET /v1/models): key + scope + IP, no rate limit.
+require_inference_key = _declare(_inference_key, scope="inference", sessions=False)
+InferenceKeyDep = Annotated[Principal, Depends(require_inference_key)]

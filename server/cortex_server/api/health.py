@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from cortex_server import __version__
-from cortex_server.api.deps import ContextDep
+from cortex_server.api.deps import ContextDep, public_route
 from cortex_server.db.engine import check_connection
 from cortex_server.db.migrate import is_current
 from cortexctl.core.errors import CortexError
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(public_route)])
 
 
 @router.get("/health")

@@ -36,6 +36,7 @@ def response_for(exc: CortexError) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(max(1, int(exc.retry_after_s + 0.999)))
+        headers.update(exc.details.get("headers") or {})  # x-ratelimit-* from the limiter
     return JSONResponse(body_for(exc), status_code=exc.status_code, headers=headers)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.core.auth import Principal
@@ -29,3 +30,10 @@ def record(
             details=details,
         )
     )
+
+
+def list_records(session: Session, *, org_id: int, limit: int, action: str | None = None) -> list[AuditLog]:
+    query = select(AuditLog).where(AuditLog.org_id == org_id).order_by(AuditLog.id.desc()).limit(limit)
+    if action:
+        query = query.where(AuditLog.action == action)
+    return list(session.scalars(query))

@@ -1,18 +1,29 @@
-"""API keys: create (plaintext returned once), list, revoke, resolve by name or id."""
+"""API keys: create (plaintext returned once), list, show, update, revoke, delete; all scoped to one org."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.core.security import generate_api_key, hash_api_key, key_display_prefix
 from cortex_server.db.models import ApiKey, utcnow
+from cortex_server.services.netaccess import parse_cidrs
 from cortexctl.core.errors import Conflict, InvalidRequest, NotFound
 
-SCOPES = ("inference", "models:read", "models:write", "keys:write", "users:write", "usage:read", "admin")
+SCOPES = (
+    "inference",
+    "models:read",
+    "models:write",
+    "keys:write",
+    "users:write",
+    "usage:read",
+    "chat",
+    "admin",
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,9 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise InvalidRequest(
-            f"Unknown scope(s): {', '.join(unknown)}.", fix=f"Use one of: {', '.join(SCOPES)}.", param="scopes"
+            f"Unknown scope(s): {', '.join(unknown)}.",
+            fix=f"Use one of: {', '.join(SCOPES)}.",
+            param="scopes",
         )
     if not scopes:
         raise InvalidRequest("A key needs at least one scope.", fix=f"Use one of: {', '.join(SCOPES)}.")
@@ -41,11 +54,19 @@ def create_key(
     scopes: list[str],
     user_id: int | None = None,
     expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    allowed_ips: list[str] | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    max_concurrent: int | None = None,
 ) -> CreatedKey:
     scopes = validate_scopes(scopes)
+    _check_expiry(expires_at)
     taken = session.scalar(select(ApiKey.id).where(ApiKey.org_id == org_id, ApiKey.name == name))
     if taken is not None:
-        raise Conflict(f"A key named {name!r} already exists.", fix="Pick another --name or revoke the old key.")
+        raise Conflict(
+            f"A key named {name!r} already exists.", fix="Pick another --name or revoke the old key."
+        )
     plaintext = generate_api_key()
     row = ApiKey(
         org_id=org_id,
@@ -55,10 +76,62 @@ def create_key(
         key_hash=hash_api_key(plaintext, secret),
         scopes=scopes,
         expires_at=expires_at,
+        allowed_models=sorted(set(allowed_models or [])),
+        allowed_ips=parse_cidrs(allowed_ips or []),
+        rpm_limit=rpm_limit,
+        tpm_limit=tpm_limit,
+        max_concurrent=max_concurrent,
     )
     session.add(row)
     session.flush()
     return CreatedKey(row=row, plaintext=plaintext)
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= utcnow()):
+        raise InvalidRequest(
+            "expires_at must be a future time with a timezone.",
+            fix="Use e.g. 2030-01-01T00:00:00Z, or `--expires 30d` in the CLI.",
+            param="expires_at",
+        )
+
+
+# Fields `update_key` may change; None in `changes` clears a limit, absent leaves it.
+UPDATABLE = (
+    "scopes",
+    "allowed_models",
+    "allowed_ips",
+    "rpm_limit",
+    "tpm_limit",
+    "max_concurrent",
+    "expires_at",
+)
+
+
+def update_key(session: Session, *, org_id: int, ident: str, changes: dict[str, Any]) -> ApiKey:
+    row = get_key(session, org_id=org_id, ident=ident)
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise InvalidRequest(
+            f"Cannot change {', '.join(sorted(unknown))}.", fix=f"Change only {', '.join(UPDATABLE)}."
+        )
+    if "scopes" in changes:
+        changes["scopes"] = validate_scopes(changes["scopes"] or [])
+    if "allowed_ips" in changes:
+        changes["allowed_ips"] = parse_cidrs(changes["allowed_ips"] or [])
+    if "allowed_models" in changes:
+        changes["allowed_models"] = sorted(set(changes["allowed_models"] or []))
+    if "expires_at" in changes:
+        _check_expiry(changes["expires_at"])
+    for name, value in changes.items():
+        setattr(row, name, value)
+    return row
+
+
+def delete_key(session: Session, *, org_id: int, ident: str) -> ApiKey:
+    row = get_key(session, org_id=org_id, ident=ident)
+    session.delete(row)
+    return row
 
 
 def list_keys(session: Session, *, org_id: int) -> list[ApiKey]:

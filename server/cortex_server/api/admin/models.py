@@ -16,7 +16,8 @@ from cortexctl.core.preflight import preflight
 
 router = APIRouter(prefix="/admin/models", tags=["admin: models"])
 ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
-ModelsWriter = Annotated[Principal, Depends(require_scope("models:write"))]
+# Models are appliance-wide (no org column): only operators (default-org admins) change them.
+ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
 
 
 def _ip(request: Request) -> str | None:

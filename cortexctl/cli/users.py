@@ -1,0 +1,114 @@
+"""`cortexctl users`: console users and their roles (owner, admin, member, viewer)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+
+from cortexctl.cli.access_common import OrgOpt, org_query
+from cortexctl.cli.common import JsonOpt, console, print_json, settings_of
+from cortexctl.core.client import AdminClient
+
+app = typer.Typer(help="Create, list, update, revoke and delete console users.", no_args_is_help=True)
+UserArg = Annotated[str, typer.Argument(help="Username or id.")]
+RoleOpt = Annotated[str | None, typer.Option("--role", help="owner, admin, member or viewer.")]
+
+
+def _client(ctx: typer.Context) -> AdminClient:
+    return AdminClient(settings_of(ctx))
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("id", "username", "org", "role", "state", "created")
+    for r in rows:
+        state = "active" if r["is_active"] else "[red]disabled[/]"
+        table.add_row(str(r["id"]), r["username"], str(r["org_id"]), r["role"], state, r["created_at"][:19])
+    return table
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(help="Login name (unique).")],
+    role: RoleOpt = "member",
+    org: OrgOpt = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (default: generate one).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a user. A generated password is printed once."""
+    body: dict[str, Any] = {"username": username, "role": role}
+    if password_stdin:
+        body["password"] = typer.get_text_stream("stdin").readline().rstrip("\n")
+    if org:
+        body["org"] = org
+    row = _client(ctx).post("/admin/users", body)
+    if json_out:
+        print_json(row)
+        return
+    console.print(f"Created user [bold]{row['username']}[/] (id {row['id']}, role {row['role']}).")
+    if row.get("password"):
+        console.print(f"  password: {row['password']}", highlight=False)
+        console.print("[yellow]Copy it now: it will not be shown again.[/]")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    rows = _client(ctx).get("/admin/users" + org_query(org))
+    print_json(rows) if json_out else console.print(_table(rows))
+
+
+@app.command("show")
+def show(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    row = _client(ctx).get(f"/admin/users/{quote(user)}" + org_query(org))
+    print_json(row) if json_out else console.print(_table([row]))
+
+
+def _patch(ctx: typer.Context, user: str, org: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = _client(ctx).patch(f"/admin/users/{quote(user)}" + org_query(org), body)
+    return result
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    user: UserArg,
+    role: RoleOpt = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--disabled", help="Enable or disable the login.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Set a new password read from stdin.")
+    ] = False,
+    org: OrgOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change a user's role, state or password; options left out stay as they are."""
+    body: dict[str, Any] = {}
+    if role:
+        body["role"] = role
+    if active is not None:
+        body["is_active"] = active
+    if password_stdin:
+        body["password"] = typer.get_text_stream("stdin").readline().rstrip("\n")
+    if not body:
+        raise typer.BadParameter("Give at least one option to change (see --help).")
+    row = _patch(ctx, user, org, body)
+    print_json(row) if json_out else console.print(f"Updated user [bold]{row['username']}[/].")
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    """Disable a user's login at once (their sessions end within seconds)."""
+    row = _patch(ctx, user, org, {"is_active": False})
+    print_json(row) if json_out else console.print(f"Disabled user [bold]{row['username']}[/].")
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    _client(ctx).delete(f"/admin/users/{quote(user)}" + org_query(org))
+    print_json({"deleted": user}) if json_out else console.print(f"Deleted user [bold]{user}[/].")

@@ -1,0 +1,254 @@
+"""Rate limits per key and per org: requests/min, tokens/min, concurrent requests.
+
+The algorithm is GCRA for requests and tokens (a burst up to the whole per-minute limit,
+then a steady refill) plus a lease set for concurrency. With Redis it runs as one atomic
+script per check (ratelimit_lua.CHECK), exact across daemons; without Redis the same
+algorithm runs in-process (MemoryBackend). Tokens are charged at the estimate on admission
+and reconciled with the real usage in `finish`.
+
+Gateway contract (see deps.require_inference, which calls `check` for you):
+
+    decision = await limiter.check(principal, tokens_estimate=n, request_id=rid)
+    ... proxy the request ...
+    await limiter.finish(principal, request_id=rid, tokens_estimate=n, tokens_used=used)
+
+`finish` must run exactly once per admitted request (in a `finally`), streams included:
+it returns the concurrency slot and corrects the token charge.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from cortex_server.core.auth import Principal
+from cortex_server.services.ratelimit_lua import CHECK, FINISH
+from cortexctl.core.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+PERIOD_MS = 60_000
+LEASE_MS = 15 * 60_000  # a slot whose holder died is freed after this long
+
+RATELIMIT_BACKEND_ERRORS = Counter(
+    "cortex_ratelimit_backend_errors_total",
+    "Rate-limit checks that could not reach Redis, by the fail mode applied.",
+    ["mode"],
+)
+
+
+@dataclass(frozen=True)
+class LimitGroup:
+    """One set of limits to enforce (a key's or an org's); 0 = unlimited."""
+
+    name: str  # "key:12" / "org:3": Redis key component
+    rpm: int
+    tpm: int
+    concurrent: int
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    denied_by: str | None = None  # "requests" | "tokens" | "concurrency"
+    retry_after_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    degraded: bool = False  # Redis was down and fail_open admitted the request
+
+
+def groups_for(principal: Principal) -> list[LimitGroup]:
+    out = []
+    lim = principal.limits
+    if principal.key_id is not None and (lim.rpm or lim.tpm or lim.concurrent):
+        out.append(LimitGroup(f"key:{principal.key_id}", lim.rpm or 0, lim.tpm or 0, lim.concurrent or 0))
+    org = principal.org_limits
+    if org.rpm or org.tpm or org.concurrent:
+        out.append(LimitGroup(f"org:{principal.org_id}", org.rpm or 0, org.tpm or 0, org.concurrent or 0))
+    return out
+
+
+def _fmt_reset(ms: float) -> str:
+    """OpenAI writes resets as durations like '6m0s' or '1.5s'."""
+    seconds = max(0.0, ms / 1000)
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60)}s"
+    return f"{seconds:.3g}s"
+
+
+def _decision(raw: list[object]) -> Decision:
+    """The script's reply: allowed, denied_by, retry_ms, limit/remaining/reset for requests, then tokens."""
+    denied_by = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
+    numbers = [int(str(x)) for x in (raw[0], *raw[2:])]
+    allowed, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset = numbers
+    headers: dict[str, str] = {}
+    for kind, lim, rem, reset in (("requests", r_lim, r_rem, r_reset), ("tokens", t_lim, t_rem, t_reset)):
+        if lim > 0:
+            headers[f"x-ratelimit-limit-{kind}"] = str(lim)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(rem, 0))
+            headers[f"x-ratelimit-reset-{kind}"] = _fmt_reset(reset)
+    return Decision(
+        allowed=bool(allowed), denied_by=denied_by or None, retry_after_s=retry_ms / 1000, headers=headers
+    )
+
+
+class Backend(Protocol):
+    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision: ...
+    async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """The CHECK/FINISH scripts in Python, for a daemon without Redis. Same numbers, one process."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+        self._leases: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()  # callers may be on worker threads too
+
+    def _now(self) -> float:
+        return self._clock() * 1000
+
+    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision:
+        with self._lock:
+            return _decision(self._check(groups, cost=cost, request_id=request_id))
+
+    def _check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> list[object]:
+        now = self._now()
+        commits: list[tuple[str, float]] = []
+        rq = [-1, -1, 0]
+        tk = [-1, -1, 0]
+
+        def gcra(key: str, limit: int, amount: int, hdr: list[int]) -> float | None:
+            interval = PERIOD_MS / limit
+            tat = max(self._tat.get(key, now), now)
+            new_tat = tat + amount * interval
+            over = new_tat - now - PERIOD_MS
+            if over > 0.001:
+                return float(PERIOD_MS) if amount > limit else over
+            remaining = math.floor((PERIOD_MS - (new_tat - now)) / interval + 0.001)
+            if hdr[1] < 0 or remaining < hdr[1]:
+                hdr[:] = [limit, remaining, math.ceil(new_tat - now)]
+            commits.append((key, new_tat))
+            return None
+
+        for g in groups:
+            if g.rpm > 0 and (retry := gcra(f"{g.name}:req", g.rpm, 1, rq)) is not None:
+                return [0, "requests", math.ceil(retry), g.rpm, 0, math.ceil(retry + PERIOD_MS), -1, -1, 0]
+            if g.tpm > 0 and (retry := gcra(f"{g.name}:tok", g.tpm, cost, tk)) is not None:
+                return [0, "tokens", math.ceil(retry), -1, -1, 0, g.tpm, 0, math.ceil(retry + PERIOD_MS)]
+            if g.concurrent > 0:
+                leases = self._leases.setdefault(g.name, {})
+                for rid in [r for r, exp in leases.items() if exp <= now]:
+                    del leases[rid]
+                if len(leases) >= g.concurrent:
+                    return [0, "concurrency", 1000, *rq, *tk]
+        for key, tat in commits:
+            self._tat[key] = tat
+        for g in groups:
+            if g.concurrent > 0:
+                self._leases.setdefault(g.name, {})[request_id] = now + LEASE_MS
+        return [1, "", 0, *rq, *tk]
+
+    async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
+        with self._lock:
+            now = self._now()
+            for g in groups:
+                key = f"{g.name}:tok"
+                if g.tpm > 0 and delta != 0 and (key in self._tat or delta > 0):
+                    new_tat = max(self._tat.get(key, now), now) + delta * (PERIOD_MS / g.tpm)
+                    if new_tat <= now:
+                        self._tat.pop(key, None)
+                    else:
+                        self._tat[key] = new_tat
+                self._leases.get(g.name, {}).pop(request_id, None)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisBackend:
+    def __init__(self, *, url: str, prefix: str, timeout_s: float = 0.5) -> None:
+        self._prefix = prefix
+        self._redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+        )
+        self._check = self._redis.register_script(CHECK)
+        self._finish = self._redis.register_script(FINISH)
+
+    def _keys(self, g: LimitGroup, *parts: str) -> list[str]:
+        return [f"{self._prefix}rl:{g.name}:{p}" for p in parts]
+
+    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision:
+        keys = [k for g in groups for k in self._keys(g, "req", "tok", "inflight")]
+        args: list[str | int] = [cost, request_id, LEASE_MS, PERIOD_MS]
+        args += [v for g in groups for v in (g.rpm, g.tpm, g.concurrent)]
+        return _decision(await self._check(keys=keys, args=args))
+
+    async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
+        keys = [k for g in groups for k in self._keys(g, "tok", "inflight")]
+        await self._finish(keys=keys, args=[delta, request_id, PERIOD_MS, *[g.tpm for g in groups]])
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class RateLimiter:
+    def __init__(self, *, backend: Backend, fail_mode: Literal["open", "closed"] = "closed") -> None:
+        self.backend = backend
+        self.fail_mode = fail_mode
+
+    async def check(self, principal: Principal, *, tokens_estimate: int, request_id: str) -> Decision:
+        """Admit or refuse one request; an admitted one holds a concurrency slot until `finish`."""
+        groups = groups_for(principal)
+        if not groups:
+            return Decision(allowed=True)
+        try:
+            return await self.backend.check(groups, cost=max(0, tokens_estimate), request_id=request_id)
+        except (RedisError, OSError) as exc:
+            RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
+            log.warning(
+                "rate limiter backend unreachable (%s); failing %s", type(exc).__name__, self.fail_mode
+            )
+            if self.fail_mode == "open":
+                return Decision(allowed=True, degraded=True)
+            raise ServiceUnavailable(
+                "The rate limiter is unavailable, so requests with limits are refused.",
+                fix="Check that Redis (CORTEX_REDIS_URL) is running; retry shortly.",
+                code="ratelimiter_unavailable",
+            ) from None
+
+    async def finish(
+        self, principal: Principal, *, request_id: str, tokens_estimate: int, tokens_used: int | None
+    ) -> None:
+        """Return the concurrency slot and charge real usage instead of the estimate (never raises)."""
+        groups = groups_for(principal)
+        if not groups:
+            return
+        delta = 0 if tokens_used is None else tokens_used - max(0, tokens_estimate)
+        try:
+            await self.backend.finish(groups, delta=delta, request_id=request_id)
+        except (RedisError, OSError) as exc:
+            RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
+            log.warning("rate limiter finish failed (%s); the slot expires by lease", type(exc).__name__)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+def make_rate_limiter(
+    *, redis_url: str | None, prefix: str, fail_mode: Literal["open", "closed"]
+) -> RateLimiter:
+    backend: Backend = RedisBackend(url=redis_url, prefix=prefix) if redis_url else MemoryBackend()
+    return RateLimiter(backend=backend, fail_mode=fail_mode)

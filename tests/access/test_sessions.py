@@ -1,0 +1,133 @@
+"""Browser sessions: signed cookies, CSRF, logout, password change, cookie attributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from cortex_server.core.sessions import SESSION_COOKIE, SessionCodec
+from tests.access.conftest import AccessEnv, make_env
+
+
+def test_login_sets_a_signed_httponly_strict_cookie_and_me_works(env: AccessEnv) -> None:
+    resp = env.client.post("/auth/login", json={"username": "admin", "password": env.admin_password})
+    assert resp.status_code == 200
+    set_cookie = [
+        v for k, v in resp.headers.multi_items() if k == "set-cookie" and v.startswith(SESSION_COOKIE)
+    ][0]
+    attrs = {a.strip().split("=")[0].lower() for a in set_cookie.split(";")}
+    assert {"httponly", "max-age", "path"} <= attrs and "samesite=strict" in set_cookie.lower()
+    assert "secure" not in attrs  # plain http from a non-proxy peer
+    assert env.admin_password not in resp.text
+    env.client.cookies.clear()
+    cookie, csrf = resp.cookies[SESSION_COOKIE], resp.json()["csrf_token"]
+    me = env.client.get("/auth/me", headers=env.session_headers(cookie)).json()
+    assert me == {
+        **me,
+        "kind": "session",
+        "name": "admin",
+        "role": "owner",
+        "operator": True,
+        "csrf_token": csrf,
+    }
+
+
+def test_wrong_password_and_unknown_user_get_the_same_401(env: AccessEnv) -> None:
+    a = env.client.post("/auth/login", json={"username": "admin", "password": "wrong-password-123"})
+    b = env.client.post("/auth/login", json={"username": "nobody", "password": "wrong-password-123"})
+    assert a.status_code == b.status_code == 401 and a.json() == b.json()
+    assert SESSION_COOKIE not in a.cookies
+
+
+def test_tampered_forged_and_expired_cookies_are_rejected(env: AccessEnv) -> None:
+    cookie, _ = env.login("admin", env.admin_password)
+    assert env.client.get("/auth/me", headers=env.session_headers(cookie)).status_code == 200
+    payload, _, sig = cookie.partition(".")
+    flipped = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    forged, _ = SessionCodec(secret=b"another-daemon-secret", max_age_s=3600).issue(user_id=1, pw_version="x")
+    for bad in (flipped, "garbage", forged, payload + ".x." + sig):
+        resp = env.client.get("/auth/me", headers=env.session_headers(bad))
+        assert resp.status_code == 401, bad
+    codec = SessionCodec(secret=env.app.state.cortex.secret, max_age_s=3600)
+    assert codec.load(cookie) is not None
+    assert SessionCodec(secret=env.app.state.cortex.secret, max_age_s=-1).load(cookie) is None  # expired
+
+
+def test_csrf_header_required_on_writes_only(env: AccessEnv) -> None:
+    cookie, csrf = env.login("admin", env.admin_password)
+    body = {"name": "via-session", "scopes": ["inference"]}
+    assert env.client.get("/admin/keys", headers=env.session_headers(cookie)).status_code == 200
+    no_header = env.client.post("/admin/keys", json=body, headers=env.session_headers(cookie))
+    assert no_header.status_code == 403 and no_header.json()["error"]["code"] == "csrf_failed"
+    wrong = env.client.post("/admin/keys", json=body, headers=env.session_headers(cookie, "x" * 43))
+    assert wrong.status_code == 403
+    other_cookie, other_csrf = env.login("admin", env.admin_password)
+    assert other_csrf != csrf
+    crossed = env.client.post("/admin/keys", json=body, headers=env.session_headers(cookie, other_csrf))
+    assert crossed.status_code == 403  # a token from another session does not fit this one
+    ok = env.client.post("/admin/keys", json=body, headers=env.session_headers(cookie, csrf))
+    assert ok.status_code == 201
+    env.secrets.append(ok.json()["key"])
+    audit = env.admin("GET", "/admin/audit", params={"action": "keys.create"})
+    assert audit[0]["actor"] == "user:admin" and audit[0]["target"] == "via-session" and audit[0]["client_ip"]
+
+
+def test_sessions_cannot_call_inference_and_keys_cannot_log_out(env: AccessEnv) -> None:
+    cookie, csrf = env.login("admin", env.admin_password)
+    resp = env.client.post("/test/inference", json={"model": "m"}, headers=env.session_headers(cookie, csrf))
+    assert resp.status_code == 401
+    assert env.client.post("/auth/logout", headers=env.auth(env.admin_token)).status_code == 401
+
+
+def test_password_change_ends_other_sessions_and_logout_clears_cookies(env: AccessEnv) -> None:
+    password = env.user("alice", "member")
+    old_cookie, _ = env.login("alice", password)
+    cookie, csrf = env.login("alice", password)
+    short = env.client.post(
+        "/auth/password",
+        json={"current_password": password, "new_password": "short"},
+        headers=env.session_headers(cookie, csrf),
+    )
+    assert short.status_code == 400
+    new_password = "a-much-longer-new-password"
+    env.secrets.append(new_password)
+    resp = env.client.post(
+        "/auth/password",
+        json={"current_password": password, "new_password": new_password},
+        headers=env.session_headers(cookie, csrf),
+    )
+    assert resp.status_code == 200
+    fresh = resp.cookies[SESSION_COOKIE]
+    env.client.cookies.clear()
+    assert env.client.get("/auth/me", headers=env.session_headers(old_cookie)).status_code == 401
+    assert env.client.get("/auth/me", headers=env.session_headers(fresh)).status_code == 200
+    assert env.client.post("/auth/login", json={"username": "alice", "password": password}).status_code == 401
+    out = env.client.post("/auth/logout", headers=env.session_headers(fresh, resp.json()["csrf_token"]))
+    assert out.status_code == 204 and 'cortex_session=""' in out.headers["set-cookie"]
+    env.client.cookies.clear()
+
+
+def test_disabled_user_loses_session(env: AccessEnv) -> None:
+    password = env.user("bob", "viewer")
+    cookie, _ = env.login("bob", password)
+    env.admin("PATCH", "/admin/users/bob", json={"is_active": False})
+    assert env.client.get("/auth/me", headers=env.session_headers(cookie)).status_code == 401
+
+
+def test_secure_cookie_behind_a_trusted_tls_proxy(tmp_path: Path) -> None:
+    for env in make_env(tmp_path / "h", peer=("10.9.0.2", 40000), trusted_proxies=["10.9.0.0/24"]):
+        via_proxy = env.client.post(
+            "/auth/login",
+            json={"username": "admin", "password": env.admin_password},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.5"},
+        )
+        assert "secure" in via_proxy.headers["set-cookie"].lower()
+        audit = env.admin("GET", "/admin/audit", params={"action": "auth.login"})
+        assert audit[0]["client_ip"] == "203.0.113.5"
+    for env in make_env(tmp_path / "h2", peer=("10.9.0.2", 40000)):  # not trusted: header ignored
+        direct = env.client.post(
+            "/auth/login",
+            json={"username": "admin", "password": env.admin_password},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        assert "secure" not in direct.headers["set-cookie"].lower()
