@@ -19,6 +19,10 @@ from cortexctl.recipes.schema import LlamaCppArgs, Recipe, RecipeSpec, VllmArgs
 Finding = tuple[Loc, str]
 
 ARGS: Loc = ("spec", "args")
+# With Jinja on (llama-server's default) llama.cpp 0.3.36 resolves only these built-in
+# names; any other name is read as the template's own text (measured: `--chat-template
+# gemma` renders the prompt "gemma"). With `--no-jinja` every built-in name works.
+JINJA_BUILTIN_TEMPLATES = frozenset({"chatml"})
 MEMORY_PATTERN = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -91,7 +95,16 @@ def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None)
         out.append((ARGS + ("chat_template_file",), "give chat_template or chat_template_file, not both"))
     if args.chat_template and "{" not in args.chat_template:
         builtin = flag_data("llamacpp").get("chat_templates", [])
-        if args.chat_template not in builtin:
+        if args.chat_template in builtin and args.chat_template not in JINJA_BUILTIN_TEMPLATES:
+            if "--no-jinja" not in args.extra_args:
+                out.append(
+                    (
+                        ARGS + ("chat_template",),
+                        f"llama-server reads {args.chat_template!r} as a built-in name only without Jinja: "
+                        "add '--no-jinja' to args.extra_args (with Jinja on it becomes the template's text)",
+                    )
+                )
+        elif args.chat_template not in builtin:
             close = difflib.get_close_matches(args.chat_template, builtin, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             out.append(

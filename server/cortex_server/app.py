@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from cortex_server import __version__
 from cortex_server.api import health
 from cortex_server.api.admin import keys as admin_keys
+from cortex_server.api.admin import recipes as admin_recipes
 from cortex_server.api.admin import system as admin_system
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
@@ -47,4 +48,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_system.router)
+    app.include_router(admin_recipes.router)
     return app
