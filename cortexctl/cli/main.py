@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from cortexctl import __version__
-from cortexctl.cli import daemon, doctor, keys
+from cortexctl.cli import daemon, doctor, keys, recipe
 from cortexctl.cli.common import err_console
 from cortexctl.core.errors import CortexError
 
@@ -75,6 +75,7 @@ def root(
 daemon.register(app)
 doctor.register(app)
 app.add_typer(keys.app, name="keys")
+app.add_typer(recipe.app, name="recipe")
 
 
 def run() -> None:
