@@ -140,11 +140,16 @@ def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
             while i < len(extra_args) and not _looks_like_flag(str(extra_args[i])):
                 i += 1  # its values, most likely: one problem is enough
             continue
+        refused = None
         if flag in typed:
-            _, field = typed[flag]
-            problems.append(ArgProblem(i, f"{flag} duplicates a typed field: use args.{field} instead"))
+            refused = f"{flag} duplicates a typed field: use args.{typed[flag][1]} instead"
         elif flag in cortex:
-            problems.append(ArgProblem(i, f"{flag}: {cortex[flag][1]}"))
+            refused = f"{flag}: {cortex[flag][1]}"
+        if refused is not None:
+            problems.append(ArgProblem(i, refused))
+            ignored: list[ArgProblem] = []  # one problem per refused flag: skip its values unchecked
+            i = _check_values(engine, info, flag, eq, inline, extra_args, i, ignored)
+            continue
         i = _check_values(engine, info, flag, eq, inline, extra_args, i, problems)
     return problems
 
