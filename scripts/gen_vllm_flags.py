@@ -97,7 +97,8 @@ def generate() -> dict[str, Any]:
             ),
             "environment": (
                 f"vllm {vllm.__version__} wheel installed with --no-deps into a throwaway venv, "
-                f"torch {torch.__version__} (CPU build), VLLM_TARGET_DEVICE={os.environ.get('VLLM_TARGET_DEVICE', '')}"
+                f"torch {torch.__version__} (CPU build), "
+                f"VLLM_TARGET_DEVICE={os.environ.get('VLLM_TARGET_DEVICE', '')}"
             ),
         },
         "equals_syntax": True,

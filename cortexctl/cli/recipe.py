@@ -61,7 +61,11 @@ def validate(files: FilesArg, json_out: JsonOpt = False) -> None:
 def _report_json(r: RecipeReport) -> dict[str, Any]:
     out: dict[str, Any] = {"file": r.source, "ok": r.ok, "errors": [p.as_dict() for p in r.problems]}
     if r.recipe is not None:
-        out |= {"name": r.recipe.name, "engine": r.recipe.spec.engine, "served_name": r.recipe.spec.served_name}
+        out |= {
+            "name": r.recipe.name,
+            "engine": r.recipe.spec.engine,
+            "served_name": r.recipe.spec.served_name,
+        }
     return out
 
 
@@ -75,7 +79,9 @@ def apply(
     reports = _check_all(files)
     problems = [p for r in reports for p in r.problems]
     if problems:
-        raise RecipeError("\n".join(map(str, problems)), fix="Fix these first; `cortexctl recipe validate` rechecks.")
+        raise RecipeError(
+            "\n".join(map(str, problems)), fix="Fix these first; `cortexctl recipe validate` rechecks."
+        )
     client = AdminClient(settings_of(ctx))
     results = []
     for path, report in zip(files, reports, strict=True):
@@ -122,7 +128,8 @@ def show(
     facts = {
         "engine": f"{spec['engine']} {ENGINE_VERSIONS.get(spec['engine'], '?')}",
         "served name": spec["served_name"],
-        "model": spec["model"]["path"] + (f"  (sha256 {spec['model']['sha256'][:12]}…)" if spec["model"]["sha256"] else ""),
+        "model": spec["model"]["path"]
+        + (f"  (sha256 {spec['model']['sha256'][:12]}…)" if spec["model"]["sha256"] else ""),
         "replicas": str(spec["replicas"]),
         "gpus": str(spec["gpus"]),
         "runtime": spec.get("runtime") or "host default",
@@ -139,7 +146,9 @@ def show(
 def export(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Recipe name.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file (default: stdout).")
+    ] = None,
 ) -> None:
     """Print or save a recipe's YAML exactly as it was applied."""
     text: str = AdminClient(settings_of(ctx)).get(f"/admin/recipes/{name}")["yaml"]
@@ -156,7 +165,9 @@ def export(
 def flags(
     engine: Annotated[str, typer.Argument(help="llamacpp or vllm.")],
     match: Annotated[str | None, typer.Argument(help="Only flags containing this text.")] = None,
-    templates: Annotated[bool, typer.Option("--templates", help="List llama.cpp's built-in chat templates.")] = False,
+    templates: Annotated[
+        bool, typer.Option("--templates", help="List llama.cpp's built-in chat templates.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """The flags the pinned engine version accepts in args.extra_args."""
@@ -172,8 +183,14 @@ def flags(
     if json_out:
         print_json([{"names": list(i.names), "nargs": i.nargs, "choices": i.choices} for i in seen.values()])
         return
-    table = Table("flag", "value", title=f"{engine} {version}: {len(seen)} flags (data: {flags_file(engine).name})")
+    table = Table(
+        "flag", "value", title=f"{engine} {version}: {len(seen)} flags (data: {flags_file(engine).name})"
+    )
     for info in sorted(seen.values(), key=lambda i: i.canonical):
-        value = ", ".join(info.choices) if info.choices else (info.value_hint or ("VALUE" if info.takes_value else ""))
+        value = (
+            ", ".join(info.choices)
+            if info.choices
+            else (info.value_hint or ("VALUE" if info.takes_value else ""))
+        )
         table.add_row(", ".join(info.names), value)
     console.print(table)

@@ -161,13 +161,25 @@ def _unknown(engine: str, flag: str, accepted: dict[str, FlagInfo], program: str
 
 
 def _check_values(
-    engine: str, info: FlagInfo, flag: str, eq: str, inline: str, args: list[str], i: int, out: list[ArgProblem]
+    engine: str,
+    info: FlagInfo,
+    flag: str,
+    eq: str,
+    inline: str,
+    args: list[str],
+    i: int,
+    out: list[ArgProblem],
 ) -> int:
     """Consume the flag's values; return the index of the next token."""
     if eq:
         if not equals_syntax(engine):
-            out.append(ArgProblem(i, f"{ENGINE_PROGRAMS[engine]} does not read 'flag=value': "
-                                     f"give {flag!r} and {inline!r} as two list items"))
+            out.append(
+                ArgProblem(
+                    i,
+                    f"{ENGINE_PROGRAMS[engine]} does not read 'flag=value': "
+                    f"give {flag!r} and {inline!r} as two list items",
+                )
+            )
             return i + 1
         if not info.takes_value:
             out.append(ArgProblem(i, f"{flag} takes no value"))
@@ -210,5 +222,8 @@ def _is_number(token: str) -> bool:
 
 def _check_choice(info: FlagInfo, flag: str, value: str, index: int, out: list[ArgProblem]) -> None:
     if info.choices is not None and value not in info.choices:
-        out.append(ArgProblem(index, f"{value!r} is not a valid value for {flag}; choose one of: "
-                                     f"{', '.join(info.choices)}"))
+        out.append(
+            ArgProblem(
+                index, f"{value!r} is not a valid value for {flag}; choose one of: {', '.join(info.choices)}"
+            )
+        )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture
 def write_recipe(tmp_path: Path) -> Callable[..., Path]:
     def write(text: str, name: str = "recipe.yaml") -> Path:

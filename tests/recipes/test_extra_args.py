@@ -14,10 +14,16 @@ def problems(engine: str, args: list[str]) -> list[tuple[int, str]]:
 @pytest.mark.parametrize(
     ("engine", "args"),
     [
-        ("llamacpp", ["--cache-reuse", "256", "--no-warmup", "--metrics", "--control-vector-layer-range", "1", "3"]),
+        (
+            "llamacpp",
+            ["--cache-reuse", "256", "--no-warmup", "--metrics", "--control-vector-layer-range", "1", "3"],
+        ),
         ("llamacpp", ["--cache_reuse", "256"]),  # llama.cpp reads _ as - in long flags
         ("vllm", ["--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--seed=3"]),
-        ("vllm", ["--compilation-config.mode", "3", "--lora-modules", "a=/m/a", "b=/m/b", "--max_loras", "2"]),
+        (
+            "vllm",
+            ["--compilation-config.mode", "3", "--lora-modules", "a=/m/a", "b=/m/b", "--max_loras", "2"],
+        ),
     ],
 )
 def test_real_flags_pass(engine: str, args: list[str]) -> None:
@@ -33,7 +39,9 @@ def test_flags_this_version_dropped_are_unknown() -> None:
 def test_unknown_flag_lists_close_matches_and_where_the_list_lives() -> None:
     ((index, problem),) = problems("llamacpp", ["--metrics", "--ctx-sise", "4096"])
     assert index == 1
-    assert problem.startswith("unknown flag --ctx-sise for llama-server (llamacpp 0.3.36); close matches: --ctx-size")
+    assert problem.startswith(
+        "unknown flag --ctx-sise for llama-server (llamacpp 0.3.36); close matches: --ctx-size"
+    )
     assert problem.endswith(
         "full list: `cortexctl recipe flags llamacpp` (data: cortexctl/recipes/flags/llamacpp-0.3.36.json)"
     )
@@ -94,14 +102,22 @@ def test_llamacpp_needs_flag_and_value_as_separate_items() -> None:
 
 
 def test_values_are_counted_and_checked() -> None:
-    assert problems("llamacpp", ["--cache-reuse"]) == [(0, "--cache-reuse needs a value N: add it as the next list item")]
-    assert problems("llamacpp", ["256"]) == [(0, "'256' is not a flag; a value must follow the flag it belongs to")]
+    assert problems("llamacpp", ["--cache-reuse"]) == [
+        (0, "--cache-reuse needs a value N: add it as the next list item")
+    ]
+    assert problems("llamacpp", ["256"]) == [
+        (0, "'256' is not a flag; a value must follow the flag it belongs to")
+    ]
     assert problems("llamacpp", ["--metrics", "yes"]) == [
         (1, "'yes' is not a flag; a value must follow the flag it belongs to")
     ]
     assert problems("vllm", ["--disable-log-stats=1"]) == [(0, "--disable-log-stats takes no value")]
     ((index, problem),) = problems("llamacpp", ["--split-mode", "diagonal"])
-    assert index == 1 and problem == "'diagonal' is not a valid value for --split-mode; choose one of: none, layer, row, tensor"
+    assert (
+        index == 1
+        and problem
+        == "'diagonal' is not a valid value for --split-mode; choose one of: none, layer, row, tensor"
+    )
     ((_, problem),) = problems("vllm", ["--all2all-backend=magic"])
     assert problem.startswith("'magic' is not a valid value for --all2all-backend")
 

@@ -34,7 +34,9 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize(("engine", "version", "at_least"), [("llamacpp", LLAMACPP_VERSION, 200), ("vllm", VLLM_VERSION, 250)])
+@pytest.mark.parametrize(
+    ("engine", "version", "at_least"), [("llamacpp", LLAMACPP_VERSION, 200), ("vllm", VLLM_VERSION, 250)]
+)
 def test_data_files_match_the_pinned_versions(engine: str, version: str, at_least: int) -> None:
     assert flags_file(engine).name == f"{engine}-{version}.json"
     data = flag_data(engine)
@@ -105,7 +107,11 @@ def test_llamacpp_help_parser_on_a_sample() -> None:
     options = {tuple(o["names"]): o for o in gen.parse_help(HELP_SAMPLE)}
     assert options[("-h", "--help", "--usage")]["nargs"] == 0
     assert options[("-c", "--ctx-size")] | {"help": ""} == {
-        "names": ["-c", "--ctx-size"], "nargs": 1, "value_hint": "N", "help": "", "env": "LLAMA_ARG_CTX_SIZE"
+        "names": ["-c", "--ctx-size"],
+        "nargs": 1,
+        "value_hint": "N",
+        "help": "",
+        "env": "LLAMA_ARG_CTX_SIZE",
     }
     assert options[("--repack", "-nr", "--no-repack")]["nargs"] == 0
     assert options[("-ncmoe", "--n-cpu-moe")]["nargs"] == 1

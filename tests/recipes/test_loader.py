@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 from cortexctl.core.errors import RecipeError
 from cortexctl.recipes.loader import (
@@ -15,8 +16,6 @@ from cortexctl.recipes.loader import (
     read_recipe_text,
 )
 from cortexctl.recipes.schema import LlamaCppArgs, VllmArgs
-
-from recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 
 def problems_of(text: str, source: str = "r.yaml") -> list[str]:
@@ -47,19 +46,27 @@ def test_a_document_that_is_not_a_mapping() -> None:
 
 
 def test_wrong_api_version_and_kind_say_what_is_expected() -> None:
-    text = LLAMACPP_RECIPE.format(args="").replace("cortex/v1", "cortex/v2").replace("kind: Recipe", "kind: Model")
+    text = (
+        LLAMACPP_RECIPE.format(args="")
+        .replace("cortex/v1", "cortex/v2")
+        .replace("kind: Recipe", "kind: Model")
+    )
     assert problems_of(text) == [
         "r.yaml:1: apiVersion: expected 'cortex/v1', got 'cortex/v2'",
         "r.yaml:2: kind: expected 'Recipe', got 'Model'",
     ]
     missing = LLAMACPP_RECIPE.format(args="").replace("apiVersion: cortex/v1\n", "")
-    assert problems_of(missing) == ["r.yaml:1: apiVersion: missing; a recipe starts with `apiVersion: cortex/v1`"]
+    assert problems_of(missing) == [
+        "r.yaml:1: apiVersion: missing; a recipe starts with `apiVersion: cortex/v1`"
+    ]
 
 
 def test_unknown_field_lists_the_accepted_ones_and_a_close_match() -> None:
     text = LLAMACPP_RECIPE.format(args="").replace("  served_name: tiny", "  served_name: tiny\n  replica: 2")
     (problem,) = problems_of(text)
-    assert problem.startswith("r.yaml:8: spec.replica: unknown field (did you mean 'replicas'?); accepted: args, ")
+    assert problem.startswith(
+        "r.yaml:8: spec.replica: unknown field (did you mean 'replicas'?); accepted: args, "
+    )
     assert "served_name" in problem and "request_defaults" in problem
 
 
@@ -67,7 +74,9 @@ def test_unknown_field_lists_the_accepted_ones_and_a_close_match() -> None:
     ("template", "engine_field", "other_engine_field"),
     [(LLAMACPP_RECIPE, "context_length", "max_model_len"), (VLLM_RECIPE, "max_model_len", "context_length")],
 )
-def test_unknown_arg_lists_the_engines_own_fields(template: str, engine_field: str, other_engine_field: str) -> None:
+def test_unknown_arg_lists_the_engines_own_fields(
+    template: str, engine_field: str, other_engine_field: str
+) -> None:
     (problem,) = problems_of(template.format(args="    ctx: 4096"))
     line = template.split("{args}")[0].count("\n") + 1
     assert problem.startswith(f"r.yaml:{line}: spec.args.ctx: unknown field")
@@ -106,11 +115,15 @@ def test_unknown_engine_is_one_error_without_args_noise() -> None:
 
 def test_duplicate_keys_are_reported() -> None:
     text = LLAMACPP_RECIPE.format(args="    parallel: 4")
-    assert problems_of(text) == ["r.yaml:13: spec.args.parallel: duplicate key (first given on line 12); keep one"]
+    assert problems_of(text) == [
+        "r.yaml:13: spec.args.parallel: duplicate key (first given on line 12); keep one"
+    ]
 
 
 def test_every_problem_is_listed_in_one_error(write_recipe) -> None:
-    text = LLAMACPP_RECIPE.format(args="    bogus: 1\n    extra_args: ['--ctx-sise', '1']").replace("v1", "v9")
+    text = LLAMACPP_RECIPE.format(args="    bogus: 1\n    extra_args: ['--ctx-sise', '1']").replace(
+        "v1", "v9"
+    )
     path = write_recipe(text)
     with pytest.raises(RecipeError) as info:
         load_recipe_file(path)
@@ -131,10 +144,15 @@ def test_semantic_problems_come_with_lines() -> None:
 
 def test_load_recipe_files_refuses_duplicate_names(write_recipe) -> None:
     a = write_recipe(LLAMACPP_RECIPE.format(args=""), "a.yaml")
-    b = write_recipe(LLAMACPP_RECIPE.format(args="").replace("served_name: tiny", "served_name: other"), "b.yaml")
+    b = write_recipe(
+        LLAMACPP_RECIPE.format(args="").replace("served_name: tiny", "served_name: other"), "b.yaml"
+    )
     with pytest.raises(RecipeError) as info:
         load_recipe_files([a, b])
-    assert info.value.message == f"{b}:1: metadata.name: 'tiny-llama' is also used by {a}; each recipe needs its own"
+    assert (
+        info.value.message
+        == f"{b}:1: metadata.name: 'tiny-llama' is also used by {a}; each recipe needs its own"
+    )
     c = write_recipe(VLLM_RECIPE.format(args=""), "c.yaml")
     assert [r.name for r in load_recipe_files([a, c])] == ["tiny-llama", "big-vllm"]
 

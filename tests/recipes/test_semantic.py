@@ -16,7 +16,10 @@ def llama(args: str = "") -> str:
 
 def found(text: str, base_dir: Path | None = None) -> list[str]:
     """`field: problem` of each problem (lines are the loader tests' business)."""
-    return [f"{p.field}: {p.problem}" for p in check_recipe_text(text, source="r.yaml", base_dir=base_dir).problems]
+    return [
+        f"{p.field}: {p.problem}"
+        for p in check_recipe_text(text, source="r.yaml", base_dir=base_dir).problems
+    ]
 
 
 def vllm(args: str = "", gpus: str = "[0, 1]", tail: str = "") -> str:
@@ -49,12 +52,15 @@ def test_tensor_parallel_against_the_gpu_list() -> None:
 
 def test_gpu_list_sanity() -> None:
     assert found(vllm(gpus="[0, 0]")) == ["spec.gpus: GPU index listed twice: 0"]
-    assert found(llama() + "  gpus: []\n") == ["spec.gpus: an empty list selects no GPU; write gpus: none for CPU"]
+    assert found(llama() + "  gpus: []\n") == [
+        "spec.gpus: an empty list selects no GPU; write gpus: none for CPU"
+    ]
 
 
 def test_gpu_layers_without_gpus() -> None:
     assert found(llama("    gpu_layers: all")) == [
-        "spec.args.gpu_layers: offloads layers to a GPU but spec.gpus is 'none': select GPUs or set gpu_layers: 0"
+        "spec.args.gpu_layers: offloads layers to a GPU but spec.gpus is 'none': "
+        "select GPUs or set gpu_layers: 0"
     ]
 
 
@@ -62,11 +68,13 @@ def test_chat_template_names(tmp_path: Path) -> None:
     assert found(llama("    chat_template: chatml")) == []
     assert found(llama("    chat_template: gemma\n    extra_args: ['--no-jinja']")) == []
     (gemma,) = found(llama("    chat_template: gemma"))
-    assert gemma.startswith("spec.args.chat_template: llama-server reads 'gemma' as a built-in name only without Jinja")
+    assert gemma.startswith(
+        "spec.args.chat_template: llama-server reads 'gemma' as a built-in name only without Jinja"
+    )
     (typo,) = found(llama("    chat_template: chatlm"))
     assert typo.startswith("spec.args.chat_template: 'chatlm' is not a built-in template of llama.cpp 0.3.36")
     assert "(did you mean " in typo and "chatml" in typo
-    assert found(llama("    chat_template: \"{% for m in messages %}{{ m.content }}{% endfor %}\"")) == []
+    assert found(llama('    chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}"')) == []
 
 
 def test_chat_template_file_is_relative_to_the_recipe(tmp_path: Path) -> None:
@@ -79,8 +87,8 @@ def test_chat_template_file_is_relative_to_the_recipe(tmp_path: Path) -> None:
     (tmp_path / "templates" / "chat.jinja").write_text("{{ messages }}")
     assert found(text, base_dir=tmp_path) == []
     assert found(text) == [
-        "spec.args.chat_template_file: relative path 'templates/chat.jinja' needs the recipe's file to resolve; "
-        "give an absolute path"
+        "spec.args.chat_template_file: relative path 'templates/chat.jinja' needs the recipe's file "
+        "to resolve; give an absolute path"
     ]
     both = llama(f"    chat_template: chatml\n    chat_template_file: {tmp_path}/templates/chat.jinja")
     assert found(both) == ["spec.args.chat_template_file: give chat_template or chat_template_file, not both"]
@@ -90,12 +98,14 @@ def test_vllm_chat_template_path_is_checked_but_inline_jinja_is_not(tmp_path: Pa
     assert found(vllm("    chat_template: tpl.jinja"), base_dir=tmp_path)[0].startswith(
         "spec.args.chat_template: file not found"
     )
-    assert found(vllm("    chat_template: \"{{ messages }}\"")) == []
+    assert found(vllm('    chat_template: "{{ messages }}"')) == []
 
 
 def test_llamacpp_field_combinations() -> None:
-    assert found(llama("    pooling: mean")) == ["spec.args.pooling: pooling applies to embeddings: also set embeddings: true"]
-    assert found(llama("    cache_type_v: q8_0\n    flash_attn: \"off\"")) == [
+    assert found(llama("    pooling: mean")) == [
+        "spec.args.pooling: pooling applies to embeddings: also set embeddings: true"
+    ]
+    assert found(llama('    cache_type_v: q8_0\n    flash_attn: "off"')) == [
         "spec.args.cache_type_v: a quantized V cache needs flash attention: set flash_attn: on or auto"
     ]
     assert found(llama().replace("parallel: 2", "parallel: 200").replace("2048", "128")) == [
@@ -123,13 +133,19 @@ def test_typed_values_checked_against_the_engine() -> None:
 
 @pytest.mark.parametrize(
     ("image", "ok"),
-    [("vllm/vllm-openai:v0.33.0", True), ("vllm/vllm-openai:v0.10.0", False), ("registry.local/my-vllm:1", True)],
+    [
+        ("vllm/vllm-openai:v0.33.0", True),
+        ("vllm/vllm-openai:v0.10.0", False),
+        ("registry.local/my-vllm:1", True),
+    ],
 )
 def test_vllm_image_must_match_the_pinned_flags(image: str, ok: bool) -> None:
     problems = found(vllm(tail=f"  image: {image}\n"))
     assert (problems == []) is ok
     if not ok:
-        assert problems[0].startswith("spec.image: CORTEX checks flags for vLLM 0.33.0 but this image is v0.10.0")
+        assert problems[0].startswith(
+            "spec.image: CORTEX checks flags for vLLM 0.33.0 but this image is v0.10.0"
+        )
 
 
 def test_memory_limit_must_be_a_size() -> None:

@@ -13,8 +13,12 @@ class RecipeApply(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    yaml: str = Field(min_length=1, max_length=1_000_000, description="the recipe's YAML text, stored verbatim")
-    source: str | None = Field(None, max_length=1024, description="file it came from (resolves relative paths)")
+    yaml: str = Field(
+        min_length=1, max_length=1_000_000, description="the recipe's YAML text, stored verbatim"
+    )
+    source: str | None = Field(
+        None, max_length=1024, description="file it came from (resolves relative paths)"
+    )
 
 
 class RecipePublic(BaseModel):

@@ -33,7 +33,7 @@ def create_recipe(session: Session, *, yaml_text: str, source: str | None = None
     if _find(session, recipe.name) is not None:
         raise Conflict(
             f"A recipe named {recipe.name!r} already exists.",
-            fix=f"Update it with `cortexctl recipe apply -f FILE` (PUT /admin/recipes/{recipe.name}), or rename it.",
+            fix=f"Update it: `cortexctl recipe apply -f FILE` or PUT /admin/recipes/{recipe.name}.",
             code="recipe_exists",
         )
     row = RecipeRow(

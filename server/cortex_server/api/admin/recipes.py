@@ -63,7 +63,9 @@ def create_recipe(body: RecipeApply, request: Request, principal: ModelsWriter, 
 
 
 @router.put("/{name}", response_model=RecipeDetail)
-def update_recipe(name: str, body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep):
+def update_recipe(
+    name: str, body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
+):
     row = recipes.update_recipe(session, name=name, yaml_text=body.yaml, source=body.source)
     audit.record(
         session,
@@ -79,5 +81,7 @@ def update_recipe(name: str, body: RecipeApply, request: Request, principal: Mod
 @router.delete("/{name}", status_code=204)
 def delete_recipe(name: str, request: Request, principal: ModelsWriter, session: SessionDep) -> Response:
     recipes.delete_recipe(session, name=name)
-    audit.record(session, principal=principal, action="recipes.delete", target=name, client_ip=_client_ip(request))
+    audit.record(
+        session, principal=principal, action="recipes.delete", target=name, client_ip=_client_ip(request)
+    )
     return Response(status_code=204)
