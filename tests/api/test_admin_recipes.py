@@ -65,10 +65,15 @@ def test_invalid_recipe_is_a_400_with_file_line_field(daemon) -> None:
     assert resp.status_code == 400
     error = resp.json()["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == "invalid_recipe"
-    assert "tiny.yaml:12: spec.args.context_lenght: unknown field (did you mean 'context_length'?)" in error["message"]
+    assert (
+        "tiny.yaml:12: spec.args.context_lenght: unknown field (did you mean 'context_length'?)"
+        in error["message"]
+    )
     assert "tiny.yaml:13: spec.args.extra_args[0]: unknown flag --ctx-sise" in error["message"]
     no_source = create(daemon, "kind: [")
-    assert no_source.status_code == 400 and no_source.json()["error"]["message"].startswith("<api>:1: (document)")
+    assert no_source.status_code == 400 and no_source.json()["error"]["message"].startswith(
+        "<api>:1: (document)"
+    )
     assert daemon.client.get("/admin/recipes", headers=daemon.headers()).json() == []
 
 
@@ -117,7 +122,9 @@ def test_writes_are_audited(daemon) -> None:
     engine = make_engine(daemon.settings.effective_database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
-            rows = session.scalars(select(AuditLog).where(AuditLog.action.like("recipes.%")).order_by(AuditLog.id))
+            rows = session.scalars(
+                select(AuditLog).where(AuditLog.action.like("recipes.%")).order_by(AuditLog.id)
+            )
             audit = [(r.action, r.target, r.actor) for r in rows]
     finally:
         engine.dispose()
@@ -130,11 +137,17 @@ def test_writes_are_audited(daemon) -> None:
 
 def test_scopes(daemon) -> None:
     def key(name: str, scopes: list[str]) -> str:
-        resp = daemon.client.post("/admin/keys", json={"name": name, "scopes": scopes}, headers=daemon.headers())
+        resp = daemon.client.post(
+            "/admin/keys", json={"name": name, "scopes": scopes}, headers=daemon.headers()
+        )
         assert resp.status_code == 201, resp.text
         return resp.json()["key"]
 
-    reader, writer, user = key("reader", ["models:read"]), key("writer", ["models:write"]), key("u", ["inference"])
+    reader, writer, user = (
+        key("reader", ["models:read"]),
+        key("writer", ["models:write"]),
+        key("u", ["inference"]),
+    )
     assert daemon.client.get("/admin/recipes").status_code == 401
     assert daemon.client.get("/admin/recipes", headers=daemon.headers(user)).status_code == 403
     assert daemon.client.get("/admin/recipes", headers=daemon.headers(reader)).status_code == 200
