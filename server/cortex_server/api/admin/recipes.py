@@ -34,22 +34,24 @@ def _detail(row: RecipeRow) -> RecipeDetail:
 
 
 @router.get("", response_model=list[RecipePublic])
-def list_recipes(_: ModelsReader, session: SessionDep):
+def list_recipes(_: ModelsReader, session: SessionDep) -> list[RecipeRow]:
     return recipes.list_recipes(session)
 
 
 @router.get("/{name}", response_model=RecipeDetail)
-def show_recipe(name: str, _: ModelsReader, session: SessionDep):
+def show_recipe(name: str, _: ModelsReader, session: SessionDep) -> RecipeDetail:
     return _detail(recipes.get_recipe(session, name=name))
 
 
 @router.get("/{name}/yaml", response_class=PlainTextResponse)
-def export_recipe(name: str, _: ModelsReader, session: SessionDep):
+def export_recipe(name: str, _: ModelsReader, session: SessionDep) -> PlainTextResponse:
     return PlainTextResponse(recipes.export_recipe(session, name=name), media_type="application/yaml")
 
 
 @router.post("", response_model=RecipeDetail, status_code=201)
-def create_recipe(body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep):
+def create_recipe(
+    body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
+) -> RecipeDetail:
     row = recipes.create_recipe(session, yaml_text=body.yaml, source=body.source)
     audit.record(
         session,
@@ -65,7 +67,7 @@ def create_recipe(body: RecipeApply, request: Request, principal: ModelsWriter, 
 @router.put("/{name}", response_model=RecipeDetail)
 def update_recipe(
     name: str, body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
-):
+) -> RecipeDetail:
     row = recipes.update_recipe(session, name=name, yaml_text=body.yaml, source=body.source)
     audit.record(
         session,
