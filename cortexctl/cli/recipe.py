@@ -122,6 +122,12 @@ def show(
     if json_out:
         print_json(row)
         return
+    if row["recipe"] is None:
+        console.print(f"[bold]{escape(row['name'])}[/] [red]no longer validates:[/]", highlight=False)
+        for line in row["problems"]:
+            console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(Syntax(row["yaml"], "yaml", line_numbers=True, word_wrap=True))
+        raise typer.Exit(1)
     spec = row["recipe"]["spec"]
     args = spec.get("args") or {}
     console.print(f"[bold]{escape(row['name'])}[/]  {escape(row['description'])}", highlight=False)

@@ -87,6 +87,21 @@ def test_duplicate_name_is_a_conflict_and_put_updates(daemon) -> None:
     assert daemon.client.get("/admin/recipes/tiny/yaml", headers=daemon.headers()).text == changed
 
 
+def test_a_stored_recipe_that_no_longer_validates_is_still_shown(daemon, tmp_path: Path) -> None:
+    template = tmp_path / "chat.jinja"
+    template.write_text("{{ messages }}")
+    text = RECIPE.replace("context_length: 1024", f"context_length: 1024\n    chat_template_file: {template}")
+    assert create(daemon, text).status_code == 201
+    template.unlink()
+    shown = daemon.client.get("/admin/recipes/tiny", headers=daemon.headers())
+    assert shown.status_code == 200
+    assert shown.json()["recipe"] is None and shown.json()["yaml"] == text
+    assert shown.json()["problems"] == [
+        f"recipe tiny:13: spec.args.chat_template_file: file not found: {template} "
+        "(relative paths are relative to the recipe file)"
+    ]
+
+
 def test_put_refuses_renames_and_unknown_recipes(daemon) -> None:
     assert create(daemon, RECIPE).status_code == 201
     renamed = RECIPE.replace("name: tiny\n", "name: other\n")

@@ -36,4 +36,7 @@ class RecipePublic(BaseModel):
 class RecipeDetail(RecipePublic):
     description: str
     yaml: str = Field(description="the YAML exactly as applied")
-    recipe: dict[str, Any] = Field(description="the parsed recipe, defaults filled in")
+    recipe: dict[str, Any] | None = Field(
+        description="the parsed recipe, defaults filled in; None if invalid now"
+    )
+    problems: list[str] = Field(default_factory=list, description="why the stored YAML no longer validates")

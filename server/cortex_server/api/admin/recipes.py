@@ -12,6 +12,7 @@ from cortex_server.core.auth import Principal
 from cortex_server.db.models import Recipe as RecipeRow
 from cortex_server.schemas.recipes import RecipeApply, RecipeDetail, RecipePublic
 from cortex_server.services import audit, recipes
+from cortexctl.core.errors import RecipeError
 
 router = APIRouter(prefix="/admin/recipes", tags=["admin: recipes"])
 
@@ -24,9 +25,17 @@ def _client_ip(request: Request) -> str | None:
 
 
 def _detail(row: RecipeRow) -> RecipeDetail:
-    parsed = recipes.recipe_of(row)
+    public = RecipePublic.model_validate(row).model_dump()
+    try:
+        parsed = recipes.recipe_of(row)
+    except RecipeError as exc:
+        # Valid when applied, not now (a template file moved, an upgrade pinned another
+        # engine version): still show it, with what is wrong, so it can be fixed.
+        return RecipeDetail(
+            **public, description="", yaml=row.yaml_text, recipe=None, problems=exc.message.splitlines()
+        )
     return RecipeDetail(
-        **RecipePublic.model_validate(row).model_dump(),
+        **public,
         description=parsed.metadata.description,
         yaml=row.yaml_text,
         recipe=parsed.model_dump(mode="json", by_alias=True),
