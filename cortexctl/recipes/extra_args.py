@@ -8,6 +8,7 @@ typed one), and must not be one that CORTEX sets itself (host, port, model, …)
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from cortexctl.recipes.flags import (
@@ -121,6 +122,12 @@ def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
     i = 0
     while i < len(extra_args):
         token = str(extra_args[i])
+        if engine == "vllm" and re.fullmatch(r"-O=?\w+", token):
+            i += 1  # vLLM's shorthand for --optimization-level (-O3, -O=2); -O alone takes the next item
+            continue
+        if engine == "vllm" and token == "-O" and i + 1 < len(extra_args):
+            i += 2
+            continue
         if not token.startswith("-") or token in ("-", "--"):
             problems.append(
                 ArgProblem(i, f"{token!r} is not a flag; a value must follow the flag it belongs to")

@@ -102,6 +102,17 @@ def test_a_stored_recipe_that_no_longer_validates_is_still_shown(daemon, tmp_pat
     ]
 
 
+def test_relative_template_resolves_against_the_source_file(daemon, tmp_path: Path) -> None:
+    source = tmp_path / "tiny.yaml"
+    text = RECIPE.replace("context_length: 1024", "context_length: 1024\n    chat_template_file: chat.jinja")
+    source.write_text(text)
+    missing = create(daemon, text, source=str(source))
+    assert missing.status_code == 400
+    assert f"file not found: {tmp_path}/chat.jinja" in missing.json()["error"]["message"]
+    (tmp_path / "chat.jinja").write_text("{{ messages }}")
+    assert create(daemon, text, source=str(source)).status_code == 201
+
+
 def test_put_refuses_renames_and_unknown_recipes(daemon) -> None:
     assert create(daemon, RECIPE).status_code == 201
     renamed = RECIPE.replace("name: tiny\n", "name: other\n")

@@ -122,6 +122,11 @@ def test_values_are_counted_and_checked() -> None:
     assert problem.startswith("'magic' is not a valid value for --all2all-backend")
 
 
+def test_vllm_optimization_shorthand() -> None:
+    assert problems("vllm", ["-O3", "-O=2", "-O", "1"]) == []
+    assert problems("llamacpp", ["-O3"])[0][1].startswith("unknown flag -O3")
+
+
 def test_dotted_keys_only_for_json_options() -> None:
     assert problems("vllm", ["--compilation-config.mode", "3"]) == []
     ((_, problem),) = problems("vllm", ["--tool-call-parser.x", "3"])
