@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 from cortexctl.core.errors import RecipeError
 from cortexctl.recipes.loader import (
@@ -16,6 +15,7 @@ from cortexctl.recipes.loader import (
     read_recipe_text,
 )
 from cortexctl.recipes.schema import LlamaCppArgs, VllmArgs
+from tests.recipes.recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 
 def problems_of(text: str, source: str = "r.yaml") -> list[str]:

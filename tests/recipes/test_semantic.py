@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 from cortexctl.recipes.loader import check_recipe_text
+from tests.recipes.recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 
 def llama(args: str = "") -> str:
