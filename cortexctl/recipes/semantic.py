@@ -19,10 +19,11 @@ from cortexctl.recipes.schema import LlamaCppArgs, Recipe, RecipeSpec, VllmArgs
 Finding = tuple[Loc, str]
 
 ARGS: Loc = ("spec", "args")
-# With Jinja on (llama-server's default) llama.cpp 0.3.36 resolves only these built-in
-# names; any other name is read as the template's own text (measured: `--chat-template
-# gemma` renders the prompt "gemma"). With `--no-jinja` every built-in name works.
-JINJA_BUILTIN_TEMPLATES = frozenset({"chatml"})
+# With Jinja on (llama-server's default) llama.cpp 0.3.36 resolves only `chatml` of its
+# built-in names; any other is read as the template's own text (measured: `--chat-template
+# gemma` renders the prompt "gemma"). So the adapter puts `--no-jinja` before a named
+# template, and extra_args must not switch Jinja on or off again.
+JINJA_FLAGS = ("--jinja", "--no-jinja")
 MEMORY_PATTERN = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -114,16 +115,16 @@ def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None)
         out.append((ARGS + ("chat_template_file",), "give chat_template or chat_template_file, not both"))
     if args.chat_template and "{" not in args.chat_template:
         builtin = flag_data("llamacpp").get("chat_templates", [])
-        if args.chat_template in builtin and args.chat_template not in JINJA_BUILTIN_TEMPLATES:
-            if "--no-jinja" not in args.extra_args:
-                out.append(
-                    (
-                        ARGS + ("chat_template",),
-                        f"llama-server reads {args.chat_template!r} as a built-in name only without Jinja: "
-                        "add '--no-jinja' to args.extra_args (with Jinja on it becomes the template's text)",
-                    )
+        jinja = [i for i, a in enumerate(args.extra_args) if a in JINJA_FLAGS]
+        for i in jinja:
+            out.append(
+                (
+                    ARGS + ("extra_args", i),
+                    f"{args.extra_args[i]}: CORTEX runs a named chat_template with --no-jinja "
+                    "(llama.cpp reads built-in names only without Jinja); remove it",
                 )
-        elif args.chat_template not in builtin:
+            )
+        if args.chat_template not in builtin:
             close = difflib.get_close_matches(args.chat_template, builtin, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             out.append(

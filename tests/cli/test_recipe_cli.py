@@ -151,7 +151,9 @@ def test_apply_list_show_export_round_trip(live_daemon: Settings, tmp_path: Path
 
     shown = runner.invoke(app, ["recipe", "show", "gemma3-270m-cpu"], env=env)
     assert (
-        shown.exit_code == 0 and "served name  gemma3-270m" in shown.output and "--no-jinja" in shown.output
+        shown.exit_code == 0
+        and "served name  gemma3-270m" in shown.output
+        and "chat_template: gemma" in shown.output
     )
     shown_json = json.loads(
         runner.invoke(app, ["recipe", "show", "gemma3-270m-cpu", "--json"], env=env).stdout

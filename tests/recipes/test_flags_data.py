@@ -68,6 +68,9 @@ def test_known_options_are_described_right() -> None:
     vllm = accepted_flags("vllm")
     assert vllm["-tp"] is vllm["--tensor-parallel-size"]
     assert vllm["--enforce-eager"].nargs == 0 and "--no-enforce-eager" in vllm["--enforce-eager"].names
+    assert (
+        vllm["--no-enable-prefix-caching"] is vllm["--enable-prefix-caching"]
+    )  # hidden from help, still read
     assert vllm["--lora-modules"].nargs == "+"
     assert "awq_marlin" in (vllm["--quantization"].choices or ())
     assert vllm["--compilation-config"].dict_keys

@@ -66,11 +66,12 @@ def test_gpu_layers_without_gpus() -> None:
 
 def test_chat_template_names(tmp_path: Path) -> None:
     assert found(llama("    chat_template: chatml")) == []
-    assert found(llama("    chat_template: gemma\n    extra_args: ['--no-jinja']")) == []
-    (gemma,) = found(llama("    chat_template: gemma"))
-    assert gemma.startswith(
-        "spec.args.chat_template: llama-server reads 'gemma' as a built-in name only without Jinja"
+    assert found(llama("    chat_template: gemma")) == []
+    (jinja,) = found(llama("    chat_template: gemma\n    extra_args: ['--jinja']"))
+    assert jinja.startswith(
+        "spec.args.extra_args[0]: --jinja: CORTEX runs a named chat_template with --no-jinja"
     )
+    assert found(llama("    extra_args: ['--no-jinja']")) == []  # no named template: the operator's choice
     (typo,) = found(llama("    chat_template: chatlm"))
     assert typo.startswith("spec.args.chat_template: 'chatlm' is not a built-in template of llama.cpp 0.3.36")
     assert "(did you mean " in typo and "chatml" in typo

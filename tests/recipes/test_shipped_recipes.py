@@ -41,7 +41,7 @@ def test_demo_recipe() -> None:
     assert spec.model.path == "gemma-3-270m-q4_k_m.gguf"
     assert spec.model.sha256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
     assert isinstance(spec.args, LlamaCppArgs) and spec.args.gpu_layers == 0
-    assert spec.args.chat_template == "gemma" and "--no-jinja" in spec.args.extra_args
+    assert spec.args.chat_template == "gemma"
     assert spec.request_defaults.max_tokens is not None
 
 
