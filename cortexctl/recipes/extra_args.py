@@ -112,7 +112,16 @@ def _owned(engine: str, table: dict[str, dict[str, str]]) -> dict[str, tuple[str
     return out
 
 
-def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
+def check_engine_argv(engine: str, argv: list[str]) -> list[ArgProblem]:
+    """Problems with a whole engine command line (flags after the program and model).
+
+    Unlike extra_args, flags of typed fields and those CORTEX sets are fine here:
+    this checks that an adapter only renders flags the pinned version accepts.
+    """
+    return check_extra_args(engine, argv, refuse_owned=False)
+
+
+def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool = True) -> list[ArgProblem]:
     """Problems with `extra_args` for `engine`; an empty list means they are fine."""
     accepted = accepted_flags(engine)
     typed = _owned(engine, TYPED_FLAGS)
@@ -148,7 +157,9 @@ def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
                 i += 1  # its values, most likely: one problem is enough
             continue
         refused = None
-        if flag in typed:
+        if not refuse_owned:
+            pass
+        elif flag in typed:
             refused = f"{flag} duplicates a typed field: use args.{typed[flag][1]} instead"
         elif flag in cortex:
             refused = f"{flag}: {cortex[flag][1]}"
