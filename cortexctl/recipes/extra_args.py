@@ -38,7 +38,8 @@ TYPED_FLAGS: dict[str, dict[str, str]] = {
         "--chat-template-file": "chat_template_file",
         "--embedding": "embeddings",
         "--pooling": "pooling",
-        # args.mlock has no flag of its own in this llama.cpp: it is `--load-mode mmap+mlock`.
+        # args.mlock has no flag of its own in this llama.cpp: the adapter renders it as
+        # `--load-mode mmap+mlock` (semantic.py refuses --load-mode next to mlock: true).
     },
     "vllm": {
         "--max-model-len": "max_model_len",

@@ -145,6 +145,13 @@ def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None)
                 "a quantized V cache needs flash attention: set flash_attn: on or auto",
             )
         )
+    if args.mlock and "--load-mode" in args.extra_args:
+        out.append(
+            (
+                ARGS + ("mlock",),
+                "mlock is --load-mode mmap+mlock in this llama.cpp: drop --load-mode from extra_args",
+            )
+        )
     if args.pooling is not None and not args.embeddings:
         out.append((ARGS + ("pooling",), "pooling applies to embeddings: also set embeddings: true"))
     if args.parallel > args.context_length:

@@ -114,6 +114,14 @@ def test_llamacpp_field_combinations() -> None:
     ]
 
 
+def test_mlock_and_load_mode_conflict() -> None:
+    assert found(llama("    mlock: true")) == []
+    assert found(llama("    extra_args: [--load-mode, dio]")) == []
+    assert found(llama("    mlock: true\n    extra_args: [--load-mode, dio]")) == [
+        "spec.args.mlock: mlock is --load-mode mmap+mlock in this llama.cpp: drop --load-mode from extra_args"
+    ]
+
+
 def test_max_tokens_must_leave_room_for_the_prompt() -> None:
     text = llama() + "  request_defaults:\n    max_tokens: 1024\n"
     assert found(text) == [
