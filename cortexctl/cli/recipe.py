@@ -13,13 +13,30 @@ from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
 from cortexctl.core.client import AdminClient
-from cortexctl.core.errors import Conflict, RecipeError
+from cortexctl.core.errors import Conflict, CortexError, RecipeError
 from cortexctl.recipes.flags import ENGINE_VERSIONS, accepted_flags, engine_version, flag_data, flags_file
 from cortexctl.recipes.loader import RecipeReport, check_recipe_file, duplicate_problems, read_recipe_text
 
 app = typer.Typer(help="Check, register and export model recipes (YAML).", no_args_is_help=True)
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Recipe YAML files.", show_default=False)]
+FitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fit",
+        help="Also run the preflight here: model file and checksum, VRAM fit, the exact command. "
+        "Implied by --gpus, --gpu-profile and --vram.",
+    ),
+]
+GpusOpt = Annotated[
+    str | None, typer.Option("--gpus", help="Fit check for these GPUs instead of spec.gpus: 0,1 | all.")
+]
+GpuProfileOpt = Annotated[
+    str | None, typer.Option("--gpu-profile", help="Fit check for GPUs this host lacks, e.g. a100-80g, 2xl4.")
+]
+VramOpt = Annotated[
+    str | None, typer.Option("--vram", help="Fit check for one generic GPU of this size, e.g. 24GiB.")
+]
 
 
 def _check_all(files: list[Path]) -> list[RecipeReport]:
@@ -32,11 +49,26 @@ def _check_all(files: list[Path]) -> list[RecipeReport]:
 
 
 @app.command("validate")
-def validate(files: FilesArg, json_out: JsonOpt = False) -> None:
-    """Check recipes without the daemon: schema, engine flags, cross-field rules. Exit 1 on any error."""
+def validate(
+    ctx: typer.Context,
+    files: FilesArg,
+    fit: FitOpt = False,
+    gpus: GpusOpt = None,
+    gpu_profile: GpuProfileOpt = None,
+    vram: VramOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check recipes without the daemon: schema, engine flags, cross-field rules. Exit 1 on any error.
+
+    With --fit (or a GPU option) each valid recipe also gets the preflight a start
+    would run: model present, checksum, VRAM fit, ports, the exact command.
+    """
     reports = _check_all(files)
+    fit_reports: dict[str, Any] = {}
+    if fit or gpus or gpu_profile or vram:
+        fit_reports = _preflight_all(ctx, reports, gpus=gpus, gpu_profile=gpu_profile, vram=vram)
     if json_out:
-        print_json([_report_json(r) for r in reports])
+        print_json([_report_json(r) | _fit_json(fit_reports.get(r.source)) for r in reports])
     else:
         for r in reports:
             if r.ok and r.recipe is not None:
@@ -51,11 +83,40 @@ def validate(files: FilesArg, json_out: JsonOpt = False) -> None:
                 console.print(f"[red]FAIL[/] {escape(r.source)}", highlight=False, soft_wrap=True)
                 for p in r.problems:
                     console.print(f"  {escape(str(p))}", highlight=False, soft_wrap=True)
-    bad = sum(not r.ok for r in reports)
+            if r.source in fit_reports:
+                from cortexctl.validation.render import print_report
+
+                print_report(fit_reports[r.source], console)
+    bad = sum(not r.ok or (r.source in fit_reports and not fit_reports[r.source].ok) for r in reports)
     if bad:
         if not json_out:
             err_console.print(f"{bad} of {len(reports)} recipe(s) invalid.", highlight=False)
         raise typer.Exit(1)
+
+
+def _preflight_all(
+    ctx: typer.Context,
+    reports: list[RecipeReport],
+    *,
+    gpus: str | None,
+    gpu_profile: str | None,
+    vram: str | None,
+) -> dict[str, Any]:
+    """The validation package's preflight for each recipe that passed the static checks."""
+    try:
+        from cortexctl.core.preflight import preflight
+    except ImportError:  # a build without the engines/validation packages
+        raise CortexError("The fit check is not part of this build.", fix="Run without --fit.") from None
+    settings = settings_of(ctx)
+    return {
+        r.source: preflight(r.recipe, settings=settings, select_gpus=gpus, gpu_profile=gpu_profile, vram=vram)
+        for r in reports
+        if r.ok and r.recipe is not None
+    }
+
+
+def _fit_json(report: Any) -> dict[str, Any]:
+    return {} if report is None else {"preflight": report.to_dict()}
 
 
 def _report_json(r: RecipeReport) -> dict[str, Any]:

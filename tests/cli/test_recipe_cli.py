@@ -183,3 +183,41 @@ def test_show_unknown_recipe_and_no_daemon(live_daemon: Settings, tmp_path: Path
         app, ["recipe", "list"], env={"CORTEX_HOME": str(live_daemon.home), "CORTEX_PORT": "9"}
     )
     assert down.exit_code == 1 and "not running" in down.output
+
+
+def _tiny_recipe(tmp_path: Path) -> Path:
+    ggufmodels = pytest.importorskip("tests.validation.ggufmodels")  # with the validation package
+    model = ggufmodels.write_gguf(
+        ggufmodels.Shape("c", n_layer=2, n_embd=64, n_head=4, n_kv_head=2, n_ff=128, n_vocab=512),
+        tmp_path / "tiny.gguf",
+    )
+    text = DEMO.read_text().replace("gemma-3-270m-q4_k_m.gguf", str(model))
+    text = "\n".join(line for line in text.splitlines() if "sha256:" not in line) + "\n"
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text.replace("context_length: 4096", "context_length: 1024"))
+    return path
+
+
+def test_validate_fit_runs_the_preflight(tmp_path: Path) -> None:
+    pytest.importorskip("cortexctl.core.preflight")
+    path = _tiny_recipe(tmp_path)
+    env = {"CORTEX_HOME": str(tmp_path / "home"), "CORTEX_RUNTIME": "process"}
+    result = runner.invoke(app, ["recipe", "validate", "--fit", "--json", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)
+    assert report["ok"] is True and report["preflight"]["ok"] is True
+    text = runner.invoke(app, ["recipe", "validate", "--fit", str(path)], env=env)
+    assert text.exit_code == 0 and f"OK   {path}" in text.output
+
+
+def test_validate_fit_fails_for_a_missing_model(tmp_path: Path) -> None:
+    pytest.importorskip("cortexctl.core.preflight")
+    env = {"CORTEX_HOME": str(tmp_path / "home"), "CORTEX_RUNTIME": "process"}
+    vllm_recipe = str(REPO / "recipes" / "llama3.1-8b-instruct-vllm.yaml")
+    result = runner.invoke(
+        app, ["recipe", "validate", "--gpu-profile", "a100-80g", "--json", vllm_recipe], env=env
+    )
+    assert result.exit_code == 1
+    (report,) = json.loads(result.stdout)
+    assert report["ok"] is True  # the recipe itself is fine ...
+    assert report["preflight"]["ok"] is False  # ... but its model is not on this host
