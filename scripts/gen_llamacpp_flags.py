@@ -101,7 +101,9 @@ def builtin_chat_templates(options: list[dict[str, Any]]) -> list[str]:
 
 
 def generate(binary: Path) -> dict[str, Any]:
-    help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=True, timeout=60).stdout
+    help_text = subprocess.run(
+        [str(binary), "--help"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     version = subprocess.run(
         [str(binary), "--version"], capture_output=True, text=True, timeout=60
     ).stderr.splitlines()[0]

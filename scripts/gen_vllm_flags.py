@@ -65,11 +65,18 @@ def generate() -> dict[str, Any]:
     import vllm
 
     parser = build_serve_parser()
+    # Every spelling the parser accepts, hidden ones included (vLLM registers
+    # `--no-enable-x` for `--enable-x/--disable-x` pairs but keeps it out of help).
+    spellings: dict[int, list[str]] = {}
+    for spelling, registered in parser._option_string_actions.items():
+        spellings.setdefault(id(registered), []).append(spelling)
     options = []
     for action in parser._actions:
         if not action.option_strings or isinstance(action, argparse._HelpAction):
             continue
-        entry: dict[str, Any] = {"names": list(action.option_strings), "nargs": nargs_of(action)}
+        hidden = [s for s in spellings.get(id(action), []) if s not in action.option_strings]
+        names = list(action.option_strings) + sorted(hidden)
+        entry: dict[str, Any] = {"names": names, "nargs": nargs_of(action)}
         choices = choices_of(action)
         if action.option_strings[0] == "--quantization":
             from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
@@ -91,13 +98,15 @@ def generate() -> dict[str, Any]:
             "script": "scripts/gen_vllm_flags.py",
             "method": (
                 "vLLM's own parser: vllm.entrypoints.cli.serve.ServeSubcommand().subparser_init() on a "
-                "vllm.utils.argparse_utils.FlexibleArgumentParser, every action's option_strings and nargs; "
+                "vllm.utils.argparse_utils.FlexibleArgumentParser; every option string the parser registers "
+                "(hidden ones included) and each action's nargs; "
                 "choices from argparse (or the Literal values vLLM puts in the metavar; --quantization from "
                 "QUANTIZATION_METHODS)"
             ),
             "environment": (
                 f"vllm {vllm.__version__} wheel installed with --no-deps into a throwaway venv, "
-                f"torch {torch.__version__} (CPU build), VLLM_TARGET_DEVICE={os.environ.get('VLLM_TARGET_DEVICE', '')}"
+                f"torch {torch.__version__} (CPU build), "
+                f"VLLM_TARGET_DEVICE={os.environ.get('VLLM_TARGET_DEVICE', '')}"
             ),
         },
         "equals_syntax": True,

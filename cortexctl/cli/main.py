@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from cortexctl import __version__
-from cortexctl.cli import bundle, daemon, doctor, keys, model, orgs, users
+from cortexctl.cli import bundle, daemon, doctor, keys, model, orgs, recipe, users
 from cortexctl.cli.common import err_console
 from cortexctl.core.errors import CortexError
 
@@ -78,6 +78,7 @@ app.add_typer(orgs.app, name="orgs")
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(model.app, name="model")
+app.add_typer(recipe.app, name="recipe")
 app.add_typer(bundle.app, name="bundle")
 
 

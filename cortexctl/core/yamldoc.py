@@ -7,7 +7,7 @@ only knows the field path, so we keep a map from path to line while parsing.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,7 @@ def validation_problems(
     doc: YamlDoc,
     *,
     prefix: Loc = (),
-    accepted: dict[Loc, Iterable[str]] | None = None,
+    accepted: Mapping[Loc, Iterable[str]] | None = None,
     data: Any = None,
     rewrite: dict[str, str] | None = None,
 ) -> list[Problem]:
@@ -175,7 +175,11 @@ def _real_loc(loc: Loc, data: Any, *, missing: bool) -> Loc:
 
 
 def describe_validation_error(
-    exc: ValidationError, doc: YamlDoc, *, prefix: Loc = (), accepted: dict[Loc, Iterable[str]] | None = None
+    exc: ValidationError,
+    doc: YamlDoc,
+    *,
+    prefix: Loc = (),
+    accepted: Mapping[Loc, Iterable[str]] | None = None,
 ) -> list[str]:
     """One `file:line: field: problem` line per field pydantic complained about."""
     return [str(p) for p in validation_problems(exc, doc, prefix=prefix, accepted=accepted)]

@@ -72,7 +72,7 @@ def llama_server_args(
     if args.pooling is not None:
         argv += ["--pooling", args.pooling]
     if args.mlock:
-        argv.append("--mlock")
+        argv += ["--load-mode", "mmap+mlock"]  # 0.3.36 dropped --mlock
     return argv + list(args.extra_args)
 
 

@@ -8,6 +8,7 @@ typed one), and must not be one that CORTEX sets itself (host, port, model, …)
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from cortexctl.recipes.flags import (
@@ -37,7 +38,8 @@ TYPED_FLAGS: dict[str, dict[str, str]] = {
         "--chat-template-file": "chat_template_file",
         "--embedding": "embeddings",
         "--pooling": "pooling",
-        # args.mlock has no flag of its own in this llama.cpp: it is `--load-mode mmap+mlock`.
+        # args.mlock has no flag of its own in this llama.cpp: the adapter renders it as
+        # `--load-mode mmap+mlock` (semantic.py refuses --load-mode next to mlock: true).
     },
     "vllm": {
         "--max-model-len": "max_model_len",
@@ -111,7 +113,16 @@ def _owned(engine: str, table: dict[str, dict[str, str]]) -> dict[str, tuple[str
     return out
 
 
-def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
+def check_engine_argv(engine: str, argv: list[str]) -> list[ArgProblem]:
+    """Problems with a whole engine command line (flags after the program and model).
+
+    Unlike extra_args, flags of typed fields and those CORTEX sets are fine here:
+    this checks that an adapter only renders flags the pinned version accepts.
+    """
+    return check_extra_args(engine, argv, refuse_owned=False)
+
+
+def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool = True) -> list[ArgProblem]:
     """Problems with `extra_args` for `engine`; an empty list means they are fine."""
     accepted = accepted_flags(engine)
     typed = _owned(engine, TYPED_FLAGS)
@@ -121,6 +132,12 @@ def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
     i = 0
     while i < len(extra_args):
         token = str(extra_args[i])
+        if engine == "vllm" and re.fullmatch(r"-O=?\w+", token):
+            i += 1  # vLLM's shorthand for --optimization-level (-O3, -O=2); -O alone takes the next item
+            continue
+        if engine == "vllm" and token == "-O" and i + 1 < len(extra_args):
+            i += 2
+            continue
         if not token.startswith("-") or token in ("-", "--"):
             problems.append(
                 ArgProblem(i, f"{token!r} is not a flag; a value must follow the flag it belongs to")
@@ -140,11 +157,18 @@ def check_extra_args(engine: str, extra_args: list[str]) -> list[ArgProblem]:
             while i < len(extra_args) and not _looks_like_flag(str(extra_args[i])):
                 i += 1  # its values, most likely: one problem is enough
             continue
-        if flag in typed:
-            _, field = typed[flag]
-            problems.append(ArgProblem(i, f"{flag} duplicates a typed field: use args.{field} instead"))
+        refused = None
+        if not refuse_owned:
+            pass
+        elif flag in typed:
+            refused = f"{flag} duplicates a typed field: use args.{typed[flag][1]} instead"
         elif flag in cortex:
-            problems.append(ArgProblem(i, f"{flag}: {cortex[flag][1]}"))
+            refused = f"{flag}: {cortex[flag][1]}"
+        if refused is not None:
+            problems.append(ArgProblem(i, refused))
+            ignored: list[ArgProblem] = []  # one problem per refused flag: skip its values unchecked
+            i = _check_values(engine, info, flag, eq, inline, extra_args, i, ignored)
+            continue
         i = _check_values(engine, info, flag, eq, inline, extra_args, i, problems)
     return problems
 
@@ -156,13 +180,25 @@ def _unknown(engine: str, flag: str, accepted: dict[str, FlagInfo], program: str
 
 
 def _check_values(
-    engine: str, info: FlagInfo, flag: str, eq: str, inline: str, args: list[str], i: int, out: list[ArgProblem]
+    engine: str,
+    info: FlagInfo,
+    flag: str,
+    eq: str,
+    inline: str,
+    args: list[str],
+    i: int,
+    out: list[ArgProblem],
 ) -> int:
     """Consume the flag's values; return the index of the next token."""
     if eq:
         if not equals_syntax(engine):
-            out.append(ArgProblem(i, f"{ENGINE_PROGRAMS[engine]} does not read 'flag=value': "
-                                     f"give {flag!r} and {inline!r} as two list items"))
+            out.append(
+                ArgProblem(
+                    i,
+                    f"{ENGINE_PROGRAMS[engine]} does not read 'flag=value': "
+                    f"give {flag!r} and {inline!r} as two list items",
+                )
+            )
             return i + 1
         if not info.takes_value:
             out.append(ArgProblem(i, f"{flag} takes no value"))
@@ -205,5 +241,8 @@ def _is_number(token: str) -> bool:
 
 def _check_choice(info: FlagInfo, flag: str, value: str, index: int, out: list[ArgProblem]) -> None:
     if info.choices is not None and value not in info.choices:
-        out.append(ArgProblem(index, f"{value!r} is not a valid value for {flag}; choose one of: "
-                                     f"{', '.join(info.choices)}"))
+        out.append(
+            ArgProblem(
+                index, f"{value!r} is not a valid value for {flag}; choose one of: {', '.join(info.choices)}"
+            )
+        )

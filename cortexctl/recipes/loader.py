@@ -101,7 +101,9 @@ def read_recipe_text(path: Path | str) -> str:
     except IsADirectoryError:
         raise RecipeError(f"{p} is a directory.", fix="Name the recipe's .yaml file.") from None
     except UnicodeDecodeError as exc:
-        raise RecipeError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}).", fix="Save it as UTF-8.") from None
+        raise RecipeError(
+            f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}).", fix="Save it as UTF-8."
+        ) from None
 
 
 def check_recipe_file(path: Path | str) -> RecipeReport:
@@ -146,10 +148,17 @@ def duplicate_problems(reports: Sequence[RecipeReport]) -> list[Problem]:
     for r in reports:
         if r.recipe is None:
             continue
-        for what, value in (("metadata.name", r.recipe.name), ("spec.served_name", r.recipe.spec.served_name)):
+        for what, value in (
+            ("metadata.name", r.recipe.name),
+            ("spec.served_name", r.recipe.spec.served_name),
+        ):
             first = seen.setdefault((what, value), r.source)
             if first != r.source:
-                out.append(Problem(r.source, 1, what, f"{value!r} is also used by {first}; each recipe needs its own"))
+                out.append(
+                    Problem(
+                        r.source, 1, what, f"{value!r} is also used by {first}; each recipe needs its own"
+                    )
+                )
     return out
 
 

@@ -13,6 +13,7 @@ from cortex_server.api import auth, health
 from cortex_server.api.admin import keys as admin_keys
 from cortex_server.api.admin import models as admin_models
 from cortex_server.api.admin import orgs as admin_orgs
+from cortex_server.api.admin import recipes as admin_recipes
 from cortex_server.api.admin import system as admin_system
 from cortex_server.api.admin import usage as admin_usage
 from cortex_server.api.admin import users as admin_users
@@ -105,4 +106,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_usage.router)
     app.include_router(admin_system.router)
     app.include_router(admin_models.router)
+    app.include_router(admin_recipes.router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.cli.conftest import Cortexctl
+from tests.support.cortexctl_cli import Cortexctl
 
 pytestmark = pytest.mark.slow
 

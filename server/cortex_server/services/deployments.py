@@ -10,17 +10,17 @@ from sqlalchemy.orm import Session
 from cortex_server.db.models import Model, Recipe
 from cortex_server.schemas.models import ModelPublic, ReplicaPublic
 from cortex_server.services import models as model_store
+from cortex_server.services import recipes as recipe_store
 from cortexctl.core.errors import InvalidRequest
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import get_engine
+from cortexctl.recipes.loader import parse_recipe
 
 
 def deploy(
     session: Session, *, yaml_text: str | None, source: str | None, recipe_name: str | None, name: str | None
 ) -> Model:
     """Register (or update) the recipe when YAML is given, then create a model for it."""
-    from cortex_server.services import recipes as recipe_store  # TODO(lead): top-level once recipes lands
-    from cortexctl.recipes.loader import parse_recipe
 
     if yaml_text is not None:
         doc = parse_recipe(yaml_text, source=source or "request")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from cortex_server.db.models import Model, ModelReplica, Recipe, utcnow
 from cortex_server.services.lifecycle import State
 from cortexctl.core.errors import Conflict, NotFound
+from cortexctl.recipes.loader import parse_recipe
 from cortexctl.recipes.schema import Recipe as RecipeDoc
 
 
@@ -37,8 +38,6 @@ def replicas_of(session: Session, *, model_id: int) -> list[ModelReplica]:
 
 
 def load_with_recipe(session: Session, *, model: Model) -> ModelWithRecipe:
-    from cortexctl.recipes.loader import parse_recipe  # TODO(lead): top-level once recipes branch lands
-
     recipe_row = session.get(Recipe, model.recipe_id)
     assert recipe_row is not None  # FK RESTRICT keeps it
     doc = parse_recipe(recipe_row.yaml_text, source=recipe_row.source or f"recipe:{recipe_row.name}")

@@ -1,0 +1,98 @@
+"""/admin/recipes: list, show, export, create, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from cortex_server.api.deps import SessionDep, require_scope
+from cortex_server.core.auth import Principal
+from cortex_server.db.models import Recipe as RecipeRow
+from cortex_server.schemas.recipes import RecipeApply, RecipeDetail, RecipePublic
+from cortex_server.services import audit, recipes
+from cortexctl.core.errors import RecipeError
+
+router = APIRouter(prefix="/admin/recipes", tags=["admin: recipes"])
+
+ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
+ModelsWriter = Annotated[Principal, Depends(require_scope("models:write"))]
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _detail(row: RecipeRow) -> RecipeDetail:
+    public = RecipePublic.model_validate(row).model_dump()
+    try:
+        parsed = recipes.recipe_of(row)
+    except RecipeError as exc:
+        # Valid when applied, not now (a template file moved, an upgrade pinned another
+        # engine version): still show it, with what is wrong, so it can be fixed.
+        return RecipeDetail(
+            **public, description="", yaml=row.yaml_text, recipe=None, problems=exc.message.splitlines()
+        )
+    return RecipeDetail(
+        **public,
+        description=parsed.metadata.description,
+        yaml=row.yaml_text,
+        recipe=parsed.model_dump(mode="json", by_alias=True),
+    )
+
+
+@router.get("", response_model=list[RecipePublic])
+def list_recipes(_: ModelsReader, session: SessionDep) -> list[RecipeRow]:
+    return recipes.list_recipes(session)
+
+
+@router.get("/{name}", response_model=RecipeDetail)
+def show_recipe(name: str, _: ModelsReader, session: SessionDep) -> RecipeDetail:
+    return _detail(recipes.get_recipe(session, name=name))
+
+
+@router.get("/{name}/yaml", response_class=PlainTextResponse)
+def export_recipe(name: str, _: ModelsReader, session: SessionDep) -> PlainTextResponse:
+    return PlainTextResponse(recipes.export_recipe(session, name=name), media_type="application/yaml")
+
+
+@router.post("", response_model=RecipeDetail, status_code=201)
+def create_recipe(
+    body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
+) -> RecipeDetail:
+    row = recipes.create_recipe(session, yaml_text=body.yaml, source=body.source)
+    audit.record(
+        session,
+        principal=principal,
+        action="recipes.create",
+        target=row.name,
+        client_ip=_client_ip(request),
+        details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
+    )
+    return _detail(row)
+
+
+@router.put("/{name}", response_model=RecipeDetail)
+def update_recipe(
+    name: str, body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
+) -> RecipeDetail:
+    row = recipes.update_recipe(session, name=name, yaml_text=body.yaml, source=body.source)
+    audit.record(
+        session,
+        principal=principal,
+        action="recipes.update",
+        target=row.name,
+        client_ip=_client_ip(request),
+        details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
+    )
+    return _detail(row)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_recipe(name: str, request: Request, principal: ModelsWriter, session: SessionDep) -> Response:
+    recipes.delete_recipe(session, name=name)
+    audit.record(
+        session, principal=principal, action="recipes.delete", target=name, client_ip=_client_ip(request)
+    )
+    return Response(status_code=204)
