@@ -7,13 +7,13 @@ GPUs other models hold), so the CLI, the admin route and the supervisor share th
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from cortexctl.core.daemon import port_owner
 from cortexctl.recipes.schema import LlamaCppArgs, RecipeSpec, VllmArgs
 from cortexctl.validation.breakdown import Breakdown, fmt_bytes
 from cortexctl.validation.gpus import GpuInfo, HostMemory
@@ -366,23 +366,15 @@ def check_model_file(path: Path, sha256: str | None, *, verify: bool = True) -> 
     return ok(name, f"{path} present, sha256 matches")
 
 
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def check_port(port: int | None) -> Check | None:
     if port is None:
         return None
-    if port_free(port):
+    owner = port_owner("127.0.0.1", port)  # SO_REUSEADDR: a TIME_WAIT leftover is not "in use"
+    if owner is None:
         return ok("port", f"127.0.0.1:{port} is free")
     return fail(
         "port",
-        f"127.0.0.1:{port} is already in use",
+        f"127.0.0.1:{port} is already in use by {owner}",
         "Stop what listens there, or change engine_port_range in cortex.yaml.",
     )
 
