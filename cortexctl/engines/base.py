@@ -7,6 +7,7 @@ It never starts processes itself; runtimes do (`cortexctl.runtimes`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import httpx
 
-from cortexctl.core.errors import RecipeError
+from cortexctl.core.errors import EngineError, RecipeError
 
 if TYPE_CHECKING:
     from cortexctl.core.settings import Settings
@@ -123,6 +124,68 @@ def engine_labels(
 
 def engine_log_file(settings: Settings, name: str) -> Path:
     return settings.logs_dir / "engines" / f"{name}.log"
+
+
+CONTAINER_MODELS_DIR = "/models"
+CONTAINER_TEMPLATES_DIR = "/templates"
+
+
+def build_launch_spec(
+    *,
+    engine: str,
+    default_image: str,
+    recipe: Recipe,
+    model_id: int,
+    replica_index: int,
+    port: int,
+    settings: Settings,
+    argv_prefix: list[str],
+    template: str | None,
+    engine_args: Callable[[str, str | None], list[str]],
+    env: dict[str, str] | None = None,
+) -> LaunchSpec:
+    """The parts every adapter shares: file placement (host paths for the process runtime,
+    read-only mounts for containers), name, labels, GPUs, limits and log file.
+
+    `engine_args(model, template)` renders the engine's own flags for one placement.
+    """
+    spec = recipe.spec
+    if spec.engine != engine:
+        raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {engine!r}")
+    model_path = spec.model.resolve(settings.models_dir)
+    mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
+    template_host = template_container = None
+    if template is not None:
+        tpl = Path(template).expanduser()
+        tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
+        template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
+        mounts.append(Mount(tpl, template_container))
+    env = dict(env or {})
+    gpus = gpus_of(recipe)
+    if isinstance(gpus, tuple):
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+    name = engine_container_name(engine, model_id, replica_index)
+    return LaunchSpec(
+        name=name,
+        engine=engine,
+        argv=[*argv_prefix, *engine_args(str(model_path), template_host)],
+        container_argv=engine_args(mounts[0].target, template_container),
+        image=spec.image or default_image,
+        env=env,
+        host=LOOPBACK,
+        port=port,
+        mounts=tuple(mounts),
+        gpus=gpus,
+        memory_limit_bytes=parse_memory(spec.resources.memory),
+        labels=engine_labels(
+            engine=engine,
+            model_id=model_id,
+            replica_index=replica_index,
+            served_name=spec.served_name,
+            port=port,
+        ),
+        log_file=engine_log_file(settings, name),
+    )
 
 
 def gpus_of(recipe: Recipe) -> str | tuple[int, ...]:

@@ -7,7 +7,6 @@ once it is ready; the served name is the `--alias`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -19,22 +18,14 @@ from cortexctl.engines.base import (
     LOOPBACK,
     Diagnosis,
     LaunchSpec,
-    Mount,
     Probe,
     ProbeState,
-    engine_container_name,
-    engine_labels,
-    engine_log_file,
+    build_launch_spec,
     get_json,
-    gpus_of,
-    parse_memory,
     served_names,
 )
 from cortexctl.engines.binaries import LLAMA_CPP_VERSION, find_llama_server
 from cortexctl.recipes.schema import LlamaCppArgs, Recipe
-
-CONTAINER_MODELS_DIR = "/models"
-CONTAINER_TEMPLATES_DIR = "/templates"
 
 
 def llama_server_args(
@@ -84,66 +75,28 @@ class LlamaCppEngine:
     def launch_spec(
         self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
     ) -> LaunchSpec:
-        spec = recipe.spec
-        if spec.engine != self.name:
-            raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {self.name!r}")
-        args = spec.engine_args()
-        assert isinstance(args, LlamaCppArgs)  # spec.engine == "llamacpp" picks this model
-        model_path = spec.model.resolve(settings.models_dir)
-        mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
-        template_host: str | None = None
-        template_container: str | None = None
-        if args.chat_template_file is not None:
-            tpl = Path(args.chat_template_file).expanduser()
-            tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
-            template_host = str(tpl)
-            template_container = f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
-            mounts.append(Mount(tpl, template_container))
+        args = recipe.spec.engine_args()
+        if not isinstance(args, LlamaCppArgs):
+            raise EngineError(
+                f"recipe {recipe.name!r} is for engine {recipe.spec.engine!r}, not {self.name!r}"
+            )
         try:
             binary = str(find_llama_server(settings))
         except EngineError:
-            # Docker-only hosts have no binary; the process runtime reports it at start.
-            binary = "llama-server"
-        name = engine_container_name(self.name, model_id, replica_index)
-        env: dict[str, str] = {}
-        gpus = gpus_of(recipe)
-        if isinstance(gpus, tuple):
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-        return LaunchSpec(
-            name=name,
+            binary = "llama-server"  # docker-only hosts; the process runtime reports it at start
+        return build_launch_spec(
             engine=self.name,
-            argv=[
-                binary,
-                *llama_server_args(
-                    args,
-                    model=str(model_path),
-                    template_file=template_host,
-                    port=port,
-                    served_name=spec.served_name,
-                ),
-            ],
-            container_argv=llama_server_args(
-                args,
-                model=mounts[0].target,
-                template_file=template_container,
-                port=port,
-                served_name=spec.served_name,
-            ),
-            image=spec.image or self.default_image,
-            env=env,
-            host=LOOPBACK,
+            default_image=self.default_image,
+            recipe=recipe,
+            model_id=model_id,
+            replica_index=replica_index,
             port=port,
-            mounts=tuple(mounts),
-            gpus=gpus,
-            memory_limit_bytes=parse_memory(spec.resources.memory),
-            labels=engine_labels(
-                engine=self.name,
-                model_id=model_id,
-                replica_index=replica_index,
-                served_name=spec.served_name,
-                port=port,
-            ),  # fmt: skip
-            log_file=engine_log_file(settings, name),
+            settings=settings,
+            argv_prefix=[binary],
+            template=args.chat_template_file,
+            engine_args=lambda model, template: llama_server_args(
+                args, model=model, template_file=template, port=port, served_name=recipe.spec.served_name
+            ),
         )
 
     async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe:

@@ -9,7 +9,6 @@ the served name listed by `/v1/models` (which also carries `max_model_len`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -21,23 +20,15 @@ from cortexctl.engines.base import (
     LOOPBACK,
     Diagnosis,
     LaunchSpec,
-    Mount,
     Probe,
     ProbeState,
-    engine_container_name,
-    engine_labels,
-    engine_log_file,
+    build_launch_spec,
     get_json,
-    gpus_of,
-    parse_memory,
     served_names,
 )
 from cortexctl.engines.binaries import find_vllm
-from cortexctl.recipes.schema import Recipe, VllmArgs
 from cortexctl.recipes.flags import VLLM_VERSION  # the one pin: flags data and image tag
-
-CONTAINER_MODELS_DIR = "/models"
-CONTAINER_TEMPLATES_DIR = "/templates"
+from cortexctl.recipes.schema import Recipe, VllmArgs
 
 # `--task` gave way to `--runner` / `--convert` (vLLM ≥ 0.10); recipes keep the task words.
 _TASK_FLAGS: dict[str, list[str]] = {
@@ -105,65 +96,29 @@ class VllmEngine:
     def launch_spec(
         self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
     ) -> LaunchSpec:
-        spec = recipe.spec
-        if spec.engine != self.name:
-            raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {self.name!r}")
-        args = spec.engine_args()
-        assert isinstance(args, VllmArgs)  # spec.engine == "vllm" picks this model
-        model_path = spec.model.resolve(settings.models_dir)
-        mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
-        template_host: str | None = None
-        template_container: str | None = None
-        if args.chat_template is not None:
-            tpl = Path(args.chat_template).expanduser()
-            tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
-            template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
-            mounts.append(Mount(tpl, template_container))
+        args = recipe.spec.engine_args()
+        if not isinstance(args, VllmArgs):
+            raise EngineError(
+                f"recipe {recipe.name!r} is for engine {recipe.spec.engine!r}, not {self.name!r}"
+            )
         try:
             binary = str(find_vllm(settings))
         except EngineError:
             binary = "vllm"  # docker-only hosts; the process runtime reports it at start
-        name = engine_container_name(self.name, model_id, replica_index)
-        env = dict(OFFLINE_ENV)
-        gpus = gpus_of(recipe)
-        if isinstance(gpus, tuple):
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-        return LaunchSpec(
-            name=name,
+        return build_launch_spec(
             engine=self.name,
-            argv=[
-                binary,
-                "serve",
-                *vllm_serve_args(
-                    args,
-                    model=str(model_path),
-                    template=template_host,
-                    port=port,
-                    served_name=spec.served_name,
-                ),
-            ],
-            container_argv=vllm_serve_args(
-                args,
-                model=mounts[0].target,
-                template=template_container,
-                port=port,
-                served_name=spec.served_name,
-            ),
-            image=spec.image or self.default_image,
-            env=env,
-            host=LOOPBACK,
+            default_image=self.default_image,
+            recipe=recipe,
+            model_id=model_id,
+            replica_index=replica_index,
             port=port,
-            mounts=tuple(mounts),
-            gpus=gpus,
-            memory_limit_bytes=parse_memory(spec.resources.memory),
-            labels=engine_labels(
-                engine=self.name,
-                model_id=model_id,
-                replica_index=replica_index,
-                served_name=spec.served_name,
-                port=port,
-            ),  # fmt: skip
-            log_file=engine_log_file(settings, name),
+            settings=settings,
+            argv_prefix=[binary, "serve"],
+            template=args.chat_template,
+            engine_args=lambda model, template: vllm_serve_args(
+                args, model=model, template=template, port=port, served_name=recipe.spec.served_name
+            ),
+            env=dict(OFFLINE_ENV),
         )
 
     async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe:
