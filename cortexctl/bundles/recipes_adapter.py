@@ -46,7 +46,8 @@ def _register_one(session: Session, *, yaml_text: str, source: str) -> None:
         if existing.yaml_text == yaml_text:
             return
         raise Conflict(
-            f"recipe {recipe.name} already exists with different content (from {existing.source or 'the API'})",
+            f"recipe {recipe.name} already exists with different content"
+            f" (from {existing.source or 'the API'})",
             fix=f"Delete or rename recipe {recipe.name} first, then import the bundle again.",
         )
     create_recipe(session, yaml_text=yaml_text, source=source)

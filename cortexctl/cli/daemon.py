@@ -11,8 +11,12 @@ from cortexctl.cli.common import JsonOpt, console, err_console, print_json, sett
 from cortexctl.core import daemon as control
 from cortexctl.core.errors import DaemonError
 
-PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on (default: CORTEX_PORT or 8080).")]
-HostOpt = Annotated[str | None, typer.Option("--host", help="Address to bind (default: CORTEX_HOST or 127.0.0.1).")]
+PortOpt = Annotated[
+    int | None, typer.Option("--port", help="Port to listen on (default: CORTEX_PORT or 8080).")
+]
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="Address to bind (default: CORTEX_HOST or 127.0.0.1).")
+]
 
 
 def _apply_overrides(ctx: typer.Context, host: str | None, port: int | None) -> dict[str, str]:
@@ -29,7 +33,9 @@ def up(
     ctx: typer.Context,
     host: HostOpt = None,
     port: PortOpt = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Also run the demo model (gemma3-270m on llama.cpp).")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also run the demo model (gemma3-270m on llama.cpp).")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Start the daemon in the background, wait until it is ready, print its URL."""
@@ -39,7 +45,10 @@ def up(
     settings = settings_of(ctx)
     pid = control.read_pid(settings)
     if pid is not None:
-        result: dict[str, object] = {"status": "already-running", **control.status_dict(control.status(settings))}
+        result: dict[str, object] = {
+            "status": "already-running",
+            **control.status_dict(control.status(settings)),
+        }
         if demo:
             result["demo"] = run_demo(settings)
         if json_out:
@@ -87,7 +96,9 @@ def up(
 
 
 def _print_demo(settings, demo: dict[str, object]) -> None:
-    console.print(f"Demo model [bold]{demo['served_name']}[/] is [green]running[/] (engine {demo['engine_url']}).")
+    console.print(
+        f"Demo model [bold]{demo['served_name']}[/] is [green]running[/] (engine {demo['engine_url']})."
+    )
     key = demo.get("api_key") or "$CORTEX_API_KEY"
     if demo.get("api_key"):
         console.print(f"Demo API key (shown once): [bold]{key}[/]")
@@ -95,7 +106,7 @@ def _print_demo(settings, demo: dict[str, object]) -> None:
         "Try it:\n"
         f"  curl {settings.url}/v1/chat/completions -H 'Authorization: Bearer {key}' "
         f"-H 'Content-Type: application/json' "
-        f"-d '{{\"model\": \"{demo['served_name']}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'",
+        f'-d \'{{"model": "{demo["served_name"]}", "messages": [{{"role": "user", "content": "Hello"}}]}}\'',
         highlight=False,
         markup=False,
         soft_wrap=True,
@@ -116,7 +127,9 @@ def run_demo(settings) -> dict[str, object]:
     try:
         client.post(f"/admin/models/{DEMO_RECIPE}/start")
     except NotFound:
-        client.post("/admin/models", {"yaml": recipe_file.read_text(), "source": str(recipe_file), "start": True})
+        client.post(
+            "/admin/models", {"yaml": recipe_file.read_text(), "source": str(recipe_file), "start": True}
+        )
     model = wait_for_state(client, DEMO_RECIPE, timeout_s=settings.model_load_timeout_s)
     api_key = None
     if not any(k["name"] == "demo" for k in client.get("/admin/keys")):

@@ -25,7 +25,9 @@ class CortexGroup(TyperGroup):
         except CortexError as exc:
             if _debug_requested():
                 traceback.print_exc()
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True
+            )
             if exc.fix:
                 err_console.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None

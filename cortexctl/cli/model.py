@@ -15,10 +15,18 @@ from cortexctl.core.errors import EngineError
 
 app = typer.Typer(help="Deploy recipes as models; start, stop, inspect them.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(help="Model name (see `cortexctl model list`).")]
-WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the model is running (or failed).")]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Wait until the model is running (or failed).")
+]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")]
 
-_STATE_STYLE = {"running": "green", "failed": "bold red", "stopped": "dim", "loading": "yellow", "starting": "yellow"}
+_STATE_STYLE = {
+    "running": "green",
+    "failed": "bold red",
+    "stopped": "dim",
+    "loading": "yellow",
+    "starting": "yellow",
+}
 
 
 def _state(state: str) -> str:
@@ -28,7 +36,9 @@ def _state(state: str) -> str:
 def _endpoint(model: dict[str, Any]) -> str:
     parts = []
     for r in model["replicas"]:
-        where = f"pid {r['pid']}" if r["pid"] else (f"ctr {r['container_id'][:12]}" if r["container_id"] else "")
+        where = (
+            f"pid {r['pid']}" if r["pid"] else (f"ctr {r['container_id'][:12]}" if r["container_id"] else "")
+        )
         parts.append(f":{r['port']} {where}".strip() if r["port"] else where)
     return ", ".join(p for p in parts if p) or "-"
 
@@ -64,7 +74,9 @@ def _failure_text(model: dict[str, Any]) -> str:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Option("-f", "--file", help="Recipe YAML file.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path, typer.Option("-f", "--file", help="Recipe YAML file.", exists=True, dir_okay=False)
+    ],
     name: Annotated[str | None, typer.Option("--name", help="Model name (default: the recipe name).")] = None,
     start: Annotated[bool, typer.Option("--start", help="Start it right away.")] = False,
     wait: WaitOpt = False,
@@ -138,7 +150,13 @@ def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
 
 
 def _lifecycle(
-    ctx: typer.Context, name: str, action: str, wait: bool, timeout: float, json_out: bool, force: bool = False
+    ctx: typer.Context,
+    name: str,
+    action: str,
+    wait: bool,
+    timeout: float,
+    json_out: bool,
+    force: bool = False,
 ) -> None:
     client = AdminClient(settings_of(ctx))
     model = client.post(f"/admin/models/{name}/{action}" + ("?force=true" if force else ""))
@@ -168,8 +186,12 @@ def validate(
     ctx: typer.Context,
     name: NameArg,
     gpus: Annotated[str | None, typer.Option("--gpus", help="GPU selection override, e.g. 0,1.")] = None,
-    gpu_profile: Annotated[str | None, typer.Option("--gpu-profile", help="Pretend hardware, e.g. a100-80g.")] = None,
-    vram: Annotated[str | None, typer.Option("--vram", help="Pretend one GPU of this size, e.g. 24GiB.")] = None,
+    gpu_profile: Annotated[
+        str | None, typer.Option("--gpu-profile", help="Pretend hardware, e.g. a100-80g.")
+    ] = None,
+    vram: Annotated[
+        str | None, typer.Option("--vram", help="Pretend one GPU of this size, e.g. 24GiB.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the preflight check of a deployed model on the daemon's host (exit 1 on any FAIL)."""
@@ -177,7 +199,9 @@ def validate(
 
     params = {k: v for k, v in {"gpus": gpus, "gpu_profile": gpu_profile, "vram": vram}.items() if v}
     query = "&".join(f"{k}={v}" for k, v in params.items())
-    report = AdminClient(settings_of(ctx)).post(f"/admin/models/{name}/validate" + (f"?{query}" if query else ""))
+    report = AdminClient(settings_of(ctx)).post(
+        f"/admin/models/{name}/validate" + (f"?{query}" if query else "")
+    )
     if json_out:
         print_json(report)
     else:
@@ -194,7 +218,11 @@ def stop(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
 
 @app.command("restart")
 def restart(
-    ctx: typer.Context, name: NameArg, wait: WaitOpt = False, timeout: TimeoutOpt = 900, json_out: JsonOpt = False
+    ctx: typer.Context,
+    name: NameArg,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 900,
+    json_out: JsonOpt = False,
 ) -> None:
     """Restart a model's engines."""
     _lifecycle(ctx, name, "restart", wait, timeout, json_out)

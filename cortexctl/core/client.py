@@ -43,10 +43,14 @@ class AdminClient:
                 f"No local admin token at {path}.", fix="Run `cortexctl up` once on this host to create it."
             ) from None
         except PermissionError:
-            raise DaemonError(f"Cannot read {path}.", fix="Run cortexctl as the user that ran `cortexctl up`.") from None
+            raise DaemonError(
+                f"Cannot read {path}.", fix="Run cortexctl as the user that ran `cortexctl up`."
+            ) from None
         return token
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
         url = self.settings.url + path
         try:
             resp = httpx.request(
@@ -60,7 +64,8 @@ class AdminClient:
             )
         except httpx.ConnectError:
             raise DaemonError(
-                f"The CORTEX daemon is not running at {self.settings.url}.", fix="Start it with `cortexctl up`."
+                f"The CORTEX daemon is not running at {self.settings.url}.",
+                fix="Start it with `cortexctl up`.",
             ) from None
         except httpx.TimeoutException:
             raise DaemonError(

@@ -103,7 +103,9 @@ def start_detached(settings: Settings, *, env_overrides: dict[str, str]) -> int:
     return proc.pid
 
 
-def wait_ready(settings: Settings, pid: int, *, timeout_s: float, on_tick: Callable[[], None] | None = None) -> None:
+def wait_ready(
+    settings: Settings, pid: int, *, timeout_s: float, on_tick: Callable[[], None] | None = None
+) -> None:
     """Poll /ready until it answers 200; fail early (with the log tail) if the daemon dies."""
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2.0, trust_env=False) as client:

@@ -23,10 +23,8 @@ class Check:
 
 
 def check_python() -> Check:
-    version = ".".join(map(str, sys.version_info[:3]))
-    if sys.version_info >= (3, 11):
-        return Check("python", OK, f"Python {version}")
-    return Check("python", FAIL, f"Python {version}", "Install Python 3.11 or newer and rerun ./install.sh.")
+    # pip refuses to install CORTEX below 3.11 (requires-python), so this reports, not gates.
+    return Check("python", OK, f"Python {'.'.join(map(str, sys.version_info[:3]))} ({sys.executable})")
 
 
 def check_disk(settings: Settings) -> Check:
@@ -38,7 +36,9 @@ def check_disk(settings: Settings) -> Check:
     if free_gib < 1:
         return Check("disk", FAIL, detail, "Free disk space or point CORTEX_HOME at a larger disk.")
     if free_gib < 20:
-        return Check("disk", WARN, detail, "Model weights need tens of GiB; free space before importing models.")
+        return Check(
+            "disk", WARN, detail, "Model weights need tens of GiB; free space before importing models."
+        )
     return Check("disk", OK, detail)
 
 
@@ -49,7 +49,9 @@ def check_port(settings: Settings) -> Check:
         return Check("port", OK, f"{where} is free")
     if read_pid(settings) is not None:
         return Check("port", OK, f"{where} is served by the running CORTEX daemon")
-    return Check("port", FAIL, f"{where} is in use by {owner}", "Stop that process or set CORTEX_PORT to a free port.")
+    return Check(
+        "port", FAIL, f"{where} is in use by {owner}", "Stop that process or set CORTEX_PORT to a free port."
+    )
 
 
 def check_docker() -> Check:

@@ -57,7 +57,9 @@ def preflight(
         from cortexctl.runtimes.docker import DockerRuntime
 
         docker = DockerRuntime(settings=settings)
-        images = [spec.image] if spec.image and docker.available() and docker.image_present(spec.image) else []
+        images = (
+            [spec.image] if spec.image and docker.available() and docker.image_present(spec.image) else []
+        )
     return validate(
         recipe,
         settings=settings,

@@ -43,10 +43,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    secret_key: SecretStr | None = Field(None, description="signs sessions, keys key hashes; default: home/secret.key")
+    secret_key: SecretStr | None = Field(
+        None, description="signs sessions, keys key hashes; default: home/secret.key"
+    )
     runtime: Literal["auto", "process", "docker"] = "auto"
-    llama_server_bin: Path | None = Field(None, description="llama-server binary; default: the one install.sh built")
-    vllm_bin: Path | None = Field(None, description="vllm executable for the process runtime; default: vllm on PATH")
+    llama_server_bin: Path | None = Field(
+        None, description="llama-server binary; default: the one install.sh built"
+    )
+    vllm_bin: Path | None = Field(
+        None, description="vllm executable for the process runtime; default: vllm on PATH"
+    )
     engine_port_range: tuple[int, int] = (18000, 18999)
     max_request_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     ready_timeout_s: float = Field(30.0, gt=0)
@@ -57,9 +63,12 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For/-Proto we believe"
     )
     ratelimit_fail_mode: Literal["open", "closed"] = Field(
-        "closed", description="when Redis is unreachable: admit (open) or refuse with 503 (closed) limited keys"
+        "closed",
+        description="when Redis is unreachable: admit (open) or refuse with 503 (closed) limited keys",
     )
-    redis_key_prefix: str = Field("cortex:", description="prefix of every Redis key and channel this daemon uses")
+    redis_key_prefix: str = Field(
+        "cortex:", description="prefix of every Redis key and channel this daemon uses"
+    )
     session_ttl_s: int = Field(12 * 3600, ge=60, description="browser session lifetime")
 
     @field_validator("trusted_proxies")
@@ -138,7 +147,8 @@ class YamlFileSource(PydanticBaseSettingsSource):
                 raise ConfigError(str(exc), fix=f"Fix the YAML syntax in {self.path}.") from None
             if self.doc.data is not None and not isinstance(self.doc.data, dict):
                 raise ConfigError(
-                    f"{self.path}:1: expected a mapping of settings", fix="See the README's configuration section."
+                    f"{self.path}:1: expected a mapping of settings",
+                    fix="See the README's configuration section.",
                 )
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:

@@ -26,7 +26,9 @@ class Metadata(Strict):
 
 
 class ModelSource(Strict):
-    path: str = Field(description="GGUF file or HF-style folder; relative paths are under $CORTEX_HOME/models")
+    path: str = Field(
+        description="GGUF file or HF-style folder; relative paths are under $CORTEX_HOME/models"
+    )
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     def resolve(self, models_dir: Path) -> Path:
@@ -105,10 +107,14 @@ class Timeouts(Strict):
 
 class RecipeSpec(Strict):
     engine: Literal["llamacpp", "vllm"]
-    served_name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+    served_name: Annotated[
+        str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    ]
     model: ModelSource
     replicas: int = Field(1, ge=1, le=64)
-    runtime: Literal["auto", "process", "docker"] | None = Field(None, description="override the host default")
+    runtime: Literal["auto", "process", "docker"] | None = Field(
+        None, description="override the host default"
+    )
     gpus: Literal["all", "none"] | list[Annotated[int, Field(ge=0)]] = "none"
     image: str | None = Field(None, description="engine image for the docker runtime")
     args: LlamaCppArgs | VllmArgs | None = None

@@ -46,7 +46,9 @@ def checks_table(report: dict[str, Any]) -> Table:
     t.add_column("detail")
     t.add_column("fix")
     for c in report["checks"]:
-        t.add_row(Text(c["status"], style=STATUS_STYLE.get(c["status"], "")), c["name"], c["detail"], c["fix"] or "")
+        t.add_row(
+            Text(c["status"], style=STATUS_STYLE.get(c["status"], "")), c["name"], c["detail"], c["fix"] or ""
+        )
     return t
 
 
@@ -56,12 +58,16 @@ def render_dict(report: dict[str, Any]) -> RenderableType:
     head = f"[bold]{report['recipe']}[/] · engine {report['engine']} · model {report['model_path']}"
     if m:
         head += (
-            f"\n{m['architecture']}: {m['n_params'] / 1e9:.2f} B params, {m['n_layers']} layers, {m['n_heads']} heads"
+            f"\n{m['architecture']}: {m['n_params'] / 1e9:.2f} B params, {m['n_layers']} layers,"
+            f" {m['n_heads']} heads"
             f" / {max(m['n_kv_heads'])} KV heads × {m['head_dim_k']}, context {m['context_length']}"
             + (f", sliding window {m['sliding_window']}" if m.get("sliding_window") else "")
             + f", weights {fmt_bytes(m['weight_bytes'])}"
         )
-    gpus = ", ".join(f"{g['index']}: {g['name']} {fmt_bytes(g['total_bytes'])}" for g in report["gpus"]) or "none"
+    gpus = (
+        ", ".join(f"{g['index']}: {g['name']} {fmt_bytes(g['total_bytes'])}" for g in report["gpus"])
+        or "none"
+    )
     head += f"\nGPUs{' (pretend)' if report['pretend_gpus'] else ''}: {gpus}"
     parts.append(Text.from_markup(head))
     if (table := breakdown_table(report)) is not None:
@@ -72,7 +78,11 @@ def render_dict(report: dict[str, Any]) -> RenderableType:
         cmd = report["command"]
         text = shlex.join(cmd) if isinstance(cmd, list) else json.dumps(cmd, default=str)
         parts.append(Text.from_markup("[bold]dry-run:[/] ") + Text(text))
-    verdict = "[bold green]OK: the recipe can start[/]" if report["ok"] else "[bold red]FAIL: the recipe would not start[/]"
+    verdict = (
+        "[bold green]OK: the recipe can start[/]"
+        if report["ok"]
+        else "[bold red]FAIL: the recipe would not start[/]"
+    )
     parts.append(Text.from_markup(verdict))
     return Group(*parts)
 

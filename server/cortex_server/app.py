@@ -45,7 +45,9 @@ def build_context(settings: Settings) -> AppContext:
         authenticator=authenticator,
         sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
         rate_limiter=make_rate_limiter(
-            redis_url=settings.redis_url, prefix=settings.redis_key_prefix, fail_mode=settings.ratelimit_fail_mode
+            redis_url=settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            fail_mode=settings.ratelimit_fail_mode,
         ),
         invalidator=AuthInvalidator(
             authenticator=authenticator, redis_url=settings.redis_url, prefix=settings.redis_key_prefix

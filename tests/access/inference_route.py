@@ -38,6 +38,7 @@ TEST_STREAM_PATH = "/test/inference-stream"
 
 def add_test_stream_route(app: FastAPI) -> None:
     """Streams for `sleep_s`; never calls finish itself, so only the dependency's teardown frees the slot."""
+
     @app.post(TEST_STREAM_PATH, response_model=None)
     async def test_stream(body: dict[str, Any], grant: InferenceDep) -> StreamingResponse:
         async def chunks() -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from cortex_server.core.sessions import SESSION_COOKIE, SessionCodec
 from tests.access.conftest import AccessEnv, make_env
 

@@ -23,9 +23,10 @@ from tests.bundles.helpers import RECIPE, snapshot
 
 
 def _recipe_rows(settings: Settings) -> list[tuple[str, str]]:
+    from sqlalchemy.orm import Session
+
     from cortex_server.db.engine import make_engine
     from cortex_server.db.models import Recipe
-    from sqlalchemy.orm import Session
 
     engine = make_engine(settings.effective_database_url)
     try:

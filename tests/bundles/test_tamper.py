@@ -135,10 +135,11 @@ def installed_state(settings: Settings, engine_cache: Path) -> Iterator[Callable
     register_recipes(settings, [(RECIPE.format(name="existing", model="existing.gguf"), "by-hand")])
 
     def state() -> Any:
-        from cortex_server.db.engine import make_engine
-        from cortex_server.db.models import Recipe
         from sqlalchemy import select
         from sqlalchemy.orm import Session
+
+        from cortex_server.db.engine import make_engine
+        from cortex_server.db.models import Recipe
 
         engine = make_engine(settings.effective_database_url)
         with Session(engine) as s:

@@ -21,7 +21,10 @@ def test_orgs_users_keys_lifecycle_through_the_cli(cortexctl: Cortexctl) -> None
     assert user["role"] == "admin" and len(user["password"]) >= 16
     assert [u["username"] for u in cortexctl.json("users", "list", "--org", "acme")] == ["ann"]
     assert cortexctl.json("users", "revoke", "ann", "--org", "acme")["is_active"] is False
-    assert cortexctl.json("users", "update", "ann", "--org", "acme", "--active", "--role", "viewer")["role"] == "viewer"
+    assert (
+        cortexctl.json("users", "update", "ann", "--org", "acme", "--active", "--role", "viewer")["role"]
+        == "viewer"
+    )
 
     created = cortexctl.json(
         "keys", "create", "--name", "svc", "--org", "acme", "--scope", "inference", "--scope", "models:read",

@@ -67,7 +67,16 @@ def test_corrupt_config_file_gives_file_and_line(cortexctl: Cortexctl) -> None:
 
 def test_every_command_has_help_and_version(cortexctl: Cortexctl) -> None:
     assert cortexctl.run("--version", check=True).stdout.startswith("cortexctl ")
-    for cmd in (["up"], ["down"], ["status"], ["serve"], ["doctor"], ["keys"], ["keys", "create"], ["keys", "list"]):
+    for cmd in (
+        ["up"],
+        ["down"],
+        ["status"],
+        ["serve"],
+        ["doctor"],
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "list"],
+    ):
         proc = cortexctl.run(*cmd, "--help", check=True)
         assert "Usage" in proc.stdout
 

@@ -48,7 +48,14 @@ def test_timestamps_round_trip_as_utc_and_json_columns_work(database_url: str) -
         session.add(org)
         session.flush()
         session.add(
-            ApiKey(org_id=org.id, name="k", prefix="sk-", key_hash="h" * 64, scopes=["inference"], expires_at=expires)
+            ApiKey(
+                org_id=org.id,
+                name="k",
+                prefix="sk-",
+                key_hash="h" * 64,
+                scopes=["inference"],
+                expires_at=expires,
+            )
         )
     with session_scope(factory) as session:
         key = session.scalar(select(ApiKey))

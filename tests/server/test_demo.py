@@ -47,4 +47,6 @@ def test_up_demo_runs_gemma_and_it_answers(cortexctl: Cortexctl, llama_server_bi
     assert again["status"] == "already-running" and again["demo"]["api_key"] is None
 
     cortexctl.run("model", "stop", "gemma3-270m-cpu", check=True)
-    assert wait_until(lambda: cortexctl.json("model", "show", "gemma3-270m-cpu")["state"] == "stopped", timeout_s=30)
+    assert wait_until(
+        lambda: cortexctl.json("model", "show", "gemma3-270m-cpu")["state"] == "stopped", timeout_s=30
+    )

@@ -139,7 +139,10 @@ def test_preflight_refuses_a_start_that_cannot_work_unless_forced(daemon: Cortex
 
     (daemon.home / "models" / "missing.gguf").write_bytes((daemon.home / "models" / "tiny.gguf").read_bytes())
     report = daemon.json("model", "validate", "nofile")
-    assert report["ok"] is True and report["command"][1:3] == ["-m", str(daemon.home / "models" / "missing.gguf")]
+    assert report["ok"] is True and report["command"][1:3] == [
+        "-m",
+        str(daemon.home / "models" / "missing.gguf"),
+    ]
     started = daemon.json("model", "start", "nofile", "--wait", "--timeout", "60")
     assert started["state"] == "running"
     daemon.run("model", "stop", "nofile", check=True)

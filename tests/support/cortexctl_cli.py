@@ -33,7 +33,9 @@ class Cortexctl:
             timeout=timeout,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"cortexctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"cortexctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def json(self, *args: str) -> Any:

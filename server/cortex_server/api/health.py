@@ -29,5 +29,7 @@ async def ready(ctx: ContextDep) -> JSONResponse:
     except CortexError as exc:
         return JSONResponse({**body, "status": "unavailable", "reason": exc.message}, status_code=503)
     if not current:
-        return JSONResponse({**body, "status": "unavailable", "reason": "migrations pending"}, status_code=503)
+        return JSONResponse(
+            {**body, "status": "unavailable", "reason": "migrations pending"}, status_code=503
+        )
     return JSONResponse({**body, "status": "ready", "migrations": "current"})

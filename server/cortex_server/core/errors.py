@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def error_body(
-    message: str, *, type_: str, param: str | None = None, code: str | int | None = None, fix: str | None = None
+    message: str,
+    *,
+    type_: str,
+    param: str | None = None,
+    code: str | int | None = None,
+    fix: str | None = None,
 ) -> dict[str, Any]:
     text = message if not fix else f"{message} {fix}"
     return {"error": {"message": text, "type": type_, "param": param, "code": code}}
@@ -58,7 +63,8 @@ def install_error_handlers(app: FastAPI) -> None:
         param = ".".join(loc) or None
         message = f"{param}: {first['msg']}" if param else str(first["msg"])
         return JSONResponse(
-            error_body(message, type_="invalid_request_error", param=param, code="invalid_value"), status_code=400
+            error_body(message, type_="invalid_request_error", param=param, code="invalid_value"),
+            status_code=400,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -68,7 +74,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = "Unknown route. See /docs for the API reference."
         return JSONResponse(
-            error_body(message, type_=type_, code=exc.status_code), status_code=exc.status_code, headers=exc.headers
+            error_body(message, type_=type_, code=exc.status_code),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)
@@ -76,7 +84,9 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             error_body(
-                "The server hit an internal error.", type_="server_error", fix="See the daemon log for details."
+                "The server hit an internal error.",
+                type_="server_error",
+                fix="See the daemon log for details.",
             ),
             status_code=500,
         )

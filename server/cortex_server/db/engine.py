@@ -53,7 +53,11 @@ def check_connection(engine: Engine) -> None:
 
 def database_unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
     url = engine.url.render_as_string(hide_password=True)
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = (
+        str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if str(exc).strip()
+        else type(exc).__name__
+    )
     return DatabaseUnavailable(
         f"Cannot reach the database at {url}: {reason}",
         fix="Check that the database server is running and CORTEX_DATABASE_URL is right, then retry.",

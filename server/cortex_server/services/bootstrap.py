@@ -34,7 +34,9 @@ def bootstrap(session: Session, *, settings: Settings, secret: bytes) -> Bootstr
     password = None
     if session.scalar(select(func.count()).select_from(User)) == 0:
         password = generate_password()
-        session.add(User(org_id=org.id, username=ADMIN_USERNAME, password_hash=hash_password(password), role="owner"))
+        session.add(
+            User(org_id=org.id, username=ADMIN_USERNAME, password_hash=hash_password(password), role="owner")
+        )
         session.flush()
 
     return BootstrapResult(

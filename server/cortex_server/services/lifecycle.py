@@ -1,9 +1,9 @@
 """Model lifecycle rules, free of I/O: states, aggregation over replicas, restart backoff.
 
-    stopped → starting → loading → running
-                 ↘          ↘         ↘
-                  failed ←───┴─────────┘   (exit, crash loop, load timeout; always with a diagnosis)
-    any → stopping → stopped
+stopped → starting → loading → running
+             ↘          ↘         ↘
+              failed ←───┴─────────┘   (exit, crash loop, load timeout; always with a diagnosis)
+any → stopping → stopped
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ def set_desired(session: Session, *, model: Model, desired: str, reason: str) ->
 def delete_model(session: Session, *, model: Model) -> None:
     if model.state not in (State.STOPPED, State.FAILED) or model.desired_state != "stopped":
         raise Conflict(
-            f"Model {model.name!r} is {model.state}.", fix=f"Stop it first: `cortexctl model stop {model.name}`."
+            f"Model {model.name!r} is {model.state}.",
+            fix=f"Stop it first: `cortexctl model stop {model.name}`.",
         )
     session.delete(model)
 

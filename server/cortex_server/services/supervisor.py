@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.db.models import Model, ModelReplica, utcnow
 from cortex_server.services import models as model_store
-from cortex_server.services.lifecycle import MAX_RESTARTS, STABLE_AFTER_S, State, aggregate_state, restart_delay_s
+from cortex_server.services.lifecycle import (
+    MAX_RESTARTS,
+    STABLE_AFTER_S,
+    State,
+    aggregate_state,
+    restart_delay_s,
+)
 from cortex_server.services.ports import PortAllocator
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortexctl.core.daemon import port_owner
@@ -47,6 +53,7 @@ def _refusal(report: ValidationReport) -> Diagnosis:
         + " See `cortexctl recipe validate`; start with --force to override.",
         log_lines=[f"FAIL {c.name}: {c.detail}" for c in failures],
     )
+
 
 RuntimeChooser = Callable[[Recipe], Runtime]
 
@@ -73,7 +80,14 @@ class LiveReplica:
 
     def set(self, state: str, reason: str | None) -> None:
         if state != self.state or reason != self.reason:
-            log.info("model %s replica %s: %s → %s (%s)", self.model_id, self.replica_index, self.state, state, reason)
+            log.info(
+                "model %s replica %s: %s → %s (%s)",
+                self.model_id,
+                self.replica_index,
+                self.state,
+                state,
+                reason,
+            )
         self.state, self.reason = state, reason
 
 
@@ -208,7 +222,10 @@ class Supervisor:
             return
         if live.state == State.STARTING:
             live.set(State.LOADING, "engine process up, waiting for it to report ready")
-        if live.state in (State.STARTING, State.LOADING) and now - live.started_at > recipe.spec.timeouts.load_s:
+        if (
+            live.state in (State.STARTING, State.LOADING)
+            and now - live.started_at > recipe.spec.timeouts.load_s
+        ):
             logs = await asyncio.to_thread(live.runtime.logs, live.handle)
             diag = live.engine.diagnose(logs) or Diagnosis(
                 rule="load-timeout",
@@ -245,7 +262,9 @@ class Supervisor:
             )
             handle = await asyncio.to_thread(runtime.start, spec)
         except CortexError as exc:
-            self._fail(live, Diagnosis(rule="start-refused", summary=exc.message, fix=exc.fix or "", log_lines=[]))
+            self._fail(
+                live, Diagnosis(rule="start-refused", summary=exc.message, fix=exc.fix or "", log_lines=[])
+            )
             return
         live.runtime, live.handle, live.gpus = runtime, handle, spec.gpus
         live.started_at, live.ready_since = time.monotonic(), None
@@ -269,15 +288,17 @@ class Supervisor:
                 diag
                 or Diagnosis(
                     rule="crash-loop",
-                    summary=f"The engine exited {MAX_RESTARTS + 1} times in a row (last exit code {exit_code}).",
-                    fix="Read the log lines below and `cortexctl model logs NAME`; fix the recipe, then start again.",
+                    summary=f"The engine exited {MAX_RESTARTS + 1} times in a row (last exit {exit_code}).",
+                    fix="Read the log lines below and `cortexctl model logs NAME`; fix the recipe, start again.",
                     log_lines=logs.splitlines()[-10:],
                 ),
             )
             return
         delay = restart_delay_s(live.restart_count - 1)
         live.next_start_at = time.monotonic() + delay
-        live.set(State.STARTING, f"exited with code {exit_code}; restart {live.restart_count} in {delay:.0f}s")
+        live.set(
+            State.STARTING, f"exited with code {exit_code}; restart {live.restart_count} in {delay:.0f}s"
+        )
 
     async def _stop(self, live: LiveReplica, *, reason: str) -> None:
         if live.handle is not None and live.runtime is not None:
@@ -289,7 +310,12 @@ class Supervisor:
         self.live.pop((live.model_id, live.replica_index), None)
 
     def _fail(self, live: LiveReplica, diag: Diagnosis) -> None:
-        live.diagnosis = {"rule": diag.rule, "summary": diag.summary, "fix": diag.fix, "log_lines": diag.log_lines}
+        live.diagnosis = {
+            "rule": diag.rule,
+            "summary": diag.summary,
+            "fix": diag.fix,
+            "log_lines": diag.log_lines,
+        }
         live.set(State.FAILED, diag.summary)
 
     async def _probe(self, live: LiveReplica, entry: model_store.ModelWithRecipe) -> None:
@@ -381,7 +407,9 @@ class Supervisor:
                     continue
                 state = aggregate_state([r.state for r in lives], current.desired_state)
                 failed = next((r for r in lives if r.state == State.FAILED), None)
-                reason = (failed.reason if failed else None) or next((r.reason for r in lives if r.reason), None)
+                reason = (failed.reason if failed else None) or next(
+                    (r.reason for r in lives if r.reason), None
+                )
                 values: dict[str, Any] = {}
                 if state != current.state:
                     values.update(state=state, state_changed_at=utcnow())

@@ -25,13 +25,17 @@ def _ip(request: Request) -> str | None:
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
-def create_model(body: ModelCreate, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+def create_model(
+    body: ModelCreate, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
+):
     model = deployments.deploy(
         session, yaml_text=body.yaml, source=body.source, recipe_name=body.recipe, name=body.name
     )
     if body.start:
         model_store.set_desired(session, model=model, desired="running", reason="started on create")
-    audit.record(session, principal=principal, action="models.create", target=model.name, client_ip=_ip(request))
+    audit.record(
+        session, principal=principal, action="models.create", target=model.name, client_ip=_ip(request)
+    )
     session.commit()
     ctx.poke_supervisor(model.id)
     return deployments.describe(session, model=model)
@@ -48,13 +52,27 @@ def show_model(name: str, _: ModelsReader, session: SessionDep):
 
 
 def _set_desired(
-    name: str, desired: str, action: str, request: Request, principal: Principal, session, ctx, force: bool = False
+    name: str,
+    desired: str,
+    action: str,
+    request: Request,
+    principal: Principal,
+    session,
+    ctx,
+    force: bool = False,
 ):
     model = model_store.get_model(session, name=name)
-    model_store.set_desired(session, model=model, desired=desired, reason=f"{action} requested by {principal.actor}")
+    model_store.set_desired(
+        session, model=model, desired=desired, reason=f"{action} requested by {principal.actor}"
+    )
     details = {"force": True} if force else None
     audit.record(
-        session, principal=principal, action=f"models.{action}", target=name, client_ip=_ip(request), details=details
+        session,
+        principal=principal,
+        action=f"models.{action}",
+        target=name,
+        client_ip=_ip(request),
+        details=details,
     )
     session.commit()
     ctx.poke_supervisor(model.id, force=force)
@@ -105,7 +123,9 @@ def stop_model(name: str, request: Request, principal: ModelsWriter, session: Se
 
 
 @router.post("/{name}/restart", response_model=ModelPublic)
-async def restart_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+async def restart_model(
+    name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
+):
     model = await run_in_threadpool(model_store.get_model, session, name=name)
     if ctx.supervisor is not None:
         await ctx.supervisor.restart_model(model.id)
@@ -134,5 +154,7 @@ def model_logs(
         path = deployments.engine_log_file(ctx.settings, session=session, model=model, replica=replica)
         logs = deployments.read_tail(path, lines=tail)
     rows = model_store.replicas_of(session, model_id=model.id)
-    diagnosis = next((r.diagnosis for r in rows if r.replica_index == replica and r.diagnosis), model.diagnosis)
+    diagnosis = next(
+        (r.diagnosis for r in rows if r.replica_index == replica and r.diagnosis), model.diagnosis
+    )
     return ModelLogs(name=name, replica=replica, logs=logs, diagnosis=diagnosis)
