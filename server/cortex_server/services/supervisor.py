@@ -289,7 +289,7 @@ class Supervisor:
                 or Diagnosis(
                     rule="crash-loop",
                     summary=f"The engine exited {MAX_RESTARTS + 1} times in a row (last exit {exit_code}).",
-                    fix="Read the log lines below and `cortexctl model logs NAME`; fix the recipe, start again.",
+                    fix="See `cortexctl model logs NAME` and the lines below; fix the recipe, start again.",
                     log_lines=logs.splitlines()[-10:],
                 ),
             )
