@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     ready_timeout_s: float = Field(30.0, gt=0)
     model_load_timeout_s: float = Field(600.0, gt=0)
     health_poll_interval_s: float = Field(1.0, gt=0)
+    # gateway
+    routing_policy: Literal["round_robin", "least_outstanding"] = "least_outstanding"
+    circuit_breaker_failures: int = Field(3, ge=1, description="consecutive failures that eject a replica")
+    circuit_breaker_cooldown_s: float = Field(2.0, ge=0, description="an ejected replica stays out at least this long")
+    upstream_max_connections: int = Field(512, ge=1, description="pooled connections per engine replica")
+    usage_flush_interval_s: float = Field(0.5, gt=0)
+    usage_batch_max: int = Field(1000, ge=1)
 
     # ---- derived paths -------------------------------------------------------------
     @property
@@ -67,6 +74,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def usage_spool_file(self) -> Path:
+        return self.home / "spool" / "usage.jsonl"
 
     @property
     def admin_token_file(self) -> Path:

@@ -56,6 +56,11 @@ async def get_principal(request: Request, ctx: ContextDep) -> Principal:
         raise AuthenticationError(
             "Missing API key.", fix="Send it as 'Authorization: Bearer <key>'; create one with `cortexctl keys create`."
         )
+    hit, principal = ctx.authenticator.cached(token)  # hot path: no thread hop on a cache hit
+    if hit:
+        if principal is None:
+            raise AuthenticationError("Invalid, revoked or expired API key.", fix="Check the key or create a new one.")
+        return principal
     try:
         principal = await run_in_threadpool(ctx.authenticator.authenticate, token)
     except OperationalError as exc:
@@ -82,5 +87,23 @@ def require_scope(scope: str) -> Callable[..., object]:
     return check
 
 
+def require_any_scope(*scopes: str) -> Callable[..., object]:
+    """Dependency that admits principals holding any of `scopes` (or `admin`)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if not any(principal.has_scope(s) for s in scopes):
+            raise PermissionDenied(
+                f"This API key lacks one of the scopes {', '.join(scopes)}.",
+                fix="Use a key that has one, or ask an admin to add it.",
+            )
+        return principal
+
+    check.required_scope = scopes[0]  # type: ignore[attr-defined]  # read by the route-scope test
+    check.accepted_scopes = scopes  # type: ignore[attr-defined]
+    return check
+
+
 AdminPrincipal = Annotated[Principal, Depends(require_scope("admin"))]
+InferencePrincipal = Annotated[Principal, Depends(require_scope("inference"))]
+ModelsReader = Annotated[Principal, Depends(require_any_scope("models:read", "inference"))]
 KeysWriter = Annotated[Principal, Depends(require_scope("keys:write"))]

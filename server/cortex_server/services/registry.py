@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cortexctl.core.errors import NotFound
+
 
 @dataclass
 class ReplicaEndpoint:
@@ -53,6 +55,18 @@ class ModelRegistry:
     def get(self, served_name: str) -> ServedModel | None:
         return self._by_name.get(served_name)
 
+    def require(self, served_name: str) -> ServedModel:
+        """The model, or the 404 that tells the client how to list models."""
+        model = self._by_name.get(served_name)
+        if model is None:
+            raise NotFound(
+                f"The model '{served_name}' does not exist.",
+                fix="List the available models with GET /v1/models (client.models.list()) or `cortexctl model list`.",
+                param="model",
+                code="model_not_found",
+            )
+        return model
+
     def all(self) -> list[ServedModel]:
         return sorted(self._by_name.values(), key=lambda m: m.served_name)
 
@@ -72,3 +86,21 @@ class ModelRegistry:
 
     def remove(self, served_name: str) -> None:
         self._by_name.pop(served_name, None)
+
+    def mark_replica_health(self, served_name: str, replica_key: str, *, healthy: bool) -> bool:
+        """The health poller's verdict on one replica; returns False if it is unknown.
+
+        Marking a replica healthy also clears the gateway's circuit breaker for it (a
+        short cooldown after an ejection still applies, so a flapping engine is not
+        hammered).
+        """
+        model = self._by_name.get(served_name)
+        if model is None:
+            return False
+        for r in model.replicas:
+            if r.key == replica_key:
+                if healthy and not r.healthy:
+                    r.consecutive_failures = 0
+                r.healthy = healthy
+                return True
+        return False
