@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -48,7 +49,7 @@ def write_tiny_llama_gguf(path: Path, *, n_embd: int = 32, n_layer: int = 2, n_f
     scores = [0.0] * 259 + [-float(i) for i in range(n_vocab - 259)]
 
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_context_length(512)
+    w.add_context_length(4096)
     w.add_embedding_length(n_embd)
     w.add_block_count(n_layer)
     w.add_feed_forward_length(n_ff)
@@ -107,7 +108,7 @@ class LlamaServer:
         args = [
             str(LLAMA_SERVER), "-m", str(self.model), "--alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "-c", "512", "-np", "4", "-t", "1", "--chat-template", "chatml", "--no-warmup",
+            "-c", "2048", "-np", "4", "-t", "1", "--chat-template", "chatml", "--no-warmup",
         ]  # fmt: skip
         if self.embeddings:
             args += ["--embeddings", "--pooling", "mean"]
@@ -181,6 +182,16 @@ class LiveDaemon:
     def ctx(self) -> AppContext:
         ctx: AppContext = self.app.state.cortex
         return ctx
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        task = self.ctx.usage_writer._task  # the writer runs on the daemon's loop
+        assert task is not None
+        return task.get_loop()
+
+    def flush_usage(self) -> None:
+        """Push queued usage rows to the DB (or spool) now, from the test's thread."""
+        asyncio.run_coroutine_threadsafe(self.ctx.usage_writer.flush(), self.loop).result(30)
 
     def stop(self) -> None:
         self.server.should_exit = True
