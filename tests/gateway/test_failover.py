@@ -54,12 +54,12 @@ def test_kill_one_replica_under_traffic(daemon: LiveDaemon, llama_servers: Calla
                 started_streaming = False
                 try:
                     with client.stream("POST", "/chat/completions", json=body) as r:
+                        received = b""
                         for chunk in r.iter_bytes():
-                            started_streaming = started_streaming or bool(chunk)
+                            started_streaming = started_streaming or (stream and bool(chunk))
+                            received += chunk
                         if r.status_code != 200:
-                            failures.append(f"{r.status_code}: {r.read()[:200]!r}")
-                        elif stream and b'"error"' in chunk and not started_streaming:
-                            failures.append("stream error before the first byte")
+                            failures.append(f"{r.status_code}: {received[:200]!r}")
                 except httpx.HTTPError as exc:
                     if not started_streaming:
                         failures.append(repr(exc))
@@ -93,6 +93,7 @@ def test_kill_one_replica_under_traffic(daemon: LiveDaemon, llama_servers: Calla
     assert killed.healthy
     after = Counter(row["replica"] for row in _rows_since(daemon, t_restart))
     assert after.get(f"{MODEL}/0", 0) > 0, after
+    print(f"ejected after {skipped_after:.2f}s; served after restart: {dict(after)}")
 
 
 def _rows_since(daemon: LiveDaemon, t_monotonic: float) -> list[dict[str, object]]:

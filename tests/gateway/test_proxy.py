@@ -213,3 +213,19 @@ async def test_client_disconnect_cancels_the_upstream_and_is_metered() -> None:
     [row] = rows
     assert row["cancelled"] is True and row["status_code"] == 499
     assert gw.registry.require("org/m").replicas[0].outstanding == 0
+
+
+async def test_a_dropped_keepalive_connection_is_retried_once_on_the_same_replica() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return httpx.Response(200, json=OK_BODY)
+
+    gw, rows = make(handler)
+    assert (await forward(gw, CHAT)).status_code == 200
+    assert calls == ["r0", "r0"]
+    assert gw.registry.require("org/m").replicas[0].consecutive_failures == 0
+    assert len(rows) == 1

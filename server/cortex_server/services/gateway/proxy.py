@@ -9,6 +9,7 @@ is committed; a later failure ends the stream with an SSE error event.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,7 @@ class Gateway:
         meter: CallMeter,
     ) -> Response:
         last: UpstreamConnectionError | None = None
-        for i, replica in enumerate(replicas):
+        for i, replica in (plan := _Plan(replicas, self.balancer)):
             client = self.clients.get(replica.base_url)
             meter.replica = replica.key
             replica.outstanding += 1
@@ -100,8 +101,8 @@ class Gateway:
                     )
                     resp = await client.send(request)
             except UpstreamConnectionError as exc:
-                self.balancer.record_failure(replica)
                 last = exc
+                plan.failed(exc)
                 continue
             except UpstreamTimeout:
                 meter.reached_engine, meter.status_code = True, 504
@@ -110,7 +111,7 @@ class Gateway:
                 replica.outstanding -= 1
             meter.reached_engine = True
             if resp.status_code == 503 and i + 1 < len(replicas):  # loading or overloaded: next one
-                self.balancer.record_failure(replica)
+                plan.failed(None)
                 continue
             self.balancer.record_success(replica)
             meter.status_code = resp.status_code
@@ -131,7 +132,7 @@ class Gateway:
     ) -> Response:
         """Connect and wait for the first bytes (retrying elsewhere until then), then hand over a relay."""
         last: UpstreamConnectionError | None = None
-        for i, replica in enumerate(replicas):
+        for i, replica in (plan := _Plan(replicas, self.balancer)):
             client = self.clients.get(replica.base_url)
             meter.replica = replica.key
             replica.outstanding += 1
@@ -147,7 +148,7 @@ class Gateway:
                     if resp.status_code != 200:
                         content = await resp.aread()
                         if resp.status_code == 503 and i + 1 < len(replicas):
-                            self.balancer.record_failure(replica)
+                            plan.failed(None)
                             continue
                         meter.status_code = resp.status_code
                         self.balancer.record_success(replica)
@@ -172,8 +173,8 @@ class Gateway:
                     usage_sink=self._usage,
                 )
             except UpstreamConnectionError as exc:
-                self.balancer.record_failure(replica)
                 last = exc
+                plan.failed(exc)
                 continue
             except UpstreamTimeout:
                 meter.reached_engine, meter.status_code = True, 504
@@ -184,6 +185,28 @@ class Gateway:
                     if resp is not None:
                         await resp.aclose()
         raise _all_failed(replicas, last)
+
+
+class _Plan:
+    """The replicas to try, in order. A dropped pooled connection earns one more try on the
+    same replica (the engine may just have closed an idle keep-alive connection); any
+    other failure counts against the replica's breaker and moves on."""
+
+    __slots__ = ("replicas", "balancer", "index", "retried")
+
+    def __init__(self, replicas: list[ReplicaEndpoint], balancer: ReplicaBalancer) -> None:
+        self.replicas, self.balancer, self.index, self.retried = replicas, balancer, 0, False
+
+    def __iter__(self) -> Iterator[tuple[int, ReplicaEndpoint]]:
+        while self.index < len(self.replicas):
+            yield self.index, self.replicas[self.index]
+
+    def failed(self, exc: UpstreamConnectionError | None) -> None:
+        if exc is not None and exc.details.get("stale") and not self.retried:
+            self.retried = True
+            return
+        self.balancer.record_failure(self.replicas[self.index])
+        self.index += 1
 
 
 def prepare_body(

@@ -72,10 +72,18 @@ def map_upstream_errors(base_url: str) -> Iterator[None]:
             f"The engine at {base_url} did not answer in time.",
             fix="Retry with a smaller request, or raise the model's request timeout.",
         ) from exc
-    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+    except httpx.ConnectError as exc:
+        raise UpstreamConnectionError(
+            f"Cannot connect to the engine at {base_url}: {exc or type(exc).__name__}.",
+            fix="The engine may have crashed; see `cortexctl model status`.",
+        ) from exc
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        # Also what a pooled keep-alive connection that the engine just closed looks like:
+        # `stale` lets the caller try the same replica once more, on a fresh connection.
         raise UpstreamConnectionError(
             f"Lost the connection to the engine at {base_url}: {exc or type(exc).__name__}.",
             fix="The engine may have crashed; see `cortexctl model status`.",
+            details={"stale": True},
         ) from exc
     except httpx.TransportError as exc:
         raise UpstreamConnectionError(
