@@ -108,7 +108,7 @@ class LlamaServer:
         args = [
             str(LLAMA_SERVER), "-m", str(self.model), "--alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "-c", "2048", "-np", "4", "-t", "1", "--chat-template", "chatml", "--no-warmup",
+            "-c", "8192", "-np", "4", "-t", "1", "--chat-template", "chatml", "--no-warmup",
         ]  # fmt: skip
         if self.embeddings:
             args += ["--embeddings", "--pooling", "mean"]
