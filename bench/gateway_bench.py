@@ -122,8 +122,13 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
     app = create_app(settings)
     inner = app.router.lifespan_context
 
+    profile_to = os.environ.get("CORTEX_BENCH_PROFILE")  # a path: cProfile the gateway into it
+
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
+        import cProfile
+
+        prof = cProfile.Profile() if profile_to else None
         async with inner(a) as state:
             for name, url in json.loads(upstreams).items():
                 a.state.cortex.registry.put(
@@ -134,7 +139,12 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
                         replicas=[ReplicaEndpoint(model_id=1, model_name=name, replica_index=0, base_url=url, healthy=True)],
                     )
                 )
+            if prof is not None:
+                prof.enable()
             yield state
+            if prof is not None:
+                prof.disable()
+                prof.dump_stats(profile_to)
 
     app.router.lifespan_context = lifespan
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

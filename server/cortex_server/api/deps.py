@@ -16,7 +16,7 @@ from cortex_server.db.engine import database_unavailable
 from cortexctl.core.errors import AuthenticationError, PermissionDenied
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:  # async: FastAPI runs sync deps in a thread
     ctx: AppContext = request.app.state.cortex
     return ctx
 

@@ -28,8 +28,8 @@ from cortexctl.core.errors import ServiceUnavailable, UpstreamConnectionError, U
 
 log = logging.getLogger(__name__)
 
-_JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
-_SSE_HEADERS = {"content-type": "application/json", "accept": "text/event-stream"}
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
+_SSE_HEADERS = [(b"content-type", b"application/json"), (b"accept", b"text/event-stream")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +86,21 @@ class Gateway:
         endpoint: Endpoint,
         body: bytes,
         replicas: list[ReplicaEndpoint],
-        timeout: httpx.Timeout,
+        timeout: dict[str, float | None],
         meter: CallMeter,
     ) -> Response:
         last: UpstreamConnectionError | None = None
         for i, replica in (plan := _Plan(replicas, self.balancer)):
-            client = self.clients.get(replica.base_url)
+            upstream = self.clients.get(replica.base_url)
             meter.replica = replica.key
             replica.outstanding += 1
             try:
                 with map_upstream_errors(replica.base_url):
-                    request = client.build_request(
-                        "POST", endpoint.path, content=body, headers=_JSON_HEADERS, timeout=timeout
-                    )
-                    resp = await client.send(request)
+                    resp = await upstream.send(endpoint.path, body=body, headers=_JSON_HEADERS, timeout=timeout)
+                    try:
+                        content = await resp.aread()
+                    finally:
+                        await resp.aclose()
             except UpstreamConnectionError as exc:
                 last = exc
                 plan.failed(exc)
@@ -115,7 +116,6 @@ class Gateway:
                 continue
             self.balancer.record_success(replica)
             meter.status_code = resp.status_code
-            content = resp.content
             if resp.status_code == 200:
                 meter.usage = extract_usage(content)
             return _passthrough(resp, content, meter.request_id)
@@ -126,24 +126,21 @@ class Gateway:
         endpoint: Endpoint,
         body: bytes,
         replicas: list[ReplicaEndpoint],
-        timeout: httpx.Timeout,
+        timeout: dict[str, float | None],
         meter: CallMeter,
         strip_usage: bool,
     ) -> Response:
         """Connect and wait for the first bytes (retrying elsewhere until then), then hand over a relay."""
         last: UpstreamConnectionError | None = None
         for i, replica in (plan := _Plan(replicas, self.balancer)):
-            client = self.clients.get(replica.base_url)
+            upstream = self.clients.get(replica.base_url)
             meter.replica = replica.key
             replica.outstanding += 1
             resp: httpx.Response | None = None
             handed_over = False
             try:
                 with map_upstream_errors(replica.base_url):
-                    request = client.build_request(
-                        "POST", endpoint.path, content=body, headers=_SSE_HEADERS, timeout=timeout
-                    )
-                    resp = await client.send(request, stream=True)
+                    resp = await upstream.send(endpoint.path, body=body, headers=_SSE_HEADERS, timeout=timeout)
                     meter.reached_engine = True
                     if resp.status_code != 200:
                         content = await resp.aread()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,52 +10,78 @@ import httpx
 
 from cortexctl.core.errors import UpstreamConnectionError, UpstreamTimeout
 
-__all__ = ["UpstreamClients", "map_upstream_errors", "timeout_for"]
+__all__ = ["Upstream", "UpstreamClients", "map_upstream_errors", "timeout_for"]
+
+
+class Upstream:
+    """One engine replica's connection pool (keep-alive), plus its parsed URLs."""
+
+    __slots__ = ("base_url", "transport", "_urls")
+
+    def __init__(self, base_url: str, transport: httpx.AsyncBaseTransport) -> None:
+        self.base_url = base_url
+        self.transport = transport
+        self._urls: dict[str, httpx.URL] = {}
+
+    def url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        return url
+
+    async def send(
+        self, path: str, *, body: bytes, headers: list[tuple[bytes, bytes]], timeout: dict[str, float | None]
+    ) -> httpx.Response:
+        """POST on a pooled connection; the caller reads and closes the response.
+
+        The transport is called directly: the client layer (auth, redirects, cookies,
+        URL merging) does nothing for loopback engines but costs on every request.
+        """
+        request = httpx.Request("POST", self.url(path), headers=headers, content=body, extensions={"timeout": timeout})
+        return await self.transport.handle_async_request(request)
 
 
 class UpstreamClients:
-    """One `httpx.AsyncClient` per upstream base URL, created on first use, closed in the lifespan."""
+    """The pooled upstreams, one per engine base URL, created on first use and closed in the lifespan."""
 
     def __init__(self, *, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60.0
         )
-        self._transport = transport  # tests inject httpx.MockTransport here
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._shared_transport = transport  # tests inject httpx.MockTransport here
+        self._upstreams: dict[str, Upstream] = {}
 
-    def get(self, base_url: str) -> httpx.AsyncClient:
-        client = self._clients.get(base_url)
-        if client is None:
-            client = httpx.AsyncClient(
-                base_url=base_url,
-                limits=self._limits,
-                transport=self._transport,
-                trust_env=False,  # engines are on loopback: never a proxy
-                follow_redirects=False,
+    def get(self, base_url: str) -> Upstream:
+        upstream = self._upstreams.get(base_url)
+        if upstream is None:
+            transport = self._shared_transport or httpx.AsyncHTTPTransport(
+                limits=self._limits, trust_env=False, socket_options=_SOCKET_OPTIONS
             )
-            self._clients[base_url] = client
-        return client
+            upstream = self._upstreams[base_url] = Upstream(base_url, transport)
+        return upstream
 
     async def prune(self, keep: set[str]) -> None:
-        """Close clients of upstreams that no longer exist."""
-        for url in [u for u in self._clients if u not in keep]:
-            await self._clients.pop(url).aclose()
+        """Close the pools of upstreams that no longer exist."""
+        for url in [u for u in self._upstreams if u not in keep]:
+            await self._upstreams.pop(url).transport.aclose()
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        upstreams, self._upstreams = list(self._upstreams.values()), {}
+        for upstream in upstreams:
+            if upstream.transport is not self._shared_transport:
+                await upstream.transport.aclose()
 
 
-_timeouts: dict[tuple[float, float], httpx.Timeout] = {}
+_SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+_timeouts: dict[tuple[float, float], dict[str, float | None]] = {}
 
 
-def timeout_for(*, connect_s: float, request_s: float) -> httpx.Timeout:
-    """Per-model timeouts; read is the longest gap between two bytes, which bounds a stalled engine."""
+def timeout_for(*, connect_s: float, request_s: float) -> dict[str, float | None]:
+    """Per-model timeouts as the transport takes them; read bounds the gap between two bytes."""
     key = (connect_s, request_s)
     t = _timeouts.get(key)
     if t is None:
-        t = _timeouts[key] = httpx.Timeout(request_s, connect=connect_s, pool=connect_s)
+        t = _timeouts[key] = httpx.Timeout(request_s, connect=connect_s, pool=connect_s).as_dict()
     return t
 
 

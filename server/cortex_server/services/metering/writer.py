@@ -35,6 +35,7 @@ class UsageWriter:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._closing = False
         self._insert_stmt = _insert_ignoring_duplicates(engine)
         self.written = 0  # rows that reached the DB (tests, metrics)
         self.spooled = 0
@@ -53,24 +54,27 @@ class UsageWriter:
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def aclose(self) -> None:
+        # No task.cancel(): a cancel racing the wake-up can be swallowed (wait_for in 3.11)
+        # and would also interrupt a flush halfway. Ask the loop to stop, then wait for it.
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task
             self._task = None
         self._failures = 0  # one last try at the DB; whatever fails is spooled
         await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             delay = self._interval if self._failures == 0 else min(MAX_BACKOFF_S, self._interval * 2**self._failures)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self.flush()
             except Exception:  # the writer must outlive any bug in one flush
