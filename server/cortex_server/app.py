@@ -75,8 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.include_router(openai_api.router)  # first: routes match in order, and these are the hot path
     app.include_router(health.router)
     app.include_router(admin_keys.router)
     app.include_router(admin_system.router)
-    app.include_router(openai_api.router)
     return app

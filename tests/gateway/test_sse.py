@@ -47,3 +47,11 @@ def test_extract_usage_reads_only_the_usage_object() -> None:
     assert extract_usage(body) == {"prompt_tokens": 7, "total_tokens": 7, "details": {"cached": 1}}
     assert extract_usage(b'{"usage": null, "x": {"a": 1}}') is None
     assert extract_usage(b'{"choices": []}') is None
+
+
+def test_done_sentinel_is_noticed() -> None:
+    r = SseRelay(strip_usage_chunk=False)
+    r.feed(CHUNK)
+    assert not r.saw_done
+    r.feed(DONE)
+    assert r.saw_done

@@ -14,16 +14,18 @@ import orjson
 
 _SEP = b"\n\n"
 _USAGE = b'"usage"'
+_DONE = b"data: [DONE]"
 _MAX_TAIL = 1 << 20  # an "event" this long without a separator is not SSE: pass it on
 
 
 class SseRelay:
-    __slots__ = ("_tail", "strip_usage_chunk", "usage")
+    __slots__ = ("_tail", "strip_usage_chunk", "usage", "saw_done")
 
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self._tail = b""
         self.strip_usage_chunk = strip_usage_chunk
         self.usage: dict[str, Any] | None = None
+        self.saw_done = False  # the `data: [DONE]` sentinel went out: the client has everything
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send to the client now (may be empty)."""
@@ -39,6 +41,8 @@ class SseRelay:
         out, self._tail = data[:cut], data[cut:]
         if _USAGE in out:
             out = self._take_usage(out)
+        if _DONE in out:
+            self.saw_done = True
         return out
 
     def flush(self) -> bytes:

@@ -52,6 +52,7 @@ class RelayResponse(Response):
         self._replica = replica
         self._balancer = balancer
         self._usage_sink = usage_sink
+        self._upstream_done = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump = asyncio.ensure_future(self._pump(send))
@@ -60,7 +61,8 @@ class RelayResponse(Response):
             await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not pump.done():  # the client left (or we are being shut down)
-                self._meter.cancelled = True
+                # ...unless it had everything: the engine finished, or [DONE] went out
+                self._meter.cancelled = not (self._upstream_done or self._relay.saw_done)
                 pump.cancel()
             watcher.cancel()
             await asyncio.gather(pump, watcher, return_exceptions=True)
@@ -81,6 +83,7 @@ class RelayResponse(Response):
                         if out:
                             await send({"type": "http.response.body", "body": out, "more_body": True})
                 meter.status_code = 200
+                self._upstream_done = True
             except CortexError as exc:  # mid-stream: the status is sent, so say it in the stream
                 log.warning("stream from %s broke: %s", self._replica.key, exc.message)
                 if isinstance(exc, UpstreamConnectionError):

@@ -1,13 +1,13 @@
-"""Pooled keep-alive HTTP clients per engine replica, and the one place httpx errors become ours."""
+"""Pooled keep-alive connections per engine replica, and the one place httpx errors become ours."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 
+from cortex_server.services.gateway.transport import LoopbackTransport
 from cortexctl.core.errors import UpstreamConnectionError, UpstreamTimeout
 
 __all__ = ["Upstream", "UpstreamClients", "map_upstream_errors", "timeout_for"]
@@ -45,18 +45,14 @@ class UpstreamClients:
     """The pooled upstreams, one per engine base URL, created on first use and closed in the lifespan."""
 
     def __init__(self, *, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60.0
-        )
+        self._max_idle = max_connections
         self._shared_transport = transport  # tests inject httpx.MockTransport here
         self._upstreams: dict[str, Upstream] = {}
 
     def get(self, base_url: str) -> Upstream:
         upstream = self._upstreams.get(base_url)
         if upstream is None:
-            transport = self._shared_transport or httpx.AsyncHTTPTransport(
-                limits=self._limits, trust_env=False, socket_options=_SOCKET_OPTIONS
-            )
+            transport = self._shared_transport or LoopbackTransport(max_idle=self._max_idle)
             upstream = self._upstreams[base_url] = Upstream(base_url, transport)
         return upstream
 
@@ -72,7 +68,6 @@ class UpstreamClients:
                 await upstream.transport.aclose()
 
 
-_SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 _timeouts: dict[tuple[float, float], dict[str, float | None]] = {}
 
 
