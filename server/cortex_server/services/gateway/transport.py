@@ -35,6 +35,7 @@ class _Conn(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: deque[bytes] = deque()
         self.complete = False
+        self.keep_alive = False
         self.error: BaseException | None = None
         self.headers_done = False
         self._waiter: asyncio.Future[None] | None = None
@@ -72,12 +73,14 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()  # only valid inside this callback
         self.complete = True
         self._wake()
 
     # ---- used by the transport
     def start(self, data: bytes) -> None:
         self.status, self.headers, self.complete, self.headers_done, self.error = 0, [], False, False, None
+        self.keep_alive = False
         self.chunks.clear()
         assert self.transport is not None
         self.transport.write(data)
@@ -138,7 +141,7 @@ class _Body(httpx.AsyncByteStream):
             return
         self._closed = True
         conn = self._conn
-        if conn.complete and conn.alive and conn.error is None and conn.parser.should_keep_alive():
+        if conn.complete and conn.keep_alive and conn.alive and conn.error is None:
             self._pool._release(conn)
         else:  # cut short (client left, error): the connection's state is unknown, drop it
             conn.close()
