@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -111,10 +112,10 @@ def serve_mock(port: int) -> None:
 def serve_gateway(port: int, home: str, upstreams: str) -> None:
     """The real daemon app, with the bench models put into its registry at startup."""
     import uvicorn
-
     from cortex_server.app import create_app
     from cortex_server.services.prepare import prepare_database
     from cortex_server.services.registry import ReplicaEndpoint, ServedModel
+
     from cortexctl.core.settings import Settings
 
     settings = Settings(home=Path(home), port=port, log_level="warning")
@@ -236,11 +237,16 @@ async def ttft(port: int, raw: bytes, *, n: int) -> dict[str, float]:
     for _ in range(n):
         t0 = time.perf_counter()
         first: list[float] = []
-        await conn.request(raw, on_chunk=lambda _c: first.append(time.perf_counter()) if not first else None)
+        await conn.request(raw, on_chunk=functools.partial(_first_chunk, first))
         firsts.append(first[0] - t0)
     conn.close()
     firsts.sort()
     return {"p50_ms": statistics.median(firsts) * 1000, "p99_ms": firsts[int(len(firsts) * 0.99) - 1] * 1000}
+
+
+def _first_chunk(seen: list[float], _chunk: bytes) -> None:
+    if not seen:
+        seen.append(time.perf_counter())
 
 
 async def tokens_per_s(port: int, raw: bytes) -> float:

@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import uvicorn
-from fastapi import FastAPI
-
 from cortex_server.app import create_app
 from cortex_server.context import AppContext
 from cortex_server.services.prepare import prepare_database
 from cortex_server.services.registry import ReplicaEndpoint, ServedModel
+from fastapi import FastAPI
+
 from cortexctl.core.settings import Settings
 
 LLAMA_SERVER = Path("/root/.cache/cortex/llama-server/0.3.36/bin/llama-server")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from gateway_support import LiveDaemon
-
 from cortex_server.services.registry import ServedModel
+from gateway_support import LiveDaemon
 
 
 def test_unknown_model_is_not_found_with_how_to_list(daemon: LiveDaemon) -> None:

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from conftest import needs_llama
+from cortex_server.db.models import UsageRecord
 from gateway_support import LiveDaemon, LlamaServer, served_model
 from sqlalchemy import select
-
-from cortex_server.db.models import UsageRecord
 
 pytestmark = [needs_llama, pytest.mark.llama, pytest.mark.slow]
 
@@ -44,7 +43,6 @@ def test_kill_one_replica_under_traffic(daemon: LiveDaemon, llama_servers: Calla
 
     stop = threading.Event()
     failures: list[str] = []
-    served_by: list[tuple[float, str]] = []
     headers = {"authorization": f"Bearer {daemon.api_key}"}
 
     def traffic(stream: bool) -> None:

@@ -8,10 +8,9 @@ from collections.abc import Callable
 import openai
 import pytest
 from conftest import needs_llama
+from cortex_server.db.models import UsageRecord
 from gateway_support import LiveDaemon, LlamaServer, served_model
 from sqlalchemy import select
-
-from cortex_server.db.models import UsageRecord
 
 pytestmark = [needs_llama, pytest.mark.llama]
 

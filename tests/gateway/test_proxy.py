@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-
 from cortex_server.core.auth import Principal
 from cortex_server.services.gateway.balancer import ReplicaBalancer
 from cortex_server.services.gateway.proxy import CHAT_COMPLETIONS, EMBEDDINGS, Gateway
 from cortex_server.services.gateway.streaming import RelayResponse
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
+
 from cortexctl.core.errors import NotFound, ServiceUnavailable, UpstreamTimeout
 
 PRINCIPAL = Principal(kind="key", key_id=7, org_id=1, user_id=2, name="t", scopes=frozenset({"inference"}))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import orjson
-
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
 
 CHUNK = b'data: {"id":"1","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'

@@ -16,10 +16,9 @@ from pathlib import Path
 import openai
 import pytest
 from conftest import needs_llama
+from cortex_server.db.models import UsageRecord
 from gateway_support import LiveDaemon, LlamaServer, PrivatePostgres, pg_binaries, served_model, start_daemon
 from sqlalchemy import func, select
-
-from cortex_server.db.models import UsageRecord
 
 pytestmark = [
     needs_llama,

@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select
-
 from cortex_server.db.engine import make_engine
 from cortex_server.db.migrate import upgrade_to_head
 from cortex_server.db.models import UsageRecord
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.metering.writer import UsageWriter
+from sqlalchemy import create_engine, func, select
 
 
 def row(**kw: Any) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class UsageWriter:
 
 
 def _insert_ignoring_duplicates(engine: Engine) -> Insert:
-    table = UsageRecord.__table__
+    table = UsageRecord
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
