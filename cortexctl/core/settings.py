@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     routing_policy: Literal["round_robin", "least_outstanding"] = "least_outstanding"
     circuit_breaker_failures: int = Field(3, ge=1, description="consecutive failures that eject a replica")
     circuit_breaker_cooldown_s: float = Field(2.0, ge=0, description="an ejected replica stays out at least this long")
-    upstream_max_connections: int = Field(512, ge=1, description="pooled connections per engine replica")
+    upstream_max_connections: int = Field(512, ge=1, description="idle keep-alive connections kept per replica")
     usage_flush_interval_s: float = Field(0.5, gt=0)
     usage_batch_max: int = Field(1000, ge=1)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import openai
 import pytest
 from conftest import needs_llama
+from cortex_server.db.engine import make_engine
 from cortex_server.db.models import UsageRecord
-from gateway_support import LiveDaemon, LlamaServer, served_model
-from sqlalchemy import select
+from gateway_support import LiveDaemon, LlamaServer, served_model, start_daemon
+from sqlalchemy import func, select
 
 pytestmark = [needs_llama, pytest.mark.llama]
 
@@ -88,3 +90,17 @@ def test_upstream_errors_keep_their_status(chat_daemon: LiveDaemon) -> None:
     client = openai.OpenAI(base_url=chat_daemon.base_url, api_key=chat_daemon.api_key)
     with pytest.raises(openai.BadRequestError):  # llama-server: prompt longer than the context
         client.completions.create(model=CHAT_MODEL, prompt="the " * 2000, max_tokens=1)
+
+
+def test_usage_is_flushed_on_shutdown(tmp_path: Path, llama_servers: Callable[..., LlamaServer]) -> None:
+    daemon = start_daemon(tmp_path / "home", usage_flush_interval_s=3600)  # only the shutdown flush can write
+    try:
+        daemon.ctx.registry.put(served_model("tiny-flush", llama_servers("tiny-flush")))
+        client = openai.OpenAI(base_url=daemon.base_url, api_key=daemon.api_key)
+        client.completions.create(model="tiny-flush", prompt="the", max_tokens=2)
+    finally:
+        daemon.stop()
+    engine = make_engine(daemon.settings.effective_database_url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(UsageRecord)) == 1
+    engine.dispose()

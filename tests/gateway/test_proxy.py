@@ -229,3 +229,17 @@ async def test_a_dropped_keepalive_connection_is_retried_once_on_the_same_replic
     assert calls == ["r0", "r0"]
     assert gw.registry.require("org/m").replicas[0].consecutive_failures == 0
     assert len(rows) == 1
+
+
+async def test_engine_dying_mid_stream_ends_the_stream_with_an_error_event() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield SSE[0]
+        raise httpx.ReadError("peer closed")
+
+    gw, rows = make(lambda r: httpx.Response(200, content=body()), replicas=1)
+    resp = await forward(gw, {**CHAT, "stream": True})
+    out = b"".join(await run_asgi(resp))
+    assert out.startswith(SSE[0])
+    error = orjson.loads(out[len(SSE[0]) :].removeprefix(b"data: "))
+    assert error["error"]["code"] == "upstream_unreachable"
+    assert rows[0]["status_code"] == 502 and not rows[0]["cancelled"]
