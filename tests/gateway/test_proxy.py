@@ -13,6 +13,7 @@ from cortex_server.core.auth import Principal
 from cortex_server.services.gateway.balancer import ReplicaBalancer
 from cortex_server.services.gateway.proxy import CHAT_COMPLETIONS, EMBEDDINGS, Gateway
 from cortex_server.services.gateway.streaming import RelayResponse
+from cortex_server.services.gateway.transport import FRESH_CONNECTION
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 
@@ -217,16 +218,18 @@ async def test_client_disconnect_cancels_the_upstream_and_is_metered() -> None:
 
 async def test_a_dropped_keepalive_connection_is_retried_once_on_the_same_replica() -> None:
     calls: list[str] = []
+    fresh: list[bool] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.host)
+        fresh.append(bool(request.extensions.get(FRESH_CONNECTION)))
         if len(calls) == 1:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
         return httpx.Response(200, json=OK_BODY)
 
     gw, rows = make(handler)
     assert (await forward(gw, CHAT)).status_code == 200
-    assert calls == ["r0", "r0"]
+    assert calls == ["r0", "r0"] and fresh == [False, True]  # the retry never takes another pooled one
     assert gw.registry.require("org/m").replicas[0].consecutive_failures == 0
     assert len(rows) == 1
 

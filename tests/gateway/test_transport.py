@@ -131,3 +131,29 @@ async def test_an_idle_connection_closed_by_the_server_is_not_reused() -> None:
     assert connections == 2
     await t.aclose()
     server.close()
+
+
+async def test_event_stream_connections_are_not_pooled() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request(reader)
+        # like llama-server: keep-alive advertised, connection closed after the stream
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+            b"Keep-Alive: timeout=5, max=100\r\n\r\n6\r\ndata: \r\n0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(handler)
+    t = LoopbackTransport()
+    for _ in range(2):
+        resp = await t.handle_async_request(post(url))
+        assert await resp.aread() == b"data: "
+        await resp.aclose()  # no sleep: the next request must not pick the doomed connection
+    assert connections == 2
+    await t.aclose()
+    server.close()

@@ -96,7 +96,9 @@ class Gateway:
             replica.outstanding += 1
             try:
                 with map_upstream_errors(replica.base_url):
-                    resp = await upstream.send(endpoint.path, body=body, headers=_JSON_HEADERS, timeout=timeout)
+                    resp = await upstream.send(
+                        endpoint.path, body=body, headers=_JSON_HEADERS, timeout=timeout, fresh=plan.retried
+                    )
                     try:
                         content = await resp.aread()
                     finally:
@@ -140,7 +142,9 @@ class Gateway:
             handed_over = False
             try:
                 with map_upstream_errors(replica.base_url):
-                    resp = await upstream.send(endpoint.path, body=body, headers=_SSE_HEADERS, timeout=timeout)
+                    resp = await upstream.send(
+                        endpoint.path, body=body, headers=_SSE_HEADERS, timeout=timeout, fresh=plan.retried
+                    )
                     meter.reached_engine = True
                     if resp.status_code != 200:
                         content = await resp.aread()

@@ -21,7 +21,9 @@ from typing import Any
 import httptools
 import httpx
 
-__all__ = ["LoopbackTransport"]
+__all__ = ["FRESH_CONNECTION", "LoopbackTransport"]
+
+FRESH_CONNECTION = "cortex.fresh_connection"  # request extension: do not reuse an idle connection
 
 
 class _Conn(asyncio.Protocol):
@@ -36,6 +38,7 @@ class _Conn(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.complete = False
         self.keep_alive = False
+        self.keep_alive_allowed = True
         self.error: BaseException | None = None
         self.headers_done = False
         self._waiter: asyncio.Future[None] | None = None
@@ -62,6 +65,9 @@ class _Conn(asyncio.Protocol):
     # ---- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        if value.startswith(b"text/event-stream") and name.lower() == b"content-type":
+            # llama-server closes the connection after a stream despite "Keep-Alive": never pool these
+            self.keep_alive_allowed = False
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -73,14 +79,15 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()  # only valid inside this callback
+        # should_keep_alive() is only valid inside this callback
+        self.keep_alive = self.keep_alive_allowed and self.parser.should_keep_alive()
         self.complete = True
         self._wake()
 
     # ---- used by the transport
     def start(self, data: bytes) -> None:
         self.status, self.headers, self.complete, self.headers_done, self.error = 0, [], False, False, None
-        self.keep_alive = False
+        self.keep_alive, self.keep_alive_allowed = False, True
         self.chunks.clear()
         assert self.transport is not None
         self.transport.write(data)
@@ -166,7 +173,8 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
                 head.append(name + b": " + value + b"\r\n")
         data = b"".join(head) + b"\r\n" + body
 
-        conn = await self._acquire(url, timeouts.get("connect"))
+        fresh = request.extensions.get(FRESH_CONNECTION, False)
+        conn = await self._acquire(url, timeouts.get("connect"), fresh=fresh)
         try:
             conn.start(data)
             while not conn.headers_done:
@@ -176,8 +184,8 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             raise
         return httpx.Response(conn.status, headers=conn.headers, stream=_Body(self, conn, read_timeout))
 
-    async def _acquire(self, url: httpx.URL, connect_timeout: float | None) -> _Conn:
-        while self._idle:
+    async def _acquire(self, url: httpx.URL, connect_timeout: float | None, *, fresh: bool) -> _Conn:
+        while self._idle and not fresh:
             conn = self._idle.pop()
             if conn.alive:
                 return conn

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from cortex_server.services.gateway.transport import LoopbackTransport
+from cortex_server.services.gateway.transport import FRESH_CONNECTION, LoopbackTransport
 from cortexctl.core.errors import UpstreamConnectionError, UpstreamTimeout
 
 __all__ = ["Upstream", "UpstreamClients", "map_upstream_errors", "timeout_for"]
@@ -30,14 +30,23 @@ class Upstream:
         return url
 
     async def send(
-        self, path: str, *, body: bytes, headers: list[tuple[bytes, bytes]], timeout: dict[str, float | None]
+        self,
+        path: str,
+        *,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        timeout: dict[str, float | None],
+        fresh: bool = False,
     ) -> httpx.Response:
         """POST on a pooled connection; the caller reads and closes the response.
 
         The transport is called directly: the client layer (auth, redirects, cookies,
         URL merging) does nothing for loopback engines but costs on every request.
         """
-        request = httpx.Request("POST", self.url(path), headers=headers, content=body, extensions={"timeout": timeout})
+        extensions: dict[str, object] = {"timeout": timeout}
+        if fresh:  # a retry after a dropped pooled connection: the next idle one may be just as stale
+            extensions[FRESH_CONNECTION] = True
+        request = httpx.Request("POST", self.url(path), headers=headers, content=body, extensions=extensions)
         return await self.transport.handle_async_request(request)
 
 
