@@ -1,6 +1,6 @@
 """Gateway overhead: direct to the upstream vs through the CORTEX daemon, in the same run.
 
-Run (from the repository root, in the project's venv):
+Run (from the repository root, in the project's venv, after `pip install -e '.[dev,bench]'`):
 
     python bench/gateway_bench.py
 
