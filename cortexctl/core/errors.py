@@ -14,6 +14,7 @@
     │   └── DatabaseUnavailable
     ├── UpstreamTimeout              engine did not answer in time        504
     ├── EngineError                  engine could not start / crashed
+    │   └── UpstreamConnectionError  engine unreachable / dropped the connection (retryable)
     └── DaemonError                  the daemon could not start / be reached
 
 The daemon renders these in OpenAI's error shape in one place
@@ -123,6 +124,12 @@ class UpstreamTimeout(CortexError):
 class EngineError(CortexError):
     status_code = 502
     default_code = "engine_error"
+
+
+class UpstreamConnectionError(EngineError):
+    """The engine could not be reached, or dropped the connection before answering: safe to retry elsewhere."""
+
+    default_code = "upstream_unreachable"
 
 
 class DaemonError(CortexError):

@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     model_load_timeout_s: float = Field(600.0, gt=0)
     health_poll_interval_s: float = Field(1.0, gt=0)
     supervise: bool = Field(True, description="run the model supervisor in this daemon")
+    # gateway
+    routing_policy: Literal["round_robin", "least_outstanding"] = "least_outstanding"
+    circuit_breaker_failures: int = Field(3, ge=1, description="consecutive failures that eject a replica")
+    circuit_breaker_cooldown_s: float = Field(
+        2.0, ge=0, description="an ejected replica stays out at least this long"
+    )
+    upstream_max_connections: int = Field(
+        512, ge=1, description="idle keep-alive connections kept per replica"
+    )
+    usage_flush_interval_s: float = Field(0.5, gt=0)
+    usage_batch_max: int = Field(1000, ge=1)
+
+    # access control
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For/-Proto we believe"
     )
@@ -97,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def usage_spool_file(self) -> Path:
+        return self.home / "spool" / "usage.jsonl"
 
     @property
     def admin_token_file(self) -> Path:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from cortex_server import __version__
 from cortex_server.api import auth, health
+from cortex_server.api import openai as openai_api
 from cortex_server.api.admin import keys as admin_keys
 from cortex_server.api.admin import models as admin_models
 from cortex_server.api.admin import orgs as admin_orgs
@@ -17,15 +18,22 @@ from cortex_server.api.admin import recipes as admin_recipes
 from cortex_server.api.admin import system as admin_system
 from cortex_server.api.admin import usage as admin_usage
 from cortex_server.api.admin import users as admin_users
+from cortex_server.api.middleware.body_limit import BodyLimitMiddleware
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.errors import install_error_handlers
 from cortex_server.core.security import load_or_create_secret
 from cortex_server.core.sessions import SessionCodec
 from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.services.gateway.balancer import ReplicaBalancer
+from cortex_server.services.gateway.proxy import Gateway
+from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.invalidation import AuthInvalidator
 from cortex_server.services.last_used import run_last_used_writer
+from cortex_server.services.metering.spool import UsageSpool
+from cortex_server.services.metering.writer import UsageWriter
 from cortex_server.services.ratelimit import make_rate_limiter
+from cortex_server.services.registry import ModelRegistry
 from cortex_server.services.supervisor import Supervisor
 from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
@@ -37,12 +45,29 @@ def build_context(settings: Settings) -> AppContext:
     session_factory = make_session_factory(engine)
     secret = load_or_create_secret(settings)
     authenticator = KeyAuthenticator(session_factory=session_factory, secret=secret)
+    registry = ModelRegistry()
+    upstreams = UpstreamClients(max_connections=settings.upstream_max_connections)
+    usage_writer = UsageWriter(
+        engine=engine,
+        spool=UsageSpool(settings.usage_spool_file),
+        flush_interval_s=settings.usage_flush_interval_s,
+        batch_max=settings.usage_batch_max,
+    )
+    balancer = ReplicaBalancer(
+        policy=settings.routing_policy,
+        failure_threshold=settings.circuit_breaker_failures,
+        cooldown_s=settings.circuit_breaker_cooldown_s,
+    )
     return AppContext(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
         secret=secret,
         authenticator=authenticator,
+        registry=registry,
+        upstreams=upstreams,
+        usage_writer=usage_writer,
+        gateway=Gateway(registry=registry, clients=upstreams, balancer=balancer, usage=usage_writer.submit),
         sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
         rate_limiter=make_rate_limiter(
             redis_url=settings.redis_url,
@@ -68,6 +93,7 @@ def build_supervisor(ctx: AppContext) -> Supervisor:
         choose_runtime=lambda recipe: choose_runtime(settings, recipe),
         adopters=adopters,
         interval_s=settings.health_poll_interval_s,
+        prune_upstreams=ctx.upstreams.prune,
     )
 
 
@@ -83,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
                 name="key-last-used",
             ),
         ]
+        ctx.usage_writer.start()
         if settings.supervise:
             ctx.supervisor = build_supervisor(ctx)
             await ctx.supervisor.start()
@@ -94,12 +121,18 @@ def create_app(settings: Settings) -> FastAPI:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await ctx.rate_limiter.close()
-            ctx.invalidator.close()
-            ctx.engine.dispose()
+            try:
+                await ctx.upstreams.aclose()
+                await ctx.usage_writer.aclose()  # flush: to the DB, else to the spool
+                await ctx.rate_limiter.close()
+                ctx.invalidator.close()
+            finally:
+                ctx.engine.dispose()
 
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.include_router(openai_api.router)  # first: routes match in order, and these are the hot path
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(admin_orgs.router)

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.sessions import SessionCodec
+from cortex_server.services.gateway.proxy import Gateway
+from cortex_server.services.gateway.upstreams import UpstreamClients
+from cortex_server.services.metering.writer import UsageWriter
 from cortex_server.services.registry import ModelRegistry
 from cortexctl.core.settings import Settings
 
@@ -30,7 +33,11 @@ class AppContext:
     sessions: SessionCodec
     rate_limiter: RateLimiter
     invalidator: AuthInvalidator
-    registry: ModelRegistry = field(default_factory=ModelRegistry)
+    # the gateway: registry (written by the supervisor), pooled engine clients, usage writer
+    registry: ModelRegistry
+    upstreams: UpstreamClients
+    usage_writer: UsageWriter
+    gateway: Gateway
     supervisor: Supervisor | None = None
     started_at: float = field(default_factory=time.time)
 

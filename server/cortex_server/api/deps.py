@@ -35,9 +35,14 @@ from cortex_server.services.ratelimit import RateLimiter
 from cortexctl.core.errors import AuthenticationError, PermissionDenied, RateLimited
 
 
-def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.cortex
     return ctx
+
+
+async def get_context(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs sync dependencies in a thread pool, a hop per request
+    return context_of(request)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
@@ -102,10 +107,12 @@ _NO_CREDENTIALS = "Send an API key as 'Authorization: Bearer <key>' (create one 
 
 
 async def _key_principal(request: Request, ctx: AppContext, token: str) -> Principal:
-    try:
-        principal = await run_in_threadpool(ctx.authenticator.authenticate, token)
-    except OperationalError as exc:
-        raise database_unavailable(ctx.engine, exc) from None
+    hit, principal = ctx.authenticator.cached(token)  # hot path: no thread hop on a cache hit
+    if not hit:
+        try:
+            principal = await run_in_threadpool(ctx.authenticator.authenticate, token)
+        except OperationalError as exc:
+            raise database_unavailable(ctx.engine, exc) from None
     if principal is None:
         raise AuthenticationError(
             "Invalid, revoked or expired API key.", fix="Check the key or create a new one."
@@ -147,7 +154,7 @@ def check_ip(request: Request, principal: Principal) -> None:
 
 
 async def authenticate(request: Request, *, keys: bool = True, sessions: bool = True) -> Principal:
-    ctx = get_context(request)
+    ctx = context_of(request)
     token = bearer_token(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if token is not None and keys:
@@ -237,6 +244,11 @@ class InferenceGrant:
     headers: dict[str, str]  # x-ratelimit-*: copy onto a StreamingResponse
     limiter: RateLimiter
     finished: bool = field(default=False)
+    tokens_used: int | None = None  # set from the usage row as soon as the gateway knows it
+
+    def record_usage(self, row: dict[str, Any]) -> None:
+        """A gateway usage sink: remember the real token count for `finish`."""
+        self.tokens_used = int(row.get("prompt_tokens") or 0) + int(row.get("completion_tokens") or 0)
 
     async def finish(self, *, tokens_used: int | None) -> None:
         if self.finished:
@@ -264,7 +276,7 @@ def estimate_tokens(raw: bytes, body: dict[str, Any]) -> int:
 
 
 async def _inference(request: Request, response: Response) -> AsyncIterator[InferenceGrant]:
-    ctx = get_context(request)
+    ctx = context_of(request)
     principal = await authenticate(request, sessions=False)
     if not principal.has_scope("inference"):
         raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
@@ -304,7 +316,8 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
     try:
         yield grant
     finally:
-        await grant.finish(tokens_used=None)  # safety net: frees the slot if the route did not
+        # frees the slot and reconciles tokens; runs after the response (streams: after the last chunk)
+        await grant.finish(tokens_used=grant.tokens_used)
 
 
 require_inference = _declare(_inference, scope="inference", sessions=False)

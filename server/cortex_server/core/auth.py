@@ -168,5 +168,12 @@ class KeyAuthenticator:
         self._store(cache_key, principal)
         return principal
 
+    def cached(self, key: str) -> tuple[bool, Principal | None]:
+        """(hit, principal) from the cache alone: safe to call on the event loop."""
+        hit = self._cache.get(hash_api_key(key, self._secret))
+        if hit is not None and hit[0] > self._clock():
+            return True, hit[1]
+        return False, None
+
     def invalidate(self) -> None:
         self._cache.clear()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cortexctl.core.errors import NotFound
+
 
 @dataclass
 class ReplicaEndpoint:
@@ -46,12 +48,28 @@ class ServedModel:
         return [r for r in self.replicas if r.healthy]
 
 
+def model_not_found(served_name: str) -> NotFound:
+    return NotFound(
+        f"The model '{served_name}' does not exist.",
+        fix="List the available models with GET /v1/models (client.models.list()) or `cortexctl model list`.",
+        param="model",
+        code="model_not_found",
+    )
+
+
 class ModelRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, ServedModel] = {}
 
     def get(self, served_name: str) -> ServedModel | None:
         return self._by_name.get(served_name)
+
+    def require(self, served_name: str) -> ServedModel:
+        """The model, or the 404 that tells the client how to list models."""
+        model = self._by_name.get(served_name)
+        if model is None:
+            raise model_not_found(served_name)
+        return model
 
     def all(self) -> list[ServedModel]:
         return sorted(self._by_name.values(), key=lambda m: m.served_name)
@@ -63,12 +81,28 @@ class ModelRegistry:
             previous = {r.key: r for r in old.replicas}
             for r in model.replicas:
                 if (p := previous.get(r.key)) is not None and p.base_url == r.base_url:
-                    r.outstanding, r.consecutive_failures, r.ejected_until = (
-                        p.outstanding,
-                        p.consecutive_failures,
-                        p.ejected_until,
-                    )
+                    r.outstanding, r.ejected_until = p.outstanding, p.ejected_until
+                    # the health poller saw it come back: clear the breaker (the cooldown still applies)
+                    r.consecutive_failures = 0 if r.healthy and not p.healthy else p.consecutive_failures
         self._by_name[model.served_name] = model
 
     def remove(self, served_name: str) -> None:
         self._by_name.pop(served_name, None)
+
+    def mark_replica_health(self, served_name: str, replica_key: str, *, healthy: bool) -> bool:
+        """The health poller's verdict on one replica; returns False if it is unknown.
+
+        Marking a replica healthy also clears the gateway's circuit breaker for it (a
+        short cooldown after an ejection still applies, so a flapping engine is not
+        hammered).
+        """
+        model = self._by_name.get(served_name)
+        if model is None:
+            return False
+        for r in model.replicas:
+            if r.key == replica_key:
+                if healthy and not r.healthy:
+                    r.consecutive_failures = 0
+                r.healthy = healthy
+                return True
+        return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,8 @@ class Supervisor:
     choose_runtime: RuntimeChooser
     adopters: list[Runtime] = field(default_factory=list)  # runtimes whose leftovers we adopt on start
     interval_s: float = 1.0
+    # closes the gateway's connection pools of engines that went away
+    prune_upstreams: Callable[[set[str]], Awaitable[None]] | None = None
     live: dict[tuple[int, int], LiveReplica] = field(default_factory=dict)
     forced: set[int] = field(default_factory=set)  # model ids started with --force
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -193,6 +195,8 @@ class Supervisor:
         await asyncio.gather(*probes)
         await asyncio.to_thread(self._persist, snapshot)
         self._publish(snapshot)
+        if self.prune_upstreams is not None:
+            await self.prune_upstreams({r.base_url for m in self.registry.all() for r in m.replicas})
 
     def _live_for(self, model_id: int, idx: int, recipe: Recipe, row: ModelReplica | None) -> LiveReplica:
         key = (model_id, idx)

@@ -1,0 +1,23 @@
+"""POST /v1/completions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cortex_server.api.deps import ContextDep, InferenceDep
+from cortex_server.api.openai.completions.protocol import parse_completion_request
+from cortex_server.services.gateway.proxy import COMPLETIONS
+
+router = APIRouter(tags=["openai"])
+
+
+@router.post("/v1/completions", response_class=Response)
+async def completions(request: Request, grant: InferenceDep, ctx: ContextDep) -> Response:
+    raw = await request.body()
+    payload = parse_completion_request(raw)
+    response = await ctx.gateway.forward(
+        endpoint=COMPLETIONS, payload=payload, raw=raw, principal=grant.principal, on_usage=grant.record_usage
+    )
+    response.headers.update(grant.headers)  # x-ratelimit-*
+    return response

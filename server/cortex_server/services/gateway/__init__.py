@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway: routing, proxying and streaming to engine replicas."""

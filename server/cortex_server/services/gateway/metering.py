@@ -1,0 +1,81 @@
+"""What the gateway measures about one proxied request, turned into a usage row."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cortex_server.core.auth import Principal
+
+UsageSink = Callable[[dict[str, Any]], None]
+_ID_PREFIX = os.urandom(8).hex()  # unique per process; a counter makes the rest (uuid4 costs a syscall)
+_ids = itertools.count(1)
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the end
+
+
+class CallMeter:
+    """Filled in as the request goes; `row()` once it is over (in a `finally`)."""
+
+    __slots__ = (
+        "request_id",
+        "created_at",
+        "started",
+        "principal",
+        "model",
+        "endpoint",
+        "replica",
+        "status_code",
+        "ttft_s",
+        "usage",
+        "streamed",
+        "cancelled",
+        "reached_engine",
+    )
+
+    def __init__(self, *, principal: Principal, model: str, endpoint: str, streamed: bool) -> None:
+        self.request_id = f"{_ID_PREFIX}{next(_ids):016x}"
+        self.created_at = datetime.now(UTC)
+        self.started = time.perf_counter()
+        self.principal = principal
+        self.model = model
+        self.endpoint = endpoint
+        self.replica: str | None = None
+        self.status_code = 500
+        self.ttft_s: float | None = None
+        self.usage: dict[str, Any] | None = None
+        self.streamed = streamed
+        self.cancelled = False
+        self.reached_engine = False
+
+    def mark_first_byte(self) -> None:
+        if self.ttft_s is None:
+            self.ttft_s = time.perf_counter() - self.started
+
+    def row(self) -> dict[str, Any]:
+        usage = self.usage or {}
+        p = self.principal
+        return {
+            "request_id": self.request_id,
+            "created_at": self.created_at,
+            "org_id": p.org_id,
+            "user_id": p.user_id,
+            "api_key_id": p.key_id,
+            "model": self.model,
+            "replica": self.replica,
+            "endpoint": self.endpoint,
+            "prompt_tokens": _int(usage.get("prompt_tokens")),
+            "completion_tokens": _int(usage.get("completion_tokens")),
+            "latency_ms": (time.perf_counter() - self.started) * 1000.0,
+            "ttft_ms": None if self.ttft_s is None else self.ttft_s * 1000.0,
+            "status_code": CLIENT_CLOSED if self.cancelled else self.status_code,
+            "streamed": self.streamed,
+            "cancelled": self.cancelled,
+        }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0

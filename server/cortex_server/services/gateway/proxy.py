@@ -1,0 +1,274 @@
+"""Forward one OpenAI request to a replica of its model: pick, retry, relay, meter.
+
+Retries: a connection error before the first byte (refused, reset, engine died
+before answering) counts against the replica's circuit breaker and the request
+goes to the next healthy replica. Once bytes have reached the client the request
+is committed; a later failure ends the stream with an SSE error event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from starlette.responses import Response
+
+from cortex_server.core.auth import Principal
+from cortex_server.services.gateway.balancer import ReplicaBalancer
+from cortex_server.services.gateway.metering import CallMeter, UsageSink
+from cortex_server.services.gateway.sse import SseRelay, extract_usage
+from cortex_server.services.gateway.streaming import RelayResponse
+from cortex_server.services.gateway.upstreams import UpstreamClients, map_upstream_errors, timeout_for
+from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
+from cortexctl.core.errors import ServiceUnavailable, UpstreamConnectionError, UpstreamTimeout
+
+log = logging.getLogger(__name__)
+
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
+_SSE_HEADERS = [(b"content-type", b"application/json"), (b"accept", b"text/event-stream")]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    path: str  # upstream path, same as ours
+    name: str  # recorded in usage rows
+    can_stream: bool
+
+
+CHAT_COMPLETIONS = Endpoint("/v1/chat/completions", "chat.completions", True)
+COMPLETIONS = Endpoint("/v1/completions", "completions", True)
+EMBEDDINGS = Endpoint("/v1/embeddings", "embeddings", False)
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        registry: ModelRegistry,
+        clients: UpstreamClients,
+        balancer: ReplicaBalancer,
+        usage: UsageSink,
+    ) -> None:
+        self.registry = registry
+        self.clients = clients
+        self.balancer = balancer
+        self._usage = usage
+
+    async def forward(
+        self,
+        *,
+        endpoint: Endpoint,
+        payload: dict[str, Any],
+        raw: bytes,
+        principal: Principal,
+        on_usage: UsageSink | None = None,
+    ) -> Response:
+        """Proxy one request. `on_usage(row)` also sees the usage row (rate-limit reconciliation)."""
+        sink = self._usage if on_usage is None else _tee(on_usage, self._usage)
+        model = self.registry.require(payload["model"])
+        body, stream, strip_usage = prepare_body(model, payload, raw, can_stream=endpoint.can_stream)
+        replicas = self.balancer.order(model)
+        if not replicas:
+            raise ServiceUnavailable(
+                f"The model '{model.served_name}' has no healthy replica (state: {model.state}).",
+                fix="Wait for it to become running, or see `cortexctl model status` for why it is not.",
+                code="model_not_ready",
+            )
+        meter = CallMeter(
+            principal=principal, model=model.served_name, endpoint=endpoint.name, streamed=stream
+        )
+        timeout = timeout_for(connect_s=model.connect_timeout_s, request_s=model.request_timeout_s)
+        if stream:
+            response: Response | None = None
+            try:
+                response = await self._open_stream(
+                    endpoint, body, replicas, timeout, meter, strip_usage, sink
+                )
+                return response
+            finally:  # from the relay's first byte on, the relay meters; before that, we do
+                if not isinstance(response, RelayResponse) and meter.reached_engine:
+                    sink(meter.row())
+        try:
+            return await self._call(endpoint, body, replicas, timeout, meter)
+        finally:
+            if meter.reached_engine:
+                sink(meter.row())
+
+    async def _call(
+        self,
+        endpoint: Endpoint,
+        body: bytes,
+        replicas: list[ReplicaEndpoint],
+        timeout: dict[str, float | None],
+        meter: CallMeter,
+    ) -> Response:
+        last: UpstreamConnectionError | None = None
+        for i, replica in (plan := _Plan(replicas, self.balancer)):
+            upstream = self.clients.get(replica.base_url)
+            meter.replica = replica.key
+            replica.outstanding += 1
+            try:
+                with map_upstream_errors(replica.base_url):
+                    resp = await upstream.send(
+                        endpoint.path, body=body, headers=_JSON_HEADERS, timeout=timeout, fresh=plan.retried
+                    )
+                    try:
+                        content = await resp.aread()
+                    finally:
+                        await resp.aclose()
+            except UpstreamConnectionError as exc:
+                last = exc
+                plan.failed(exc)
+                continue
+            except UpstreamTimeout:
+                meter.reached_engine, meter.status_code = True, 504
+                raise
+            finally:
+                replica.outstanding -= 1
+            meter.reached_engine = True
+            if resp.status_code == 503 and i + 1 < len(replicas):  # loading or overloaded: next one
+                plan.failed(None)
+                continue
+            self.balancer.record_success(replica)
+            meter.status_code = resp.status_code
+            if resp.status_code == 200:
+                meter.usage = extract_usage(content)
+            return _passthrough(resp, content, meter.request_id)
+        raise _all_failed(replicas, last)
+
+    async def _open_stream(
+        self,
+        endpoint: Endpoint,
+        body: bytes,
+        replicas: list[ReplicaEndpoint],
+        timeout: dict[str, float | None],
+        meter: CallMeter,
+        strip_usage: bool,
+        sink: UsageSink,
+    ) -> Response:
+        """Connect and wait for the first bytes (retrying elsewhere until then), then hand over a relay."""
+        last: UpstreamConnectionError | None = None
+        for i, replica in (plan := _Plan(replicas, self.balancer)):
+            upstream = self.clients.get(replica.base_url)
+            meter.replica = replica.key
+            replica.outstanding += 1
+            resp: httpx.Response | None = None
+            handed_over = False
+            try:
+                with map_upstream_errors(replica.base_url):
+                    resp = await upstream.send(
+                        endpoint.path, body=body, headers=_SSE_HEADERS, timeout=timeout, fresh=plan.retried
+                    )
+                    meter.reached_engine = True
+                    if resp.status_code != 200:
+                        content = await resp.aread()
+                        if resp.status_code == 503 and i + 1 < len(replicas):
+                            plan.failed(None)
+                            continue
+                        meter.status_code = resp.status_code
+                        self.balancer.record_success(replica)
+                        return _passthrough(resp, content, meter.request_id)
+                    chunks = resp.aiter_raw()
+                    first = b""
+                    async for first in chunks:
+                        if first:
+                            break
+                meter.mark_first_byte()
+                self.balancer.record_success(replica)
+                handed_over = True
+                relay = SseRelay(strip_usage_chunk=strip_usage)
+                return RelayResponse(
+                    upstream=resp,
+                    chunks=chunks,
+                    first=first,
+                    relay=relay,
+                    meter=meter,
+                    replica=replica,
+                    balancer=self.balancer,
+                    usage_sink=sink,
+                )
+            except UpstreamConnectionError as exc:
+                last = exc
+                plan.failed(exc)
+                continue
+            except UpstreamTimeout:
+                meter.reached_engine, meter.status_code = True, 504
+                raise
+            finally:
+                if not handed_over:
+                    replica.outstanding -= 1
+                    if resp is not None:
+                        await resp.aclose()
+        raise _all_failed(replicas, last)
+
+
+def _tee(first: UsageSink, second: UsageSink) -> UsageSink:
+    def both(row: dict[str, Any]) -> None:
+        first(row)
+        second(row)
+
+    return both
+
+
+class _Plan:
+    """The replicas to try, in order. A dropped pooled connection earns one more try on the
+    same replica (the engine may just have closed an idle keep-alive connection); any
+    other failure counts against the replica's breaker and moves on."""
+
+    __slots__ = ("replicas", "balancer", "index", "retried")
+
+    def __init__(self, replicas: list[ReplicaEndpoint], balancer: ReplicaBalancer) -> None:
+        self.replicas, self.balancer, self.index, self.retried = replicas, balancer, 0, False
+
+    def __iter__(self) -> Iterator[tuple[int, ReplicaEndpoint]]:
+        while self.index < len(self.replicas):
+            yield self.index, self.replicas[self.index]
+
+    def failed(self, exc: UpstreamConnectionError | None) -> None:
+        if exc is not None and exc.details.get("stale") and not self.retried:
+            self.retried = True
+            return
+        self.balancer.record_failure(self.replicas[self.index])
+        self.index += 1
+
+
+def prepare_body(
+    model: ServedModel, payload: dict[str, Any], raw: bytes, *, can_stream: bool
+) -> tuple[bytes, bool, bool]:
+    """(body to send, streaming?, strip the usage chunk?). The client's bytes go as-is when nothing changes."""
+    changed = False
+    for key, value in model.request_defaults.items():
+        if key not in payload:
+            payload[key] = value
+            changed = True
+    stream = can_stream and payload.get("stream") is True
+    strip_usage = False
+    if stream:
+        opts = payload.get("stream_options")
+        if not (isinstance(opts, dict) and opts.get("include_usage") is True):
+            payload["stream_options"] = (
+                {**opts, "include_usage": True} if isinstance(opts, dict) else {"include_usage": True}
+            )
+            changed = strip_usage = True
+    return (orjson.dumps(payload) if changed else raw), stream, strip_usage
+
+
+def _passthrough(resp: httpx.Response, content: bytes, request_id: str) -> Response:
+    media_type = resp.headers.get("content-type", "application/json")
+    return Response(
+        content, status_code=resp.status_code, media_type=media_type, headers={"x-request-id": request_id}
+    )
+
+
+def _all_failed(replicas: list[ReplicaEndpoint], last: UpstreamConnectionError | None) -> ServiceUnavailable:
+    names = ", ".join(r.key for r in replicas)
+    reason = last.message if last is not None else "every replica answered 503"
+    return ServiceUnavailable(
+        f"No replica could take the request (tried {names}): {reason}",
+        fix="Retry shortly; see `cortexctl model status` if it persists.",
+        code="no_replica_available",
+    )

@@ -1,0 +1,1 @@
+"""Usage metering: one record per request that reached an engine, never lost."""

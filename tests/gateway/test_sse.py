@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import orjson
+
+from cortex_server.services.gateway.sse import SseRelay, extract_usage
+
+CHUNK = b'data: {"id":"1","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+USAGE = (
+    b'data: {"id":"1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+
+
+def test_events_pass_through_whole_and_split_ones_wait_for_their_end() -> None:
+    r = SseRelay(strip_usage_chunk=False)
+    assert r.feed(CHUNK[:10]) == b""
+    assert r.feed(CHUNK[10:] + CHUNK[:5]) == CHUNK
+    assert r.feed(CHUNK[5:]) == CHUNK
+    assert r.flush() == b""
+
+
+def test_usage_only_chunk_is_stripped_when_the_client_did_not_ask() -> None:
+    r = SseRelay(strip_usage_chunk=True)
+    out = r.feed(CHUNK + USAGE[:20]) + r.feed(USAGE[20:] + DONE) + r.flush()
+    assert out == CHUNK + DONE
+    assert r.usage == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_usage_chunk_is_kept_when_the_client_asked() -> None:
+    r = SseRelay(strip_usage_chunk=False)
+    assert r.feed(CHUNK + USAGE + DONE) == CHUNK + USAGE + DONE
+    assert r.usage is not None and r.usage["completion_tokens"] == 2
+
+
+def test_a_content_chunk_that_carries_usage_is_never_dropped() -> None:
+    both = (
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}\n\n'
+    )
+    r = SseRelay(strip_usage_chunk=True)
+    assert r.feed(both) == both
+    assert r.usage == {"prompt_tokens": 1}
+
+
+def test_extract_usage_reads_only_the_usage_object() -> None:
+    body = orjson.dumps(
+        {
+            "data": [{"embedding": [0.1] * 1000, "index": 0}],
+            "usage": {"prompt_tokens": 7, "total_tokens": 7, "details": {"cached": 1}},
+        }
+    )
+    assert extract_usage(body) == {"prompt_tokens": 7, "total_tokens": 7, "details": {"cached": 1}}
+    assert extract_usage(b'{"usage": null, "x": {"a": 1}}') is None
+    assert extract_usage(b'{"choices": []}') is None
+
+
+def test_done_sentinel_is_noticed() -> None:
+    r = SseRelay(strip_usage_chunk=False)
+    r.feed(CHUNK)
+    assert not r.saw_done
+    r.feed(DONE)
+    assert r.saw_done
