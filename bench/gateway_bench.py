@@ -371,7 +371,8 @@ async def run(args: argparse.Namespace) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus,"
+        f" Python {platform.python_version()}",
     }
     try:
         mock_port, gw_port = free_port(), free_port()
@@ -458,8 +459,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"CORTEX gateway bench — {r['machine']} — {r['date']}")
-    print(f"{'conc':>5} | {'direct rps':>10} {'p50 ms':>7} {'p99 ms':>7} | {'gw rps':>8} {'p50 ms':>7} {'p99 ms':>7} |"
-          f" {'+p50 ms':>7} {'+p99 ms':>7}")  # fmt: skip
+    print(f"{'conc':>5} | {'direct rps':>10} {'p50 ms':>7} {'p99 ms':>7} |"
+          f" {'gw rps':>8} {'p50 ms':>7} {'p99 ms':>7} | {'+p50 ms':>7} {'+p99 ms':>7}")  # fmt: skip
     for row in r["non_streaming"]:
         d, g = row["direct"], row["gateway"]
         print(
@@ -475,7 +476,8 @@ def print_table(r: dict[str, Any]) -> None:
     if "tokens_per_s" in r:
         tp = r["tokens_per_s"]
         print(
-            f"gemma3-270m tokens/s: direct {tp['direct']:.1f}, gateway {tp['gateway']:.1f}, ratio {tp['ratio']:.3f}"
+            f"gemma3-270m tokens/s: direct {tp['direct']:.1f}, gateway {tp['gateway']:.1f},"
+            f" ratio {tp['ratio']:.3f}"
         )
 
 

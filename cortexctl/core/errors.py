@@ -127,7 +127,7 @@ class EngineError(CortexError):
 
 
 class UpstreamConnectionError(EngineError):
-    """The engine could not be reached, or dropped the connection before answering: safe to retry elsewhere."""
+    """The engine was unreachable or dropped the connection before answering: safe to retry elsewhere."""
 
     default_code = "upstream_unreachable"
 

@@ -1,4 +1,4 @@
-"""The official openai SDK, unmodified but for base_url/api_key, against a live daemon and real llama-servers."""
+"""The official openai SDK (only base_url/api_key set) against a live daemon and real llama-servers."""
 
 from __future__ import annotations
 

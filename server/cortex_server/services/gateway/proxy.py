@@ -239,7 +239,7 @@ class _Plan:
 def prepare_body(
     model: ServedModel, payload: dict[str, Any], raw: bytes, *, can_stream: bool
 ) -> tuple[bytes, bool, bool]:
-    """(body to send, streaming?, strip the usage chunk?). The client's bytes go as-is when nothing changes."""
+    """(body to send, streaming?, strip the usage chunk?). Client bytes go as-is when nothing changes."""
     changed = False
     for key, value in model.request_defaults.items():
         if key not in payload:
