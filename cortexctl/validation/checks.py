@@ -382,14 +382,13 @@ def check_port(port: int | None) -> Check | None:
 def check_image(spec: RecipeSpec, runtime: str | None, images: Iterable[str] | None) -> Check | None:
     if runtime != "docker" or images is None:
         return None
-    if not spec.image:
-        return fail(
-            "image", "the docker runtime needs spec.image", "Set spec.image to an imported engine image."
-        )
-    if spec.image in set(images):
-        return ok("image", f"{spec.image} present")
+    from cortexctl.engines.base import get_engine
+
+    image = spec.image or get_engine(spec.engine).default_image  # what the docker runtime would run
+    if image in set(images):
+        return ok("image", f"{image} present")
     return fail(
         "image",
-        f"image {spec.image} is not present and this host is offline",
+        f"image {image} is not present and this host is offline",
         "Import the bundle that carries it: cortexctl bundle import FILE.",
     )

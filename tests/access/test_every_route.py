@@ -52,7 +52,7 @@ def admitted(access: dict[str, Any], *, kind: str, scopes: frozenset[str], opera
         return False
     if access["scope"] is None:
         return True
-    if not ("admin" in scopes or access["scope"] in scopes):
+    if not ("admin" in scopes or any(s in scopes for s in access["scopes"])):
         return False
     return operator or not access["operator"]
 

@@ -209,7 +209,12 @@ class LiveDaemon:
 
 
 def start_daemon(home: Path, **overrides: object) -> LiveDaemon:
-    """The real daemon app (migrations, bootstrap, lifespan) under uvicorn in a background thread."""
+    """The real daemon app (migrations, bootstrap, lifespan) under uvicorn in a background thread.
+
+    The tests put replicas into the registry themselves, so the supervisor (which would publish
+    the DB's view, with no models) is off unless a test asks for it.
+    """
+    overrides.setdefault("supervise", False)
     settings = Settings(home=home, port=free_port(), **overrides)  # type: ignore[arg-type]
     prepare_database(settings)
     app = create_app(settings)

@@ -8,7 +8,7 @@ attribute that tests/access/test_every_route.py reads:
   - `require_authenticated`             any principal (e.g. /auth/me)
   - `require_session`                   a browser session only (logout, password change)
   - `require_inference`                 keys only, scope `inference`, model allow-list, rate limits
-  - `require_inference_key`             keys only, scope `inference` (no rate limit: GET /v1/models)
+  - `require_inference_key`             keys only, scope `inference` or `models:read` (GET /v1/models)
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ async def authenticate(request: Request, *, keys: bool = True, sessions: bool = 
 
 def _declare(check: Callable[..., Any], **access: Any) -> Callable[..., Any]:
     declared = {"scope": None, "operator": False, "keys": True, "sessions": True, "public": False, **access}
+    declared.setdefault("scopes", (declared["scope"],) if declared["scope"] else None)  # any of these
     setattr(check, "access", declared)  # noqa: B010 - read by tests/access/test_every_route.py
     return check
 
@@ -324,13 +325,20 @@ require_inference = _declare(_inference, scope="inference", sessions=False)
 InferenceDep = Annotated[InferenceGrant, Depends(require_inference)]
 
 
-async def _inference_key(request: Request) -> Principal:
+_MODEL_READ_SCOPES = ("inference", "models:read")
+
+
+async def _model_reader_key(request: Request) -> Principal:
     principal = await authenticate(request, sessions=False)
-    if not principal.has_scope("inference"):
-        raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
+    if not any(principal.has_scope(s) for s in _MODEL_READ_SCOPES):
+        raise PermissionDenied(
+            "This API key lacks the 'inference' or 'models:read' scope.", fix="Use a key that has one."
+        )
     return principal
 
 
-# For /v1 reads that reach no engine (GET /v1/models): key + scope + IP, no rate limit.
-require_inference_key = _declare(_inference_key, scope="inference", sessions=False)
+# For /v1 reads that reach no engine (GET /v1/models): key + either scope + IP, no rate limit.
+require_inference_key = _declare(
+    _model_reader_key, scope=_MODEL_READ_SCOPES[0], scopes=_MODEL_READ_SCOPES, sessions=False
+)
 InferenceKeyDep = Annotated[Principal, Depends(require_inference_key)]
