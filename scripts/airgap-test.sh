@@ -8,8 +8,8 @@
 #        `cortexctl bundle import` (signature trusted, every checksum);
 #     2. `cortexctl bundle list` and re-import (a no-op);
 #     3. the imported llama-server serves the imported model on 127.0.0.1, and answers a chat;
-#     4. FINAL STEP (runs once the lead's `cortexctl up --demo` exists): `cortexctl up --demo`,
-#        the demo model answering through the gateway, `cortexctl down`.
+#     4. `cortexctl up --demo`: the daemon starts the imported recipe, and the demo model answers
+#        a chat request through the gateway with the demo API key; then `cortexctl down`.
 #   Any non-loopback connect() attempt (DNS included) fails the run, as does any failed step.
 #
 # usage: scripts/airgap-test.sh [--keep]     (root; needs unshare, ip, strace, openssl, zstd)
@@ -103,14 +103,24 @@ assert text.strip(), "empty answer"
 print("llama-server answered:", text.strip()[:80])
 PY
 kill $LLAMA; wait $LLAMA 2>/dev/null || true
-if "$CTL" up --help 2>/dev/null | grep -q -- "--demo"; then
-  say "FINAL STEP: cortexctl up --demo, the demo model through the gateway"
-  "$CTL" up --demo
-  "$CTL" status
-  "$CTL" down
-else
-  say "FINAL STEP SKIPPED: this cortexctl has no 'up --demo' yet (the lead's part)"
-fi
+say "cortexctl up --demo, then the demo model answers through the gateway"
+"$CTL" up --demo --json >"$WORK/up.json"
+"$WORK/host/venv/bin/python" - "$WORK/up.json" <<'PY'
+import json, sys
+import httpx
+up = json.load(open(sys.argv[1]))
+demo = up["demo"]
+assert demo["state"] == "running", demo
+r = httpx.post(up["url"] + "/v1/chat/completions", timeout=120,
+               headers={"Authorization": "Bearer " + demo["api_key"]},
+               json={"model": demo["served_name"], "max_tokens": 16,
+                     "messages": [{"role": "user", "content": "Say hello in one word."}]})
+r.raise_for_status()
+print("gateway answered:", r.json()["choices"][0]["message"]["content"].strip()[:80])
+PY
+"$CTL" status
+"$CTL" model stop gemma3-270m-cpu
+"$CTL" down
 say "offline path OK"
 INNER
 TRACE=(strace -f -qq -e trace=connect,sendto,sendmsg -e signal=none)

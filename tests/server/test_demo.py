@@ -53,7 +53,10 @@ def test_up_demo_runs_gemma_and_it_answers(cortexctl: Cortexctl, llama_server_bi
     )
     assert chat.choices[0].message.content and chat.usage and chat.usage.completion_tokens > 0
     streamed = client.chat.completions.create(
-        model="gemma3-270m", messages=[{"role": "user", "content": "Count to three."}], max_tokens=8, stream=True
+        model="gemma3-270m",
+        messages=[{"role": "user", "content": "Count to three."}],
+        max_tokens=8,
+        stream=True,
     )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
 
