@@ -139,7 +139,8 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
     from cortex_server.services.registry import ReplicaEndpoint, ServedModel
     from cortexctl.core.settings import Settings
 
-    settings = Settings(home=Path(home), port=port, log_level="warning")
+    # the bench puts its upstreams into the registry itself: no supervisor to publish the DB's view
+    settings = Settings(home=Path(home), port=port, log_level="warning", supervise=False)
     prepare_database(settings)
     app = create_app(settings)
     inner = app.router.lifespan_context

@@ -75,6 +75,9 @@ ip link set lo up
 say "interfaces: $(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')"
 export HOME="$WORK/host" CORTEX_HOME="$WORK/host/home" XDG_CACHE_HOME="$WORK/host/cache"
 export PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1
+# This air-gapped host has no Docker: engines run as processes in this namespace. (A dockerd on
+# the build host would otherwise be reachable through its unix socket and run engines outside it.)
+export CORTEX_RUNTIME=process DOCKER_HOST=unix:///nonexistent/docker.sock
 CTL="$(PYTHON=python3 "$ROOT/scripts/install-bundle.sh" "$WORK/cpu-demo.tar.zst" --venv "$WORK/host/venv" | tail -n1)"
 say "installed $CTL"
 "$CTL" bundle list >&2

@@ -107,3 +107,41 @@ def test_usage_is_flushed_on_shutdown(tmp_path: Path, llama_servers: Callable[..
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(UsageRecord)) == 1
     engine.dispose()
+
+
+def test_key_limits_through_the_gateway(chat_daemon: LiveDaemon) -> None:
+    """Access control on the real inference path: RateLimitError with OpenAI's headers, allow-lists,
+    and a usage row only for requests that reached the engine."""
+    import httpx
+
+    admin = {"authorization": f"Bearer {chat_daemon.api_key}"}
+
+    def key(name: str, **fields: object) -> str:
+        body = {"name": name, "scopes": ["inference"], **fields}
+        r = httpx.post(f"{chat_daemon.settings.url}/admin/keys", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+        return str(r.json()["key"])
+
+    limited = openai.OpenAI(
+        base_url=chat_daemon.base_url, api_key=key("two-a-minute", rpm_limit=2), max_retries=0
+    )
+    for _ in range(2):
+        raw = limited.chat.completions.with_raw_response.create(model=CHAT_MODEL, messages=MESSAGES)
+        assert raw.headers["x-ratelimit-limit-requests"] == "2"
+    with pytest.raises(openai.RateLimitError) as exc:
+        limited.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+    assert int(exc.value.response.headers["retry-after"]) >= 1
+    assert exc.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+    other = openai.OpenAI(
+        base_url=chat_daemon.base_url,
+        api_key=key("only-other", allowed_models=["other-model"]),
+        max_retries=0,
+    )
+    assert other.models.list().data == []  # the allow-list hides what the key may not use
+    with pytest.raises(openai.PermissionDeniedError):
+        other.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+    with pytest.raises(openai.NotFoundError):
+        other.models.retrieve(CHAT_MODEL)
+
+    assert len(usage_rows(chat_daemon, 2)) == 2  # refused requests never reached the engine

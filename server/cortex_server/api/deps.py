@@ -14,13 +14,13 @@ attribute that tests/access/test_every_route.py reads:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import OperationalError
@@ -283,8 +283,8 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
         raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
     raw = await request.body()  # Starlette caches it: the route still parses the same body
     try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
+        body = orjson.loads(raw) if raw else {}  # orjson: this runs on every inference request
+    except orjson.JSONDecodeError:
         body = {}
     body = body if isinstance(body, dict) else {}
     model = body.get("model") if isinstance(body.get("model"), str) else None
