@@ -67,3 +67,19 @@ def test_breaker_ejects_after_n_failures_until_the_poller_restores_it() -> None:
     assert any(r is bad for r in b.order(m))
     assert bad.consecutive_failures == 0
     assert not registry.mark_replica_health("m", "nope/0", healthy=True)
+
+
+def test_republishing_keeps_replica_objects_so_in_flight_counts_stay_right() -> None:
+    """The supervisor republishes every tick; a request in flight decrements the object it took."""
+    registry = ModelRegistry()
+    registry.put(model(2))
+    in_flight = registry.require("m").replicas[0]
+    in_flight.outstanding += 1  # a request starts
+    registry.put(model(2))  # the next supervisor tick
+    assert registry.require("m").replicas[0] is in_flight
+    in_flight.outstanding -= 1  # the request ends
+    assert registry.require("m").replicas[0].outstanding == 0
+    moved = model(2)
+    moved.replicas[0].base_url = "http://127.0.0.1:1"  # restarted on another port: a new replica
+    registry.put(moved)
+    assert registry.require("m").replicas[0] is not in_flight

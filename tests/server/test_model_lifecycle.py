@@ -6,7 +6,9 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +148,68 @@ def test_preflight_refuses_a_start_that_cannot_work_unless_forced(daemon: Cortex
     started = daemon.json("model", "start", "nofile", "--wait", "--timeout", "60")
     assert started["state"] == "running"
     daemon.run("model", "stop", "nofile", check=True)
+
+
+def test_two_replicas_kill_one_under_traffic_through_the_gateway(daemon: Cortexctl, tmp_path: Path) -> None:
+    """Supervisor + registry + gateway together: a killed replica is routed around without a
+    failed request, restarted with backoff, and gets traffic again."""
+    import threading
+
+    recipe = write_recipe(tmp_path, "pair")
+    recipe.write_text(
+        recipe.read_text().replace("  runtime: process\n", "  runtime: process\n  replicas: 2\n")
+    )
+    created = daemon.json("model", "create", "-f", str(recipe), "--wait", "--timeout", "90")
+    assert created["state"] == "running"
+    assert wait_until(
+        lambda: (
+            all(r["state"] == "running" for r in model_state(daemon, "pair")["replicas"])
+            and len(model_state(daemon, "pair")["replicas"]) == 2
+        ),
+        timeout_s=60,
+        interval_s=0.5,
+    )
+    key = daemon.json("keys", "create", "--name", "pair-client", "--scope", "inference")["key"]
+    url = f"http://127.0.0.1:{daemon.port}/v1/completions"
+    failures: list[str] = []
+    served: list[int] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            while not stop.is_set():
+                r = client.post(url, json={"model": "pair", "prompt": "hi", "max_tokens": 2})
+                if r.status_code == 200:
+                    served.append(r.status_code)
+                else:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+
+    workers = [threading.Thread(target=traffic) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(1.0)
+        victim = model_state(daemon, "pair")["replicas"][0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        assert wait_until(
+            lambda: model_state(daemon, "pair")["replicas"][0]["state"] != "running", timeout_s=5
+        )
+        assert wait_until(
+            lambda: all(r["state"] == "running" for r in model_state(daemon, "pair")["replicas"]),
+            timeout_s=60,
+            interval_s=0.5,
+        )
+        back_at = datetime.now(UTC)
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+    assert failures == [] and len(served) > 20
+    replicas = daemon.json("model", "show", "pair")["replicas"]
+    assert replicas[0]["restart_count"] == 1 and replicas[0]["pid"] != victim["pid"]
+    with sqlite3.connect(daemon.home / "cortex.db") as db:  # traffic returned to the restarted replica
+        rows = db.execute("SELECT replica, created_at FROM usage_records WHERE model = 'pair'").fetchall()
+    after = [r for r, at in rows if datetime.fromisoformat(at).replace(tzinfo=UTC) > back_at]
+    assert {"pair/0", "pair/1"} <= set(after), set(after)
+    daemon.run("model", "stop", "pair", check=True)

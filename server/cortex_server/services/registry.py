@@ -75,15 +75,22 @@ class ModelRegistry:
         return sorted(self._by_name.values(), key=lambda m: m.served_name)
 
     def put(self, model: ServedModel) -> None:
-        """Insert or replace, keeping routing counters of replicas that stay."""
+        """Insert or replace. A replica that stays (same key and URL) keeps its object: requests in
+        flight hold it and decrement its `outstanding` when they end, so it must not be swapped."""
         old = self._by_name.get(model.served_name)
         if old is not None:
             previous = {r.key: r for r in old.replicas}
+            kept = []
             for r in model.replicas:
-                if (p := previous.get(r.key)) is not None and p.base_url == r.base_url:
-                    r.outstanding, r.ejected_until = p.outstanding, p.ejected_until
-                    # the health poller saw it come back: clear the breaker (the cooldown still applies)
-                    r.consecutive_failures = 0 if r.healthy and not p.healthy else p.consecutive_failures
+                p = previous.get(r.key)
+                if p is None or p.base_url != r.base_url:
+                    kept.append(r)
+                    continue
+                if r.healthy and not p.healthy:
+                    p.consecutive_failures = 0  # the poller saw it come back: clear the breaker
+                p.healthy = r.healthy
+                kept.append(p)
+            model.replicas = kept
         self._by_name[model.served_name] = model
 
     def remove(self, served_name: str) -> None:
