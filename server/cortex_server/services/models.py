@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -40,8 +41,14 @@ def replicas_of(session: Session, *, model_id: int) -> list[ModelReplica]:
 def load_with_recipe(session: Session, *, model: Model) -> ModelWithRecipe:
     recipe_row = session.get(Recipe, model.recipe_id)
     assert recipe_row is not None  # FK RESTRICT keeps it
-    doc = parse_recipe(recipe_row.yaml_text, source=recipe_row.source or f"recipe:{recipe_row.name}")
+    doc = _parsed(recipe_row.yaml_text, recipe_row.source or f"recipe:{recipe_row.name}")
     return ModelWithRecipe(model=model, recipe=doc, replicas=replicas_of(session, model_id=model.id))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(yaml_text: str, source: str) -> RecipeDoc:
+    # The supervisor loads every model each tick; recipes are immutable (frozen) once parsed.
+    return parse_recipe(yaml_text, source=source)
 
 
 def create_model(session: Session, *, recipe: Recipe, name: str | None = None) -> Model:
