@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
@@ -31,16 +32,6 @@ _STATE_STYLE = {
 
 def _state(state: str) -> str:
     return f"[{_STATE_STYLE.get(state, 'white')}]{state}[/]"
-
-
-def _endpoint(model: dict[str, Any]) -> str:
-    parts = []
-    for r in model["replicas"]:
-        where = (
-            f"pid {r['pid']}" if r["pid"] else (f"ctr {r['container_id'][:12]}" if r["container_id"] else "")
-        )
-        parts.append(f":{r['port']} {where}".strip() if r["port"] else where)
-    return ", ".join(p for p in parts if p) or "-"
 
 
 def wait_for_state(client: AdminClient, name: str, *, timeout_s: float) -> dict[str, Any]:
@@ -105,18 +96,23 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(rows)
         return
-    table = Table("name", "served name", "engine", "state", "runtime", "replicas", "endpoint", "reason")
+    wide = console.width >= 120  # the reason column only when there is room; `show` has it in full
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)  # light chrome: fits 80 columns
+    for column in ("name", "served name", "state", "engine", "runtime", "ready", "ports"):
+        table.add_column(column, no_wrap=True)
+    if wide:
+        table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=50)
     for m in rows:
         ready = sum(1 for r in m["replicas"] if r["state"] == "running")
         table.add_row(
             m["name"],
             m["served_name"],
-            m["engine"],
             _state(m["state"]),
+            m["engine"],
             m["runtime"] or "-",
             f"{ready}/{len(m['replicas'])}",
-            _endpoint(m),
-            (m["state_reason"] or "")[:60],
+            ",".join(str(r["port"]) for r in m["replicas"] if r["port"]) or "-",
+            *([m["state_reason"] or ""] if wide else []),
         )
     console.print(table)
 
