@@ -8,6 +8,7 @@ is committed; a later failure ends the stream with an SSE error event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class Endpoint:
     name: str  # recorded in usage rows
     can_stream: bool
 
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client closed the connection first"
 
 CHAT_COMPLETIONS = Endpoint("/v1/chat/completions", "chat.completions", True)
 COMPLETIONS = Endpoint("/v1/completions", "completions", True)
@@ -126,6 +129,10 @@ class Gateway:
                 continue
             except UpstreamTimeout:
                 meter.reached_engine, meter.status_code = True, 504
+                raise
+            except asyncio.CancelledError:
+                # The client went away (see disconnect.py): the engine had the request, so meter it.
+                meter.reached_engine, meter.cancelled, meter.status_code = True, True, CLIENT_CLOSED_REQUEST
                 raise
             finally:
                 replica.outstanding -= 1

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from cortex_server.api.deps import ContextDep, InferenceDep
 from cortex_server.api.openai.completions.protocol import parse_completion_request
+from cortex_server.services.gateway.disconnect import unless_disconnected
 from cortex_server.services.gateway.proxy import COMPLETIONS
 
 router = APIRouter(tags=["openai"])
@@ -16,8 +17,15 @@ router = APIRouter(tags=["openai"])
 async def completions(request: Request, grant: InferenceDep, ctx: ContextDep) -> Response:
     raw = await request.body()
     payload = parse_completion_request(raw)
-    response = await ctx.gateway.forward(
-        endpoint=COMPLETIONS, payload=payload, raw=raw, principal=grant.principal, on_usage=grant.record_usage
+    response = await unless_disconnected(
+        request,
+        ctx.gateway.forward(
+            endpoint=COMPLETIONS,
+            payload=payload,
+            raw=raw,
+            principal=grant.principal,
+            on_usage=grant.record_usage,
+        ),
     )
     response.headers.update(grant.headers)  # x-ratelimit-*
     return response
