@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import Response
 
+
 async def unless_disconnected(request: Request, work: Awaitable[Response]) -> Response:
     """`await work`, cancelled as soon as the client disconnects (the body must be read already)."""
     task = asyncio.ensure_future(work)
