@@ -13,20 +13,40 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import Response
 
+WATCH_AFTER_S = 0.05  # quick answers never pay for a watcher; long generations are what matter
+
 
 async def unless_disconnected(request: Request, work: Awaitable[Response]) -> Response:
-    """`await work`, cancelled as soon as the client disconnects (the body must be read already)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(request))
+    """`await work`, cancelled soon after the client disconnects (the body must be read already).
+
+    `work` runs in this task. If it is still running after WATCH_AFTER_S, a watcher task starts
+    listening for the disconnect and cancels this task when it comes."""
+    current = asyncio.current_task()
+    assert current is not None
+    watcher: asyncio.Future[None] | None = None
+
+    def client_left(done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            current.cancel()
+
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(_disconnect(request))
+        watcher.add_done_callback(client_left)
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if watcher is None or not watcher.done() or watcher.cancelled():
+            raise  # cancelled from outside (shutdown): not ours to swallow
+        current.uncancel()  # our own cancel: the request is over, nobody is left to read
+        return Response(status_code=499)
     finally:
-        watcher.cancel()  # a pending receive() gives up without taking a message
-    if task.done():
-        return task.result()
-    task.cancel()  # metered as cancelled by the gateway on the way out
-    await asyncio.gather(task, return_exceptions=True)
-    return Response(status_code=499)  # nobody is left to read it
+        timer.cancel()
+        if watcher is not None:
+            watcher.remove_done_callback(client_left)
+            watcher.cancel()  # a pending receive() gives up without taking a message
 
 
 async def _disconnect(request: Request) -> None:
