@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from cortex_server.api.deps import ContextDep, InferenceDep
 from cortex_server.api.openai.completions.protocol import parse_completion_request
-from cortex_server.services.gateway.disconnect import unless_disconnected
+from cortex_server.api.openai.forwarding import forward_inference
 from cortex_server.services.gateway.proxy import COMPLETIONS
 
 router = APIRouter(tags=["openai"])
@@ -15,17 +15,4 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/v1/completions", response_class=Response)
 async def completions(request: Request, grant: InferenceDep, ctx: ContextDep) -> Response:
-    raw = await request.body()
-    payload = parse_completion_request(raw)
-    response = await unless_disconnected(
-        request,
-        ctx.gateway.forward(
-            endpoint=COMPLETIONS,
-            payload=payload,
-            raw=raw,
-            principal=grant.principal,
-            on_usage=grant.record_usage,
-        ),
-    )
-    response.headers.update(grant.headers)  # x-ratelimit-*
-    return response
+    return await forward_inference(request, grant, ctx, endpoint=COMPLETIONS, parse=parse_completion_request)
