@@ -10,7 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gateway_support import LLAMA_SERVER, LiveDaemon, LlamaServer, start_daemon, write_tiny_llama_gguf  # noqa: E402
+from gateway_support import LLAMA_SERVER, LiveDaemon, LlamaServer, start_daemon  # noqa: E402
+
+from tests.support.tiny_gguf import write_tiny_llama  # noqa: E402
 
 needs_llama = pytest.mark.skipif(
     not LLAMA_SERVER.exists(), reason=f"no llama-server binary at {LLAMA_SERVER}"
@@ -28,7 +30,7 @@ def daemon(tmp_path: Path) -> Iterator[LiveDaemon]:
 
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf")
+    return write_tiny_llama(tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf", n_embd=32)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import numpy as np
 import uvicorn
 from fastapi import FastAPI
 
@@ -31,75 +30,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def write_tiny_llama_gguf(
-    path: Path, *, n_embd: int = 32, n_layer: int = 2, n_ff: int = 64, seed: int = 0
-) -> Path:
-    """A real llama-architecture GGUF with random weights and a byte-level SPM vocab (~1 MB)."""
-    import gguf
-
-    rng = np.random.default_rng(seed)
-    n_head, n_head_kv = 4, 2
-    head_dim = n_embd // n_head
-    tokens: list[bytes] = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{i:02X}>".encode() for i in range(256)]
-    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [
-        gguf.TokenType.BYTE
-    ] * 256
-    for word in [
-        "\u2581",
-        *[chr(c) for c in range(ord("a"), ord("z") + 1)],
-        "\u2581the",
-        "\u2581a",
-        "\u2581hello",
-    ]:
-        tokens.append(word.encode())
-        types.append(gguf.TokenType.NORMAL)
-    n_vocab = len(tokens)
-    scores = [0.0] * 259 + [-float(i) for i in range(n_vocab - 259)]
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_context_length(4096)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_rope_dimension_count(head_dim)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
-    w.add_add_bos_token(True)
-
-    def t(name: str, *shape: int, ones: bool = False) -> None:
-        data = np.ones(shape, dtype=np.float32) if ones else rng.normal(0, 0.2, shape).astype(np.float32)
-        w.add_tensor(name, data)
-
-    t("token_embd.weight", n_vocab, n_embd)
-    t("output_norm.weight", n_embd, ones=True)
-    t("output.weight", n_vocab, n_embd)
-    for i in range(n_layer):
-        t(f"blk.{i}.attn_norm.weight", n_embd, ones=True)
-        t(f"blk.{i}.attn_q.weight", n_embd, n_embd)
-        t(f"blk.{i}.attn_k.weight", n_head_kv * head_dim, n_embd)
-        t(f"blk.{i}.attn_v.weight", n_head_kv * head_dim, n_embd)
-        t(f"blk.{i}.attn_output.weight", n_embd, n_embd)
-        t(f"blk.{i}.ffn_norm.weight", n_embd, ones=True)
-        t(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
-        t(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
-        t(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 class LlamaServer:

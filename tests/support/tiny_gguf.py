@@ -21,7 +21,13 @@ WORDS = ["▁the", "▁a", "▁cat", "▁dog", "▁is", "▁on", "▁mat", "▁h
 
 
 def write_tiny_llama(
-    path: Path, *, n_ctx_train: int = N_CTX_TRAIN, arch: str = "llama", n_layer: int = N_LAYER, seed: int = 0
+    path: Path,
+    *,
+    n_ctx_train: int = N_CTX_TRAIN,
+    arch: str = "llama",
+    n_layer: int = N_LAYER,
+    n_embd: int = N_EMBD,
+    seed: int = 0,
 ) -> Path:
     """Write a tiny llama GGUF to `path`.
 
@@ -41,12 +47,12 @@ def write_tiny_llama(
     w = GGUFWriter(str(path), arch)
     w.add_name("cortex-tiny-llama")
     w.add_context_length(n_ctx_train)
-    w.add_embedding_length(N_EMBD)
+    w.add_embedding_length(n_embd)
     w.add_block_count(n_layer)
     w.add_feed_forward_length(N_FF)
     w.add_head_count(N_HEAD)
     w.add_head_count_kv(N_HEAD_KV)
-    w.add_rope_dimension_count(N_EMBD // N_HEAD)
+    w.add_rope_dimension_count(n_embd // N_HEAD)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)  # all F32
     w.add_tokenizer_model("llama")
@@ -60,20 +66,20 @@ def write_tiny_llama(
     def t(name: str, *shape: int) -> None:
         w.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
 
-    head_dim = N_EMBD // N_HEAD
-    t("token_embd.weight", n_vocab, N_EMBD)
-    w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-    t("output.weight", n_vocab, N_EMBD)
+    head_dim = n_embd // N_HEAD
+    t("token_embd.weight", n_vocab, n_embd)
+    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    t("output.weight", n_vocab, n_embd)
     for i in range(n_layer):
-        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        t(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD)
-        t(f"blk.{i}.attn_k.weight", N_HEAD_KV * head_dim, N_EMBD)
-        t(f"blk.{i}.attn_v.weight", N_HEAD_KV * head_dim, N_EMBD)
-        t(f"blk.{i}.attn_output.weight", N_EMBD, N_EMBD)
-        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        t(f"blk.{i}.ffn_gate.weight", N_FF, N_EMBD)
-        t(f"blk.{i}.ffn_up.weight", N_FF, N_EMBD)
-        t(f"blk.{i}.ffn_down.weight", N_EMBD, N_FF)
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        t(f"blk.{i}.attn_q.weight", n_embd, n_embd)
+        t(f"blk.{i}.attn_k.weight", N_HEAD_KV * head_dim, n_embd)
+        t(f"blk.{i}.attn_v.weight", N_HEAD_KV * head_dim, n_embd)
+        t(f"blk.{i}.attn_output.weight", n_embd, n_embd)
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        t(f"blk.{i}.ffn_gate.weight", N_FF, n_embd)
+        t(f"blk.{i}.ffn_up.weight", N_FF, n_embd)
+        t(f"blk.{i}.ffn_down.weight", n_embd, N_FF)
 
     w.write_header_to_file()
     w.write_kv_data_to_file()
