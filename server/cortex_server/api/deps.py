@@ -244,6 +244,7 @@ class InferenceGrant:
     tokens_estimate: int
     headers: dict[str, str]  # x-ratelimit-*: copy onto a StreamingResponse
     limiter: RateLimiter
+    body: dict[str, Any] | None = None  # the request's JSON object, decoded once here
     finished: bool = field(default=False)
     tokens_used: int | None = None  # set from the usage row as soon as the gateway knows it
 
@@ -281,12 +282,12 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
     principal = await authenticate(request, sessions=False)
     if not principal.has_scope("inference"):
         raise PermissionDenied("This API key lacks the 'inference' scope.", fix="Use a key that has it.")
-    raw = await request.body()  # Starlette caches it: the route still parses the same body
+    raw = await request.body()  # Starlette caches it
     try:
-        body = orjson.loads(raw) if raw else {}  # orjson: this runs on every inference request
+        decoded = orjson.loads(raw) if raw else None  # decoded once: the route reuses grant.body
     except orjson.JSONDecodeError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
+        decoded = None  # the route answers 400 for it; here it just names no model
+    body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
     model = body.get("model") if isinstance(body.get("model"), str) else None
     if model is not None and not principal.model_allowed(model):
         raise PermissionDenied(
@@ -313,6 +314,7 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
         tokens_estimate=estimate,
         headers=decision.headers,
         limiter=ctx.rate_limiter,
+        body=decoded if isinstance(decoded, dict) else None,
     )
     try:
         yield grant

@@ -1,6 +1,6 @@
 """Shared request checks for the inference surfaces.
 
-Bodies are decoded once with orjson and checked only for what the gateway needs
+Bodies are decoded once with orjson (by the inference dependency) and checked only for what the gateway needs
 (routing, streaming); every other field, known or not, goes to the engine as-is.
 """
 
@@ -13,15 +13,19 @@ import orjson
 from cortexctl.core.errors import InvalidRequest
 
 
-def decode_object(body: bytes) -> dict[str, Any]:
+def decode_json(body: bytes) -> Any:
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise InvalidRequest(
             "We could not parse the JSON body of your request.",
             fix="Send a valid JSON object with Content-Type: application/json.",
             code="invalid_json",
         ) from None
+
+
+def check_object(payload: Any) -> dict[str, Any]:
+    """The decoded body as the gateway needs it: an object with a model and sane stream flags."""
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     model = payload.get("model")

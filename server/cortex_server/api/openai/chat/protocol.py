@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cortex_server.api.openai.protocol import decode_object, missing
+from cortex_server.api.openai.protocol import check_object, missing
 from cortexctl.core.errors import InvalidRequest
 
 
-def parse_chat_request(body: bytes) -> dict[str, Any]:
-    payload = decode_object(body)
+def parse_chat_request(decoded: Any) -> dict[str, Any]:
+    payload = check_object(decoded)
     messages = payload.get("messages")
     if messages is None:
         raise missing("messages", "a list of {role, content} objects")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cortex_server.api.openai.protocol import decode_object, missing
+from cortex_server.api.openai.protocol import check_object, missing
 from cortexctl.core.errors import InvalidRequest
 
 
-def parse_embedding_request(body: bytes) -> dict[str, Any]:
-    payload = decode_object(body)
+def parse_embedding_request(decoded: Any) -> dict[str, Any]:
+    payload = check_object(decoded)
     value = payload.get("input")
     if value is None:
         raise missing("input", "a string or a list of strings / token ids")
