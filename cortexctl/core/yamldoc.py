@@ -1,7 +1,15 @@
-"""YAML documents that remember where each value came from.
+"""YAML documents that remember where each value came from, parsed within fixed limits.
 
 Recipes and `cortex.yaml` report errors as `file:line: field: problem`; pydantic
 only knows the field path, so we keep a map from path to line while parsing.
+
+Every YAML CORTEX reads (recipes from the admin API and the CLI, bundle
+definitions, `cortex.yaml`) goes through `parse_yaml`, which is hostile-input
+safe: the text is capped in size before parsing, aliases are refused (a 200-byte
+"billion laughs" document otherwise expands into gigabytes once anything walks
+it), and nesting depth and node count are capped while composing, so parsing
+costs bounded memory and time. The document is composed once and constructed
+from that node tree (no second parse).
 """
 
 from __future__ import annotations
@@ -76,16 +84,76 @@ class YamlSyntaxError(ValueError):
         self.source, self.line, self.problem = source, line, problem
 
 
-def parse_yaml(text: str, *, source: str) -> YamlDoc:
+@dataclass(frozen=True)
+class YamlLimits:
+    """What one document may cost. Recipes and configs are a few KiB, 5-6 levels deep."""
+
+    max_bytes: int = 256 * 1024
+    max_depth: int = 32
+    max_nodes: int = 20_000
+
+
+DEFAULT_LIMITS = YamlLimits()
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and counts depth and nodes while composing."""
+
+    limits: YamlLimits = DEFAULT_LIMITS
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                problem=f"aliases (*{event.anchor}) are not accepted; write the value out in full",
+                problem_mark=event.start_mark,
+            )
+        self._nodes += 1
+        if self._nodes > self.limits.max_nodes:
+            raise yaml.MarkedYAMLError(
+                problem=f"more than {self.limits.max_nodes} values; this is not a recipe or config",
+                problem_mark=event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > self.limits.max_depth:
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested deeper than {self.limits.max_depth} levels",
+                    problem_mark=event.start_mark,
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def parse_yaml(text: str, *, source: str, limits: YamlLimits = DEFAULT_LIMITS) -> YamlDoc:
+    size = len(text.encode("utf-8", errors="surrogatepass")) if len(text) * 4 > limits.max_bytes else 0
+    if size > limits.max_bytes:
+        raise YamlSyntaxError(
+            source, 1, f"{size} bytes is more than the {limits.max_bytes} a YAML document may have"
+        )
+    loader = _LimitedLoader(text)
+    loader.limits = limits
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise YamlSyntaxError(source, line, f"invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(source, 1, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise YamlSyntaxError(source, 1, "invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise YamlSyntaxError(source, 1, f"invalid YAML value: {exc}") from None
+    finally:
+        loader.dispose()
     lines: dict[Loc, int] = {}
     duplicates: list[tuple[Loc, int, int]] = []
     if node is not None:
@@ -93,8 +161,17 @@ def parse_yaml(text: str, *, source: str) -> YamlDoc:
     return YamlDoc(source=source, data=data, lines=lines, duplicates=duplicates)
 
 
-def load_yaml_file(path: Path) -> YamlDoc:
-    return parse_yaml(path.read_text(encoding="utf-8"), source=str(path))
+def read_text_limited(path: Path, *, max_bytes: int = DEFAULT_LIMITS.max_bytes) -> str:
+    """A file's UTF-8 text, refusing (before reading it all) one larger than `max_bytes`."""
+    with path.open("rb") as fh:
+        raw = fh.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise YamlSyntaxError(str(path), 1, f"larger than the {max_bytes} bytes a YAML document may have")
+    return raw.decode("utf-8")
+
+
+def load_yaml_file(path: Path, *, limits: YamlLimits = DEFAULT_LIMITS) -> YamlDoc:
+    return parse_yaml(read_text_limited(path, max_bytes=limits.max_bytes), source=str(path), limits=limits)
 
 
 def _index(node: yaml.Node, path: Loc, lines: dict[Loc, int], duplicates: list[tuple[Loc, int, int]]) -> None:

@@ -15,7 +15,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cortexctl.core.errors import RecipeError
-from cortexctl.core.yamldoc import Loc, Problem, YamlDoc, YamlSyntaxError, parse_yaml, validation_problems
+from cortexctl.core.yamldoc import (
+    DEFAULT_LIMITS,
+    Loc,
+    Problem,
+    YamlDoc,
+    YamlSyntaxError,
+    parse_yaml,
+    validation_problems,
+)
 from cortexctl.recipes.extra_args import check_extra_args
 from cortexctl.recipes.schema import ENGINE_ARG_MODELS, NAME_PATTERN, Recipe
 from cortexctl.recipes.semantic import check_recipe
@@ -95,7 +103,14 @@ def read_recipe_text(path: Path | str) -> str:
     """The file's text exactly (no newline translation), so export can give back the same bytes."""
     p = Path(path)
     try:
-        return p.read_bytes().decode("utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(DEFAULT_LIMITS.max_bytes + 1)
+        if len(raw) > DEFAULT_LIMITS.max_bytes:
+            raise RecipeError(
+                f"{p}: larger than the {DEFAULT_LIMITS.max_bytes} bytes a recipe may have.",
+                fix="A recipe is a few KiB of YAML: check that this is the right file.",
+            )
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise RecipeError(f"{p}: no such recipe file.", fix="Check the path.") from None
     except IsADirectoryError:
