@@ -23,6 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+ENGINE = "llamacpp"
+ALLOW_LIST_NOTE = (
+    "options a recipe's extra_args may set carry \"allowed\": <category>, from "
+    "cortexctl/recipes/flags/allowlist.py; every other option is refused in recipes"
+)
+
 HELP_COLUMN = 40
 _SPELLING = re.compile(r"--?[A-Za-z0-9][\w.-]*")
 # `{none,mean}`, `[on|off|auto]`, `<0|1>`; not `<dev1,dev2,..>` (a list, not a choice)
@@ -132,6 +138,26 @@ def generate(binary: Path) -> dict[str, Any]:
     }
 
 
+def _allowlist_module() -> Any:
+    """cortexctl/recipes/flags/allowlist.py, loaded by path (this script may run outside the venv)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "cortexctl" / "recipes" / "flags" / "allowlist.py"
+    spec = importlib.util.spec_from_file_location("cortex_flag_allowlist", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def with_allow_list(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with each option's recipe allow-list category (see allowlist.py) written in."""
+    data = dict(data)
+    data["options"] = _allowlist_module().apply_allow_list(ENGINE, data["options"])
+    data.setdefault("generated", {})["allow_list"] = ALLOW_LIST_NOTE
+    return data
+
+
 def dump(data: dict[str, Any]) -> str:
     """Indented JSON with one option per line, so a version bump diffs readably."""
     options = data.pop("options")
@@ -142,10 +168,22 @@ def dump(data: dict[str, Any]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", type=Path, required=True, help="the llama-server to ask")
+    ap.add_argument("--binary", type=Path, help="the llama-server to ask")
+    ap.add_argument(
+        "--allow-list-only",
+        type=Path,
+        metavar="JSON",
+        help="re-apply the allow-list to this existing data file instead of asking the engine",
+    )
     ap.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
     args = ap.parse_args()
-    text = dump(generate(args.binary))
+    if args.allow_list_only is not None:
+        data = json.loads(args.allow_list_only.read_text(encoding="utf-8"))
+    elif args.binary is not None:
+        data = generate(args.binary)
+    else:
+        ap.error("give --binary (regenerate from the engine) or --allow-list-only JSON")
+    text = dump(with_allow_list(data))
     if args.output:
         args.output.write_text(text, encoding="utf-8")
         print(f"wrote {args.output}", file=sys.stderr)

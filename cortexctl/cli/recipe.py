@@ -235,9 +235,12 @@ def flags(
     templates: Annotated[
         bool, typer.Option("--templates", help="List llama.cpp's built-in chat templates.")
     ] = False,
+    allowed: Annotated[
+        bool, typer.Option("--allowed", help="Only the flags a recipe's extra_args may set (the allow-list).")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """The flags the pinned engine version accepts in args.extra_args."""
+    """The flags the pinned engine version has, and which of them a recipe may set (column `allowed`)."""
     version = engine_version(engine)
     if templates:
         names = flag_data(engine).get("chat_templates", [])
@@ -245,13 +248,21 @@ def flags(
         return
     seen: dict[tuple[str, ...], Any] = {}
     for info in accepted_flags(engine).values():
-        if match is None or any(match in n for n in info.names):
+        if (match is None or any(match in n for n in info.names)) and (info.allowed or not allowed):
             seen[info.names] = info
     if json_out:
-        print_json([{"names": list(i.names), "nargs": i.nargs, "choices": i.choices} for i in seen.values()])
+        print_json(
+            [
+                {"names": list(i.names), "nargs": i.nargs, "choices": i.choices, "allowed": i.allowed}
+                for i in seen.values()
+            ]
+        )
         return
     table = Table(
-        "flag", "value", title=f"{engine} {version}: {len(seen)} flags (data: {flags_file(engine).name})"
+        "flag",
+        "value",
+        "allowed",
+        title=f"{engine} {version}: {len(seen)} flags (data: {flags_file(engine).name})",
     )
     for info in sorted(seen.values(), key=lambda i: i.canonical):
         value = (
@@ -259,5 +270,5 @@ def flags(
             if info.choices
             else (info.value_hint or ("VALUE" if info.takes_value else ""))
         )
-        table.add_row(", ".join(info.names), value)
+        table.add_row(", ".join(info.names), value, info.allowed or "no (refused in recipes)")
     console.print(table)

@@ -2,7 +2,11 @@
 
 A flag must exist for that version (else: close matches and where the full list
 lives), must not repeat a typed field of `spec.args` (its value would fight the
-typed one), and must not be one that CORTEX sets itself (host, port, model, …).
+typed one), must not be one that CORTEX sets itself (host, port, model, …), and
+must be on the engine's allow-list (flags/allowlist.py, written into the flag
+data by the generators): a recipe decides what runs on the host, so flags that
+run code, name host files or addresses are refused, each with why and what to
+use instead.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from cortexctl.recipes.flags import (
     flags_file,
     normalize_flag,
 )
+from cortexctl.recipes.flags.allowlist import REFUSED, takes_path
 
 # The typed `spec.args` field that owns each flag; every spelling of the flag's option
 # is covered through the data file. The engine adapters render these fields.
@@ -68,8 +73,8 @@ CORTEX_FLAGS: dict[str, dict[str, str]] = {
         "--port": "CORTEX sets this (it picks a free port per replica)",
         "--model": "CORTEX sets this from spec.model.path",
         "--alias": "CORTEX sets this from spec.served_name",
-        "--api-key": "CORTEX sets this (the gateway checks API keys)",
-        "--api-key-file": "CORTEX sets this (the gateway checks API keys)",
+        "--api-key": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
+        "--api-key-file": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
         "--model-url": "CORTEX runs offline: put the file in the model store and use spec.model.path",
         "--hf-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
         "--hf-file": "CORTEX runs offline: put the file in the model store and use spec.model.path",
@@ -85,7 +90,7 @@ CORTEX_FLAGS: dict[str, dict[str, str]] = {
         "--port": "CORTEX sets this (it picks a free port per replica)",
         "--model": "CORTEX sets this from spec.model.path",
         "--served-model-name": "CORTEX sets this from spec.served_name",
-        "--api-key": "CORTEX sets this (the gateway checks API keys)",
+        "--api-key": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
         "--uds": "CORTEX sets this (engines listen on 127.0.0.1 TCP)",
         "--headless": "CORTEX runs the API server itself; headless mode is not supported",
     },
@@ -149,7 +154,8 @@ def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool =
         info = accepted.get(flag)
         base = flag.split(".", 1)[0]
         if info is None and "." in flag and base in accepted and accepted[base].dict_keys:
-            info = FlagInfo(names=(flag,), nargs=1)  # `--compilation-config.mode 3`
+            parent = accepted[base]  # `--compilation-config.mode 3`: allowed when its option is
+            info = FlagInfo(names=parent.names, nargs=1, help=parent.help, allowed=parent.allowed)
             flag = base
         if info is None:
             problems.append(ArgProblem(i, _unknown(engine, flag, accepted, program)))
@@ -164,6 +170,8 @@ def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool =
             refused = f"{flag} duplicates a typed field: use args.{typed[flag][1]} instead"
         elif flag in cortex:
             refused = f"{flag}: {cortex[flag][1]}"
+        elif info.allowed is None:
+            refused = refusal(engine, info)
         if refused is not None:
             problems.append(ArgProblem(i, refused))
             ignored: list[ArgProblem] = []  # one problem per refused flag: skip its values unchecked
@@ -171,6 +179,24 @@ def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool =
             continue
         i = _check_values(engine, info, flag, eq, inline, extra_args, i, problems)
     return problems
+
+
+def refusal(engine: str, info: FlagInfo) -> str:
+    """Why a recipe may not set this (existing, not allow-listed) flag, and what to do instead."""
+    flag = info.canonical
+    reasons = REFUSED.get(engine, {})
+    why = next((reasons[n] for n in info.names if n in reasons), None)
+    if why is None and takes_path(info.value_hint, info.help, info.nargs):
+        why = "it names a file or folder on the host; recipes name files only in spec.model and spec.args"
+    if why is None:
+        why = (
+            "it is not a performance, memory, context, parallelism, sampling, template, embeddings "
+            "or log-verbosity flag"
+        )
+    return (
+        f"{flag} is not allowed in a recipe: {why}. Flags a recipe may set: "
+        f"`cortexctl recipe flags {engine} --allowed` (data: cortexctl/recipes/flags/{flags_file(engine).name})"
+    )
 
 
 def _unknown(engine: str, flag: str, accepted: dict[str, FlagInfo], program: str) -> str:

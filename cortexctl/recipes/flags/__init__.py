@@ -35,6 +35,8 @@ class FlagInfo:
     choices: tuple[str, ...] | None = None
     help: str = ""
     dict_keys: bool = False  # vLLM: a JSON-object option that also takes `--opt.key value`
+    env: str | None = None  # the environment variable the engine also reads it from
+    allowed: str | None = None  # its category when a recipe's extra_args may set it (allowlist.py)
 
     @property
     def takes_value(self) -> bool:
@@ -81,6 +83,8 @@ def accepted_flags(engine: str) -> dict[str, FlagInfo]:
             choices=tuple(str(c) for c in choices) if choices is not None else None,
             help=opt.get("help", ""),
             dict_keys=bool(opt.get("dict_keys", False)),
+            env=opt.get("env"),
+            allowed=opt.get("allowed"),
         )
         for name in info.names:
             out[name] = info
