@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from cortexctl.core.errors import Conflict
 from cortexctl.core.settings import Settings
 from cortexctl.recipes.loader import load_recipe_file, parse_recipe
+from cortexctl.recipes.paths import store_roots
 from cortexctl.recipes.schema import Recipe
 
 
@@ -31,16 +32,16 @@ def register_recipes(settings: Settings, recipes: list[tuple[str, str]]) -> None
         upgrade_to_head(engine)
         with session_scope(make_session_factory(engine)) as session:
             for yaml_text, source in recipes:
-                _register_one(session, yaml_text=yaml_text, source=source)
+                _register_one(session, yaml_text=yaml_text, source=source, roots=store_roots(settings))
     finally:
         engine.dispose()
 
 
-def _register_one(session: Session, *, yaml_text: str, source: str) -> None:
+def _register_one(session: Session, *, yaml_text: str, source: str, roots: tuple[Path, ...]) -> None:
     from cortex_server.db.models import Recipe as RecipeRow
     from cortex_server.services.recipes import create_recipe
 
-    recipe = parse_recipe(yaml_text, source=source)
+    recipe = parse_recipe(yaml_text, source=source, roots=roots)
     existing = session.scalar(select(RecipeRow).where(RecipeRow.name == recipe.name))
     if existing is not None:
         if existing.yaml_text == yaml_text:
@@ -50,4 +51,4 @@ def _register_one(session: Session, *, yaml_text: str, source: str) -> None:
             f" (from {existing.source or 'the API'})",
             fix=f"Delete or rename recipe {recipe.name} first, then import the bundle again.",
         )
-    create_recipe(session, yaml_text=yaml_text, source=source)
+    create_recipe(session, yaml_text=yaml_text, source=source, roots=roots)

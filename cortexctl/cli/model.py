@@ -76,8 +76,10 @@ def create(
 ) -> None:
     """Register a recipe file and deploy it as a model."""
     from cortexctl.recipes.loader import load_recipe_file
+    from cortexctl.recipes.paths import store_roots
 
-    load_recipe_file(file)  # same validation as `recipe validate`, before anything reaches the daemon
+    # same validation as `recipe validate`, before anything reaches the daemon
+    load_recipe_file(file, roots=store_roots(settings_of(ctx)))
     client = AdminClient(settings_of(ctx))
     body = {"yaml": file.read_text(), "source": str(file.resolve()), "name": name, "start": start or wait}
     model = client.post("/admin/models", body)

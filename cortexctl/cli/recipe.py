@@ -15,6 +15,7 @@ from cortexctl.cli.common import JsonOpt, console, err_console, print_json, sett
 from cortexctl.core.client import AdminClient
 from cortexctl.core.errors import Conflict, CortexError, RecipeError
 from cortexctl.recipes.flags import ENGINE_VERSIONS, accepted_flags, engine_version, flag_data, flags_file
+from cortexctl.recipes.paths import store_roots
 from cortexctl.recipes.loader import RecipeReport, check_recipe_file, duplicate_problems, read_recipe_text
 
 app = typer.Typer(help="Check, register and export model recipes (YAML).", no_args_is_help=True)
@@ -39,8 +40,9 @@ VramOpt = Annotated[
 ]
 
 
-def _check_all(files: list[Path]) -> list[RecipeReport]:
-    reports = [check_recipe_file(f) for f in files]
+def _check_all(ctx: typer.Context, files: list[Path]) -> list[RecipeReport]:
+    roots = store_roots(settings_of(ctx))  # files a recipe names must be in the model store
+    reports = [check_recipe_file(f, roots=roots) for f in files]
     for p in duplicate_problems(reports):
         for r in reports:
             if r.source == p.source:
@@ -63,7 +65,7 @@ def validate(
     With --fit (or a GPU option) each valid recipe also gets the preflight a start
     would run: model present, checksum, VRAM fit, ports, the exact command.
     """
-    reports = _check_all(files)
+    reports = _check_all(ctx, files)
     fit_reports: dict[str, Any] = {}
     if fit or gpus or gpu_profile or vram:
         fit_reports = _preflight_all(ctx, reports, gpus=gpus, gpu_profile=gpu_profile, vram=vram)
@@ -137,7 +139,7 @@ def apply(
     json_out: JsonOpt = False,
 ) -> None:
     """Register recipes with the daemon, or update those that exist. Nothing is sent if any is invalid."""
-    reports = _check_all(files)
+    reports = _check_all(ctx, files)
     problems = [p for r in reports for p in r.problems]
     if problems:
         raise RecipeError(

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     vllm_bin: Path | None = Field(
         None, description="vllm executable for the process runtime; default: vllm on PATH"
     )
+    model_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders besides $CORTEX_HOME/models whose files recipes may name (absolute paths)",
+    )
     engine_port_range: tuple[int, int] = (18000, 18999)
     max_request_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     ready_timeout_s: float = Field(30.0, gt=0)
@@ -83,6 +87,14 @@ class Settings(BaseSettings):
         "cortex:", description="prefix of every Redis key and channel this daemon uses"
     )
     session_ttl_s: int = Field(12 * 3600, ge=60, description="browser session lifetime")
+
+    @field_validator("model_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        for root in value:
+            if not root.expanduser().is_absolute():
+                raise ValueError(f"{str(root)!r} is not an absolute path; model_roots lists absolute folders")
+        return [r.expanduser() for r in value]
 
     @field_validator("trusted_proxies")
     @classmethod

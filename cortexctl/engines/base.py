@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import httpx
 
 from cortexctl.core.errors import EngineError, RecipeError
+from cortexctl.recipes.paths import require_in_store, store_roots
 
 if TYPE_CHECKING:
     from cortexctl.core.settings import Settings
@@ -152,12 +153,14 @@ def build_launch_spec(
     spec = recipe.spec
     if spec.engine != engine:
         raise EngineError(f"recipe {recipe.name!r} is for engine {spec.engine!r}, not {engine!r}")
-    model_path = spec.model.resolve(settings.models_dir)
+    # Checked again here, not only when the recipe was applied: the store's contents (a
+    # symlink swapped in) or the configured roots may have changed since.
+    roots = store_roots(settings)
+    model_path = require_in_store(spec.model.path, roots, param="spec.model.path")
     mounts = [Mount(model_path, f"{CONTAINER_MODELS_DIR}/{model_path.name}")]
     template_host = template_container = None
     if template is not None:
-        tpl = Path(template).expanduser()
-        tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
+        tpl = require_in_store(template, roots, param="spec.args (chat template file)")
         template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
         mounts.append(Mount(tpl, template_container))
     env = dict(env or {})

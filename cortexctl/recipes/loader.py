@@ -73,26 +73,27 @@ def recipe_error(problems: Sequence[Problem]) -> RecipeError:
     )
 
 
-def parse_recipe(text: str, *, source: str, base_dir: Path | None = None) -> Recipe:
+def parse_recipe(text: str, *, source: str, roots: Sequence[Path] | None = None) -> Recipe:
     """The recipe in `text`, or RecipeError listing every problem.
 
-    `base_dir` resolves relative file paths in the recipe (chat templates); by
-    default the directory of `source` when `source` names an existing file.
+    `roots` (`paths.store_roots(settings)`) confine the files the recipe names; every
+    path that accepts a recipe passes them. None skips the file checks: for re-reading
+    recipes already stored (the launch checks their files again).
     """
-    report = check_recipe_text(text, source=source, base_dir=base_dir)
+    report = check_recipe_text(text, source=source, roots=roots)
     if not report.ok:
         raise report.error()
     assert report.recipe is not None
     return report.recipe
 
 
-def load_recipe_file(path: Path | str) -> Recipe:
-    return parse_recipe(read_recipe_text(path), source=str(path), base_dir=Path(path).parent)
+def load_recipe_file(path: Path | str, *, roots: Sequence[Path] | None = None) -> Recipe:
+    return parse_recipe(read_recipe_text(path), source=str(path), roots=roots)
 
 
-def load_recipe_files(paths: Iterable[Path | str]) -> list[Recipe]:
+def load_recipe_files(paths: Iterable[Path | str], *, roots: Sequence[Path] | None = None) -> list[Recipe]:
     """All recipes, or one RecipeError with the problems of every file (names must be unique)."""
-    reports = [check_recipe_file(p) for p in paths]
+    reports = [check_recipe_file(p, roots=roots) for p in paths]
     problems = [p for r in reports for p in r.problems] + duplicate_problems(reports)
     if problems:
         raise recipe_error(problems)
@@ -121,18 +122,16 @@ def read_recipe_text(path: Path | str) -> str:
         ) from None
 
 
-def check_recipe_file(path: Path | str) -> RecipeReport:
+def check_recipe_file(path: Path | str, *, roots: Sequence[Path] | None = None) -> RecipeReport:
     try:
         text = read_recipe_text(path)
     except RecipeError as exc:
         return RecipeReport(source=str(path), problems=[Problem(str(path), 1, "(file)", exc.message)])
-    return check_recipe_text(text, source=str(path), base_dir=Path(path).parent)
+    return check_recipe_text(text, source=str(path), roots=roots)
 
 
-def check_recipe_text(text: str, *, source: str, base_dir: Path | None = None) -> RecipeReport:
+def check_recipe_text(text: str, *, source: str, roots: Sequence[Path] | None = None) -> RecipeReport:
     """Schema, flag and cross-field checks of one recipe; never raises for a bad recipe."""
-    if base_dir is None and Path(source).is_absolute() and Path(source).is_file():
-        base_dir = Path(source).parent
     report = RecipeReport(source=source)
     try:
         doc = parse_yaml(text, source=source)
@@ -150,7 +149,7 @@ def check_recipe_text(text: str, *, source: str, base_dir: Path | None = None) -
     recipe = None
     if not problems:
         recipe = Recipe.model_validate(doc.data)
-        problems += [doc.problem(loc, msg) for loc, msg in check_recipe(recipe, base_dir=base_dir)]
+        problems += [doc.problem(loc, msg) for loc, msg in check_recipe(recipe, roots=roots)]
     report.problems = sorted(problems, key=lambda p: p.line)
     report.recipe = recipe if not problems else None
     return report
@@ -239,11 +238,3 @@ def _walk_fields(model: type[BaseModel], loc: Loc, out: dict[Loc, list[str]]) ->
         ann = f.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):  # spec.args (a union) is added by engine
             _walk_fields(ann, loc + (f.alias or name,), out)
-
-
-def resolve_recipe_path(value: str, *, source: str | None) -> Path:
-    """A path from a recipe (e.g. chat_template_file): relative ones are relative to the recipe file."""
-    path = Path(value).expanduser()
-    if path.is_absolute() or not source:
-        return path
-    return Path(source).parent / path

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from cortexctl.core.yamldoc import Loc
 from cortexctl.recipes.extra_args import TYPED_FLAGS
 from cortexctl.recipes.flags import VLLM_VERSION, accepted_flags, engine_version, flag_data
+from cortexctl.recipes.paths import confine, outside_message
 from cortexctl.recipes.schema import LlamaCppArgs, Recipe, RecipeSpec, VllmArgs
 
 Finding = tuple[Loc, str]
@@ -27,17 +29,23 @@ JINJA_FLAGS = ("--jinja", "--no-jinja")
 MEMORY_PATTERN = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
-def check_recipe(recipe: Recipe, *, base_dir: Path | None) -> list[Finding]:
-    """Every cross-field problem of `recipe`; `base_dir` resolves relative template paths."""
+def check_recipe(recipe: Recipe, *, roots: Sequence[Path] | None) -> list[Finding]:
+    """Every cross-field problem of `recipe`.
+
+    `roots` (the model store first, see paths.py) confine every file the recipe names;
+    None skips the file checks (re-reading a stored recipe: launch checks them again).
+    """
     spec = recipe.spec
     out: list[Finding] = []
     out += _check_gpus(spec)
     out += _check_typed_flags(spec)
+    if roots is not None and confine(spec.model.path, roots) is None:
+        out.append((("spec", "model", "path"), outside_message(spec.model.path, roots)))
     args = spec.engine_args()
     if isinstance(args, LlamaCppArgs):
-        out += _check_llamacpp(spec, args, base_dir)
+        out += _check_llamacpp(spec, args, roots)
     else:
-        out += _check_vllm(spec, args, base_dir)
+        out += _check_vllm(spec, args, roots)
     if spec.resources.memory is not None and not MEMORY_PATTERN.match(spec.resources.memory):
         out.append(
             (
@@ -102,7 +110,7 @@ def _check_typed_flags(spec: RecipeSpec) -> list[Finding]:
     return out
 
 
-def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None) -> list[Finding]:
+def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, roots: Sequence[Path] | None) -> list[Finding]:
     out: list[Finding] = []
     if spec.gpus == "none" and args.gpu_layers not in (0,):
         out.append(
@@ -137,7 +145,7 @@ def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None)
                 )
             )
     if args.chat_template_file:
-        out += _check_file(ARGS + ("chat_template_file",), args.chat_template_file, base_dir)
+        out += _check_file(ARGS + ("chat_template_file",), args.chat_template_file, roots)
     if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":
         out.append(
             (
@@ -166,7 +174,7 @@ def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None)
     return out
 
 
-def _check_vllm(spec: RecipeSpec, args: VllmArgs, base_dir: Path | None) -> list[Finding]:
+def _check_vllm(spec: RecipeSpec, args: VllmArgs, roots: Sequence[Path] | None) -> list[Finding]:
     out: list[Finding] = []
     needed = args.tensor_parallel_size * args.pipeline_parallel_size
     if isinstance(spec.gpus, list) and spec.gpus:
@@ -200,7 +208,7 @@ def _check_vllm(spec: RecipeSpec, args: VllmArgs, base_dir: Path | None) -> list
             )
         )
     if args.chat_template and "{" not in args.chat_template:  # a path, not an inline Jinja template
-        out += _check_file(ARGS + ("chat_template",), args.chat_template, base_dir)
+        out += _check_file(ARGS + ("chat_template",), args.chat_template, roots)
     if args.max_model_len is not None:
         out += _check_max_tokens(spec, args.max_model_len, "args.max_model_len")
     return out
@@ -228,14 +236,13 @@ def _check_max_tokens(spec: RecipeSpec, limit: int, what: str) -> list[Finding]:
     return []
 
 
-def _check_file(loc: Loc, value: str, base_dir: Path | None) -> list[Finding]:
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        if base_dir is None:
-            return [
-                (loc, f"relative path {value!r} needs the recipe's file to resolve; give an absolute path")
-            ]
-        path = base_dir / path
+def _check_file(loc: Loc, value: str, roots: Sequence[Path] | None) -> list[Finding]:
+    """A file the engine will read: inside the store (no oracle when not), then present."""
+    if roots is None:
+        return []
+    path = confine(value, roots)
+    if path is None:
+        return [(loc, outside_message(value, roots))]
     if not path.is_file():
-        return [(loc, f"file not found: {path} (relative paths are relative to the recipe file)")]
+        return [(loc, f"file not found in the model store: {value} (relative paths start in {roots[0]})")]
     return []

@@ -17,6 +17,7 @@ from typing import Any
 from cortexctl.core.errors import CortexError, RecipeError
 from cortexctl.core.settings import Settings
 from cortexctl.recipes.schema import Recipe
+from cortexctl.recipes.paths import confine, outside_message, store_roots
 from cortexctl.validation.breakdown import Breakdown
 from cortexctl.validation.capability import check_capability
 from cortexctl.validation.checks import (
@@ -162,7 +163,9 @@ def validate(
         spec_over = recipe.spec.model_copy(update={"gpus": parse_gpu_selection(select_gpus)})
         recipe = recipe.model_copy(update={"spec": spec_over})
     spec = recipe.spec
-    path = spec.model.resolve(settings.models_dir)
+    roots = store_roots(settings)
+    confined = confine(spec.model.path, roots)
+    path = confined if confined is not None else spec.model.resolve(settings.models_dir)
     gpu_list, pretend = resolve_gpus(recipe, gpus=gpus, gpu_profile=gpu_profile, vram=vram)
     report = ValidationReport(
         recipe=recipe.name,
@@ -175,6 +178,9 @@ def validate(
         command=command,
     )
     checks = report.checks
+    if confined is None:  # never opened, never stat'ed: the answer must not depend on the host's files
+        checks.append(fail("model_file", outside_message(spec.model.path, roots), "Fix spec.model.path."))
+        return report
     checks.append(check_model_file(path, spec.model.sha256, verify=verify_sha256))
     checks.append(check_gpus_exist(spec, gpu_list))
     checks.append(check_gpus_not_used(spec, gpu_list, dict(used_gpus or {})))

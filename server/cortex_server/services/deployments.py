@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,22 +15,31 @@ from cortex_server.services import models as model_store
 from cortex_server.services import recipes as recipe_store
 from cortexctl.core.errors import InvalidRequest
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import get_engine
+from cortexctl.engines.base import engine_container_name
+from cortexctl.engines.base import engine_log_file as log_file_of
 from cortexctl.recipes.loader import parse_recipe
 
 
 def deploy(
-    session: Session, *, yaml_text: str | None, source: str | None, recipe_name: str | None, name: str | None
+    session: Session,
+    *,
+    yaml_text: str | None,
+    source: str | None,
+    recipe_name: str | None,
+    name: str | None,
+    roots: Sequence[Path],
 ) -> Model:
-    """Register (or update) the recipe when YAML is given, then create a model for it."""
+    """Register (or update) the recipe when YAML is given, then create a model for it.
+
+    `roots` confine the files the recipe names (paths.store_roots(settings))."""
 
     if yaml_text is not None:
-        doc = parse_recipe(yaml_text, source=source or "request")
+        doc = parse_recipe(yaml_text, source=source or "request", roots=roots)
         existing = session.scalar(select(Recipe).where(Recipe.name == doc.name))
         if existing is None:
-            recipe_store.create_recipe(session, yaml_text=yaml_text, source=source)
+            recipe_store.create_recipe(session, yaml_text=yaml_text, source=source, roots=roots)
         elif existing.yaml_text != yaml_text:
-            recipe_store.update_recipe(session, name=doc.name, yaml_text=yaml_text, source=source)
+            recipe_store.update_recipe(session, name=doc.name, yaml_text=yaml_text, source=source, roots=roots)
         recipe_name = doc.name
     if recipe_name is None:
         raise InvalidRequest("Give either a recipe YAML or the name of a registered recipe.", param="recipe")
@@ -36,10 +47,14 @@ def deploy(
     return model_store.create_model(session, recipe=recipe, name=name)
 
 
-def describe(session: Session, *, model: Model) -> ModelPublic:
+def describe(session: Session, *, model: Model, host_details: bool = True) -> ModelPublic:
+    """The admin view of a model. `host_details=False` (callers that are not operators) leaves out
+    what may name host paths or processes: state reasons, diagnoses, pids, container ids, ports."""
     recipe = session.get(Recipe, model.recipe_id)
-    replicas = model_store.replicas_of(session, model_id=model.id)
+    replicas = [ReplicaPublic.model_validate(r) for r in model_store.replicas_of(session, model_id=model.id)]
     runtimes = {r.runtime for r in replicas if r.runtime}
+    if not host_details:
+        replicas = [_without_host(r) for r in replicas]
     return ModelPublic(
         name=model.name,
         recipe=recipe.name if recipe else "?",
@@ -47,22 +62,36 @@ def describe(session: Session, *, model: Model) -> ModelPublic:
         served_name=model.served_name,
         desired_state=model.desired_state,
         state=model.state,
-        state_reason=model.state_reason,
+        state_reason=model.state_reason if host_details else None,
         state_changed_at=model.state_changed_at,
-        diagnosis=model.diagnosis,
+        diagnosis=model.diagnosis if host_details else _rule_only(model.diagnosis),
         runtime=runtimes.pop() if len(runtimes) == 1 else (",".join(sorted(runtimes)) or None),
-        replicas=[ReplicaPublic.model_validate(r) for r in replicas],
+        replicas=replicas,
         created_at=model.created_at,
+    )
+
+
+def _rule_only(diagnosis: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {"rule": diagnosis.get("rule")} if diagnosis else None
+
+
+def _without_host(replica: ReplicaPublic) -> ReplicaPublic:
+    return replica.model_copy(
+        update={
+            "state_reason": None,
+            "pid": None,
+            "container_id": None,
+            "port": None,
+            "diagnosis": _rule_only(replica.diagnosis),
+        }
     )
 
 
 def engine_log_file(settings: Settings, *, session: Session, model: Model, replica: int) -> Path:
     """Where the engine of one replica writes its log (both runtimes mirror into this file)."""
-    entry = model_store.load_with_recipe(session, model=model)
-    spec = get_engine(entry.recipe.spec.engine).launch_spec(
-        entry.recipe, model_id=model.id, replica_index=replica, port=0, settings=settings
-    )
-    return spec.log_file
+    recipe = session.get(Recipe, model.recipe_id)
+    engine = recipe.engine if recipe is not None else "llamacpp"
+    return log_file_of(settings, engine_container_name(engine, model.id, replica))
 
 
 def read_tail(path: Path, *, lines: int) -> str:

@@ -7,6 +7,8 @@ bytes; the columns beside it (engine, served name) are derived for listings.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -28,8 +30,11 @@ def recipe_of(row: RecipeRow) -> Recipe:
     return parse_recipe(row.yaml_text, source=row.source or f"recipe {row.name}")
 
 
-def create_recipe(session: Session, *, yaml_text: str, source: str | None = None) -> RecipeRow:
-    recipe = parse_recipe(yaml_text, source=source or API_SOURCE)
+def create_recipe(
+    session: Session, *, yaml_text: str, source: str | None = None, roots: Sequence[Path]
+) -> RecipeRow:
+    """Validate (files confined to `roots`, paths.store_roots) and store a new recipe."""
+    recipe = parse_recipe(yaml_text, source=source or API_SOURCE, roots=roots)
     if _find(session, recipe.name) is not None:
         raise Conflict(
             f"A recipe named {recipe.name!r} already exists.",
@@ -52,9 +57,11 @@ def create_recipe(session: Session, *, yaml_text: str, source: str | None = None
     return row
 
 
-def update_recipe(session: Session, *, name: str, yaml_text: str, source: str | None = None) -> RecipeRow:
+def update_recipe(
+    session: Session, *, name: str, yaml_text: str, source: str | None = None, roots: Sequence[Path]
+) -> RecipeRow:
     row = get_recipe(session, name=name)
-    recipe = parse_recipe(yaml_text, source=source or API_SOURCE)
+    recipe = parse_recipe(yaml_text, source=source or API_SOURCE, roots=roots)
     if recipe.name != name:
         raise InvalidRequest(
             f"The YAML names recipe {recipe.name!r}, not {name!r}.",

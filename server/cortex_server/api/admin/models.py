@@ -1,4 +1,10 @@
-"""/admin/models: deploy recipes, start/stop/restart, inspect state and engine logs."""
+"""/admin/models: deploy recipes, start/stop/restart, inspect state and engine logs.
+
+Models are appliance-wide: changing them, reading engine logs and the preflight
+(which shows the engine command with its host paths) is for operators. Other
+holders of models:read see each model's state without host details (no pids,
+container ids, diagnosis text or log lines).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,12 @@ from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
 from cortex_server.services import audit, deployments
 from cortex_server.services import models as model_store
 from cortexctl.core.preflight import preflight
+from cortexctl.recipes.paths import store_roots
 
 router = APIRouter(prefix="/admin/models", tags=["admin: models"])
 ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
+# What names host paths (engine logs, the preflight's command): operators only.
+HostReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
 # Models are appliance-wide (no org column): only operators (default-org admins) change them.
 ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
 
@@ -29,7 +38,12 @@ def create_model(
     body: ModelCreate, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
 ):
     model = deployments.deploy(
-        session, yaml_text=body.yaml, source=body.source, recipe_name=body.recipe, name=body.name
+        session,
+        yaml_text=body.yaml,
+        source=body.source,
+        recipe_name=body.recipe,
+        name=body.name,
+        roots=store_roots(ctx.settings),
     )
     if body.start:
         model_store.set_desired(session, model=model, desired="running", reason="started on create")
@@ -42,13 +56,15 @@ def create_model(
 
 
 @router.get("", response_model=list[ModelPublic])
-def list_models(_: ModelsReader, session: SessionDep):
-    return [deployments.describe(session, model=m) for m in model_store.list_models(session)]
+def list_models(principal: ModelsReader, session: SessionDep):
+    host = principal.is_operator
+    return [deployments.describe(session, model=m, host_details=host) for m in model_store.list_models(session)]
 
 
 @router.get("/{name}", response_model=ModelPublic)
-def show_model(name: str, _: ModelsReader, session: SessionDep):
-    return deployments.describe(session, model=model_store.get_model(session, name=name))
+def show_model(name: str, principal: ModelsReader, session: SessionDep):
+    model = model_store.get_model(session, name=name)
+    return deployments.describe(session, model=model, host_details=principal.is_operator)
 
 
 def _set_desired(
@@ -94,7 +110,7 @@ def start_model(
 @router.post("/{name}/validate")
 def validate_model(
     name: str,
-    _: ModelsReader,
+    _: HostReader,
     session: SessionDep,
     ctx: ContextDep,
     gpus: Annotated[str | None, Query(description="GPU selection override, e.g. 0,1")] = None,
@@ -142,7 +158,7 @@ def delete_model(name: str, request: Request, principal: ModelsWriter, session: 
 @router.get("/{name}/logs", response_model=ModelLogs)
 def model_logs(
     name: str,
-    _: ModelsReader,
+    _: HostReader,
     session: SessionDep,
     ctx: ContextDep,
     replica: Annotated[int, Query(ge=0)] = 0,

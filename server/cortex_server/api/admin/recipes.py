@@ -1,4 +1,10 @@
-"""/admin/recipes: list, show, export, create, update, delete."""
+"""/admin/recipes: list, show, export, create, update, delete — operators only.
+
+Recipes are appliance-wide and decide what runs on the host (engine flags, the
+files an engine opens), and their YAML names host paths: every route here needs
+an operator (an admin of the default org), like the write routes of
+/admin/models. Tenants see the models they may use through GET /v1/models.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from cortex_server.api.deps import SessionDep, require_scope
+from cortex_server.api.deps import ContextDep, SessionDep, require_scope
 from cortex_server.core.auth import Principal
 from cortex_server.db.models import Recipe as RecipeRow
 from cortex_server.schemas.recipes import RecipeApply, RecipeDetail, RecipePublic
 from cortex_server.services import audit, recipes
 from cortexctl.core.errors import RecipeError
+from cortexctl.recipes.paths import store_roots
 
 router = APIRouter(prefix="/admin/recipes", tags=["admin: recipes"])
 
-ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
-ModelsWriter = Annotated[Principal, Depends(require_scope("models:write"))]
+ModelsReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
+ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
 
 
 def _client_ip(request: Request) -> str | None:
@@ -59,9 +66,11 @@ def export_recipe(name: str, _: ModelsReader, session: SessionDep) -> PlainTextR
 
 @router.post("", response_model=RecipeDetail, status_code=201)
 def create_recipe(
-    body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
+    body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
 ) -> RecipeDetail:
-    row = recipes.create_recipe(session, yaml_text=body.yaml, source=body.source)
+    row = recipes.create_recipe(
+        session, yaml_text=body.yaml, source=body.source, roots=store_roots(ctx.settings)
+    )
     audit.record(
         session,
         principal=principal,
@@ -75,9 +84,16 @@ def create_recipe(
 
 @router.put("/{name}", response_model=RecipeDetail)
 def update_recipe(
-    name: str, body: RecipeApply, request: Request, principal: ModelsWriter, session: SessionDep
+    name: str,
+    body: RecipeApply,
+    request: Request,
+    principal: ModelsWriter,
+    session: SessionDep,
+    ctx: ContextDep,
 ) -> RecipeDetail:
-    row = recipes.update_recipe(session, name=name, yaml_text=body.yaml, source=body.source)
+    row = recipes.update_recipe(
+        session, name=name, yaml_text=body.yaml, source=body.source, roots=store_roots(ctx.settings)
+    )
     audit.record(
         session,
         principal=principal,

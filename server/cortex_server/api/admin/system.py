@@ -1,4 +1,4 @@
-"""/admin/system: what this daemon is and where its data lives."""
+"""/admin/system: what this daemon is and where its data lives (host paths: operators only)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import time
 from fastapi import APIRouter
 
 from cortex_server import __version__
-from cortex_server.api.deps import AdminPrincipal, ContextDep
+from cortex_server.api.deps import ContextDep, OperatorPrincipal
 
 router = APIRouter(prefix="/admin/system", tags=["admin: system"])
 
 
 @router.get("")
-def system_info(_: AdminPrincipal, ctx: ContextDep) -> dict[str, object]:
+def system_info(_: OperatorPrincipal, ctx: ContextDep) -> dict[str, object]:
     return {
         "version": __version__,
         "pid": os.getpid(),
