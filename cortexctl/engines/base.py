@@ -3,10 +3,17 @@
 An engine adapter is pure: it turns a recipe into a `LaunchSpec` (for either
 runtime), probes readiness over HTTP, and diagnoses a failed start from its log.
 It never starts processes itself; runtimes do (`cortexctl.runtimes`).
+
+Engines answer only the gateway: the supervisor gives each replica a fresh
+random key at launch (`new_engine_key`), passed in the engine's environment
+(`api_key_env`: llama-server reads LLAMA_API_KEY, vLLM VLLM_API_KEY), never in
+argv where `ps` would show it. The gateway sends it on every proxied request,
+probe and scrape; anything else on the host calling the engine port gets 401.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -48,6 +55,17 @@ class LaunchSpec:
     memory_limit_bytes: int | None
     labels: dict[str, str]
     log_file: Path  # $CORTEX_HOME/logs/engines/{name}.log
+    api_key: str | None = field(default=None, repr=False)  # the engine key; also in env[api_key_env]
+    api_key_env: str | None = None
+
+
+def new_engine_key() -> str:
+    """A fresh per-launch engine key (256 bits)."""
+    return "cortex-engine-" + secrets.token_urlsafe(32)
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 class ProbeState(StrEnum):
@@ -75,12 +93,22 @@ class Engine(Protocol):
     name: ClassVar[str]
     default_image: ClassVar[str]
     metrics_path: ClassVar[str]
+    api_key_env: ClassVar[str]  # the environment variable the engine reads its API key from
 
     def launch_spec(
-        self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
+        self,
+        recipe: Recipe,
+        *,
+        model_id: int,
+        replica_index: int,
+        port: int,
+        settings: Settings,
+        api_key: str | None = None,
     ) -> LaunchSpec: ...
 
-    async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe: ...
+    async def probe(
+        self, client: httpx.AsyncClient, base_url: str, *, served_name: str, api_key: str | None = None
+    ) -> Probe: ...
 
     def diagnose(self, log_text: str) -> Diagnosis | None: ...
 
@@ -144,6 +172,8 @@ def build_launch_spec(
     template: str | None,
     engine_args: Callable[[str, str | None], list[str]],
     env: dict[str, str] | None = None,
+    api_key: str | None = None,
+    api_key_env: str | None = None,
 ) -> LaunchSpec:
     """The parts every adapter shares: file placement (host paths for the process runtime,
     read-only mounts for containers), name, labels, GPUs, limits and log file.
@@ -164,6 +194,10 @@ def build_launch_spec(
         template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
         mounts.append(Mount(tpl, template_container))
     env = dict(env or {})
+    if api_key is not None:
+        if api_key_env is None:
+            raise EngineError(f"engine {engine} takes no API key from its environment")
+        env[api_key_env] = api_key
     gpus = gpus_of(recipe)
     if isinstance(gpus, tuple):
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
@@ -188,6 +222,8 @@ def build_launch_spec(
             port=port,
         ),
         log_file=engine_log_file(settings, name),
+        api_key=api_key,
+        api_key_env=api_key_env if api_key is not None else None,
     )
 
 
@@ -222,9 +258,11 @@ def parse_memory(text: str | None) -> int | None:
     return int(float(m.group(1)) * _SIZE_UNITS[unit])
 
 
-async def get_json(client: httpx.AsyncClient, url: str) -> tuple[int, object | None]:
+async def get_json(
+    client: httpx.AsyncClient, url: str, *, api_key: str | None = None
+) -> tuple[int, object | None]:
     """(status, parsed JSON or None); raises httpx.TransportError when nothing answers."""
-    resp = await client.get(url)
+    resp = await client.get(url, headers=auth_headers(api_key))
     try:
         return resp.status_code, resp.json()
     except ValueError:

@@ -71,9 +71,17 @@ class LlamaCppEngine:
     name: ClassVar[str] = "llamacpp"
     default_image: ClassVar[str] = f"cortex/llamacpp-cpu:{LLAMA_CPP_VERSION}"
     metrics_path: ClassVar[str] = "/metrics"
+    api_key_env: ClassVar[str] = "LLAMA_API_KEY"  # read by the pinned version as --api-key
 
     def launch_spec(
-        self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
+        self,
+        recipe: Recipe,
+        *,
+        model_id: int,
+        replica_index: int,
+        port: int,
+        settings: Settings,
+        api_key: str | None = None,
     ) -> LaunchSpec:
         args = recipe.spec.engine_args()
         if not isinstance(args, LlamaCppArgs):
@@ -92,6 +100,8 @@ class LlamaCppEngine:
             replica_index=replica_index,
             port=port,
             settings=settings,
+            api_key=api_key,
+            api_key_env=self.api_key_env,
             argv_prefix=[binary],
             template=args.chat_template_file,
             engine_args=lambda model, template: llama_server_args(
@@ -99,9 +109,11 @@ class LlamaCppEngine:
             ),
         )
 
-    async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe:
+    async def probe(
+        self, client: httpx.AsyncClient, base_url: str, *, served_name: str, api_key: str | None = None
+    ) -> Probe:
         try:
-            status, body = await get_json(client, f"{base_url}/health")
+            status, body = await get_json(client, f"{base_url}/health", api_key=api_key)
         except httpx.TransportError as exc:
             return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
         if status == 503:
@@ -109,8 +121,8 @@ class LlamaCppEngine:
         if status != 200:
             return Probe(ProbeState.DOWN, f"/health answered {status}")
         try:
-            status, models = await get_json(client, f"{base_url}/v1/models")
-            _, props = await get_json(client, f"{base_url}/props")
+            status, models = await get_json(client, f"{base_url}/v1/models", api_key=api_key)
+            _, props = await get_json(client, f"{base_url}/props", api_key=api_key)
         except httpx.TransportError as exc:
             return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
         listed = served_names(models)

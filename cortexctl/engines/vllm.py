@@ -92,9 +92,17 @@ class VllmEngine:
     name: ClassVar[str] = "vllm"
     default_image: ClassVar[str] = f"vllm/vllm-openai:v{VLLM_VERSION}"
     metrics_path: ClassVar[str] = "/metrics"
+    api_key_env: ClassVar[str] = "VLLM_API_KEY"  # read by the pinned version as --api-key
 
     def launch_spec(
-        self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
+        self,
+        recipe: Recipe,
+        *,
+        model_id: int,
+        replica_index: int,
+        port: int,
+        settings: Settings,
+        api_key: str | None = None,
     ) -> LaunchSpec:
         args = recipe.spec.engine_args()
         if not isinstance(args, VllmArgs):
@@ -113,6 +121,8 @@ class VllmEngine:
             replica_index=replica_index,
             port=port,
             settings=settings,
+            api_key=api_key,
+            api_key_env=self.api_key_env,
             argv_prefix=[binary, "serve"],
             template=args.chat_template,
             engine_args=lambda model, template: vllm_serve_args(
@@ -121,12 +131,14 @@ class VllmEngine:
             env=dict(OFFLINE_ENV),
         )
 
-    async def probe(self, client: httpx.AsyncClient, base_url: str, *, served_name: str) -> Probe:
+    async def probe(
+        self, client: httpx.AsyncClient, base_url: str, *, served_name: str, api_key: str | None = None
+    ) -> Probe:
         try:
-            status, _ = await get_json(client, f"{base_url}/health")
+            status, _ = await get_json(client, f"{base_url}/health", api_key=api_key)
             if status != 200:
                 return Probe(ProbeState.LOADING, f"/health answered {status}")
-            status, models = await get_json(client, f"{base_url}/v1/models")
+            status, models = await get_json(client, f"{base_url}/v1/models", api_key=api_key)
         except httpx.TransportError as exc:
             return Probe(ProbeState.DOWN, f"not answering: {type(exc).__name__}")
         listed = served_names(models)

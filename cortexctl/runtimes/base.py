@@ -32,6 +32,7 @@ class RunningEngine:
     labels: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     container_id: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # the engine key (see engines/base.py)
 
 
 @dataclass(frozen=True)

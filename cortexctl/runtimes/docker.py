@@ -4,7 +4,9 @@ Containers are named after the LaunchSpec (`llamacpp-model-{id}`), labelled
 `cortex.managed=true` (+ model id, replica, engine, served name, port) so a new
 daemon can adopt them, use host networking (the engine binds 127.0.0.1 itself),
 bind-mount model files read-only, get GPUs by device request, and are never
-pulled: an absent image is an error naming the bundle to import.
+pulled: an absent image is an error naming the bundle to import. The engine key
+travels in the container's environment; the label `cortex.api-key-env` names the
+variable so a new daemon can read it back from `docker inspect` when adopting.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cortexctl.runtimes.base import ExitInfo, RunningEngine
 log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "cortex.managed"
+API_KEY_ENV_LABEL = "cortex.api-key-env"
 _UNREACHABLE_FIX = (
     "Start the Docker Engine (`systemctl start docker`) or set `runtime: process` in cortex.yaml."
 )
@@ -104,6 +107,7 @@ class DockerRuntime:
             port=spec.port,
             labels=dict(spec.labels),
             container_id=container.id,
+            api_key=spec.api_key,
         )
 
     def stop(self, handle: RunningEngine, *, timeout_s: float = 20.0) -> None:
@@ -150,6 +154,7 @@ class DockerRuntime:
                     port=int(labels.get("cortex.port", "0")),
                     labels=labels,
                     container_id=c.id,
+                    api_key=_env_value(c.attrs, labels.get(API_KEY_ENV_LABEL)),
                 )
             )
         return found
@@ -191,10 +196,13 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
     if isinstance(spec.gpus, tuple):
         # The device request already limits the container to these GPUs, renumbered from 0.
         env.pop("CUDA_VISIBLE_DEVICES", None)
+    labels = dict(spec.labels)
+    if spec.api_key_env:
+        labels[API_KEY_ENV_LABEL] = spec.api_key_env
     kwargs: dict[str, Any] = {
         "command": list(spec.container_argv),
         "name": spec.name,
-        "labels": dict(spec.labels),
+        "labels": labels,
         "environment": env,
         "network_mode": "host",  # the engine itself binds 127.0.0.1
         "mounts": [
@@ -211,6 +219,17 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         # vLLM's workers share tensors through /dev/shm; Docker's 64 MB default is far too small.
         kwargs["ipc_mode"] = "host"
     return kwargs
+
+
+def _env_value(attrs: dict[str, Any], name: str | None) -> str | None:
+    """The value of one variable of a container's environment (`docker inspect` Config.Env)."""
+    if not name:
+        return None
+    for item in (attrs.get("Config") or {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _device_requests(gpus: str | tuple[int, ...]) -> list[DeviceRequest]:

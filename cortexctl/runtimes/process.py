@@ -2,8 +2,10 @@
 
 `start_new_session=True` puts each engine in its own process group, so it survives
 the daemon (a restarted daemon adopts it) and `stop` can signal the whole group.
-Each engine gets a JSON pid file under `$CORTEX_HOME/run/engines/`; the recorded
-process start time guards against pid reuse when adopting. Children this object
+Each engine gets a JSON pid file under `$CORTEX_HOME/run/engines/` (folder 0700,
+file 0600: it also holds the engine's key, so a restarted daemon can still call the
+engines it adopts); the recorded process start time guards against pid reuse when
+adopting. Children this object
 started are kept as `Popen`s and polled, so they never linger as zombies.
 """
 
@@ -64,6 +66,7 @@ class ProcessRuntime:
         argv = [binary, *spec.argv[1:]]
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.pid_dir.chmod(0o700)
         with spec.log_file.open("ab") as logf:
             logf.write(
                 f"==== cortex: starting {spec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode()
@@ -97,6 +100,7 @@ class ProcessRuntime:
             "argv": argv,
             "log_file": str(spec.log_file),
             "started": started,
+            "api_key": spec.api_key,
         }
         _write_json(self._pid_file(spec.name), record)
         log.info("started %s (pid %s, port %s)", spec.name, proc.pid, spec.port)
@@ -188,6 +192,7 @@ class ProcessRuntime:
             port=int(record["port"]),
             labels=dict(record.get("labels") or {}),
             pid=int(record["pid"]),
+            api_key=record.get("api_key"),
         )
 
 
@@ -236,6 +241,10 @@ def _wait_gone(pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: float)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically, owner-only from the first byte (the record holds the engine key)."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=2))
     tmp.replace(path)

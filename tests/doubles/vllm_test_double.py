@@ -15,6 +15,12 @@ diagnosis of a vLLM start can be tested end to end:
 - --tensor-parallel-size > VLLM_TEST_DOUBLE_GPUS (default 1) → vLLM's GPU-count error
 - --max-model-len > the model's config.json max_position_embeddings → vLLM's error
 
+API keys as vLLM checks them (AuthenticationMiddleware of its OpenAI server): the
+keys of `--api-key` (several allowed), else the VLLM_API_KEY environment
+variable; when any is set, every path starting with /v1 needs
+`Authorization: Bearer <key>` (compared by sha256 digest in constant time) or
+gets 401 `{"error": "Unauthorized"}`; /health and /metrics stay open, OPTIONS too.
+
 Environment: VLLM_TEST_DOUBLE_LOAD_S (simulated loading, /health answers 503;
 default 2), VLLM_TEST_DOUBLE_TOKEN_DELAY_S (per streamed token; default 0.005),
 VLLM_TEST_DOUBLE_GPUS (default 1), VLLM_TEST_DOUBLE_EMBED_DIM (default 16).
@@ -28,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import sys
 import time
 import uuid
@@ -40,6 +47,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "runs", "far")
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -119,7 +127,38 @@ def prompt_text(body: dict[str, Any]) -> str:
     return " ".join(map(str, p)) if isinstance(p, list) else str(p)
 
 
-def make_app(state: State) -> Starlette:
+class AuthenticationMiddleware:
+    """vLLM's: /v1 paths need one of the API keys as a bearer token."""
+
+    def __init__(self, app: ASGIApp, tokens: list[str]) -> None:
+        self.app = app
+        self.api_tokens = [hashlib.sha256(t.encode("utf-8")).digest() for t in tokens]
+
+    def verify_token(self, authorization: str | None) -> bool:
+        if not authorization:
+            return False
+        scheme, _, param = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        param_hash = hashlib.sha256(param.encode("utf-8")).digest()
+        match = False
+        for token_hash in self.api_tokens:
+            match |= secrets.compare_digest(param_hash, token_hash)
+        return match
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", "")).removeprefix(str(scope.get("root_path", "")))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if path.startswith("/v1") and not self.verify_token(headers.get("authorization")):
+            await JSONResponse(content={"error": "Unauthorized"}, status_code=401)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def make_app(state: State, api_keys: list[str] | None = None) -> ASGIApp:
     async def health(_: Request) -> Response:
         return Response(status_code=200 if state.ready else 503)
 
@@ -258,7 +297,7 @@ def make_app(state: State) -> Starlette:
             }  # fmt: skip
         )
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health),
             Route("/v1/models", models),
@@ -268,6 +307,8 @@ def make_app(state: State) -> Starlette:
             Route("/v1/embeddings", embeddings, methods=["POST"]),
         ]
     )
+    tokens = [k for k in (api_keys or []) if k]
+    return AuthenticationMiddleware(app, tokens) if tokens else app
 
 
 def account(state: State, n_prompt: int, n_out: int, finish: str, started: float, first: float) -> None:
@@ -348,6 +389,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
     p.add_argument("--pipeline-parallel-size", "-pp", type=int, default=1)
+    p.add_argument("--api-key", nargs="+", default=None)
     args, unknown = p.parse_known_args(argv)
     args.ignored = unknown
     return args
@@ -399,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         load_s=float(os.environ.get("VLLM_TEST_DOUBLE_LOAD_S", "2")),
     )
     log("INFO", f"Starting vLLM API server 0 on http://{args.host}:{args.port}")
-    uvicorn.run(make_app(state), host=args.host, port=args.port, log_level="info", access_log=False)
+    api_keys = args.api_key or [os.environ.get("VLLM_API_KEY", "")]  # vLLM: args.api_key or envs.VLLM_API_KEY
+    uvicorn.run(make_app(state, api_keys), host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
 

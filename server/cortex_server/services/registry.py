@@ -20,10 +20,18 @@ class ReplicaEndpoint:
     replica_index: int
     base_url: str  # e.g. http://127.0.0.1:18001 (no trailing slash, no /v1)
     healthy: bool = False
+    api_key: str | None = field(default=None, repr=False)  # the engine key this replica was launched with
     # routing bookkeeping, owned by the router
     outstanding: int = 0
     consecutive_failures: int = 0
     ejected_until: float = 0.0
+
+    auth: tuple[tuple[bytes, bytes], ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The header the gateway adds to each request, built once per replica (hot path).
+        if self.api_key:
+            self.auth = ((b"authorization", b"Bearer " + self.api_key.encode()),)
 
     @property
     def key(self) -> str:
@@ -83,7 +91,7 @@ class ModelRegistry:
             kept = []
             for r in model.replicas:
                 p = previous.get(r.key)
-                if p is None or p.base_url != r.base_url:
+                if p is None or p.base_url != r.base_url or p.api_key != r.api_key:
                     kept.append(r)
                     continue
                 if r.healthy and not p.healthy:

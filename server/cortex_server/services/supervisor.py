@@ -5,6 +5,11 @@ that running ones are alive, probes their health, restarts crashes with backoff,
 stops what should not run, writes states back, and refreshes the routing registry.
 A new daemon adopts the engines an old one left running; stopping the daemon
 never stops engines.
+
+Each replica start draws a fresh engine key (`new_engine_key`): the engine gets it
+in its environment, the runtime keeps it with the handle (pid file 0600 or the
+container's environment, so adoption after a daemon restart keeps it), and the
+probes here and the gateway's requests (through the registry) send it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from cortexctl.core.daemon import port_owner
 from cortexctl.core.errors import CortexError
 from cortexctl.core.preflight import preflight
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import Diagnosis, Engine, ProbeState, get_engine
+from cortexctl.engines.base import Diagnosis, Engine, ProbeState, get_engine, new_engine_key
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import RunningEngine, Runtime
 from cortexctl.validation import ValidationReport
@@ -262,7 +267,12 @@ class Supervisor:
                     self._fail(live, _refusal(report))
                     return
             spec = live.engine.launch_spec(
-                recipe, model_id=model.id, replica_index=live.replica_index, port=port, settings=self.settings
+                recipe,
+                model_id=model.id,
+                replica_index=live.replica_index,
+                port=port,
+                settings=self.settings,
+                api_key=new_engine_key(),
             )
             handle = await asyncio.to_thread(runtime.start, spec)
         except CortexError as exc:
@@ -328,7 +338,9 @@ class Supervisor:
         assert self._http is not None
         base_url = f"http://127.0.0.1:{live.handle.port}"
         try:
-            probe = await live.engine.probe(self._http, base_url, served_name=entry.recipe.spec.served_name)
+            probe = await live.engine.probe(
+                self._http, base_url, served_name=entry.recipe.spec.served_name, api_key=live.handle.api_key
+            )
         except httpx.HTTPError as exc:
             probe = None
             detail = f"probe failed: {type(exc).__name__}"
@@ -470,6 +482,7 @@ class Supervisor:
                         replica_index=live.replica_index,
                         base_url=f"http://127.0.0.1:{live.handle.port}",
                         healthy=live.state == State.RUNNING,
+                        api_key=live.handle.api_key,
                     )
                 )
         for name in [m.served_name for m in self.registry.all() if m.served_name not in served]:

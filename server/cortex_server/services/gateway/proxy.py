@@ -117,7 +117,11 @@ class Gateway:
             try:
                 with map_upstream_errors(replica.base_url):
                     resp = await upstream.send(
-                        endpoint.path, body=body, headers=_JSON_HEADERS, timeout=timeout, fresh=plan.retried
+                        endpoint.path,
+                        body=body,
+                        headers=[*_JSON_HEADERS, *replica.auth],
+                        timeout=timeout,
+                        fresh=plan.retried,
                     )
                     try:
                         content = await resp.aread()
@@ -168,7 +172,11 @@ class Gateway:
             try:
                 with map_upstream_errors(replica.base_url):
                     resp = await upstream.send(
-                        endpoint.path, body=body, headers=_SSE_HEADERS, timeout=timeout, fresh=plan.retried
+                        endpoint.path,
+                        body=body,
+                        headers=[*_SSE_HEADERS, *replica.auth],
+                        timeout=timeout,
+                        fresh=plan.retried,
                     )
                     meter.reached_engine = True
                     if resp.status_code != 200:
