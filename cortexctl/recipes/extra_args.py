@@ -73,6 +73,7 @@ CORTEX_FLAGS: dict[str, dict[str, str]] = {
         "--port": "CORTEX sets this (it picks a free port per replica)",
         "--model": "CORTEX sets this from spec.model.path",
         "--alias": "CORTEX sets this from spec.served_name",
+        "--metrics": "CORTEX sets this (the gateway reads the engine's metrics)",
         "--api-key": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
         "--api-key-file": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
         "--model-url": "CORTEX runs offline: put the file in the model store and use spec.model.path",

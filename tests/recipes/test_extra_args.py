@@ -1,4 +1,4 @@
-"""extra_args are checked against the pinned engine's real flags."""
+"""extra_args are checked against the pinned engine's real flags and its recipe allow-list."""
 
 from __future__ import annotations
 
@@ -14,16 +14,10 @@ def problems(engine: str, args: list[str]) -> list[tuple[int, str]]:
 @pytest.mark.parametrize(
     ("engine", "args"),
     [
-        (
-            "llamacpp",
-            ["--cache-reuse", "256", "--no-warmup", "--metrics", "--control-vector-layer-range", "1", "3"],
-        ),
+        ("llamacpp", ["--cache-reuse", "256", "--no-warmup", "--rope-scaling", "yarn", "-ts", "3,1"]),
         ("llamacpp", ["--cache_reuse", "256"]),  # llama.cpp reads _ as - in long flags
         ("vllm", ["--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--seed=3"]),
-        (
-            "vllm",
-            ["--compilation-config.mode", "3", "--lora-modules", "a=/m/a", "b=/m/b", "--max_loras", "2"],
-        ),
+        ("vllm", ["--override-generation-config.temperature", "0.2", "--cudagraph-capture-sizes", "1", "2"]),
     ],
 )
 def test_real_flags_pass(engine: str, args: list[str]) -> None:
@@ -37,7 +31,7 @@ def test_flags_this_version_dropped_are_unknown() -> None:
 
 
 def test_unknown_flag_lists_close_matches_and_where_the_list_lives() -> None:
-    ((index, problem),) = problems("llamacpp", ["--metrics", "--ctx-sise", "4096"])
+    ((index, problem),) = problems("llamacpp", ["--no-warmup", "--ctx-sise", "4096"])
     assert index == 1
     assert problem.startswith(
         "unknown flag --ctx-sise for llama-server (llamacpp 0.3.36); close matches: --ctx-size"
@@ -108,7 +102,7 @@ def test_values_are_counted_and_checked() -> None:
     assert problems("llamacpp", ["256"]) == [
         (0, "'256' is not a flag; a value must follow the flag it belongs to")
     ]
-    assert problems("llamacpp", ["--metrics", "yes"]) == [
+    assert problems("llamacpp", ["--no-warmup", "yes"]) == [
         (1, "'yes' is not a flag; a value must follow the flag it belongs to")
     ]
     assert problems("vllm", ["--disable-log-stats=1"]) == [(0, "--disable-log-stats takes no value")]
@@ -128,6 +122,45 @@ def test_vllm_optimization_shorthand() -> None:
 
 
 def test_dotted_keys_only_for_json_options() -> None:
-    assert problems("vllm", ["--compilation-config.mode", "3"]) == []
+    assert problems("vllm", ["--limit-mm-per-prompt.image", "3"]) == []
     ((_, problem),) = problems("vllm", ["--tool-call-parser.x", "3"])
     assert problem.startswith("unknown flag --tool-call-parser.x")
+    # a key of a refused JSON option is refused with the option's reason
+    ((_, problem),) = problems("vllm", ["--compilation-config.debug_dump_path", "/tmp/x"])
+    assert problem.startswith("--compilation-config is not allowed in a recipe: it can name dump and cache paths")
+
+
+DANGEROUS = [
+    ("llamacpp", ["--tools", "exec_shell_command"], "built-in agent tools run commands"),
+    ("llamacpp", ["--log-file", "/tmp/x.log"], "the daemon manages engine logs"),
+    ("llamacpp", ["--mcp-servers-json", "{}"], "MCP servers are programs"),
+    ("llamacpp", ["--path", "/"], "the engine serves no static files"),
+    ("llamacpp", ["--slot-save-path", "/tmp"], "slot state is never written to disk"),
+    ("llamacpp", ["--log-prompts-dir", "/tmp"], "prompts are never written to disk"),
+    ("llamacpp", ["--media-path", "/"], "requests may not read files of the host"),
+    ("llamacpp", ["--ssl-key-file", "/etc/ssl/k.pem"], "engines answer only the gateway"),
+    ("llamacpp", ["--grammar-file", "/etc/shadow"], "it names a file or folder on the host"),
+    ("llamacpp", ["--lora", "/etc/shadow"], "a LoRA adapter is a second model file"),
+    ("llamacpp", ["--video-ffmpeg-dir", "/tmp"], "the engine would run ffmpeg"),
+    ("vllm", ["--tool-parser-plugin", "/tmp/p.py"], "a plugin is Python code"),
+    ("vllm", ["--worker-cls", "evil.Worker"], "names Python code"),
+    ("vllm", ["--ssl-keyfile", "/k"], "engines answer only the gateway"),
+    ("vllm", ["--enable-prompt-embeds"], "clients would send tensors"),
+]
+
+
+@pytest.mark.parametrize(("engine", "args", "why"), DANGEROUS, ids=[a[0] for _, a, _ in DANGEROUS])
+def test_dangerous_flags_are_refused_with_why_and_what_instead(engine: str, args: list[str], why: str) -> None:
+    ((index, problem),) = problems(engine, args)
+    assert index == 0
+    assert problem.startswith(f"{args[0]} is not allowed in a recipe: {why}")
+    assert f"`cortexctl recipe flags {engine} --allowed`" in problem
+
+
+@pytest.mark.parametrize(
+    ("engine", "flag"),
+    [("llamacpp", "--api-key"), ("llamacpp", "--api-key-file"), ("vllm", "--api-key")],
+)
+def test_engine_key_flags_are_cortex_s(engine: str, flag: str) -> None:
+    ((_, problem),) = problems(engine, [flag, "k"])
+    assert problem == f"{flag}: CORTEX sets a fresh engine key per launch (the gateway checks client API keys)"

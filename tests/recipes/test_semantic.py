@@ -14,12 +14,10 @@ def llama(args: str = "") -> str:
     return LLAMACPP_RECIPE.format(args=args)
 
 
-def found(text: str, base_dir: Path | None = None) -> list[str]:
+def found(text: str, store: Path | None = None) -> list[str]:
     """`field: problem` of each problem (lines are the loader tests' business)."""
-    return [
-        f"{p.field}: {p.problem}"
-        for p in check_recipe_text(text, source="r.yaml", base_dir=base_dir).problems
-    ]
+    roots = (store,) if store is not None else None
+    return [f"{p.field}: {p.problem}" for p in check_recipe_text(text, source="r.yaml", roots=roots).problems]
 
 
 def vllm(args: str = "", gpus: str = "[0, 1]", tail: str = "") -> str:
@@ -78,28 +76,25 @@ def test_chat_template_names(tmp_path: Path) -> None:
     assert found(llama('    chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}"')) == []
 
 
-def test_chat_template_file_is_relative_to_the_recipe(tmp_path: Path) -> None:
+def test_chat_template_file_is_in_the_model_store(tmp_path: Path) -> None:
     text = llama("    chat_template_file: templates/chat.jinja")
-    assert found(text, base_dir=tmp_path) == [
-        f"spec.args.chat_template_file: file not found: {tmp_path}/templates/chat.jinja "
-        "(relative paths are relative to the recipe file)"
+    assert found(text, store=tmp_path) == [
+        "spec.args.chat_template_file: file not found in the model store: templates/chat.jinja "
+        f"(relative paths start in {tmp_path})"
     ]
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "chat.jinja").write_text("{{ messages }}")
-    assert found(text, base_dir=tmp_path) == []
-    assert found(text) == [
-        "spec.args.chat_template_file: relative path 'templates/chat.jinja' needs the recipe's file "
-        "to resolve; give an absolute path"
-    ]
+    assert found(text, store=tmp_path) == []
+    assert found(text) == []  # no roots: a stored recipe re-read; its files are checked at launch
     both = llama(f"    chat_template: chatml\n    chat_template_file: {tmp_path}/templates/chat.jinja")
     assert found(both) == ["spec.args.chat_template_file: give chat_template or chat_template_file, not both"]
 
 
 def test_vllm_chat_template_path_is_checked_but_inline_jinja_is_not(tmp_path: Path) -> None:
-    assert found(vllm("    chat_template: tpl.jinja"), base_dir=tmp_path)[0].startswith(
-        "spec.args.chat_template: file not found"
+    assert found(vllm("    chat_template: tpl.jinja"), store=tmp_path)[0].startswith(
+        "spec.args.chat_template: file not found in the model store"
     )
-    assert found(vllm('    chat_template: "{{ messages }}"')) == []
+    assert found(vllm('    chat_template: "{{ messages }}"'), store=tmp_path) == []
 
 
 def test_llamacpp_field_combinations() -> None:
