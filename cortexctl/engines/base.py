@@ -47,7 +47,7 @@ class LaunchSpec:
     argv: list[str]  # process runtime: full command line, argv[0] = binary
     container_argv: list[str]  # docker runtime: args after the image entrypoint, in-container paths
     image: str | None
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # may hold the engine key: never in logs
     host: str  # always 127.0.0.1: engines listen on loopback only
     port: int
     mounts: tuple[Mount, ...]  # model files, read-only

@@ -6,8 +6,9 @@ import pytest
 
 from cortexctl.core.errors import EngineError, RecipeError
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import Mount, get_engine
+from cortexctl.engines.base import Mount, get_engine, new_engine_key
 from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.recipes.flags import accepted_flags, flag_data
 from tests.support.engine_fixtures import make_recipe
 
 
@@ -57,9 +58,8 @@ def test_gpu_embedding_recipe(engine_settings: Settings) -> None:
         args={"gpu_layers": "all", "embeddings": True, "pooling": "mean", "cache_type_k": "q8_0",
               "flash_attn": "on", "extra_args": ["--rope-scaling", "yarn"]},
     )  # fmt: skip
-    spec = LlamaCppEngine().launch_spec(
-        recipe, model_id=3, replica_index=2, port=18100, settings=engine_settings
-    )
+    settings = engine_settings.model_copy(update={"model_roots": [Path("/srv/models")]})  # an operator root
+    spec = LlamaCppEngine().launch_spec(recipe, model_id=3, replica_index=2, port=18100, settings=settings)
     assert spec.name == "llamacpp-model-3-2"
     assert spec.argv[1:3] == ["-m", "/srv/models/nomic.gguf"]
     assert flag(spec.argv, "-ngl") == "all"
@@ -81,6 +81,21 @@ def test_chat_template_file_is_mounted(engine_settings: Settings) -> None:
     assert flag(spec.argv, "--chat-template-file") == str(host_tpl)
     assert flag(spec.container_argv, "--chat-template-file") == "/templates/chatml.jinja"
     assert Mount(host_tpl, "/templates/chatml.jinja") in spec.mounts
+
+
+def test_engine_key_is_in_the_environment_never_in_argv(engine_settings: Settings) -> None:
+    recipe = make_recipe("llamacpp", "m.gguf")
+    key = new_engine_key()
+    spec = LlamaCppEngine().launch_spec(
+        recipe, model_id=1, replica_index=0, port=18001, settings=engine_settings, api_key=key
+    )
+    assert spec.env["LLAMA_API_KEY"] == key  # what the pinned llama-server reads for --api-key
+    assert flag_data("llamacpp")["options"] and accepted_flags("llamacpp")["--api-key"].env == "LLAMA_API_KEY"
+    assert not any(key in a for a in spec.argv + spec.container_argv)
+    assert key not in repr(spec)
+    again = LlamaCppEngine().launch_spec(recipe, model_id=1, replica_index=0, port=18001, settings=engine_settings)
+    assert "LLAMA_API_KEY" not in again.env and again.api_key is None  # dry runs carry no key
+    assert new_engine_key() != key
 
 
 def test_missing_binary_does_not_block_the_spec(

@@ -52,7 +52,8 @@ def test_awq_and_embedding_recipes(engine_settings: Settings) -> None:
               "enable_prefix_caching": False, "chat_template": "/data/tpl.jinja",
               "extra_args": ["--seed", "1"]},
     )  # fmt: skip
-    spec = VllmEngine().launch_spec(awq, model_id=5, replica_index=1, port=18005, settings=engine_settings)
+    settings = engine_settings.model_copy(update={"model_roots": [Path("/data")]})  # an operator's root
+    spec = VllmEngine().launch_spec(awq, model_id=5, replica_index=1, port=18005, settings=settings)
     assert spec.name == "vllm-model-5-1"
     assert flag(spec.argv, "--quantization") == "awq_marlin"
     assert flag(spec.argv, "--kv-cache-dtype") == "fp8"

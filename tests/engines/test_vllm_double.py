@@ -7,14 +7,14 @@ import httpx
 import pytest
 
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import ProbeState
+from cortexctl.engines.base import ProbeState, new_engine_key
 from cortexctl.engines.vllm import VllmEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
 
 
 async def probe_until_ready(
-    engine: VllmEngine, base_url: str, served: str, timeout_s: float
+    engine: VllmEngine, base_url: str, served: str, timeout_s: float, api_key: str | None = None
 ) -> list[ProbeState]:
     import asyncio
     import time
@@ -23,7 +23,7 @@ async def probe_until_ready(
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
-            p = await engine.probe(client, base_url, served_name=served)
+            p = await engine.probe(client, base_url, served_name=served, api_key=api_key)
             if not seen or seen[-1] != p.state:
                 seen.append(p.state)
             if p.state == ProbeState.READY:
@@ -37,24 +37,30 @@ async def test_vllm_double_through_process_runtime(vllm_settings: Settings, hf_m
     engine = VllmEngine()
     port = free_tcp_port()
     recipe = make_recipe("vllm", hf_model_dir, served_name="llama-tiny", args={"max_model_len": 4096})
-    spec = engine.launch_spec(recipe, model_id=11, replica_index=0, port=port, settings=vllm_settings)
+    key = new_engine_key()
+    spec = engine.launch_spec(recipe, model_id=11, replica_index=0, port=port, settings=vllm_settings, api_key=key)
     rt = ProcessRuntime(settings=vllm_settings)
     handle = rt.start(spec)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(timeout=2) as client:
-            first = await engine.probe(client, base, served_name="llama-tiny")
+            first = await engine.probe(client, base, served_name="llama-tiny", api_key=key)
         assert first.state in (ProbeState.DOWN, ProbeState.LOADING)
-        seen = await probe_until_ready(engine, base, "llama-tiny", timeout_s=30)
+        seen = await probe_until_ready(engine, base, "llama-tiny", timeout_s=30, api_key=key)
         assert seen[-1] == ProbeState.READY, rt.logs(handle)
         assert ProbeState.LOADING in seen  # 503 while "loading"
         async with httpx.AsyncClient(timeout=5) as client:
-            ready = await engine.probe(client, base, served_name="llama-tiny")
+            ready = await engine.probe(client, base, served_name="llama-tiny", api_key=key)
             assert ready.max_model_len == 4096
-            wrong = await engine.probe(client, base, served_name="other-name")
+            keyless = await engine.probe(client, base, served_name="llama-tiny")
+            assert keyless.state != ProbeState.READY  # /v1/models answers 401 without the engine key
+            wrong = await engine.probe(client, base, served_name="other-name", api_key=key)
             assert wrong.state == ProbeState.LOADING and "does not list" in wrong.detail
+            body = {"model": "llama-tiny", "prompt": "hi", "max_tokens": 3}
+            direct = await client.post(f"{base}/v1/completions", json=body)
+            assert direct.status_code == 401 and direct.json() == {"error": "Unauthorized"}
             r = await client.post(
-                f"{base}/v1/completions", json={"model": "llama-tiny", "prompt": "hi", "max_tokens": 3}
+                f"{base}/v1/completions", json=body, headers={"Authorization": f"Bearer {key}"}
             )
             assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
             metrics = (await client.get(f"{base}{engine.metrics_path}")).text

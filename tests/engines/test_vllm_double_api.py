@@ -76,3 +76,18 @@ async def test_errors_and_embeddings() -> None:
         data = r.json()["data"]
         assert len(data) == 2 and data[0]["embedding"] != data[1]["embedding"]
         assert math.isclose(sum(x * x for x in data[0]["embedding"]), 1.0, rel_tol=1e-6)
+
+
+async def test_api_keys_guard_v1_like_vllm() -> None:
+    state = State(model="/models/tiny", served_name="tiny", max_model_len=64, load_s=0)
+    app = make_app(state, ["k1", "k2"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://double") as c:
+        assert (await c.get("/health")).status_code == 200  # vLLM leaves non-/v1 paths open
+        assert (await c.get("/metrics")).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic k1"}):
+            r = await c.get("/v1/models", headers=headers)
+            assert r.status_code == 401 and r.json() == {"error": "Unauthorized"}
+        for key in ("k1", "k2"):
+            assert (await c.get("/v1/models", headers={"Authorization": f"Bearer {key}"})).status_code == 200
+        assert (await c.options("/v1/models")).status_code != 401
+    assert parse_args(["/m", "--api-key", "a", "b"]).api_key == ["a", "b"]

@@ -13,7 +13,7 @@ import pytest
 
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import LaunchSpec, Mount, ProbeState
+from cortexctl.engines.base import LaunchSpec, Mount, ProbeState, new_engine_key
 from cortexctl.engines.llamacpp import LlamaCppEngine
 from cortexctl.runtimes.docker import DockerRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
@@ -34,12 +34,14 @@ def test_missing_image_is_a_clear_error(engine_settings: Settings, docker_client
     assert docker_client.images.list(name="cortex/not-imported") == []  # never pulled
 
 
-async def _until_ready(engine: LlamaCppEngine, base: str, served: str, timeout_s: float) -> ProbeState:
+async def _until_ready(
+    engine: LlamaCppEngine, base: str, served: str, timeout_s: float, api_key: str | None = None
+) -> ProbeState:
     deadline = time.monotonic() + timeout_s
     state = ProbeState.DOWN
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
-            state = (await engine.probe(client, base, served_name=served)).state
+            state = (await engine.probe(client, base, served_name=served, api_key=api_key)).state
             if state == ProbeState.READY:
                 break
             await asyncio.sleep(0.2)
@@ -57,18 +59,20 @@ async def test_container_lifecycle(
         resources={"memory": "1GiB"}, args={"context_length": 512},
     )  # fmt: skip
     model_id = 900 + port % 97
-    spec = engine.launch_spec(recipe, model_id=model_id, replica_index=0, port=port, settings=engine_settings)
+    key = new_engine_key()
+    spec = engine.launch_spec(
+        recipe, model_id=model_id, replica_index=0, port=port, settings=engine_settings, api_key=key
+    )
     rt = DockerRuntime(settings=engine_settings)
     handle = rt.start(spec)
     try:
-        assert handle.name == f"llamacpp-model-{model_id}" and handle.container_id
-        state = await _until_ready(engine, f"http://127.0.0.1:{port}", "tiny-docker", timeout_s=60)
+        assert handle.name == f"llamacpp-model-{model_id}" and handle.container_id and handle.api_key == key
+        state = await _until_ready(engine, f"http://127.0.0.1:{port}", "tiny-docker", timeout_s=60, api_key=key)
         assert state == ProbeState.READY, rt.logs(handle)
-        r = httpx.post(
-            f"http://127.0.0.1:{port}/v1/completions",
-            json={"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4},
-            timeout=30,
-        )
+        body = {"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4}
+        url = f"http://127.0.0.1:{port}/v1/completions"
+        assert httpx.post(url, json=body, timeout=30).status_code == 401  # the engine answers only the gateway
+        r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
 
         attrs = docker_client.containers.get(handle.name).attrs
@@ -81,6 +85,7 @@ async def test_container_lifecycle(
         adopted = DockerRuntime(settings=engine_settings).adopt()
         mine = [e for e in adopted if e.name == handle.name]
         assert len(mine) == 1 and mine[0].port == port and mine[0].container_id == handle.container_id
+        assert mine[0].api_key == key  # a restarted daemon can still call the engine it adopts
         assert rt.status(mine[0]).alive
         assert "server is listening" in rt.logs(mine[0]) or "listening" in rt.logs(mine[0])
     finally:
@@ -161,8 +166,14 @@ def test_vllm_container_spec(engine_settings: Settings) -> None:
         "vllm", "/srv/llama-8b", served_name="llama", gpus=[2, 3], resources={"memory": "64GiB"},
         args={"tensor_parallel_size": 2},
     )  # fmt: skip
-    spec = VllmEngine().launch_spec(recipe, model_id=5, replica_index=0, port=18005, settings=engine_settings)
+    settings = engine_settings.model_copy(update={"model_roots": [Path("/srv")]})
+    spec = VllmEngine().launch_spec(
+        recipe, model_id=5, replica_index=0, port=18005, settings=settings, api_key="k-123"
+    )
     kw = container_kwargs(spec)
+    # the engine key: in the container's environment, named by a label for re-adoption, not in argv
+    assert kw["environment"]["VLLM_API_KEY"] == "k-123" and kw["labels"]["cortex.api-key-env"] == "VLLM_API_KEY"
+    assert "k-123" not in " ".join(kw["command"])
     assert kw["name"] == "vllm-model-5" and kw["network_mode"] == "host" and kw["ipc_mode"] == "host"
     assert kw["command"][:3] == ["/models/llama-8b", "--host", "127.0.0.1"]
     assert kw["device_requests"][0]["DeviceIDs"] == ["2", "3"]

@@ -37,7 +37,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     model = write_gguf(
         Shape("c", n_layer=2, n_embd=64, n_head=4, n_kv_head=2, n_ff=128, n_vocab=512), tmp_path / "c.gguf"
     )
-    app = make_app(Settings(home=tmp_path / "home"), model)
+    app = make_app(Settings(home=tmp_path / "home", model_roots=[tmp_path]), model)
     runner = CliRunner()
     good = runner.invoke(app, ["llamacpp", "--json"])
     assert good.exit_code == 0, good.output

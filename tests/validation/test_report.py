@@ -40,7 +40,8 @@ def recipe(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+    # The test models live beside the home: an operator-listed model root (model_roots).
+    return Settings(home=tmp_path / "home", model_roots=[tmp_path])
 
 
 @pytest.fixture
