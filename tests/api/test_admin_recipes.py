@@ -87,29 +87,35 @@ def test_duplicate_name_is_a_conflict_and_put_updates(daemon) -> None:
     assert daemon.client.get("/admin/recipes/tiny/yaml", headers=daemon.headers()).text == changed
 
 
-def test_a_stored_recipe_that_no_longer_validates_is_still_shown(daemon, tmp_path: Path) -> None:
-    template = tmp_path / "chat.jinja"
+def test_a_stored_recipe_that_no_longer_validates_is_still_shown(daemon) -> None:
+    store = daemon.settings.models_dir
+    store.mkdir(parents=True, exist_ok=True)
+    template = store / "chat.jinja"
     template.write_text("{{ messages }}")
-    text = RECIPE.replace("context_length: 1024", f"context_length: 1024\n    chat_template_file: {template}")
+    text = RECIPE.replace("context_length: 1024", "context_length: 1024\n    chat_template_file: chat.jinja")
     assert create(daemon, text).status_code == 201
     template.unlink()
     shown = daemon.client.get("/admin/recipes/tiny", headers=daemon.headers())
     assert shown.status_code == 200
     assert shown.json()["recipe"] is None and shown.json()["yaml"] == text
     assert shown.json()["problems"] == [
-        f"recipe tiny:13: spec.args.chat_template_file: file not found: {template} "
-        "(relative paths are relative to the recipe file)"
+        "recipe tiny:13: spec.args.chat_template_file: file not found in the model store: chat.jinja "
+        f"(relative paths start in {store})"
     ]
 
 
-def test_relative_template_resolves_against_the_source_file(daemon, tmp_path: Path) -> None:
+def test_templates_resolve_in_the_model_store_not_beside_the_source(daemon, tmp_path: Path) -> None:
     source = tmp_path / "tiny.yaml"
     text = RECIPE.replace("context_length: 1024", "context_length: 1024\n    chat_template_file: chat.jinja")
     source.write_text(text)
+    (tmp_path / "chat.jinja").write_text("{{ messages }}")  # beside the recipe file: not in the store
     missing = create(daemon, text, source=str(source))
     assert missing.status_code == 400
-    assert f"file not found: {tmp_path}/chat.jinja" in missing.json()["error"]["message"]
-    (tmp_path / "chat.jinja").write_text("{{ messages }}")
+    assert "file not found in the model store: chat.jinja" in missing.json()["error"]["message"]
+    outside = create(daemon, text.replace("chat.jinja", str(tmp_path / "chat.jinja")))
+    assert outside.status_code == 400 and "is outside the model store" in outside.json()["error"]["message"]
+    daemon.settings.models_dir.mkdir(parents=True, exist_ok=True)
+    (daemon.settings.models_dir / "chat.jinja").write_text("{{ messages }}")
     assert create(daemon, text, source=str(source)).status_code == 201
 
 
@@ -169,15 +175,23 @@ def test_scopes(daemon) -> None:
         assert resp.status_code == 201, resp.text
         return resp.json()["key"]
 
-    reader, writer, user = (
+    reader, writer, user, operator = (
         key("reader", ["models:read"]),
         key("writer", ["models:write"]),
         key("u", ["inference"]),
+        key("op", ["admin"]),
     )
     assert daemon.client.get("/admin/recipes").status_code == 401
     assert daemon.client.get("/admin/recipes", headers=daemon.headers(user)).status_code == 403
-    assert daemon.client.get("/admin/recipes", headers=daemon.headers(reader)).status_code == 200
+    # recipes decide what runs on the host and name host paths: operators only, reads included
+    assert daemon.client.get("/admin/recipes", headers=daemon.headers(reader)).status_code == 403
     assert create(daemon, RECIPE, token=reader).status_code == 403
-    assert create(daemon, RECIPE, token=writer).status_code == 201
-    assert daemon.client.delete("/admin/recipes/tiny", headers=daemon.headers(reader)).status_code == 403
-    assert daemon.client.delete("/admin/recipes/tiny", headers=daemon.headers(writer)).status_code == 204
+    refused = create(daemon, RECIPE, token=writer)
+    assert refused.status_code == 403 and "operators" in refused.json()["error"]["message"]
+    assert create(daemon, RECIPE, token=operator).status_code == 201
+    assert daemon.client.get("/admin/recipes/tiny/yaml", headers=daemon.headers(reader)).status_code == 403
+    assert daemon.client.put(
+        "/admin/recipes/tiny", json={"yaml": RECIPE}, headers=daemon.headers(writer)
+    ).status_code == 403
+    assert daemon.client.delete("/admin/recipes/tiny", headers=daemon.headers(writer)).status_code == 403
+    assert daemon.client.delete("/admin/recipes/tiny", headers=daemon.headers(operator)).status_code == 204

@@ -123,7 +123,9 @@ def test_validate_missing_file(tmp_path: Path) -> None:
 def test_flags_lists_the_engine_flags() -> None:
     result = runner.invoke(app, ["recipe", "flags", "llamacpp", "ctx-size", "--json"])
     assert result.exit_code == 0
-    assert {"names": ["-c", "--ctx-size"], "nargs": 1, "choices": None} in json.loads(result.stdout)
+    assert {"names": ["-c", "--ctx-size"], "nargs": 1, "choices": None, "allowed": None} in json.loads(
+        result.stdout
+    )  # a typed field (args.context_length), so not on the extra_args allow-list
     templates = runner.invoke(app, ["recipe", "flags", "llamacpp", "--templates", "--json"])
     assert "gemma" in json.loads(templates.stdout)
     unknown = runner.invoke(app, ["recipe", "flags", "tgi"])
@@ -187,9 +189,10 @@ def test_show_unknown_recipe_and_no_daemon(live_daemon: Settings, tmp_path: Path
 
 def _tiny_recipe(tmp_path: Path) -> Path:
     ggufmodels = pytest.importorskip("tests.validation.ggufmodels")  # with the validation package
+    (tmp_path / "home" / "models").mkdir(parents=True, exist_ok=True)
     model = ggufmodels.write_gguf(
         ggufmodels.Shape("c", n_layer=2, n_embd=64, n_head=4, n_kv_head=2, n_ff=128, n_vocab=512),
-        tmp_path / "tiny.gguf",
+        tmp_path / "home" / "models" / "tiny.gguf",  # in the model store
     )
     text = DEMO.read_text().replace("gemma-3-270m-q4_k_m.gguf", str(model))
     text = "\n".join(line for line in text.splitlines() if "sha256:" not in line) + "\n"

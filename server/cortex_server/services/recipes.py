@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 API_SOURCE = "<api>"  # the source of YAML that came without a file name
 
 
-def recipe_of(row: RecipeRow) -> Recipe:
-    """The parsed recipe of a stored row (the engine adapters and supervisor read this)."""
-    return parse_recipe(row.yaml_text, source=row.source or f"recipe {row.name}")
+def recipe_of(row: RecipeRow, *, roots: Sequence[Path] | None = None) -> Recipe:
+    """The parsed recipe of a stored row; with `roots`, its files are checked again too."""
+    return parse_recipe(row.yaml_text, source=row.source or f"recipe {row.name}", roots=roots)
 
 
 def create_recipe(

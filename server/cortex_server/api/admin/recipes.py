@@ -8,6 +8,8 @@ an operator (an admin of the default org), like the write routes of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -31,10 +33,10 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _detail(row: RecipeRow) -> RecipeDetail:
+def _detail(row: RecipeRow, roots: Sequence[Path]) -> RecipeDetail:
     public = RecipePublic.model_validate(row).model_dump()
     try:
-        parsed = recipes.recipe_of(row)
+        parsed = recipes.recipe_of(row, roots=roots)
     except RecipeError as exc:
         # Valid when applied, not now (a template file moved, an upgrade pinned another
         # engine version): still show it, with what is wrong, so it can be fixed.
@@ -55,8 +57,8 @@ def list_recipes(_: ModelsReader, session: SessionDep) -> list[RecipeRow]:
 
 
 @router.get("/{name}", response_model=RecipeDetail)
-def show_recipe(name: str, _: ModelsReader, session: SessionDep) -> RecipeDetail:
-    return _detail(recipes.get_recipe(session, name=name))
+def show_recipe(name: str, _: ModelsReader, session: SessionDep, ctx: ContextDep) -> RecipeDetail:
+    return _detail(recipes.get_recipe(session, name=name), store_roots(ctx.settings))
 
 
 @router.get("/{name}/yaml", response_class=PlainTextResponse)
@@ -79,7 +81,7 @@ def create_recipe(
         client_ip=_client_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
-    return _detail(row)
+    return _detail(row, store_roots(ctx.settings))
 
 
 @router.put("/{name}", response_model=RecipeDetail)
@@ -102,7 +104,7 @@ def update_recipe(
         client_ip=_client_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
-    return _detail(row)
+    return _detail(row, store_roots(ctx.settings))
 
 
 @router.delete("/{name}", status_code=204)
