@@ -66,6 +66,20 @@ def model_state(cli: Cortexctl, name: str) -> dict[str, Any]:
     return cli.json("model", "show", name)
 
 
+def inference_key(cli: Cortexctl) -> str:
+    key: str = cli.json("keys", "create", "--name", f"k{time.monotonic_ns()}", "--scope", "inference")["key"]
+    return key
+
+
+def gateway_completion(cli: Cortexctl, key: str) -> httpx.Response:
+    return httpx.post(
+        f"http://127.0.0.1:{cli.port}/v1/completions",
+        json={"model": "tiny", "prompt": "hi", "max_tokens": 4},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
 def test_create_wait_kill_restart_readopt(daemon: Cortexctl, tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path, "tiny")
     created = daemon.json("model", "create", "-f", str(recipe), "--wait", "--timeout", "90")
@@ -75,8 +89,11 @@ def test_create_wait_kill_restart_readopt(daemon: Cortexctl, tmp_path: Path) -> 
     replica = listed["tiny"]["replicas"][0]
     assert listed["tiny"]["runtime"] == "process" and replica["pid"] and replica["port"]
     engine_url = f"http://127.0.0.1:{replica['port']}"
-    out = httpx.post(engine_url + "/v1/completions", json={"prompt": "hi", "max_tokens": 4}, timeout=30)
-    assert out.status_code == 200 and out.json()["choices"]
+    body = {"prompt": "hi", "max_tokens": 4}
+    # The engine answers only the gateway: without its per-launch key a direct call is refused.
+    assert httpx.post(engine_url + "/v1/completions", json=body, timeout=30).status_code == 401
+    key = inference_key(daemon)
+    assert gateway_completion(daemon, key).status_code == 200
 
     # Kill the engine: the daemon notices within 5 s and restarts it with backoff.
     os.kill(replica["pid"], signal.SIGKILL)
@@ -94,6 +111,12 @@ def test_create_wait_kill_restart_readopt(daemon: Cortexctl, tmp_path: Path) -> 
     assert wait_until(lambda: model_state(daemon, "tiny")["state"] == "running", timeout_s=30, interval_s=0.5)
     adopted = model_state(daemon, "tiny")["replicas"][0]
     assert adopted["pid"] == restarted["pid"] and adopted["port"] == restarted["port"]
+    # … and still holds its key (pid file, owner-only): the gateway keeps serving through it
+    (pid_file,) = (daemon.home / "run" / "engines").glob("llamacpp-model-*.json")
+    assert pid_file.stat().st_mode & 0o777 == 0o600
+    engine_key = json.loads(pid_file.read_text())["api_key"]
+    assert engine_key and engine_key not in " ".join(psutil.Process(adopted["pid"]).cmdline())
+    assert gateway_completion(daemon, key).status_code == 200
 
     # Stop really stops the engine.
     daemon.run("model", "stop", "tiny", check=True)
