@@ -25,7 +25,7 @@ from typing import Any
 
 ENGINE = "llamacpp"
 ALLOW_LIST_NOTE = (
-    "options a recipe's extra_args may set carry \"allowed\": <category>, from "
+    'options a recipe\'s extra_args may set carry "allowed": <category>, from '
     "cortexctl/recipes/flags/allowlist.py; every other option is refused in recipes"
 )
 

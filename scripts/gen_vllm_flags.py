@@ -26,7 +26,7 @@ from typing import Any
 
 ENGINE = "vllm"
 ALLOW_LIST_NOTE = (
-    "options a recipe's extra_args may set carry \"allowed\": <category>, from "
+    'options a recipe\'s extra_args may set carry "allowed": <category>, from '
     "cortexctl/recipes/flags/allowlist.py; every other option is refused in recipes"
 )
 
@@ -160,7 +160,9 @@ def main() -> int:
     )
     ap.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
     args = ap.parse_args()
-    data = json.loads(args.allow_list_only.read_text(encoding="utf-8")) if args.allow_list_only else generate()
+    data = (
+        json.loads(args.allow_list_only.read_text(encoding="utf-8")) if args.allow_list_only else generate()
+    )
     text = dump(with_allow_list(data))
     if args.output:
         args.output.write_text(text, encoding="utf-8")

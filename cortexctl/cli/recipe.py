@@ -15,8 +15,8 @@ from cortexctl.cli.common import JsonOpt, console, err_console, print_json, sett
 from cortexctl.core.client import AdminClient
 from cortexctl.core.errors import Conflict, CortexError, RecipeError
 from cortexctl.recipes.flags import ENGINE_VERSIONS, accepted_flags, engine_version, flag_data, flags_file
-from cortexctl.recipes.paths import store_roots
 from cortexctl.recipes.loader import RecipeReport, check_recipe_file, duplicate_problems, read_recipe_text
+from cortexctl.recipes.paths import store_roots
 
 app = typer.Typer(help="Check, register and export model recipes (YAML).", no_args_is_help=True)
 

@@ -196,7 +196,8 @@ def refusal(engine: str, info: FlagInfo) -> str:
         )
     return (
         f"{flag} is not allowed in a recipe: {why}. Flags a recipe may set: "
-        f"`cortexctl recipe flags {engine} --allowed` (data: cortexctl/recipes/flags/{flags_file(engine).name})"
+        f"`cortexctl recipe flags {engine} --allowed` "
+        f"(data: cortexctl/recipes/flags/{flags_file(engine).name})"
     )
 
 

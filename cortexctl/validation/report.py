@@ -16,8 +16,8 @@ from typing import Any
 
 from cortexctl.core.errors import CortexError, RecipeError
 from cortexctl.core.settings import Settings
-from cortexctl.recipes.schema import Recipe
 from cortexctl.recipes.paths import confine, outside_message, store_roots
+from cortexctl.recipes.schema import Recipe
 from cortexctl.validation.breakdown import Breakdown
 from cortexctl.validation.capability import check_capability
 from cortexctl.validation.checks import (

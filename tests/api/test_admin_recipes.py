@@ -190,8 +190,11 @@ def test_scopes(daemon) -> None:
     assert refused.status_code == 403 and "operators" in refused.json()["error"]["message"]
     assert create(daemon, RECIPE, token=operator).status_code == 201
     assert daemon.client.get("/admin/recipes/tiny/yaml", headers=daemon.headers(reader)).status_code == 403
-    assert daemon.client.put(
-        "/admin/recipes/tiny", json={"yaml": RECIPE}, headers=daemon.headers(writer)
-    ).status_code == 403
+    assert (
+        daemon.client.put(
+            "/admin/recipes/tiny", json={"yaml": RECIPE}, headers=daemon.headers(writer)
+        ).status_code
+        == 403
+    )
     assert daemon.client.delete("/admin/recipes/tiny", headers=daemon.headers(writer)).status_code == 403
     assert daemon.client.delete("/admin/recipes/tiny", headers=daemon.headers(operator)).status_code == 204

@@ -93,7 +93,9 @@ def test_engine_key_is_in_the_environment_never_in_argv(engine_settings: Setting
     assert flag_data("llamacpp")["options"] and accepted_flags("llamacpp")["--api-key"].env == "LLAMA_API_KEY"
     assert not any(key in a for a in spec.argv + spec.container_argv)
     assert key not in repr(spec)
-    again = LlamaCppEngine().launch_spec(recipe, model_id=1, replica_index=0, port=18001, settings=engine_settings)
+    again = LlamaCppEngine().launch_spec(
+        recipe, model_id=1, replica_index=0, port=18001, settings=engine_settings
+    )
     assert "LLAMA_API_KEY" not in again.env and again.api_key is None  # dry runs carry no key
     assert new_engine_key() != key
 

@@ -38,7 +38,9 @@ async def test_vllm_double_through_process_runtime(vllm_settings: Settings, hf_m
     port = free_tcp_port()
     recipe = make_recipe("vllm", hf_model_dir, served_name="llama-tiny", args={"max_model_len": 4096})
     key = new_engine_key()
-    spec = engine.launch_spec(recipe, model_id=11, replica_index=0, port=port, settings=vllm_settings, api_key=key)
+    spec = engine.launch_spec(
+        recipe, model_id=11, replica_index=0, port=port, settings=vllm_settings, api_key=key
+    )
     rt = ProcessRuntime(settings=vllm_settings)
     handle = rt.start(spec)
     base = f"http://127.0.0.1:{port}"

@@ -44,7 +44,14 @@ def test_committed_data_is_the_generators_allow_list(engine: str, tmp_path: Path
     """Re-applying allowlist.py with the generator reproduces the committed file byte for byte."""
     out = tmp_path / "flags.json"
     subprocess.run(
-        [sys.executable, f"scripts/gen_{engine}_flags.py", "--allow-list-only", str(flags_file(engine)), "-o", str(out)],
+        [
+            sys.executable,
+            f"scripts/gen_{engine}_flags.py",
+            "--allow-list-only",
+            str(flags_file(engine)),
+            "-o",
+            str(out),
+        ],
         cwd=REPO,
         check=True,
         capture_output=True,

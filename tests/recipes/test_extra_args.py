@@ -127,7 +127,9 @@ def test_dotted_keys_only_for_json_options() -> None:
     assert problem.startswith("unknown flag --tool-call-parser.x")
     # a key of a refused JSON option is refused with the option's reason
     ((_, problem),) = problems("vllm", ["--compilation-config.debug_dump_path", "/tmp/x"])
-    assert problem.startswith("--compilation-config is not allowed in a recipe: it can name dump and cache paths")
+    assert problem.startswith(
+        "--compilation-config is not allowed in a recipe: it can name dump and cache paths"
+    )
 
 
 DANGEROUS = [
@@ -150,7 +152,9 @@ DANGEROUS = [
 
 
 @pytest.mark.parametrize(("engine", "args", "why"), DANGEROUS, ids=[a[0] for _, a, _ in DANGEROUS])
-def test_dangerous_flags_are_refused_with_why_and_what_instead(engine: str, args: list[str], why: str) -> None:
+def test_dangerous_flags_are_refused_with_why_and_what_instead(
+    engine: str, args: list[str], why: str
+) -> None:
     ((index, problem),) = problems(engine, args)
     assert index == 0
     assert problem.startswith(f"{args[0]} is not allowed in a recipe: {why}")
@@ -163,4 +167,6 @@ def test_dangerous_flags_are_refused_with_why_and_what_instead(engine: str, args
 )
 def test_engine_key_flags_are_cortex_s(engine: str, flag: str) -> None:
     ((_, problem),) = problems(engine, [flag, "k"])
-    assert problem == f"{flag}: CORTEX sets a fresh engine key per launch (the gateway checks client API keys)"
+    assert (
+        problem == f"{flag}: CORTEX sets a fresh engine key per launch (the gateway checks client API keys)"
+    )

@@ -14,10 +14,7 @@ from cortexctl.recipes.loader import check_recipe_text
 BOMB = "\n".join(
     [
         'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
-        *[
-            f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]"
-            for i in range(8)
-        ],
+        *[f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)],
     ]
 )
 

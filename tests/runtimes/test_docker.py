@@ -67,11 +67,15 @@ async def test_container_lifecycle(
     handle = rt.start(spec)
     try:
         assert handle.name == f"llamacpp-model-{model_id}" and handle.container_id and handle.api_key == key
-        state = await _until_ready(engine, f"http://127.0.0.1:{port}", "tiny-docker", timeout_s=60, api_key=key)
+        state = await _until_ready(
+            engine, f"http://127.0.0.1:{port}", "tiny-docker", timeout_s=60, api_key=key
+        )
         assert state == ProbeState.READY, rt.logs(handle)
         body = {"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4}
         url = f"http://127.0.0.1:{port}/v1/completions"
-        assert httpx.post(url, json=body, timeout=30).status_code == 401  # the engine answers only the gateway
+        assert (
+            httpx.post(url, json=body, timeout=30).status_code == 401
+        )  # the engine answers only the gateway
         r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
 
@@ -172,7 +176,9 @@ def test_vllm_container_spec(engine_settings: Settings) -> None:
     )
     kw = container_kwargs(spec)
     # the engine key: in the container's environment, named by a label for re-adoption, not in argv
-    assert kw["environment"]["VLLM_API_KEY"] == "k-123" and kw["labels"]["cortex.api-key-env"] == "VLLM_API_KEY"
+    assert (
+        kw["environment"]["VLLM_API_KEY"] == "k-123" and kw["labels"]["cortex.api-key-env"] == "VLLM_API_KEY"
+    )
     assert "k-123" not in " ".join(kw["command"])
     assert kw["name"] == "vllm-model-5" and kw["network_mode"] == "host" and kw["ipc_mode"] == "host"
     assert kw["command"][:3] == ["/models/llama-8b", "--host", "127.0.0.1"]

@@ -34,7 +34,8 @@ ALLOWED: dict[str, dict[str, tuple[str, ...]]] = {
             "--slot-prompt-similarity", "--check-tensors",
         ),
         "memory": (
-            "--cache-ram", "--load-mode", "--lazy-mode", "--swa-full", "--kv-unified", "--kv-unified-per-slot",
+            "--cache-ram", "--load-mode", "--lazy-mode", "--swa-full", "--kv-unified",
+            "--kv-unified-per-slot",
             "--kv-offload", "--ctx-checkpoints", "--checkpoint-min-step", "--cache-idle-slots", "--fit",
             "--fit-ctx", "--fit-target", "--context-shift", "--keep", "--override-tensor", "--cpu-moe",
             "--n-cpu-moe", "--n-cpu-ffn", "--image-min-tokens", "--image-max-tokens",
@@ -71,7 +72,8 @@ ALLOWED: dict[str, dict[str, tuple[str, ...]]] = {
         "performance": (
             "--async-scheduling", "--enable-chunked-prefill", "--long-prefill-token-threshold",
             "--stream-interval", "--scheduling-policy", "--performance-mode", "--optimization-level",
-            "--cudagraph-capture-sizes", "--max-cudagraph-capture-size", "--block-size", "--attention-backend",
+            "--cudagraph-capture-sizes", "--max-cudagraph-capture-size", "--block-size",
+            "--attention-backend",
             "--disable-cascade-attn", "--prefix-caching-hash-algo", "--enable-dbo",
             "--dbo-decode-token-threshold", "--dbo-prefill-token-threshold", "--max-num-active-seqs",
             "--disable-log-stats", "--disable-uvicorn-access-log",
@@ -99,9 +101,7 @@ ALLOWED: dict[str, dict[str, tuple[str, ...]]] = {
 
 _LOGS = "the daemon manages engine logs ($CORTEX_HOME/logs/engines/, `cortexctl model logs NAME`)"
 _OFFLINE = "CORTEX runs offline: put the file in the model store and use spec.model.path"
-_NO_TOOLS = (
-    "built-in agent tools run commands and read or write files on the host; CORTEX serves models only"
-)
+_NO_TOOLS = "built-in agent tools run commands and read or write files on the host; CORTEX serves models only"
 _GATEWAY = "engines answer only the gateway, which does TLS, keys and CORS for them"
 
 # Why a flag is refused and what to use instead, where more can be said than the general reason.
@@ -121,7 +121,9 @@ REFUSED: dict[str, dict[str, str]] = {
         "--log-prompts-dir": "prompts are never written to disk; usage is metered by the gateway",
         "--path": "the engine serves no static files; the daemon serves the console",
         "--media-path": "requests may not read files of the host",
-        "--slot-save-path": "slot state is never written to disk (it holds prompts); raise --cache-ram instead",
+        "--slot-save-path": (
+            "slot state is never written to disk (it holds prompts); raise --cache-ram instead"
+        ),
         "--slots": "the slots endpoint shows other users' prompts; the daemon's /metrics covers monitoring",
         "--props": "POST /props would change a served model's settings at run time; change the recipe",
         "--api-prefix": "the gateway routes /v1 to the engine; it cannot follow another prefix",
@@ -149,7 +151,9 @@ REFUSED: dict[str, dict[str, str]] = {
         "--log-verbose": "logs every prompt in full; use --log-verbosity N for more detail",
     },
     "vllm": {
-        "--tool-parser-plugin": "a plugin is Python code the engine would import; use a built-in --tool-call-parser",
+        "--tool-parser-plugin": (
+            "a plugin is Python code the engine would import; use a built-in --tool-call-parser"
+        ),
         "--reasoning-parser-plugin": (
             "a plugin is Python code the engine would import; use a built-in --reasoning-parser"
         ),
@@ -162,7 +166,9 @@ REFUSED: dict[str, dict[str, str]] = {
         "--model-class-overrides": "names Python code the engine would import",
         "--tool-server": "tool servers are programs outside CORTEX's control",
         "--enable-prompt-embeds": "clients would send tensors the engine deserializes; not safe for tenants",
-        "--trust-request-chat-template": "clients would send templates the engine runs; set args.chat_template",
+        "--trust-request-chat-template": (
+            "clients would send templates the engine runs; set args.chat_template"
+        ),
         "--config": "a config file is read from the host: put its settings in the recipe",
         "--log-config-file": _LOGS,
         "--logging-config": _LOGS,

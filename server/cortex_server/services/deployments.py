@@ -39,7 +39,9 @@ def deploy(
         if existing is None:
             recipe_store.create_recipe(session, yaml_text=yaml_text, source=source, roots=roots)
         elif existing.yaml_text != yaml_text:
-            recipe_store.update_recipe(session, name=doc.name, yaml_text=yaml_text, source=source, roots=roots)
+            recipe_store.update_recipe(
+                session, name=doc.name, yaml_text=yaml_text, source=source, roots=roots
+            )
         recipe_name = doc.name
     if recipe_name is None:
         raise InvalidRequest("Give either a recipe YAML or the name of a registered recipe.", param="recipe")

@@ -58,7 +58,9 @@ def create_model(
 @router.get("", response_model=list[ModelPublic])
 def list_models(principal: ModelsReader, session: SessionDep):
     host = principal.is_operator
-    return [deployments.describe(session, model=m, host_details=host) for m in model_store.list_models(session)]
+    return [
+        deployments.describe(session, model=m, host_details=host) for m in model_store.list_models(session)
+    ]
 
 
 @router.get("/{name}", response_model=ModelPublic)
