@@ -258,3 +258,72 @@ async def test_engine_dying_mid_stream_ends_the_stream_with_an_error_event() -> 
     error = orjson.loads(out[len(SSE[0]) :].removeprefix(b"data: "))
     assert error["error"]["code"] == "upstream_unreachable"
     assert rows[0]["status_code"] == 502 and not rows[0]["cancelled"]
+
+
+async def test_each_replica_gets_its_own_engine_key_streams_too() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def sse_body() -> AsyncIterator[bytes]:
+        for chunk in SSE:
+            yield chunk
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization")))
+        if request.headers.get("accept") == "text/event-stream":
+            return httpx.Response(200, content=sse_body(), headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json=OK_BODY)
+
+    registry = ModelRegistry()
+    registry.put(
+        ServedModel(
+            served_name="org/m",
+            engine="llamacpp",
+            state="running",
+            replicas=[
+                ReplicaEndpoint(
+                    model_id=1,
+                    model_name="m",
+                    replica_index=i,
+                    base_url=f"http://r{i}",
+                    healthy=True,
+                    api_key=key,
+                )
+                for i, key in enumerate(["key-0", "key-1"])
+            ],
+        )
+    )
+    gw = Gateway(
+        registry=registry,
+        clients=UpstreamClients(max_connections=8, transport=httpx.MockTransport(handler)),
+        balancer=ReplicaBalancer(policy="round_robin", failure_threshold=2, cooldown_s=60),
+        usage=lambda row: None,
+    )
+    await forward(gw, CHAT)
+    await forward(gw, CHAT)
+    stream = await forward(gw, {**CHAT, "stream": True})
+    assert isinstance(stream, RelayResponse)
+    await run_asgi(stream)
+    assert sorted(seen[:2]) == [("r0", "Bearer key-0"), ("r1", "Bearer key-1")]
+    assert seen[2][1] == f"Bearer key-{seen[2][0][1]}"
+    # a restarted engine on the same URL gets a new key: the registry replaces the replica
+    registry.put(
+        ServedModel(
+            served_name="org/m",
+            engine="llamacpp",
+            state="running",
+            replicas=[
+                ReplicaEndpoint(
+                    model_id=1,
+                    model_name="m",
+                    replica_index=0,
+                    base_url="http://r0",
+                    healthy=True,
+                    api_key="key-new",
+                )
+            ],
+        )
+    )
+    seen.clear()
+    await forward(gw, CHAT)
+    assert seen == [("r0", "Bearer key-new")]
+    assert "key-new" not in repr(registry.require("org/m").replicas[0])

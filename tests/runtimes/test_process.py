@@ -126,14 +126,20 @@ def _zombie(pid: int) -> bool:
 
 def test_adopt_after_dropping_the_runtime(engine_settings: Settings, fake_engine: Path) -> None:
     first = ProcessRuntime(settings=engine_settings)
-    handle = first.start(spec_for(engine_settings, fake_engine, "run"))
+    spec = spec_for(engine_settings, fake_engine, "run")
+    spec = LaunchSpec(**{**spec.__dict__, "api_key": "engine-key-1", "api_key_env": "LLAMA_API_KEY"})
+    handle = first.start(spec)
+    assert handle.api_key == "engine-key-1"
+    pid_dir = engine_settings.run_dir / "engines"
+    assert pid_dir.stat().st_mode & 0o777 == 0o700  # the pid files hold engine keys: owner only
+    assert (pid_dir / "llamacpp-model-1.json").stat().st_mode & 0o777 == 0o600
     del first
     gc.collect()
 
     second = ProcessRuntime(settings=engine_settings)
     adopted = second.adopt()
-    assert [(e.name, e.pid, e.port, e.labels["cortex.model-id"]) for e in adopted] == [
-        ("llamacpp-model-1", handle.pid, 18001, "1")
+    assert [(e.name, e.pid, e.port, e.labels["cortex.model-id"], e.api_key) for e in adopted] == [
+        ("llamacpp-model-1", handle.pid, 18001, "1", "engine-key-1")  # the key survives the daemon
     ]
     assert second.status(adopted[0]).alive
     assert wait_until(lambda: "engine starting" in second.logs(adopted[0]), timeout_s=10)
