@@ -201,24 +201,27 @@ def test_hostile_tenant(daemon: Cortexctl, tmp_path: Path) -> None:
     assert replaced.status_code == 400 and "--tools is not allowed" in replaced.json()["error"]["message"]
 
     # ---- files outside the model store: refused, and no existence oracle ----------------------
+    cases = []  # (field, pair index, value, recipe file)
     for field in ("model", "template"):
-        for present, absent in PATH_PAIRS:
-            said: dict[str, dict[str, str]] = {"validate": {}, "apply": {}}
-            for value in (present, absent):
+        for n, pair in enumerate(PATH_PAIRS):
+            for value in pair:
                 text = recipe("paths", model=value) if field == "model" else recipe("paths", template=value)
-                path = tmp_path / "paths.yaml"
+                path = tmp_path / f"paths-{len(cases)}.yaml"
                 path.write_text(text)
-                proc = daemon.run("recipe", "validate", "--json", str(path))
-                assert proc.returncode == 1, (field, value)
-                (report,) = json.loads(proc.stdout)
-                (error,) = report["errors"]
-                assert "is outside the model store" in error["problem"], error
-                said["validate"][value] = error["problem"]
-                applied = api.call("POST", "/admin/recipes", json={"yaml": text})
-                assert applied.status_code == 400, applied.text
-                said["apply"][value] = applied.json()["error"]["message"]
-            for where, messages in said.items():
-                assert len(same_words(messages)) == 1, (field, where, messages)
+                cases.append((field, n, value, path))
+    proc = daemon.run("recipe", "validate", "--json", *(str(c[3]) for c in cases))
+    assert proc.returncode == 1
+    reports = {r["file"]: r for r in json.loads(proc.stdout)}
+    said: dict[tuple[str, int, str], dict[str, str]] = {}
+    for field, n, value, path in cases:
+        (error,) = reports[str(path)]["errors"]
+        assert "is outside the model store" in error["problem"], error
+        said.setdefault((field, n, "validate"), {})[value] = error["problem"]
+        applied = api.call("POST", "/admin/recipes", json={"yaml": path.read_text()})
+        assert applied.status_code == 400, applied.text
+        said.setdefault((field, n, "apply"), {})[value] = applied.json()["error"]["message"]
+    for where, messages in said.items():
+        assert len(messages) == 2 and len(same_words(messages)) == 1, (where, messages)
 
     # ---- engines answer only the gateway --------------------------------------------------------
     deployed = api.call("POST", "/admin/models", json={"recipe": "tiny", "start": True})
