@@ -63,7 +63,17 @@ def write_recipe(tmp_path: Path, name: str, model: str = "tiny.gguf", extra: str
 
 
 def model_state(cli: Cortexctl, name: str) -> dict[str, Any]:
-    return cli.json("model", "show", name)
+    """`cortexctl model show NAME --json`, read over HTTP: polled in tight loops, where starting
+    a CLI process (seconds on a loaded host) would blur the timings under test."""
+    token = (cli.home / "admin.token").read_text().strip()
+    resp = httpx.get(
+        f"http://127.0.0.1:{cli.port}/admin/models/{name}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    state: dict[str, Any] = resp.json()
+    return state
 
 
 def inference_key(cli: Cortexctl) -> str:
