@@ -34,9 +34,13 @@ def test_up_demo_runs_gemma_and_it_answers(cortexctl: Cortexctl, llama_server_bi
     assert gemma["state"] == "running" and gemma["runtime"] in ("process", "docker")
     assert replica["port"] and (replica["pid"] or replica["container_id"])
 
+    prompt = {"model": "gemma3-270m", "prompt": "The capital of France is", "max_tokens": 8}
+    direct = httpx.post(f"http://127.0.0.1:{replica['port']}/v1/completions", json=prompt, timeout=60)
+    assert direct.status_code == 401  # the engine answers only the gateway (its per-launch key)
     out = httpx.post(
-        f"http://127.0.0.1:{replica['port']}/v1/completions",
-        json={"prompt": "The capital of France is", "max_tokens": 8},
+        f"http://127.0.0.1:{cortexctl.port}/v1/completions",
+        json=prompt,
+        headers={"Authorization": f"Bearer {demo['api_key']}"},
         timeout=60,
     )
     assert out.status_code == 200
