@@ -153,7 +153,7 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
 
         prof = cProfile.Profile() if profile_to else None
         async with inner(a) as state:
-            for name, url in json.loads(upstreams).items():
+            for name, (url, engine_key) in json.loads(upstreams).items():
                 a.state.cortex.registry.put(
                     ServedModel(
                         served_name=name,
@@ -161,7 +161,12 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
                         state="running",
                         replicas=[
                             ReplicaEndpoint(
-                                model_id=1, model_name=name, replica_index=0, base_url=url, healthy=True
+                                model_id=1,
+                                model_name=name,
+                                replica_index=0,
+                                base_url=url,
+                                healthy=True,
+                                api_key=engine_key,  # as the supervisor does: every request carries it
                             )
                         ],
                     )
@@ -368,6 +373,8 @@ def main() -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    from cortexctl.engines.base import new_engine_key
+
     tmp = Path(tempfile.mkdtemp(prefix="cortex-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {
@@ -377,7 +384,8 @@ async def run(args: argparse.Namespace) -> None:
     }
     try:
         mock_port, gw_port = free_port(), free_port()
-        upstreams = {MODEL: f"http://127.0.0.1:{mock_port}"}
+        engine_key = new_engine_key()  # the mock ignores it; llama-server checks it
+        upstreams = {MODEL: (f"http://127.0.0.1:{mock_port}", engine_key)}
         llama = None
         if not args.skip_llama and Path(args.llama_bin).exists():
             llama_port = free_port()
@@ -386,9 +394,14 @@ async def run(args: argparse.Namespace) -> None:
             llama_args += ["--port", str(llama_port), "-c", "2048", "-np", "1", "--chat-template", "gemma"]
             llama_args += ["-t", str(args.llama_threads)]
             with (tmp / "llama.log").open("ab") as fh:
-                llama = subprocess.Popen(llama_args, stdout=fh, stderr=subprocess.STDOUT)
+                llama = subprocess.Popen(
+                    llama_args,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "LLAMA_API_KEY": engine_key},
+                )
             procs.append(llama)
-            upstreams["gemma"] = f"http://127.0.0.1:{llama_port}"
+            upstreams["gemma"] = (f"http://127.0.0.1:{llama_port}", engine_key)
         procs.append(spawn("--_serve", "mock", str(mock_port), log=tmp / "mock.log"))
         procs.append(
             spawn(
@@ -424,7 +437,7 @@ async def run(args: argparse.Namespace) -> None:
         results["ttft"] = {"direct": d, "gateway": g}
 
         if llama is not None:
-            wait_http_ok(upstreams["gemma"] + "/health")
+            wait_http_ok(upstreams["gemma"][0] + "/health")
             body = {
                 "model": "gemma",
                 "prompt": "Once upon a time",
@@ -433,7 +446,7 @@ async def run(args: argparse.Namespace) -> None:
                 "ignore_eos": True,
                 "stream_options": {"include_usage": True},
             }
-            direct_tok = build_request("/v1/completions", body, token=None)
+            direct_tok = build_request("/v1/completions", body, token=engine_key)
             gw_tok = build_request("/v1/completions", body, token=token)
             await tokens_per_s(llama_port, direct_tok)  # warm-up
             td, tg = [], []
