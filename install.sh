@@ -107,9 +107,9 @@ if [[ $ENGINE -eq 1 ]]; then
 fi
 
 if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test)"
+  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test; prometheus)"
   MISSING=()
-  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2; do
+  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2 prometheus:prometheus; do
     command -v "${pair%%:*}" >/dev/null || MISSING+=("${pair##*:}")
   done
   if [[ ${#MISSING[@]} -gt 0 ]]; then

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -147,6 +148,7 @@ class ModelReplica(Base):
 
 class UsageRecord(Base):
     __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_records_org_created", "org_id", "created_at"),)  # 0003
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -164,6 +166,27 @@ class UsageRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UsageRejection(Base):
+    """Requests refused before reaching an engine (401/403/429), counted per minute.
+
+    Counts, not one row per request: a flood of bad keys must not become a flood of
+    inserts. The daemon aggregates in memory (bounded) and appends a row per
+    (minute, org, key, user, route, status, reason) it saw; readers SUM(count).
+    Migration 0003_observability."""
+
+    __tablename__ = "usage_rejections"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(index=True)  # the minute, UTC
+    org_id: Mapped[int | None] = mapped_column(Integer)  # None: no principal was known (401)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    route: Mapped[str] = mapped_column(String(64))  # "inference" | "admin" | "other"
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class ChatSession(Base):

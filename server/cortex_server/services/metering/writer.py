@@ -47,6 +47,15 @@ class UsageWriter:
             self._wake.set()
 
     @property
+    def pending(self) -> int:
+        """Records handed over and not yet written (or spooled)."""
+        return len(self._pending)
+
+    @property
+    def spool_dropped(self) -> int:
+        return self._spool.dropped
+
+    @property
     def db_ok(self) -> bool:
         return self._failures == 0
 
