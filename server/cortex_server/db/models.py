@@ -9,12 +9,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -187,6 +189,44 @@ class UsageRejection(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(Integer)
+
+
+HISTOGRAM_BUCKETS = 45  # usage_rollups latency/TTFT buckets: upper bounds 2^(i/2) ms, the last open
+
+
+def _rollup_columns() -> list[Column[Any]]:
+    measures = [
+        Column(name, BigInteger, nullable=False, server_default="0")
+        for name in (
+            "requests", "ok", "errors_4xx", "errors_5xx", "cancelled",
+            "prompt_tokens", "completion_tokens", "gen_tokens",
+        )
+    ]  # fmt: skip
+    sums = [Column(name, Float, nullable=False, server_default="0") for name in ("latency_ms_sum", "gen_ms")]
+    hist = [
+        Column(f"{kind}_h{i}", Integer, nullable=False, server_default="0")
+        for kind in ("lat", "ttft")
+        for i in range(HISTOGRAM_BUCKETS)
+    ]
+    return measures + sums + hist
+
+
+# Per hour and (org, user, key, model): what analytics read for anything longer than a few hours
+# (see services/usage). Kept by the usage writer in the transaction that inserts the raw rows.
+# Absent ids are 0, not NULL, so the unique key (and ON CONFLICT) works. Migration 0003.
+usage_rollups = Table(
+    "usage_rollups",
+    Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("org_id", Integer, nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("api_key_id", Integer, nullable=False),
+    Column("model", String(256), nullable=False),
+    *_rollup_columns(),
+    UniqueConstraint("hour", "org_id", "user_id", "api_key_id", "model", name="uq_usage_rollups_key"),
+    Index("ix_usage_rollups_org_hour", "org_id", "hour"),
+)
 
 
 class ChatSession(Base):

@@ -10,7 +10,8 @@ from starlette.responses import Response
 from cortex_server.api.deps import AdminPrincipal, SessionDep, UsageReader
 from cortex_server.schemas.access import AuditPublic
 from cortex_server.schemas.usage import UsageReport
-from cortex_server.services import audit, usage
+from cortex_server.services import audit
+from cortex_server.services.usage import report as usage
 from cortexctl.core.errors import PermissionDenied
 
 router = APIRouter(prefix="/admin", tags=["admin: usage"])
@@ -37,7 +38,7 @@ def get_usage(
         group_by=by or group_by or "model",
         bucket=bucket,
         since=usage.parse_time(since),
-        until=usage.parse_time(until),
+        until=usage.parse_time(until, param="until"),
     )
     rows = usage.report(session, query)
     if format == "csv":

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cortex_server.db.models import UsageRecord
 from cortex_server.services.metering.spool import UsageSpool
+from cortex_server.services.usage import rollups
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class UsageWriter:
         self._failures = 0
         self._closing = False
         self._insert_stmt = _insert_ignoring_duplicates(engine)
+        # rows actually inserted (not duplicates from a replay) also go into the hourly rollups
+        self._rollup_stmt = rollups.upsert_statement(engine.dialect.name)
+        self._returning_stmt = rollups.insert_returning(self._insert_stmt, engine.dialect.name)
         self.written = 0  # rows that reached the DB (tests, metrics)
         self.spooled = 0
 
@@ -126,7 +130,11 @@ class UsageWriter:
         if not rows:
             return
         with self._engine.begin() as conn:
-            conn.execute(self._insert_stmt, rows)
+            if self._rollup_stmt is None:
+                conn.execute(self._insert_stmt, rows)
+            else:
+                inserted = conn.execute(self._returning_stmt, rows).all()
+                rollups.add(conn, inserted, self._rollup_stmt)
         self.written += len(rows)
 
 
