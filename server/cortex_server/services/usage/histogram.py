@@ -2,8 +2,9 @@
 
 Why a histogram: a month of a busy gateway is millions of rows; hourly rollups keep
 counts per bucket, so a percentile over a month sums a few thousand rows instead of
-sorting millions. The estimate interpolates inside the bucket that holds the rank,
-so it lies within one bucket (a factor √2) of the exact value.
+sorting millions. Each order statistic is estimated inside its bucket, so the result
+lies between the buckets of the two order statistics percentile_cont interpolates
+between: with enough data, the bucket of the exact value (a factor √2).
 """
 
 from __future__ import annotations
@@ -31,17 +32,26 @@ def lower_bound(i: int) -> float:
 
 
 def percentile(counts: Sequence[int], p: float) -> float | None:
-    """The p-quantile (percentile_cont's rank (n-1)·p), interpolated within its bucket."""
+    """The p-quantile as percentile_cont defines it (rank (n-1)·p, linear between the two order
+    statistics around it), each order statistic estimated inside the bucket that holds it."""
     n = sum(counts)
     if n == 0:
         return None
     rank = (n - 1) * p
+    lo_rank, hi_rank = math.floor(rank), math.ceil(rank)
+    low = _order_statistic(counts, lo_rank)
+    high = low if hi_rank == lo_rank else _order_statistic(counts, hi_rank)
+    return low + (high - low) * (rank - lo_rank)
+
+
+def _order_statistic(counts: Sequence[int], j: int) -> float:
+    """The j-th smallest value (0-based), spread evenly inside its bucket."""
     seen = 0
     for i, c in enumerate(counts):
-        if c and seen + c > rank:
+        if c and seen + c > j:
             lo = lower_bound(i)
             hi = upper_bound(i) if i < N - 1 else lo * math.sqrt(2)
-            return lo + (hi - lo) * ((rank - seen + 0.5) / c)
+            return lo + (hi - lo) * ((j - seen + 0.5) / c)
         seen += c
     return lower_bound(N - 1)
 
