@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, print_json, settings_of
@@ -12,26 +13,29 @@ from cortexctl.core.client import AdminClient
 from cortexctl.core.observe import usage_csv, usage_report
 
 COLUMNS = (
-    ("requests", "requests"),
-    ("errors", "errors"),
-    ("rejected", "rejected"),
-    ("prompt_tokens", "prompt tok"),
-    ("completion_tokens", "compl tok"),
-    ("latency_p50_ms", "p50 ms"),
-    ("latency_p95_ms", "p95 ms"),
-    ("latency_p99_ms", "p99 ms"),
-    ("ttft_p50_ms", "TTFT p50"),
-    ("ttft_p95_ms", "TTFT p95"),
+    ("requests", "req"),
+    ("errors", "err"),
+    ("rejected", "rej"),
+    ("prompt_tokens", "prompt"),
+    ("completion_tokens", "compl"),
+    ("latency_p50_ms", "p50ms"),
+    ("latency_p95_ms", "p95ms"),
+    ("latency_p99_ms", "p99ms"),
+    ("ttft_p95_ms", "TTFT95"),
     ("tokens_per_s", "tok/s"),
 )
 
 
 def _cell(value: Any) -> str:
+    """Compact: an 80-column SSH terminal fits the whole table."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e4)):
+            if abs(value) >= size:
+                return f"{value / size:.1f}{unit}" if unit != "k" else f"{value / 1e3:.0f}k"
+        return f"{value:.1f}" if isinstance(value, float) and value < 100 else f"{value:.0f}"
+    return str(value)
 
 
 def usage(
@@ -62,12 +66,18 @@ def usage(
     if csv_out:
         typer.echo(usage_csv(report), nl=False)
         return
-    table = Table(title=f"usage since {report.get('since') or 'the beginning'} by {by}")
-    table.add_column(by)
+    table = Table(
+        title=f"usage since {report.get('since') or 'the beginning'} by {by}",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column(by, min_width=8, overflow="fold")
     if bucket != "none":
         table.add_column("bucket")
     for _, title in COLUMNS:
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right", min_width=len(title), no_wrap=True)
     for row in report["data"]:
         cells = [_cell(row.get(by))] + ([row.get("bucket", "")] if bucket != "none" else [])
         table.add_row(*cells, *(_cell(row.get(name)) for name, _ in COLUMNS))
