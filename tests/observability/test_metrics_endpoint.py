@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -122,3 +124,23 @@ def test_rejections_are_counted_and_reported_by_key_and_org(cortex_home: Path) -
         assert resp.status_code == 403
         resp = env.client.get("/admin/usage", params={"since": "yesterday"}, headers=env.auth(tenant_admin))
         assert resp.status_code == 400 and "since" in resp.json()["error"]["message"]
+
+
+def test_the_shipped_dashboard_and_readme_name_only_metrics_we_expose(cortex_home: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "deploy" / "grafana" / "cortex-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    readme = (
+        (root / "README.md").read_text().split("## Metrics and usage analytics", 1)[1].split("\n## ", 1)[0]
+    )
+    with daemon(cortex_home) as env:
+        text = env.client.get("/metrics").text
+    exposed = set(re.findall(r"^# TYPE (\w+)", text, re.M))
+    exposed |= {f"{n}_{suffix}" for n in exposed for suffix in ("bucket", "count", "sum")}
+    for source, names in (("dashboard", exprs), ("README", readme)):
+        found = set(re.findall(r"\b(cortex_[a-z_]+)", names))
+        assert len(found) > 20, source
+        for name in found:
+            if name.startswith("cortex_gpu_") or name == "cortex_replica_load_duration_seconds":
+                continue  # only with a GPU / a supervised replica that became ready (test_prometheus_real)
+            assert name in exposed, f"{source} names {name}, which /metrics does not expose"
