@@ -24,7 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,19 @@ FROM (SELECT g, r, k, CASE WHEN random() < 0.8 THEN k % 8 ELSE (random() * 7)::i
 """
 
 
+def daily_sql() -> str:
+    """The daily rollups, summed from the hourly ones."""
+    from cortex_server.services.usage.rollups import MEASURES
+
+    cols = ", ".join(MEASURES)
+    sums = ", ".join(f"sum({c})" for c in MEASURES)
+    return f"""
+INSERT INTO usage_rollups_daily (bucket_start, org_id, user_id, api_key_id, model, {cols})
+SELECT date_trunc('day', bucket_start, 'UTC'), org_id, user_id, api_key_id, model, {sums}
+FROM usage_rollups_hourly GROUP BY 1, 2, 3, 4, 5
+"""
+
+
 def rollup_sql() -> str:
     """The hourly rollups of the seeded rows, in SQL (what the usage writer does row by row)."""
     bucket = "CASE WHEN {c} <= 1 THEN 0 ELSE LEAST({top}, CEIL(2 * ln({c}) / ln(2)))::int END"
@@ -71,7 +84,7 @@ def rollup_sql() -> str:
         hist.append(f"count(*) FILTER (WHERE status_code < 400 AND ttft_ms IS NOT NULL AND {ttft} = {i})")
     hist_names = [n for i in range(HISTOGRAM_BUCKETS) for n in (f"lat_h{i}", f"ttft_h{i}")]
     return f"""
-INSERT INTO usage_rollups (hour, org_id, user_id, api_key_id, model, requests, ok, errors_4xx,
+INSERT INTO usage_rollups_hourly (bucket_start, org_id, user_id, api_key_id, model, requests, ok, errors_4xx,
     errors_5xx, cancelled, prompt_tokens, completion_tokens, gen_tokens, latency_ms_sum, gen_ms,
     {", ".join(hist_names)})
 SELECT date_trunc('hour', created_at, 'UTC'), coalesce(org_id, 0), coalesce(user_id, 0),
@@ -100,6 +113,30 @@ QUERIES = {  # label: (org, by, bucket, window back from now)
 }
 
 
+def seed(engine: Engine, rows: int, figures: dict[str, object]) -> None:
+    upgrade_to_head(engine)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text(SEED_SQL), {"rows": rows})
+    figures["seed_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text(rollup_sql()))
+        conn.execute(text(daily_sql()))
+        figures["hourly_rollup_rows"] = conn.execute(
+            text("SELECT count(*) FROM usage_rollups_hourly")
+        ).scalar()
+        figures["daily_rollup_rows"] = conn.execute(text("SELECT count(*) FROM usage_rollups_daily")).scalar()
+    figures["rollup_s"] = round(time.perf_counter() - started, 1)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("usage_records", "usage_rollups_hourly", "usage_rollups_daily"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
+    print(
+        f"seeded {rows:,} rows in {figures['seed_s']} s; rollups ({figures['rollup_s']} s):"
+        f" {figures['hourly_rollup_rows']:,} hourly, {figures['daily_rollup_rows']:,} daily"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -108,32 +145,20 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the seeded database")
+    ap.add_argument("--reuse", help="time the queries on this already seeded database (from --keep)")
     args = ap.parse_args()
 
     base = make_url(args.database_url)
-    name = f"cortex_bench_usage_{uuid.uuid4().hex[:8]}"
+    name = args.reuse or f"cortex_bench_usage_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    if not args.reuse:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine = create_engine(base.set(database=name))
     figures: dict[str, object] = {"rows": args.rows, "database": name}
     try:
-        upgrade_to_head(engine)
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            conn.execute(text(SEED_SQL), {"rows": args.rows})
-        figures["seed_s"] = round(time.perf_counter() - started, 1)
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            conn.execute(text(rollup_sql()))
-            figures["rollup_rows"] = conn.execute(text("SELECT count(*) FROM usage_rollups")).scalar()
-        figures["rollup_s"] = round(time.perf_counter() - started, 1)
-        started = time.perf_counter()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE usage_records"))
-            conn.execute(text("VACUUM ANALYZE usage_rollups"))
-        figures["vacuum_analyze_s"] = round(time.perf_counter() - started, 1)
-        print(f"seeded {args.rows:,} rows in {figures['seed_s']} s; {figures['rollup_rows']:,} rollup rows")
+        if not args.reuse:
+            seed(engine, args.rows, figures)
         timings = {}
         now = datetime.now(UTC)
         for label, (org, by, bucket, window) in QUERIES.items():
@@ -156,7 +181,7 @@ def main() -> None:
         figures["queries"] = timings
     finally:
         engine.dispose()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

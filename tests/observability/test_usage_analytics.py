@@ -29,7 +29,7 @@ from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.metering.writer import UsageWriter
 from cortex_server.services.observability.rejections import RejectionRecorder
 from cortex_server.services.usage.histogram import bucket_of
-from cortex_server.services.usage.report import UsageQuery, report
+from cortex_server.services.usage.report import UsageQuery, report, segments
 
 NOW = datetime(2026, 11, 30, 12, 34, 56, tzinfo=UTC)
 KEYS = {k: {"org_id": 1 + k % 2, "user_id": 10 + k % 3} for k in range(1, 7)}  # key → its org and user
@@ -249,3 +249,26 @@ def test_a_flood_of_distinct_rejections_stays_bounded(engine: Engine) -> None:
                       now=NOW + timedelta(minutes=1))  # fmt: skip
     # the first 50 keys are kept as they came; the rest fold into one org-less overflow count
     assert {r["org"]: r["rejected_403"] for r in rows} == {1: 50, None: 4950}
+
+
+def test_segments_cover_the_window_exactly_with_aligned_rollups() -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        since = NOW - timedelta(seconds=rng.uniform(0, 10 * 86400))
+        until = since + timedelta(seconds=rng.choice([rng.uniform(0, 7200), rng.uniform(0, 5 * 86400)]))
+        for days in (True, False):
+            parts = segments(since, until, days=days)
+            if since == until:
+                assert parts == []
+                continue
+            assert parts[0][1] == since and parts[-1][2] == until
+            for (_, _, end), (_, start, _) in zip(parts, parts[1:], strict=False):
+                assert end == start  # contiguous, no overlap
+            for source, lo, hi in parts:
+                assert lo < hi
+                step = {"daily": 86400, "hourly": 3600}.get(source)
+                if step:
+                    assert lo.timestamp() % step == 0 and hi.timestamp() % step == 0, (source, lo, hi)
+                else:
+                    assert hi - lo < timedelta(hours=1) or source == "raw" and hi - lo < timedelta(hours=2)
+            assert days or all(source != "daily" for source, _, _ in parts)

@@ -211,22 +211,27 @@ def _rollup_columns() -> list[Column[Any]]:
     return measures + sums + hist
 
 
-# Per hour and (org, user, key, model): what analytics read for anything longer than a few hours
-# (see services/usage). Kept by the usage writer in the transaction that inserts the raw rows.
+def _rollup_table(name: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("bucket_start", UTCDateTime(), nullable=False),  # the hour / the day (UTC)
+        Column("org_id", Integer, nullable=False),
+        Column("user_id", Integer, nullable=False),
+        Column("api_key_id", Integer, nullable=False),
+        Column("model", String(256), nullable=False),
+        *_rollup_columns(),
+        UniqueConstraint("bucket_start", "org_id", "user_id", "api_key_id", "model", name=f"uq_{name}_key"),
+        Index(f"ix_{name}_org_start", "org_id", "bucket_start"),
+    )
+
+
+# Per hour / per day and (org, user, key, model): what analytics read for long ranges (see
+# services/usage). Kept by the usage writer in the transaction that inserts the raw rows.
 # Absent ids are 0, not NULL, so the unique key (and ON CONFLICT) works. Migration 0003.
-usage_rollups = Table(
-    "usage_rollups",
-    Base.metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("hour", UTCDateTime(), nullable=False),
-    Column("org_id", Integer, nullable=False),
-    Column("user_id", Integer, nullable=False),
-    Column("api_key_id", Integer, nullable=False),
-    Column("model", String(256), nullable=False),
-    *_rollup_columns(),
-    UniqueConstraint("hour", "org_id", "user_id", "api_key_id", "model", name="uq_usage_rollups_key"),
-    Index("ix_usage_rollups_org_hour", "org_id", "hour"),
-)
+usage_rollups_hourly = _rollup_table("usage_rollups_hourly")
+usage_rollups_daily = _rollup_table("usage_rollups_daily")
 
 
 class ChatSession(Base):

@@ -39,7 +39,7 @@ class UsageWriter:
         self._closing = False
         self._insert_stmt = _insert_ignoring_duplicates(engine)
         # rows actually inserted (not duplicates from a replay) also go into the hourly rollups
-        self._rollup_stmt = rollups.upsert_statement(engine.dialect.name)
+        self._rollup_stmts = rollups.upsert_statements(engine.dialect.name)
         self._returning_stmt = rollups.insert_returning(self._insert_stmt, engine.dialect.name)
         self.written = 0  # rows that reached the DB (tests, metrics)
         self.spooled = 0
@@ -130,11 +130,11 @@ class UsageWriter:
         if not rows:
             return
         with self._engine.begin() as conn:
-            if self._rollup_stmt is None:
+            if self._rollup_stmts is None:
                 conn.execute(self._insert_stmt, rows)
             else:
                 inserted = conn.execute(self._returning_stmt, rows).all()
-                rollups.add(conn, inserted, self._rollup_stmt)
+                rollups.add(conn, inserted, self._rollup_stmts)
         self.written += len(rows)
 
 

@@ -7,9 +7,9 @@ latency p50/p95/p99, TTFT p50/p95 and tokens/s.
 Two paths, chosen by the window:
 - up to EXACT_WINDOW (and any per-minute report): exact, from the raw rows —
   `percentile_cont` on PostgreSQL, the same interpolation in Python elsewhere;
-- longer: the whole hours come from the hourly rollups and the partial hours at
-  either end from the raw rows, merged; sums stay exact, percentiles are read from
-  the merged histogram (within one bucket, a factor √2; see histogram.py).
+- longer: whole days from the daily rollups (unless bucketed by hour), whole hours
+  at either end from the hourly rollups, the partial hours from the raw rows, merged;
+  sums stay exact, percentiles come from the merged histogram (see histogram.py).
 
 Latency/TTFT percentiles and tokens/s are over successful requests (status < 400): a
 fast 4xx would make a slow model look quick. tokens/s = completion tokens / seconds
@@ -35,6 +35,7 @@ from cortexctl.core.errors import InvalidRequest
 GroupBy = Literal["model", "key", "user", "org"]
 Bucket = Literal["none", "minute", "hour", "day"]
 EXACT_WINDOW = timedelta(hours=6)
+HOUR_S, DAY_S = 3600, 86400
 REJECTED = (401, 403, 429)
 FIELDS = (
     "requests", "ok", "errors", "errors_4xx", "errors_5xx", "cancelled",
@@ -88,27 +89,20 @@ def report(session: Session, query: UsageQuery, *, now: datetime | None = None) 
     if since is not None and since >= until:
         return []
     args = {"group_by": query.group_by, "bucket": query.bucket, "org_id": query.org_id}
-    first_full = _ceil_hour(since) if since is not None else None
-    last_full = _floor_hour(until)
-    exact = (
-        query.bucket == "minute"
-        or (since is not None and until - since <= EXACT_WINDOW)
-        or (first_full is not None and first_full >= last_full)
-    )
-    if exact:
+    if query.bucket == "minute" or (since is not None and until - since <= EXACT_WINDOW):
         if session.get_bind().dialect.name == "postgresql":
             accs = raw.postgres_exact(session, since=since, until=query.until, **args)
         else:
             accs = raw.stream(session, since=since, until=query.until, **args)
         kind = "exact"
     else:
-        lo = first_full if first_full is not None else _oldest_hour(session) or last_full
-        accs = rollups.read(session, since=lo, until=last_full, **args)
-        edges: Accs = {}
-        if since is not None and since < lo:
-            raw.stream(session, since=since, until=lo, into=edges, **args)
-        if last_full < until:
-            raw.stream(session, since=last_full, until=query.until, into=edges, **args)
+        accs, edges = {}, {}
+        start = since if since is not None else _oldest_day(session) or until
+        for source, lo, hi in segments(start, until, days=query.bucket != "hour"):
+            if source == "raw":
+                raw.stream(session, since=lo, until=hi, into=edges, **args)
+            else:
+                rollups.read(session, grain=source, since=lo, until=hi, into=accs, **args)
         _merge(accs, edges)
         kind = "histogram"
     rejected = _rejections(session, query, since=since, until=query.until)
@@ -203,8 +197,8 @@ def _row(
     return out
 
 
-def _oldest_hour(session: Session) -> datetime | None:
-    oldest = session.scalar(select(func.min(rollups.usage_rollups.c.hour)))
+def _oldest_day(session: Session) -> datetime | None:
+    oldest = session.scalar(select(func.min(rollups.TABLES["daily"].c.bucket_start)))
     if isinstance(oldest, str):
         oldest = datetime.fromisoformat(oldest)
     if oldest is not None and oldest.tzinfo is None:
@@ -212,13 +206,38 @@ def _oldest_hour(session: Session) -> datetime | None:
     return oldest
 
 
-def _floor_hour(when: datetime) -> datetime:
-    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+Segment = tuple[str, datetime, datetime]  # ("raw" | "hourly" | "daily", start, end)
 
 
-def _ceil_hour(when: datetime) -> datetime:
-    floor = _floor_hour(when)
-    return floor if floor == when else floor + timedelta(hours=1)
+def segments(since: datetime, until: datetime, *, days: bool) -> list[Segment]:
+    """Cover [since, until) with whole days (if allowed), whole hours, and raw rows at the ends."""
+    if days:
+        d0, d1 = _ceil(since, DAY_S), _floor(until, DAY_S)
+        if d0 < d1:
+            return [*_hours(since, d0), ("daily", d0, d1), *_hours(d1, until)]
+    return _hours(since, until)
+
+
+def _hours(since: datetime, until: datetime) -> list[Segment]:
+    if since >= until:
+        return []
+    h0, h1 = _ceil(since, HOUR_S), _floor(until, HOUR_S)
+    if h0 >= h1:
+        return [("raw", since, until)]
+    return [
+        *([("raw", since, h0)] if since < h0 else []),
+        ("hourly", h0, h1),
+        *([("raw", h1, until)] if h1 < until else []),
+    ]
+
+
+def _floor(when: datetime, step: int) -> datetime:
+    return datetime.fromtimestamp(int(when.timestamp()) // step * step, UTC)
+
+
+def _ceil(when: datetime, step: int) -> datetime:
+    floor = _floor(when, step)
+    return floor if floor == when else floor + timedelta(seconds=step)
 
 
 def _sortable(value: Any) -> tuple[int, str]:

@@ -1,9 +1,10 @@
-"""Hourly rollups of usage_records: kept on write, read for ranges longer than a few hours.
+"""Hourly and daily rollups of usage_records: kept on write, read for long ranges.
 
 The usage writer inserts raw rows with RETURNING (so a replayed, already-stored row
-is not counted twice) and adds what was inserted to `usage_rollups` in the same
-transaction: sums and counts, plus latency and TTFT histograms of the successful
-requests. Reading a month is then a SUM over about (hours × keys × models) rows.
+is not counted twice) and adds what was inserted to `usage_rollups_hourly` and
+`usage_rollups_daily` in the same transaction: sums and counts, plus latency and TTFT
+histograms of the successful requests. A month is then read from about
+(30 × keys × models) daily rows plus the hours at its ends.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, Insert, func, select
 from sqlalchemy.orm import Session
 
-from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, usage_rollups
+from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, usage_rollups_daily, usage_rollups_hourly
 from cortex_server.services.usage.histogram import bucket_of
 from cortex_server.services.usage.raw import Acc, truncate
 
-KEY = ("hour", "org_id", "user_id", "api_key_id", "model")
+KEY = ("bucket_start", "org_id", "user_id", "api_key_id", "model")
+TABLES = {"hourly": usage_rollups_hourly, "daily": usage_rollups_daily}
 COUNTS = ("requests", "ok", "errors_4xx", "errors_5xx", "cancelled", "prompt_tokens", "completion_tokens",
           "gen_tokens")  # fmt: skip
 SUMS = ("latency_ms_sum", "gen_ms")
@@ -35,15 +37,15 @@ RETURNED = (
 GROUPS = {"model": "model", "key": "api_key_id", "user": "user_id", "org": "org_id"}
 
 
-def rollup_rows(rows: Iterable[Mapping[str, Any] | Any]) -> list[dict[str, Any]]:
-    """Aggregate raw usage rows (mappings or RETURNING rows) into rollup rows."""
+def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False) -> list[dict[str, Any]]:
+    """Aggregate raw usage rows (mappings or RETURNING rows) into hourly (or daily) rollup rows."""
     acc: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
         m = r if isinstance(r, Mapping) else r._mapping
         when: datetime = m["created_at"]
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-        key = (when.replace(minute=0, second=0, microsecond=0), m["org_id"] or 0, m["user_id"] or 0,
-               m["api_key_id"] or 0, m["model"])  # fmt: skip
+        start = when.replace(hour=0 if daily else when.hour, minute=0, second=0, microsecond=0)
+        key = (start, m["org_id"] or 0, m["user_id"] or 0, m["api_key_id"] or 0, m["model"])
         a = acc.get(key)
         if a is None:
             a = acc[key] = {**dict(zip(KEY, key, strict=True)), **dict.fromkeys(MEASURES, 0)}
@@ -69,77 +71,82 @@ def rollup_rows(rows: Iterable[Mapping[str, Any] | Any]) -> list[dict[str, Any]]
     return list(acc.values())
 
 
-def upsert_statement(dialect: str) -> Insert | None:
-    """INSERT … ON CONFLICT (key) DO UPDATE SET measure = measure + excluded.measure."""
+def upsert_statements(dialect: str) -> dict[str, Insert] | None:
+    """Per grain: INSERT … ON CONFLICT (key) DO UPDATE SET measure = measure + excluded.measure."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     else:
         return None
-    stmt = dialect_insert(usage_rollups)
-    return stmt.on_conflict_do_update(
-        index_elements=list(KEY),
-        set_={name: usage_rollups.c[name] + stmt.excluded[name] for name in MEASURES},
-    )
+    out = {}
+    for grain, table in TABLES.items():
+        stmt = dialect_insert(table)
+        out[grain] = stmt.on_conflict_do_update(
+            index_elements=list(KEY), set_={name: table.c[name] + stmt.excluded[name] for name in MEASURES}
+        )
+    return out
 
 
-def add(conn: Connection, inserted: Iterable[Any], stmt: Insert) -> None:
-    rows = rollup_rows(inserted)
-    if rows:
-        conn.execute(stmt, rows)
+def add(conn: Connection, inserted: Iterable[Any], stmts: dict[str, Insert]) -> None:
+    rows = list(inserted)
+    for grain, stmt in stmts.items():
+        rolled = rollup_rows(rows, daily=grain == "daily")
+        if rolled:
+            conn.execute(stmt, rolled)
 
 
 def read(
-    session: Session, *, group_by: str, bucket: str, org_id: int | None, since: datetime, until: datetime
-) -> dict[tuple[Any, str | None], Acc]:
-    """Sum the rollups of the whole hours in [since, until) (both on the hour)."""
-    r = usage_rollups.c
+    session: Session, *, grain: str, group_by: str, bucket: str, org_id: int | None, since: datetime,
+    until: datetime, into: dict[tuple[Any, str | None], Acc],
+) -> None:  # fmt: skip
+    """Add the rollups of the whole hours (days) in [since, until) to `into`."""
+    r = TABLES[grain].c
     group = r[GROUPS[group_by]]
     cols = [group.label("grp"), *(func.sum(r[name]).label(name) for name in MEASURES)]
-    stmt = select(*cols).where(r.hour >= since, r.hour < until)
+    stmt = select(*cols).where(r.bucket_start >= since, r.bucket_start < until)
     if org_id is not None:
         stmt = stmt.where(r.org_id == org_id)
     if bucket == "none":
         stmt = stmt.group_by(group)
-    elif bucket == "day" and session.get_bind().dialect.name == "postgresql":
-        day = func.date_trunc("day", r.hour, "UTC")
-        stmt = stmt.add_columns(day.label("hour")).group_by(group, day)
+    elif bucket == "day" and grain == "hourly" and session.get_bind().dialect.name == "postgresql":
+        day = func.date_trunc("day", r.bucket_start, "UTC")
+        stmt = stmt.add_columns(day.label("bucket_start")).group_by(group, day)
     else:  # hours (folded into days here where the database cannot truncate)
-        stmt = stmt.add_columns(r.hour).group_by(group, r.hour)
-    out: dict[tuple[Any, str | None], Acc] = {}
-    for row in session.execute(stmt):
-        m = row._mapping
-        grp = m["grp"]
+        stmt = stmt.add_columns(r.bucket_start).group_by(group, r.bucket_start)
+    n_counts, n_sums = len(COUNTS), len(SUMS)
+    lat_at = 1 + n_counts + n_sums
+    ttft_at = lat_at + HISTOGRAM_BUCKETS
+    for row in session.execute(stmt):  # positional: grp, COUNTS, SUMS, LAT, TTFT[, bucket_start]
+        grp = row[0]
         if group_by != "model" and grp == 0:
             grp = None
-        hour = m["hour"] if bucket != "none" else None
-        if isinstance(hour, str):
-            hour = datetime.fromisoformat(hour)
-        key = (grp, truncate(hour, bucket) if hour is not None else None)
-        a = out.get(key)
+        start = row[-1] if bucket != "none" else None
+        if isinstance(start, str):
+            start = datetime.fromisoformat(start)
+        key = (grp, truncate(start, bucket) if start is not None else None)
+        counts = [int(v or 0) for v in row[1 : 1 + n_counts]]
+        lat = [int(v or 0) for v in row[lat_at:ttft_at]]
+        ttft = [int(v or 0) for v in row[ttft_at : ttft_at + HISTOGRAM_BUCKETS]]
+        a = into.get(key)
         if a is None:
-            a = out[key] = Acc()
-            a.lat_h, a.ttft_h = [0] * HISTOGRAM_BUCKETS, [0] * HISTOGRAM_BUCKETS
-        merge_sums(a, m)
-    return out
-
-
-def merge_sums(a: Acc, m: Mapping[str, Any]) -> None:
-    a.n += int(m["requests"] or 0)
-    a.ok += int(m["ok"] or 0)
-    a.e4 += int(m["errors_4xx"] or 0)
-    a.e5 += int(m["errors_5xx"] or 0)
-    a.cancelled += int(m["cancelled"] or 0)
-    a.pt += int(m["prompt_tokens"] or 0)
-    a.ct += int(m["completion_tokens"] or 0)
-    a.gen_t += int(m["gen_tokens"] or 0)
-    a.lat_sum += float(m["latency_ms_sum"] or 0.0)
-    a.gen_ms += float(m["gen_ms"] or 0.0)
-    assert a.lat_h is not None and a.ttft_h is not None
-    for i in range(HISTOGRAM_BUCKETS):
-        a.lat_h[i] += int(m[LAT[i]] or 0)
-        a.ttft_h[i] += int(m[TTFT[i]] or 0)
+            a = into[key] = Acc()
+            a.lat_h, a.ttft_h = lat, ttft
+        else:
+            assert a.lat_h is not None and a.ttft_h is not None
+            a.lat_h = [x + y for x, y in zip(a.lat_h, lat, strict=True)]
+            a.ttft_h = [x + y for x, y in zip(a.ttft_h, ttft, strict=True)]
+        requests, ok, e4, e5, cancelled, pt, ct, gen_t = counts
+        a.n += requests
+        a.ok += ok
+        a.e4 += e4
+        a.e5 += e5
+        a.cancelled += cancelled
+        a.pt += pt
+        a.ct += ct
+        a.gen_t += gen_t
+        a.lat_sum += float(row[1 + n_counts] or 0.0)
+        a.gen_ms += float(row[2 + n_counts] or 0.0)
 
 
 def insert_returning(table_insert: Insert, dialect: str) -> Insert:

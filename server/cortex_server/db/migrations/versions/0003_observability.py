@@ -5,9 +5,9 @@ Revises: 0002_access
 Create Date: 2026-12-01
 
 `usage_rejections` holds per-minute counts of requests refused with 401/403/429
-(see db.models.UsageRejection). `usage_rollups` holds hourly sums and latency/TTFT
-histograms per (org, user, key, model), backfilled here from the rows already
-stored; `ix_usage_records_org_created` serves the raw-row reads (short windows).
+(see db.models.UsageRejection). `usage_rollups_hourly` / `_daily` hold sums and
+latency/TTFT histograms per hour / day and (org, user, key, model), backfilled here
+from the rows already stored; `ix_usage_records_org_created` serves the raw-row reads (short windows).
 """
 
 import math
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 BUCKETS = 45  # = db.models.HISTOGRAM_BUCKETS at this revision: upper bounds 2^(i/2) ms
-KEY = ("hour", "org_id", "user_id", "api_key_id", "model")
+KEY = ("bucket_start", "org_id", "user_id", "api_key_id", "model")
 COUNTS = ("requests", "ok", "errors_4xx", "errors_5xx", "cancelled", "prompt_tokens", "completion_tokens")
 
 revision = "0003_observability"
@@ -42,10 +42,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_usage_rejections_bucket_start", "usage_rejections", ["bucket_start"])
     op.create_index("ix_usage_records_org_created", "usage_records", ["org_id", "created_at"])
-    rollups = op.create_table(
-        "usage_rollups",
+    tables = {grain: _create_rollups(f"usage_rollups_{grain}") for grain in ("hourly", "daily")}
+    _backfill(tables)
+
+
+def _create_rollups(name: str) -> sa.Table:
+    table = op.create_table(
+        name,
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("org_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("api_key_id", sa.Integer(), nullable=False),
@@ -62,18 +67,23 @@ def upgrade() -> None:
             for i in range(BUCKETS)
         ],
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint(*KEY, name="uq_usage_rollups_key"),
+        sa.UniqueConstraint(*KEY, name=f"uq_{name}_key"),
     )
-    op.create_index("ix_usage_rollups_org_hour", "usage_rollups", ["org_id", "hour"])
-    _backfill(rollups)
+    op.create_index(f"ix_{name}_org_start", name, ["org_id", "bucket_start"])
+    return table
 
 
 def _bucket(ms: float) -> int:
     return 0 if ms <= 1.0 else min(BUCKETS - 1, math.ceil(2 * math.log2(ms)))
 
 
-def _backfill(rollups: sa.Table) -> None:
-    """Roll up the usage rows stored before this revision (streamed; one pass)."""
+def _backfill(tables: dict[str, sa.Table]) -> None:
+    """Roll up the usage rows stored before this revision (streamed; one pass per grain)."""
+    for grain, table in tables.items():
+        _backfill_one(table, day=grain == "daily")
+
+
+def _backfill_one(rollups: sa.Table, *, day: bool) -> None:
     conn = op.get_bind()
     records = sa.table(
         "usage_records",
@@ -86,7 +96,8 @@ def _backfill(rollups: sa.Table) -> None:
         if isinstance(when, str):  # SQLite hands back text here (no type processing)
             when = datetime.fromisoformat(when)
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-        key = (when.replace(minute=0, second=0, microsecond=0), r["org_id"] or 0, r["user_id"] or 0,
+        start = when.replace(minute=0, second=0, microsecond=0)
+        key = (start.replace(hour=0) if day else start, r["org_id"] or 0, r["user_id"] or 0,
                r["api_key_id"] or 0, r["model"])  # fmt: skip
         a = acc.get(key)
         if a is None:
@@ -121,8 +132,9 @@ def _backfill(rollups: sa.Table) -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_usage_rollups_org_hour", table_name="usage_rollups")
-    op.drop_table("usage_rollups")
+    for name in ("usage_rollups_hourly", "usage_rollups_daily"):
+        op.drop_index(f"ix_{name}_org_start", table_name=name)
+        op.drop_table(name)
     op.drop_index("ix_usage_records_org_created", table_name="usage_records")
     op.drop_index("ix_usage_rejections_bucket_start", table_name="usage_rejections")
     op.drop_table("usage_rejections")
