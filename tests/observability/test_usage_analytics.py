@@ -272,3 +272,26 @@ def test_segments_cover_the_window_exactly_with_aligned_rollups() -> None:
                 else:
                     assert hi - lo < timedelta(hours=1) or source == "raw" and hi - lo < timedelta(hours=2)
             assert days or all(source != "daily" for source, _, _ in parts)
+
+
+def test_the_migration_rolls_up_rows_stored_before_it(database_url: str, tmp_path: Path) -> None:
+    """Rows written before 0003 (no rollups yet) are backfilled; long windows then match them."""
+    from alembic import command
+    from sqlalchemy import insert
+
+    from cortex_server.db.migrate import alembic_config
+    from cortex_server.db.models import UsageRecord
+
+    eng = make_engine(database_url)
+    try:
+        command.upgrade(alembic_config(eng), "0002_access")
+        rows = generated_rows(600, seed=5)
+        with eng.begin() as conn:  # as the 0002-era writer did: raw rows only
+            conn.execute(insert(UsageRecord.__table__), rows)
+        upgrade_to_head(eng)
+        check_case(eng, rows, "model", "day", None, None)
+        check_case(eng, rows, "key", "hour", 1, timedelta(hours=40, minutes=3))
+        command.downgrade(alembic_config(eng), "0002_access")  # and back, cleanly
+        command.upgrade(alembic_config(eng), "head")
+    finally:
+        eng.dispose()
