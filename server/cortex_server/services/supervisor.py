@@ -341,10 +341,11 @@ class Supervisor:
                 live.ready_since = time.monotonic()
             live.max_model_len = probe.max_model_len or live.max_model_len
             live.set(State.RUNNING, "ready")
-            if self.engine_metrics is not None and live.engine.metrics_path:
+            metrics_path = getattr(live.engine, "metrics_path", None)  # None: the engine has none
+            if self.engine_metrics is not None and metrics_path:
                 await self.engine_metrics.maybe_scrape(
                     self._http,
-                    base_url + live.engine.metrics_path,
+                    base_url + metrics_path,
                     model=entry.model.name,
                     replica=f"{entry.model.name}/{live.replica_index}",
                 )
