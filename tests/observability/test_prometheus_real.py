@@ -63,6 +63,7 @@ class Prometheus:
     def __init__(self, binary: str, root: Path, target: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
         config = root / "prometheus.yml"
         config.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
