@@ -295,3 +295,19 @@ def test_the_migration_rolls_up_rows_stored_before_it(database_url: str, tmp_pat
         command.upgrade(alembic_config(eng), "head")
     finally:
         eng.dispose()
+
+
+def test_histogram_percentiles_land_between_the_buckets_of_the_exact_order_statistics() -> None:
+    from cortex_server.services.usage.histogram import histogram, percentiles
+
+    rng = random.Random(3)
+    for _ in range(500):
+        values = [
+            rng.lognormvariate(rng.uniform(0, 9), rng.uniform(0.1, 3)) for _ in range(rng.randint(1, 400))
+        ]
+        ps = (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)
+        for p, est in zip(ps, percentiles(histogram(values), ps), strict=True):
+            assert est is not None
+            low, high = order_statistics(values, p)
+            assert bucket_of(low) <= bucket_of(est) <= bucket_of(high), (p, est, low, high)
+    assert percentiles([0] * 45, (0.5,)) == [None]

@@ -10,7 +10,9 @@ between: with enough data, the bucket of the exact value (a factor √2).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 from cortex_server.db.models import HISTOGRAM_BUCKETS
 
@@ -31,29 +33,34 @@ def lower_bound(i: int) -> float:
     return 0.0 if i == 0 else 2 ** ((i - 1) / 2)
 
 
-def percentile(counts: Sequence[int], p: float) -> float | None:
-    """The p-quantile as percentile_cont defines it (rank (n-1)·p, linear between the two order
+def percentiles(counts: Sequence[int], ps: Sequence[float]) -> list[float | None]:
+    """Each p-quantile as percentile_cont defines it (rank (n-1)·p, linear between the two order
     statistics around it), each order statistic estimated inside the bucket that holds it."""
-    n = sum(counts)
+    cumulative = list(accumulate(counts))
+    n = cumulative[-1] if cumulative else 0
     if n == 0:
-        return None
-    rank = (n - 1) * p
-    lo_rank, hi_rank = math.floor(rank), math.ceil(rank)
-    low = _order_statistic(counts, lo_rank)
-    high = low if hi_rank == lo_rank else _order_statistic(counts, hi_rank)
-    return low + (high - low) * (rank - lo_rank)
+        return [None] * len(ps)
+    out: list[float | None] = []
+    for p in ps:
+        rank = (n - 1) * p
+        lo_rank, hi_rank = math.floor(rank), math.ceil(rank)
+        low = _order_statistic(counts, cumulative, lo_rank)
+        high = low if hi_rank == lo_rank else _order_statistic(counts, cumulative, hi_rank)
+        out.append(low + (high - low) * (rank - lo_rank))
+    return out
 
 
-def _order_statistic(counts: Sequence[int], j: int) -> float:
+def percentile(counts: Sequence[int], p: float) -> float | None:
+    return percentiles(counts, (p,))[0]
+
+
+def _order_statistic(counts: Sequence[int], cumulative: list[int], j: int) -> float:
     """The j-th smallest value (0-based), spread evenly inside its bucket."""
-    seen = 0
-    for i, c in enumerate(counts):
-        if c and seen + c > j:
-            lo = lower_bound(i)
-            hi = upper_bound(i) if i < N - 1 else lo * math.sqrt(2)
-            return lo + (hi - lo) * ((j - seen + 0.5) / c)
-        seen += c
-    return lower_bound(N - 1)
+    i = bisect_right(cumulative, j)  # the first bucket whose cumulative count exceeds j
+    seen = cumulative[i - 1] if i else 0
+    lo = lower_bound(i)
+    hi = upper_bound(i) if i < N - 1 else lo * math.sqrt(2)
+    return lo + (hi - lo) * ((j - seen + 0.5) / counts[i])
 
 
 def histogram(values: Sequence[float]) -> list[int]:

@@ -163,8 +163,8 @@ def _row(
     if a.exact is not None:
         lat, ttft = a.exact["latency"], a.exact["ttft"]
     elif a.lat_h is not None and a.ttft_h is not None:
-        lat = [histogram.percentile(a.lat_h, p) for p in raw.PERCENTILES["latency"]]
-        ttft = [histogram.percentile(a.ttft_h, p) for p in raw.PERCENTILES["ttft"]]
+        lat = histogram.percentiles(a.lat_h, raw.PERCENTILES["latency"])
+        ttft = histogram.percentiles(a.ttft_h, raw.PERCENTILES["ttft"])
     else:
         a.lat.sort()
         a.ttft.sort()
