@@ -28,7 +28,7 @@ from typing import Any, Literal
 from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
 
-from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRejection
+from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, UsageRejection
 from cortex_server.services.usage import histogram, raw, rollups
 from cortexctl.core.errors import InvalidRequest
 
@@ -97,7 +97,7 @@ def report(session: Session, query: UsageQuery, *, now: datetime | None = None) 
         kind = "exact"
     else:
         accs, edges = {}, {}
-        start = since if since is not None else _oldest_day(session) or until
+        start = since if since is not None else _oldest_row(session) or until
         for source, lo, hi in segments(start, until, days=query.bucket != "hour"):
             if source == "raw":
                 raw.stream(session, since=lo, until=hi, into=edges, **args)
@@ -197,10 +197,8 @@ def _row(
     return out
 
 
-def _oldest_day(session: Session) -> datetime | None:
-    oldest = session.scalar(select(func.min(rollups.TABLES["daily"].c.bucket_start)))
-    if isinstance(oldest, str):
-        oldest = datetime.fromisoformat(oldest)
+def _oldest_row(session: Session) -> datetime | None:
+    oldest = session.scalar(select(func.min(UsageRecord.created_at)))  # ix_usage_records_created_at
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
     return oldest
