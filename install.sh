@@ -116,6 +116,10 @@ if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q "${MISSING[@]}" >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null && apt-get install -y -q "${MISSING[@]}" >/dev/null; }
+    if [[ " ${MISSING[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+      # Debian starts a system-wide Prometheus (and node exporter); the tests run their own
+      systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
   fi
   done_step "${MISSING[*]:-all present}"
 fi
