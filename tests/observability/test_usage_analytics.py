@@ -311,3 +311,16 @@ def test_histogram_percentiles_land_between_the_buckets_of_the_exact_order_stati
             low, high = order_statistics(values, p)
             assert bucket_of(low) <= bucket_of(est) <= bucket_of(high), (p, est, low, high)
     assert percentiles([0] * 45, (0.5,)) == [None]
+
+
+def test_rejection_counts_wait_for_an_unreachable_database(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    dead = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none?connect_timeout=2")
+    recorder = RejectionRecorder(engine=dead)
+    for _ in range(3):
+        recorder.record(path="/v1/x", status_code=401, reason="invalid_api_key", now=NOW)
+    asyncio.run(recorder.flush())  # fails: the counts stay, merged, within the bound
+    assert recorder.pending == 1 and recorder.dropped == 0 and recorder.written == 0
+    assert list(recorder._counts.values()) == [3]
+    dead.dispose()
