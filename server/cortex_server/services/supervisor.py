@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -40,10 +40,13 @@ from cortexctl.core.daemon import port_owner
 from cortexctl.core.errors import CortexError
 from cortexctl.core.preflight import preflight
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import Diagnosis, Engine, ProbeState, get_engine, new_engine_key
+from cortexctl.engines.base import Diagnosis, Engine, ProbeState, auth_headers, get_engine, new_engine_key
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import RunningEngine, Runtime
 from cortexctl.validation import ValidationReport
+
+if TYPE_CHECKING:
+    from cortex_server.services.observability.engines import EngineMetricsStore
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ class Supervisor:
     interval_s: float = 1.0
     # closes the gateway's connection pools of engines that went away
     prune_upstreams: Callable[[set[str]], Awaitable[None]] | None = None
+    engine_metrics: EngineMetricsStore | None = None  # the engines' own /metrics, re-exposed
     live: dict[tuple[int, int], LiveReplica] = field(default_factory=dict)
     forced: set[int] = field(default_factory=set)  # model ids started with --force
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -349,6 +353,15 @@ class Supervisor:
                 live.ready_since = time.monotonic()
             live.max_model_len = probe.max_model_len or live.max_model_len
             live.set(State.RUNNING, "ready")
+            metrics_path = getattr(live.engine, "metrics_path", None)  # None: the engine has none
+            if self.engine_metrics is not None and metrics_path:
+                await self.engine_metrics.maybe_scrape(
+                    self._http,
+                    base_url + metrics_path,
+                    model=entry.model.name,
+                    replica=f"{entry.model.name}/{live.replica_index}",
+                    headers=auth_headers(live.handle.api_key),  # /metrics needs the engine key too
+                )
         elif live.state == State.RUNNING:
             # It was serving and stopped answering: out of rotation at once; exit handling restarts it.
             live.ready_since = None
