@@ -25,7 +25,8 @@ async def test_gemma_chat(llama_settings: Settings, gemma_gguf: Path) -> None:
         "llamacpp", str(gemma_gguf), served_name="gemma3-270m",
         args={"context_length": 2048, "parallel": 1, "chat_template": "gemma", "threads": 2},
     )  # fmt: skip
-    settings = llama_settings.model_copy(update={"model_roots": [gemma_gguf.parent]})  # the shared model cache
+    # the shared model cache is an operator root here
+    settings = llama_settings.model_copy(update={"model_roots": [gemma_gguf.parent]})
     spec = engine.launch_spec(recipe, model_id=20, replica_index=0, port=port, settings=settings)
     rt = ProcessRuntime(settings=llama_settings)
     handle = rt.start(spec)
