@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from cortexctl.bundles.errors import BundleError, refused
-from cortexctl.bundles.manifest import MAX_SIGNATURE_BYTES, SIGNATURE_NAME
+from cortexctl.bundles import tarstream
+from cortexctl.bundles.tarstream import SIGNATURE_NAME
 
 ALGORITHM = "ed25519"
 TRUSTED_KEYS_DIR = "trusted-keys"
@@ -118,19 +119,14 @@ def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> Signature:
 
 
 def parse_signature(data: bytes) -> Signature:
-    if len(data) > MAX_SIGNATURE_BYTES:
-        raise refused(SIGNATURE_NAME, "too large")
     try:
-        body = json.loads(data)
-        if body.get("algorithm") != ALGORITHM:
-            raise refused(
-                SIGNATURE_NAME, f"unsupported algorithm {body.get('algorithm')!r} (expected {ALGORITHM})"
-            )
-        return Signature(
-            key_id=str(body["key_id"]), signature=base64.b64decode(body["signature"], validate=True)
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError, binascii.Error) as exc:
-        raise refused(SIGNATURE_NAME, f"malformed signature ({type(exc).__name__})") from None
+        body = tarstream.load_signature_json(data)
+        raw = base64.b64decode(body["signature"], validate=True)
+    except tarstream.Refused as exc:
+        raise refused(exc.what, exc.problem) from None
+    except binascii.Error:
+        raise refused(SIGNATURE_NAME, "malformed signature (not base64)") from None
+    return Signature(key_id=body["key_id"], signature=raw)
 
 
 def verify_signature(
