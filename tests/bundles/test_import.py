@@ -91,6 +91,7 @@ def test_reimport_is_a_fast_noop_and_force_reinstalls(
     model.unlink()  # something removed → a re-import installs again
     again = import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
     assert again.status == "imported" and model.exists()
+    inode = model.stat().st_ino
     forced = import_bundle(
         result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True, force=True
     )
@@ -101,16 +102,37 @@ def test_reimport_is_a_fast_noop_and_force_reinstalls(
 def test_failure_after_files_moved_rolls_everything_back(
     make_bundle: Any, settings: Settings, engine_cache: Path
 ) -> None:
-    """A recipe of the same name with other content is a Conflict: the old model file comes back."""
+    """An operator's model and recipe of the same names: refused without --replace; with it, a
+    fault after two files moved and the recipes applied restores the files and the DB rows."""
     result = make_bundle()
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / "model.gguf").write_bytes(b"the operator's own model")
     register_recipes(settings, [(RECIPE.format(name="demo", model="other.gguf"), "by-hand")])
     before = snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)
 
-    with pytest.raises(Conflict, match="recipe demo already exists"):
+    with pytest.raises(BundleError, match="model 'model.gguf'.*different file .*--replace"):
         import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    assert (snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)) == before
 
+    (settings.models_dir / "model.gguf").unlink()  # no model conflict: the recipe's is next
+    with pytest.raises(BundleError, match="recipe demo already exists with different content .*by-hand"):
+        import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    (settings.models_dir / "model.gguf").write_bytes(b"the operator's own model")
+    assert (snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)) == before
+
+    def fault(step: str) -> None:
+        if step == "applied":
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(BundleError, match="rolled back"):
+        import_bundle(
+            result.path,
+            settings=settings,
+            engine_cache_dir=engine_cache,
+            allow_unsigned=True,
+            replace=True,
+            checkpoint=fault,
+        )
     assert (snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)) == before
     assert list_imports(settings) == []
     _no_staging_left(settings.home, engine_cache)
@@ -119,12 +141,18 @@ def test_failure_after_files_moved_rolls_everything_back(
 def _crash_during_install(bundle: Path, home: str, cache: str) -> None:
     from cortexctl.core.settings import load_settings
 
-    def crash(_settings: Any, _recipes: Any) -> None:
-        os._exit(17)  # a power cut after every file was renamed into place, before the commit
+    def crash(step: str) -> None:
+        if step == "applied":
+            os._exit(17)  # a power cut after every file was renamed into place, before the commit
 
     settings = load_settings(home=home)
     import_bundle(
-        bundle, settings=settings, engine_cache_dir=Path(cache), allow_unsigned=True, register=crash
+        bundle,
+        settings=settings,
+        engine_cache_dir=Path(cache),
+        allow_unsigned=True,
+        replace=True,
+        checkpoint=crash,
     )
 
 
@@ -153,7 +181,7 @@ def test_crash_mid_install_is_rolled_back_and_can_be_rerun(
     _no_staging_left(settings.home, engine_cache)
 
     imported = import_bundle(
-        result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True
+        result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True, replace=True
     )
     assert imported.status == "imported"
     assert hashlib.sha256((settings.models_dir / "model.gguf").read_bytes()).hexdigest() == next(
