@@ -363,6 +363,20 @@ def _still_installed(entry: LedgerEntry, client: object) -> bool:
     return True
 
 
+def tidy_imports(
+    settings: Settings, *, engine_cache_dir: Path, docker_factory: image_ops.DockerFactory | None = None
+) -> list[str]:
+    """Finish or roll back an interrupted import and remove stale staging (`cortexctl doctor`)."""
+    ledger = Ledger(settings.home)
+    dest = Destinations.for_settings(settings, engine_cache_dir=engine_cache_dir)
+    with ledger.lock():
+        done = recover(
+            ledger, docker_factory, on_committed=lambda tx: register_recipe_files(settings, tx.recipes)
+        )
+        stale = clean_stale_staging(dest.roots(settings.home.absolute()))
+    return ([done] if done else []) + [f"removed stale staging {p}" for p in stale]
+
+
 def list_imports(settings: Settings) -> list[LedgerEntry]:
     return Ledger(settings.home).entries()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import Model, Recipe
@@ -13,6 +14,7 @@ from cortex_server.services import recipes as recipe_store
 from cortexctl.core.errors import InvalidRequest
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import get_engine
+from cortexctl.recipes.loader import parse_recipe
 
 
 def deploy(
@@ -21,8 +23,13 @@ def deploy(
     """Register (or update) the recipe when YAML is given, then create a model for it."""
 
     if yaml_text is not None:
-        row, _ = recipe_store.apply_recipe(session, yaml_text=yaml_text, source=source)
-        recipe_name = row.name
+        doc = parse_recipe(yaml_text, source=source or "request")
+        existing = session.scalar(select(Recipe).where(Recipe.name == doc.name))
+        if existing is None:
+            recipe_store.create_recipe(session, yaml_text=yaml_text, source=source)
+        elif existing.yaml_text != yaml_text:
+            recipe_store.update_recipe(session, name=doc.name, yaml_text=yaml_text, source=source)
+        recipe_name = doc.name
     if recipe_name is None:
         raise InvalidRequest("Give either a recipe YAML or the name of a registered recipe.", param="recipe")
     recipe = recipe_store.get_recipe(session, name=recipe_name)
