@@ -150,6 +150,19 @@ class Source:
             err = self.proc.stderr.read(2000).decode(errors="replace").strip()  # type: ignore[union-attr]
             raise Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
 
+    def failed(self) -> Refused | None:
+        """After a short read: zstd's own error (bad data, bad checksum) explains it better."""
+        if self.proc is None:
+            return None
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+        if rc == 0:
+            return None
+        err = self.proc.stderr.read(2000).decode(errors="replace").strip()  # type: ignore[union-attr]
+        return Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
+
     def close(self) -> None:
         """On every path: close the pipe, kill zstd if it still runs, reap it."""
         if self.proc is not None:
@@ -177,6 +190,10 @@ def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned:
                 if "/" in item["name"]:
                     raise Refused(tarstream.label(item), "must be a single file name")
         tarstream.check_wheelhouse([i["name"] for i in items if i["kind"] == "wheelhouse"])
+        need = sum(i["size"] for i in items if i["kind"] == "wheelhouse")
+        free = shutil.disk_usage(dest).free
+        if need + (16 << 20) > free:
+            raise Refused("wheelhouse", f"{need} bytes declared, only {free} free in {dest}")
         outputs: list[BinaryIO] = []
 
         def sink(item: dict[str, Any]) -> BinaryIO | None:
@@ -193,6 +210,8 @@ def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned:
 
         try:
             reader.read_items(sink)
+        except Refused as exc:
+            raise (source.failed() if "truncated" in exc.problem or "missing" in exc.problem else None) or exc
         finally:
             for fh in outputs:
                 fh.close()

@@ -51,6 +51,7 @@ class Transaction:
     moves: list[Move] = field(default_factory=list)
     images: list[ImageLoad] = field(default_factory=list)
     recipes: list[Path] = field(default_factory=list)  # installed recipe files to register in the DB
+    created: list[Path] = field(default_factory=list)  # folders this import created (removed if left empty)
     phase: str = "staging"
 
     def staging_dir(self, root: Path) -> Path:
@@ -58,6 +59,11 @@ class Transaction:
         path = root.absolute() / f"{STAGING_PREFIX}{self.txid}"
         if path not in self.staging_dirs:
             self.staging_dirs.append(path)
+            top = root.absolute()
+            while not top.parent.exists():
+                top = top.parent
+            if not top.exists():
+                self.created.append(top)
             self.save()  # journal it before creating, so a crash cannot leak it
             path.mkdir(parents=True)
         return path
@@ -81,6 +87,7 @@ class Transaction:
                 ],
                 "images": [{"name": i.name, "previous_id": i.previous_id} for i in self.images],
                 "recipes": [str(p.absolute()) for p in self.recipes],
+                "created": [str(p) for p in self.created],
             },
         )
 
@@ -103,6 +110,7 @@ class Transaction:
             ],
             images=[ImageLoad(i["name"], i["previous_id"]) for i in data["images"]],
             recipes=[Path(p) for p in data.get("recipes", [])],
+            created=[Path(p) for p in data.get("created", [])],
         )
 
     def install_files(self, after_each: Callable[[int], None] | None = None) -> None:
@@ -141,6 +149,14 @@ class Transaction:
                     os.replace(move.backup, move.previous)
         for path in self.staging_dirs:
             shutil.rmtree(path, ignore_errors=True)
+        for top in self.created:  # folders made for staging only: leave no empty trace
+            for folder in sorted(
+                (p for p in [top, *top.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)
+            ):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass  # not empty: something was installed there
         self.ledger.journal_path.unlink(missing_ok=True)
 
 
