@@ -211,7 +211,8 @@ def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned:
         try:
             reader.read_items(sink)
         except Refused as exc:
-            raise (source.failed() if "truncated" in exc.problem or "missing" in exc.problem else None) or exc
+            short = "truncated" in exc.problem or "missing" in exc.problem
+            raise (source.failed() if short else None) or exc from None
         finally:
             for fh in outputs:
                 fh.close()
