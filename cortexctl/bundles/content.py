@@ -95,24 +95,30 @@ def check_files(
 
 
 def installed_closure(root: str = INSTALLED_DISTRIBUTION) -> dict[str, str]:
-    """Normalized name → installed version of `root` and everything it requires (no extras)."""
+    """Normalized name → installed version of `root` and everything it requires (extras it asks for too)."""
     out: dict[str, str] = {}
-    todo = [root]
+    todo: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
+    seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
-        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
-        if name in out:
+        raw, extras = todo.pop()
+        name = re.sub(r"[-_.]+", "-", raw).lower()
+        if (name, extras) in seen:
             continue
+        seen.add((name, extras))
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
             continue
         out[name] = dist.version
         for req in dist.requires or []:
-            if "extra ==" in req.replace('"', "").replace("'", ""):
+            marker = req.partition(";")[2].replace('"', "'")
+            wanted = re.findall(r"extra\s*==\s*'([^']+)'", marker)
+            if wanted and not set(wanted) & extras:
                 continue
-            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?", req)
             if m:
-                todo.append(m.group(1))
+                asked = frozenset(e.strip() for e in (m.group(2) or "").split(",") if e.strip())
+                todo.append((m.group(1), asked))
     return out
 
 
