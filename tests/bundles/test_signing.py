@@ -149,3 +149,21 @@ def test_trusted_keys_writable_by_others_are_refused_with_the_fix(
     with pytest.raises(BundleError, match=f"trusted key {target} .* writable by group or others") as exc:
         verify_bundle(result.path, settings=settings, allow_unsigned=True)
     assert exc.value.fix is not None and f"chmod go-w {path}" in exc.value.fix
+
+
+def test_only_a_trusted_bundle_replaces_an_engine_binary_and_the_old_one_is_kept(
+    make_bundle: Any, keys: dict[str, Path], settings: Settings, engine_cache: Path
+) -> None:
+    binary = engine_cache / "llama-server" / "0.3.36" / "bin" / "llama-server"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\necho the cached build\n")
+    for key in (None, keys["rogue"]):  # unsigned, untrusted key: refused even with --allow-unsigned
+        bundle = make_bundle(sign_key=key)
+        with pytest.raises(BundleError, match="only a bundle signed by a trusted key may do that"):
+            import_bundle(bundle.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+        assert binary.read_text() == "#!/bin/sh\necho the cached build\n"
+
+    import_bundle(make_bundle(sign_key=keys["ops"]).path, settings=settings, engine_cache_dir=engine_cache)
+    assert "fake-engine-for-bundle-tests" in binary.read_text()
+    previous = binary.with_name("llama-server.previous")
+    assert previous.read_text() == "#!/bin/sh\necho the cached build\n"
