@@ -17,7 +17,6 @@ from cortexctl.bundles.install import import_bundle, list_imports, verify_bundle
 from cortexctl.bundles.ledger import Ledger
 from cortexctl.bundles.recipes_adapter import register_recipes
 from cortexctl.bundles.transaction import STAGING_PREFIX, recover
-from cortexctl.core.errors import Conflict
 from cortexctl.core.settings import Settings
 from tests.bundles.helpers import RECIPE, snapshot
 
@@ -304,34 +303,39 @@ def test_disk_errors_roll_back_with_a_clear_error(
 def test_failure_after_image_load_removes_the_new_image_and_restores_the_old_tag(
     make_bundle: Any, settings: Settings, engine_cache: Path, docker_factory: Any, tiny_image: str
 ) -> None:
-    """The image is loaded before files move; a later failure (recipe conflict) undoes it."""
+    """The image is loaded before files move; a later failure (a fault at the first move) undoes it."""
     from tests.bundles.helpers import image_ids
 
     client = docker_factory()
     result = make_bundle(images=[tiny_image], docker_factory=docker_factory)
-    register_recipes(settings, [(RECIPE.format(name="demo", model="other.gguf"), "by-hand")])
+
+    def fault(step: str) -> None:
+        if step == "moved-0":
+            raise RuntimeError("power cut at the first move")
 
     client.images.remove(tiny_image)  # case 1: the image was not there before
     before = image_ids(client)
-    with pytest.raises(Conflict):
+    with pytest.raises(RuntimeError, match="power cut"):
         import_bundle(
             result.path,
             settings=settings,
             engine_cache_dir=engine_cache,
             allow_unsigned=True,
             docker_factory=docker_factory,
+            checkpoint=fault,
         )
     assert image_ids(client) == before
 
     # case 2: the tag pointed at another image before: it points there again afterwards
     previous = _make_other_image(client, tiny_image)
-    with pytest.raises(Conflict):
+    with pytest.raises(RuntimeError, match="power cut"):
         import_bundle(
             result.path,
             settings=settings,
             engine_cache_dir=engine_cache,
             allow_unsigned=True,
             docker_factory=docker_factory,
+            checkpoint=fault,
         )
     assert client.images.get(tiny_image).id == previous
     client.images.remove(tiny_image)
