@@ -24,7 +24,8 @@ from cortexctl.bundles.export import export_bundle
 from cortexctl.bundles.recipes_adapter import register_recipes
 from cortexctl.bundles.signing import generate_keypair, load_private_key
 from cortexctl.core.settings import load_settings
-from tests.bundles.corpus import Bases, Case, cases
+from tests.bundles.corpus import Bases, Case
+from tests.bundles.corpus_cases import cases
 from tests.bundles.helpers import RECIPE, write_definition, write_sources
 
 ROOT = Path(__file__).resolve().parents[2]
