@@ -10,6 +10,7 @@ Standard library only: the bootstrap loads this file by path.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def key_files(directory: Path) -> tuple[list[Path], list[str]]:
     except OSError:
         return [], []
     if not stat.S_ISDIR(st.st_mode):
-        return [], [f"{directory} is not a folder; no key is trusted"]
+        quiet = str(directory) == os.devnull  # the bootstrap's "no trusted keys"
+        return [], [] if quiet else [f"{directory} is not a folder; no key is trusted"]
     if st.st_mode & 0o022:
         raise UnsafeTrustDir(directory, "folder")
     files: list[Path] = []
