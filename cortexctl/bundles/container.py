@@ -5,7 +5,10 @@ in manifest order, each a regular file, then the end-of-archive. With zstd the h
 (manifest + signature) is its own frame, so `sign` can replace it without recompressing.
 
 Reading verifies while streaming: entry types, names, order, sizes and sha256 are
-checked as the bytes pass; the first problem raises BundleError naming the entry.
+checked as the bytes pass; the first problem raises BundleError naming the entry. The
+tar layer is `tarstream` (bounded headers, shared with the bootstrap); this module adds
+the zstd layer (frames checked by `zstdframes` first, window capped), the typed manifest
+and the signature record, and writes bundles.
 """
 
 from __future__ import annotations
