@@ -41,6 +41,9 @@ from tests.bundles.corpus import (
 )
 from tests.bundles.helpers import RECIPE, manifest_of, special, with_manifest
 
+RECIPE_LOG_FILE = RECIPE.format(name="demo", model="model.gguf").replace(
+    "context_length: 512", "context_length: 512\n    extra_args: [--log-file, /etc/cron.d/cortex]"
+)
 RECIPE_EVIL = RECIPE.format(name="demo", model="model.gguf").replace(
     "context_length: 512", "context_length: 512\n    extra_args: [--tools, exec_shell_command]"
 )
@@ -452,7 +455,17 @@ def cases() -> list[Case]:
             "recipe with --tools exec_shell_command",
             "content",
             _edit("plain", _replace_recipe(RECIPE_EVIL)),
-            r"recipe 'demo.yaml'.*(invalid recipe|--tools)",
+            r"recipe 'demo.yaml'.*invalid recipe.*--tools is not allowed",
+            bootstrap_accepts=True,
+            extra={"needs": "allow-list"},
+        )
+    )
+    add(
+        Case(
+            "recipe with --log-file outside the home",
+            "content",
+            _edit("plain", _replace_recipe(RECIPE_LOG_FILE)),
+            r"recipe 'demo.yaml'.*invalid recipe.*--log-file is not allowed",
             bootstrap_accepts=True,
             extra={"needs": "allow-list"},
         )

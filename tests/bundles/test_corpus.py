@@ -199,13 +199,14 @@ def test_the_same_corpus_through_the_bootstrap(corpus: dict[str, Any], tmp_path:
     reason="the engine-flag allow-list of the recipes trust-boundary work is not on this branch yet",
     strict=True,
 )
-def test_a_bundle_recipe_with_a_shell_tool_is_refused_by_the_recipe_validator(
-    corpus: dict[str, Any], tmp_path: Path
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.extra.get("needs") == "allow-list"])
+def test_a_bundle_recipe_with_a_forbidden_engine_flag_is_refused_by_the_recipe_validator(
+    name: str, corpus: dict[str, Any], tmp_path: Path
 ) -> None:
     from cortexctl.bundles.errors import BundleError
     from cortexctl.bundles.install import import_bundle
 
-    [case] = [c for c in CASES if c.extra.get("needs") == "allow-list"]
+    [case] = [c for c in CASES if c.name == name]
     [built] = [b for b in corpus["cases"] if b["name"] == case.name]
     home = tmp_path / "ws"
     shutil.copytree(corpus["homes"]["default"], home)
