@@ -32,6 +32,7 @@ FORMAT: Literal["cortex-bundle"] = "cortex-bundle"
 
 Kind = Literal["image", "model", "recipe", "wheelhouse", "engine-binary"]
 KINDS: tuple[str, ...] = ("image", "model", "recipe", "wheelhouse", "engine-binary")
+MAX_RECIPE_BYTES = 1024 * 1024  # a recipe is read whole to be validated: a few KiB of YAML in practice
 # Kinds whose bytes only run on the platform they were built for.
 PLATFORM_BOUND: frozenset[str] = frozenset({"wheelhouse", "engine-binary"})
 
@@ -125,6 +126,8 @@ def check_items(items: list[Item]) -> None:
         if item.path in (MANIFEST_NAME, SIGNATURE_NAME):
             raise refused(item.label, "path collides with the manifest")
         check_name(item.kind, item.name)
+        if item.kind == "recipe" and item.size > MAX_RECIPE_BYTES:
+            raise refused(item.label, f"{item.size} bytes; a recipe may have at most {MAX_RECIPE_BYTES}")
         if item.path in paths:
             raise refused(item.label, "duplicate path in the manifest")
         key = (item.kind, item.name.lower())

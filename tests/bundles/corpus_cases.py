@@ -472,6 +472,15 @@ def cases() -> list[Case]:
     )
     add(
         Case(
+            "recipe of 2 MiB",
+            "content",
+            _edit("plain", _replace_recipe("# padding\n" * 200_000)),
+            r"recipe 'demo.yaml'.*a recipe may have at most 1048576",
+            bootstrap_accepts=True,
+        )
+    )
+    add(
+        Case(
             "recipe not YAML",
             "content",
             _edit("plain", _replace_recipe("{{{: [")),
