@@ -354,3 +354,16 @@ def _make_other_image(client: Any, name: str) -> str:
     repo, _, tag = name.partition(":")
     client.api.import_image_from_data(rootfs.getvalue(), repository=repo, tag=tag)
     return str(client.images.get(name).id)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_long_names_travel_in_pax_records_and_import(
+    compression: str, make_bundle: Any, settings: Settings, engine_cache: Path, sources: Path
+) -> None:
+    """Names over tar's 100 bytes need an extended header: the bounded reader accepts real ones."""
+    long = "Q" * 120 + "/" + "w" * 150 + ".safetensors"
+    (sources / "big.bin").write_bytes(os.urandom(1000))
+    models = [{"name": "model.gguf", "path": "model.gguf"}, {"name": long, "path": "big.bin"}]
+    result = make_bundle(compression=compression, models=models)
+    import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    assert (settings.models_dir / long).read_bytes() == (sources / "big.bin").read_bytes()
