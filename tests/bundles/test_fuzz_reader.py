@@ -2,15 +2,21 @@
 
 Seeded mutations of a plain and a zstd bundle — flipped bytes (in headers and data),
 cuts, inserted blocks, overwritten header fields — each read the way `bundle verify`
-reads. The property: no exception but BundleError escapes (no IndexError, ValueError,
-RecursionError, MemoryError…), and a bundle is accepted only when every item's sha256
-still matches, i.e. only when the damage hit bytes the format ignores (mtime, padding
-of a compressed frame the checksum does not cover is impossible, so: metadata fields).
+reads, and through the bootstrap. The property: no exception but the refusal escapes (no
+IndexError, ValueError, RecursionError, MemoryError…). A damaged bundle is accepted only
+when every check still passes, i.e. the damage hit header fields the format ignores
+(mtime, mode, owner).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
+import os
 import random
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,7 @@ from cortexctl.bundles.container import BundleReader
 from cortexctl.bundles.errors import BundleError
 
 MUTATIONS = 300
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bundle_bootstrap.py"
 BLOCK = 512
 
 
@@ -63,3 +70,33 @@ def test_random_damage_is_refused_cleanly(compression: str, make_bundle: Any, tm
         else:
             outcomes["accepted"] += 1  # every sha256 matched: the damage hit ignored metadata
     assert outcomes["refused"] > MUTATIONS // 2, outcomes
+
+
+@pytest.mark.skipif(
+    shutil.which("zstd") is None, reason="the bootstrap reads zstd bundles with the zstd tool"
+)
+@pytest.mark.parametrize(("compression", "count"), [("none", 200), ("zstd", 60)])
+def test_random_damage_through_the_bootstrap_is_refused_cleanly(
+    compression: str, count: int, make_bundle: Any, tmp_path: Path
+) -> None:
+    """The same damage through scripts/bundle_bootstrap.py: Refused only, no file left behind."""
+    spec = importlib.util.spec_from_file_location("_bootstrap_under_test", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    bootstrap = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bootstrap
+    spec.loader.exec_module(bootstrap)
+    good = make_bundle(compression=compression).path.read_bytes()
+    rng = random.Random(20261202 + count)
+    path = tmp_path / "damaged"
+    refused = 0
+    for n in range(count):
+        path.write_bytes(_mutate(good, rng))
+        dest = tmp_path / f"w{n}"
+        dest.mkdir()
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                bootstrap.extract_wheelhouse(path, dest, Path(os.devnull), True)
+        except bootstrap.Refused:
+            refused += 1
+            assert not list(dest.iterdir())
+    assert refused > count // 2
