@@ -368,6 +368,8 @@ def tidy_imports(
 ) -> list[str]:
     """Finish or roll back an interrupted import and remove stale staging (`cortexctl doctor`)."""
     ledger = Ledger(settings.home)
+    if not ledger.dir.is_dir():
+        return []  # no import ever ran in this home: nothing to tidy (and nothing to create)
     dest = Destinations.for_settings(settings, engine_cache_dir=engine_cache_dir)
     with ledger.lock():
         done = recover(
