@@ -116,6 +116,7 @@ def test_a_cut_at_each_step_recovers_to_before_or_after(step: str, make_bundle: 
 def test_stale_staging_without_a_journal_is_removed_by_the_next_import_and_doctor(
     make_bundle: Any, settings: Settings, engine_cache: Path
 ) -> None:
+    Ledger(settings.home).dir.mkdir(parents=True)  # an import ran here once, and was killed
     stale = [settings.models_dir / f"{STAGING_PREFIX}dead1", engine_cache / f"{STAGING_PREFIX}dead2" / "new"]
     for path in stale:
         path.mkdir(parents=True)
