@@ -130,3 +130,18 @@ def test_stale_staging_without_a_journal_is_removed_by_the_next_import_and_docto
         make_bundle().path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True
     )
     assert result.recovered and "stale staging" in result.recovered and not stale[0].exists()
+
+
+def test_doctor_reports_what_it_tidied(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cortexctl.core.doctor import OK, check_bundle_staging
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert check_bundle_staging(settings).detail == "no interrupted import, no stale staging"
+    assert not settings.home.exists()  # a home where no import ran is not even created
+    Ledger(settings.home).dir.mkdir(parents=True)
+    stale = tmp_path / "xdg" / "cortex" / f"{STAGING_PREFIX}dead"
+    stale.mkdir(parents=True)
+    check = check_bundle_staging(settings)
+    assert check.status == OK and f"removed stale staging {stale}" in check.detail and not stale.exists()
