@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from cortex_server.db.engine import make_engine, make_session_factory
 from cortex_server.db.migrate import upgrade_to_head
 from cortex_server.db.models import Recipe
-from cortex_server.services.recipes import create_recipe
 
 RECIPE = """\
 apiVersion: cortex/v1
@@ -30,6 +29,11 @@ spec:
 """
 
 
+def _add(session) -> None:  # type: ignore[no-untyped-def]
+    with session.begin_nested():  # what the services do to catch a unique-name race
+        session.add(Recipe(name="savepoint", engine="llamacpp", served_name="savepoint", yaml_text=RECIPE))
+
+
 def _count(factory) -> int:  # type: ignore[no-untyped-def]
     with factory() as other:
         return int(other.scalar(select(func.count()).select_from(Recipe)) or 0)
@@ -41,7 +45,7 @@ def test_rows_added_under_a_savepoint_stay_uncommitted_until_commit(tmp_path: Pa
         upgrade_to_head(engine)
         factory = make_session_factory(engine)
         session = factory()
-        create_recipe(session, yaml_text=RECIPE, source="test")
+        _add(session)
         session.flush()
         assert _count(factory) == 0  # another connection sees nothing yet
         session.rollback()
@@ -49,7 +53,7 @@ def test_rows_added_under_a_savepoint_stay_uncommitted_until_commit(tmp_path: Pa
         assert _count(factory) == 0  # and the rollback really discarded it
 
         with factory() as session:
-            create_recipe(session, yaml_text=RECIPE, source="test")
+            _add(session)
             session.commit()
         assert _count(factory) == 1
     finally:
