@@ -43,8 +43,9 @@ class _CutDuringStaging:
         pass
 
 
-def _child(bundle: str, workdir: str, step: str) -> None:
+def _child(bundle: str, workdir: str, step: str, database_url: str | None) -> None:
     os.chdir(workdir)  # relative paths from here on: the journal must still be absolute
+    db = {"database_url": database_url} if database_url else {}
 
     def cut(at: str) -> None:
         if at == step:
@@ -52,7 +53,7 @@ def _child(bundle: str, workdir: str, step: str) -> None:
 
     import_bundle(
         Path(bundle),
-        settings=load_settings(home=Path("home")),
+        settings=load_settings(home=Path("home"), **db),
         engine_cache_dir=Path("cache/cortex"),
         allow_unsigned=True,
         replace=True,
@@ -75,8 +76,21 @@ def _rows(settings: Settings) -> list[tuple[str, str | None]]:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_a_cut_at_each_step_recovers_to_before_or_after(step: str, make_bundle: Any, tmp_path: Path) -> None:
-    bundle = make_bundle(compression="none")
-    settings = load_settings(home=tmp_path / "home")
+    _cut_and_recover(step, make_bundle(compression="none"), tmp_path, None)
+
+
+@pytest.mark.parametrize("step", ["applied", "committed"])
+def test_the_commit_point_holds_on_each_database(
+    step: str, database_url: str, make_bundle: Any, tmp_path: Path
+) -> None:
+    """Either side of the ledger commit, on SQLite and on PostgreSQL: rows follow the ledger."""
+    _cut_and_recover(step, make_bundle(compression="none"), tmp_path, database_url)
+
+
+def _cut_and_recover(step: str, bundle: Any, tmp_path: Path, database_url: str | None) -> None:
+    settings = load_settings(
+        home=tmp_path / "home", **({"database_url": database_url} if database_url else {})
+    )
     cache = tmp_path / "cache" / "cortex"
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / "model.gguf").write_bytes(b"the previous model")
@@ -84,7 +98,7 @@ def test_a_cut_at_each_step_recovers_to_before_or_after(step: str, make_bundle: 
     before = snapshot(settings.home), snapshot(cache), _rows(settings)
 
     proc = multiprocessing.get_context("fork").Process(
-        target=_child, args=(str(bundle.path), str(tmp_path), step)
+        target=_child, args=(str(bundle.path), str(tmp_path), step, database_url)
     )
     proc.start()
     proc.join(60)
