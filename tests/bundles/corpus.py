@@ -215,6 +215,20 @@ def _rle_zeros_frame(total: int) -> bytes:
     return frame + bytes(body)
 
 
+def _zstd_pax_bomb(b: Bases, out: Path) -> Path:
+    """256 MiB of extended-header records before the manifest, compressed to a few hundred KB."""
+    import zstandard
+
+    size = 256 << 20
+    with out.open("wb") as fh, zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(fh) as w:
+        w.write(header("PaxHeader/m", size, b"x"))
+        zeros = b"\0" * (1 << 20)
+        for _ in range(size >> 20):
+            w.write(zeros)
+        w.write(b.plain.read_bytes())
+    return out
+
+
 def _forged(b: Bases, out: Path) -> Path:
     """Signed by the rogue key, but claiming the trusted key's id."""
     entries = read_entries(b.signed)

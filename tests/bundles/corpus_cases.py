@@ -34,6 +34,7 @@ from tests.bundles.corpus import (
     _rle_zeros_frame,
     _sig_edit,
     _typed,
+    _zstd_pax_bomb,
     header,
     pad,
     pax_data,
@@ -621,6 +622,14 @@ def cases() -> list[Case]:
         )
     )
     add(Case("zstd byte flipped", "zstd", _bytes(_flip_late, "zstd"), r"corrupt|sha256 mismatch|truncated"))
+    add(
+        Case(
+            "zstd: 256 MiB PAX header in a few hundred KB",
+            "zstd",
+            _zstd_pax_bomb,
+            r"manifest.json: extended \(PAX\) header of 268435456 bytes",
+        )
+    )
     add(Case("zstd frame needing a 128 MiB window", "zstd", _bytes(_big_window, "zstd"), r"window"))
     add(
         Case(
