@@ -32,7 +32,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MANIFEST_DEPTH = 8  # JSON nesting; a real manifest is 3 deep
 MAX_ITEMS = 10_000
 MAX_SIGNATURE_BYTES = 4096
-ZSTD_MAX_WINDOW = 1 << 23  # 8 MiB: zstd levels 1-19 without --long
 FORMAT = "cortex-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -41,7 +40,6 @@ KINDS = ("image", "model", "recipe", "wheelhouse", "engine-binary")
 
 _COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+=-]{0,199}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_PAX_KEYS_IGNORED = ("mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment", "hdrcharset")
 _TYPES = {
     b"1": "is a hard link (to {link!r}); bundles hold only regular files",
     b"2": "is a symbolic link (to {link!r}); bundles hold only regular files",
@@ -260,7 +258,6 @@ class TarStream:
         self.pos = 0  # bytes consumed from the stream
         self._left = 0  # data bytes of the current entry not read yet
         self._pad = 0
-        self.ended = False
 
     def _read(self, n: int) -> bytes:
         parts, want = [], n
@@ -321,7 +318,6 @@ class TarStream:
                     raise Refused(
                         "end of bundle", "a zero block followed by data (damaged end-of-archive marker)"
                     )
-                self.ended = True
                 return None
             kind, size, name, linkname = self._parse_header(header, expecting)
             self._what = expecting
