@@ -59,6 +59,12 @@ class ModelInfo:
     original_context_length: int | None = None  # before rope scaling
     tensors: tuple[TensorInfo, ...] = ()
     file_type: str | None = None  # GGUF general.file_type name
+    n_ff_exp: int | None = None  # per-expert FFN width (MoE; GGUF expert_feed_forward_length)
+    n_expert_shared: int = 0
+    memory: str = "kv"  # llama.cpp's memory module: kv, recurrent, hybrid, none
+    causal: bool = True
+    recurrent: dict[str, int] = field(default_factory=dict)  # r/s floats per sequence and layer
+    approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
 
     @property
     def n_swa_layers(self) -> int:

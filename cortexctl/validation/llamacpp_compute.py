@@ -1,0 +1,54 @@
+"""The compute buffer llama.cpp reserves: the ggml-alloc peak of its worst-case graph.
+
+llama-context.cpp sched_reserve(): the graph is built for n_tokens = min(n_ctx, n_ubatch)
+with n_outputs = min(n_tokens, n_outputs_max) outputs. llama-server sets n_outputs_max
+to n_parallel when generating, and to n_batch in embeddings/reranking mode (every
+token of an input is an output there), which is what makes embeddings mode reserve
+vocab × n_ubatch logits.
+
+ggml-alloc reuses freed tensors, so on top of the graph inputs that live throughout
+(the KQ masks: f16 with flash attention, f32 without; one per cache) only the largest
+phase counts: attention (q, k, v, a few hidden-size tensors, plus the n_kv × n_tokens ×
+n_head f32 KQ matrix without flash attention), the FFN (gate, up and their product;
+for MoE the router logits and the gate/up/down of n_expert_used experts per token), or
+the output (logits for n_outputs rows). Checked against llama-server's own `compute
+buffer size` across the generated matrix in tests/validation/test_fit_matrix.py.
+"""
+
+from __future__ import annotations
+
+from cortexctl.validation.llamacpp_flags import LlamaCppFlags
+from cortexctl.validation.modelinfo import ModelInfo
+
+F32 = 4
+
+
+def n_outputs(model: ModelInfo, f: LlamaCppFlags, n_tokens: int) -> int:
+    return n_tokens if f.embeddings else min(n_tokens, f.parallel)
+
+
+def compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> int:
+    t = min(cells["n_ctx"], f.ubatch)
+    per_stream = 1 if f.kv_unified else f.parallel
+    n_kv_full = cells["cells_full"] // per_stream
+    n_kv_swa = cells["cells_swa"] // per_stream
+    has_kv = model.memory in ("kv", "hybrid")
+    has_full = has_kv and (not model.swa_layers or not all(model.swa_layers))
+    has_swa = has_kv and model.n_swa_layers > 0
+    mask_bytes = 2 if f.flash_attn else F32
+    masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if has_swa else 0)
+    kvh = max(model.n_kv_heads)
+    qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
+    attn = t * F32 * (qkv + 4 * model.n_embd)
+    if not f.flash_attn and has_kv:
+        attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
+    ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
+    if model.n_experts:
+        used = model.n_experts_used or 1
+        n_ff_exp = model.n_ff_exp or model.n_ff or 4 * model.n_embd
+        moe = t * F32 * (model.n_experts + used * (3 * n_ff_exp + 2 * model.n_embd) + 4 * model.n_embd)
+        if model.n_expert_shared:
+            moe += t * F32 * 3 * n_ff_exp * model.n_expert_shared
+        ffn = max(ffn if model.n_ff and model.n_ff != n_ff_exp else 0, moe)
+    output = model.vocab_size * n_outputs(model, f, t) * F32 + t * F32 * 2 * model.n_embd
+    return masks + max(ffn, attn, output)
