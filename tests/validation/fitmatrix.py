@@ -82,8 +82,12 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch == "gemma3":
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
+    if arch == "gpt-oss":
+        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
     if arch == "phi3":
         common.update(n_kv_head=8)
+    if arch == "mamba":
+        common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     return Shape(name=f"{arch}-{weights.lower()}", **common)
 
 
@@ -234,3 +238,26 @@ def iter_ids(cs: Sequence[Case]) -> Iterator[str]:
 
 
 __all__ = ["DIMENSIONS", "MiB", "Case", "Measured", "all_pairs", "cases", "run_case", "valid"]
+
+
+def summarize(lines: Sequence[str]) -> str:
+    """README table from CORTEX_FIT_REPORT lines: per model, case count and worst ratios."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        if line.strip():
+            r = json.loads(line)
+            rows.setdefault(r["model"], []).append(r)
+
+    def worst(rs: list[dict[str, Any]], key: str) -> float:
+        return max((r[key][0] / r[key][1] for r in rs), key=lambda x: abs(x - 1))
+
+    out = ["| model | cases | worst buffers ratio | worst RSS ratio |", "|---|---|---|---|"]
+    for model, rs in sorted(rows.items()):
+        out.append(f"| {model} | {len(rs)} | {worst(rs, 'buffers'):.3f} | {worst(rs, 'rss'):.3f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summarize(Path(sys.argv[1]).read_text().splitlines()))

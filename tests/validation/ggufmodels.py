@@ -13,6 +13,7 @@ llama.cpp architecture data and in the `gguf` package's architecture table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,8 @@ _EXTRAS: dict[str, set[str]] = {
     "granite": set(),
     "mistral3": set(),
     "smollm3": set(),
+    "mamba": {"ssm"},
+    "gpt-oss": {"gptoss"},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -56,6 +59,7 @@ class Shape:
     n_expert_used: int = 0
     n_ff_exp: int | None = None
     extra_keys: dict[str, int] = field(default_factory=dict)
+    ssm: tuple[int, int, int, int] = (4, 1024, 16, 32)  # mamba: d_conv, d_inner, d_state, dt_rank
 
     @property
     def hd(self) -> int:
@@ -98,6 +102,12 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_expert_used_count(shape.n_expert_used)
         if shape.n_ff_exp:
             w.add_expert_feed_forward_length(shape.n_ff_exp)
+    if "ssm" in extras:
+        d_conv, d_inner, d_state, dt_rank = shape.ssm
+        w.add_ssm_conv_kernel(d_conv)
+        w.add_ssm_inner_size(d_inner)
+        w.add_ssm_state_size(d_state)
+        w.add_ssm_time_step_rank(dt_rank)
     for k, v in shape.extra_keys.items():
         w.add_uint32(f"{shape.arch}.{k}", v)
     tokens, scores, types = _vocab(shape.n_vocab)
@@ -117,8 +127,10 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             w.add_tensor(name, np.zeros(dims, dtype=np.float16))
         elif qtype == GGMLQuantizationType.F32:
             w.add_tensor(name, np.zeros(dims, dtype=np.float32))
-        elif qtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0):
-            w.add_tensor(name, quantize(np.zeros(dims, dtype=np.float32), qtype), raw_dtype=qtype)
+        elif qtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantizationType.MXFP4):
+            # really quantized (gguf.quants); every row is the same, so quantize one and tile it
+            row = quantize(np.zeros((1, dims[-1]), dtype=np.float32), qtype)
+            w.add_tensor(name, np.broadcast_to(row, (*dims[:-1], row.shape[-1])).copy(), raw_dtype=qtype)
         else:  # zero blocks of the type: valid for every ggml type
             block, size = GGML_QUANT_SIZES[qtype]
             raw = np.zeros((*dims[:-1], dims[-1] // block * size), dtype=np.uint8)
@@ -130,11 +142,17 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     e, hd = shape.n_embd, shape.hd
     mat("token_embd.weight", shape.n_vocab, e)
     vec("output_norm.weight", e)
-    if not shape.tied_output and "tied_always" not in extras:
+    if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
         mat("output.weight", shape.n_vocab, e)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         vec(p + "attn_norm.weight", e)
+        if "ssm" in extras:
+            _mamba_layer(w, p, shape, mat)
+            continue
+        if "gptoss" in extras:
+            _gptoss_layer(w, p, shape, mat)
+            continue
         mat(p + "attn_q.weight", shape.n_head * hd, e)
         mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
         mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
@@ -162,3 +180,47 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/mamba.cpp load_arch_tensors (small and 1-D tensors in F32)."""
+    d_conv, d_inner, d_state, dt_rank = shape.ssm
+    e = shape.n_embd
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    mat(p + "ssm_in.weight", 2 * d_inner, e)
+    f32(p + "ssm_conv1d.weight", d_inner, d_conv)
+    f32(p + "ssm_conv1d.bias", d_inner)
+    mat(p + "ssm_x.weight", dt_rank + 2 * d_state, d_inner)
+    f32(p + "ssm_dt.weight", d_inner, dt_rank)
+    f32(p + "ssm_dt.bias", d_inner)
+    f32(p + "ssm_a", d_inner, d_state)
+    f32(p + "ssm_d", d_inner)
+    mat(p + "ssm_out.weight", e, d_inner)
+
+
+def _gptoss_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/openai-moe.cpp load_arch_tensors: attention with sinks and biases, biased experts."""
+    e, hd, n_exp = shape.n_embd, shape.hd, shape.n_expert
+    n_ff = shape.n_ff_exp or shape.n_ff
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    f32(p + "post_attention_norm.weight", e)
+    mat(p + "attn_q.weight", shape.n_head * hd, e)
+    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_output.weight", e, shape.n_head * hd)
+    f32(p + "attn_output.bias", e)
+    f32(p + "attn_sinks.weight", shape.n_head)
+    f32(p + "ffn_gate_inp.weight", n_exp, e)
+    f32(p + "ffn_gate_inp.bias", n_exp)
+    mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)
+    f32(p + "ffn_gate_exps.bias", n_exp, n_ff)
+    f32(p + "ffn_up_exps.bias", n_exp, n_ff)
+    f32(p + "ffn_down_exps.bias", n_exp, e)

@@ -9,7 +9,7 @@ with ours (buffers + output growth + the process itself). Both within ±5 %.
 
 CI runs the small profile (16 cases). `CORTEX_FIT_LONG=1` runs the full matrix (an
 all-pairs cover per architecture); `CORTEX_FIT_REPORT=FILE` appends one JSON line per
-case (the README table is made from it by scripts-free `python -m tests.validation.fitreport`).
+case (`python -m tests.validation.fitmatrix FILE` turns them into the README table).
 """
 
 from __future__ import annotations
