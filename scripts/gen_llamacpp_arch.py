@@ -46,18 +46,28 @@ _CASE_NEW = re.compile(r"case\s+(LLM_ARCH_\w+)\s*:\s*return\s+new\s+(llama_model
 _STRUCT = re.compile(r"^struct\s+(llama_model_\w+)\s*:\s*public\s+(llama_model_\w+)", re.M)
 _HPARAMS_FN = re.compile(r"void\s+(llama_model_\w+)::load_arch_hparams\s*\([^)]*\)\s*\{")
 _SWA_TYPE = re.compile(r"swa_type\s*=\s*LLAMA_SWA_TYPE_(\w+)")
-_LOAD_PATTERN = re.compile(r"load_swa_pattern\s*\(\s*ml\s*,\s*(\d+)\s*(?:,\s*(?:/\*.*?\*/\s*)?(true|false))?\s*\)")
+_LOAD_PATTERN = re.compile(
+    r"load_swa_pattern\s*\(\s*ml\s*,\s*(\d+)\s*(?:,\s*(?:/\*.*?\*/\s*)?(true|false))?\s*\)"
+)
 _SET_PATTERN = re.compile(r"set_swa_pattern\s*\(\s*(\d+)\s*(?:,\s*(true|false))?\s*\)")
-_PATTERN_ARR = re.compile(r"get_arr\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN\s*,\s*hparams\.is_swa_impl\s*(,\s*false)?\s*\)")
+_PATTERN_ARR = re.compile(
+    r"get_arr\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN\s*,\s*hparams\.is_swa_impl\s*(,\s*false)?\s*\)"
+)
 _N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
-_READS_WINDOW = re.compile(r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)")
+_READS_WINDOW = re.compile(
+    r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
+)
 _NON_CAUSAL = re.compile(r"hparams\.causal_attn\s*=\s*false")
 _READS_CAUSAL = re.compile(r"LLM_KV_ATTENTION_CAUSAL")
 _IS_SWA_LOOP = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=")
 _REPACK_TYPE = re.compile(r"cur->type\s*==\s*GGML_TYPE_(\w+)\)\s*\{")
-_REPACK_IF = re.compile(r"if\s*\((.+?)\)\s*\{\s*if\s*\(\s*cur->ne\[1\]\s*%\s*(\d+)\s*==\s*0\s*\)\s*\{\s*return\s*&(\w+);", re.S)
+_REPACK_IF = re.compile(
+    r"if\s*\((.+?)\)\s*\{\s*if\s*\(\s*cur->ne\[1\]\s*%\s*(\d+)\s*==\s*0\s*\)\s*\{\s*return\s*&(\w+);", re.S
+)
 _TENSOR_NAME = re.compile(r'\{\s*(LLM_TENSOR_\w+)\s*,\s*"([^"]+)"\s*\}')
-_TENSOR_INFO = re.compile(r"\{\s*(LLM_TENSOR_\w+)\s*,\s*\{\s*LLM_TENSOR_LAYER_(\w+)\s*,\s*GGML_OP_(\w+)\s*\}\s*\}")
+_TENSOR_INFO = re.compile(
+    r"\{\s*(LLM_TENSOR_\w+)\s*,\s*\{\s*LLM_TENSOR_LAYER_(\w+)\s*,\s*GGML_OP_(\w+)\s*\}\s*\}"
+)
 _HAS = re.compile(r"ggml_cpu_has_(\w+)\s*\(\s*\)")
 
 
@@ -134,13 +144,16 @@ def parse_tensor_ops(arch_cpp: str) -> dict[str, dict[str, str]]:
     out = {}
     for enum, layer, op in infos:
         if enum in names:
-            out[names[enum].replace("%d", "{bid}").replace("%d", "{xid}")] = {"layer": layer.lower(), "op": op}
+            out[names[enum].replace("%d", "{bid}").replace("%d", "{xid}")] = {
+                "layer": layer.lower(),
+                "op": op,
+            }
     return out
 
 
 def parse_repack(repack_cpp: str) -> dict[str, list[dict[str, Any]]]:
     """Per weight type: the (CPU features, row multiple) alternatives that give a CPU_REPACK copy."""
-    fn = repack_cpp.index("ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {")
+    fn = repack_cpp.index("ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur)")
     body = _strip_comments(_body(repack_cpp, fn))
     body = re.sub(r"#if defined __riscv_zvfh.*?#endif", "", body, flags=re.S)  # riscv vector only
     out: dict[str, list[dict[str, Any]]] = {}

@@ -1,16 +1,23 @@
 """llama.cpp (llama-server) memory estimate, following what llama.cpp itself allocates.
 
 Sources of each rule (llama.cpp as vendored in llama-cpp-python 0.3.36):
+- per-architecture behaviour (sliding windows and their layer pattern, KV cache vs
+  recurrent state vs none, weight repacking) comes from data generated from that source
+  (llamacpp_arch, scripts/gen_llamacpp_arch.py); an architecture not in it makes the
+  estimate `approximate`, and the breakdown says which part is guessed.
 - n_ctx is padded to 256; with `-np N` and no `--kv-unified`, each of the N streams gets
   pad(n_ctx / N, 256) cells, so `-c` is the TOTAL across slots (llama-context.cpp).
 - sliding-window layers get their own cache of pad(min(n_ctx_seq, n_swa·(unified ? N : 1)
   + n_ubatch), 256) cells per stream (llama-kv-cache-iswa.cpp), unless `--swa-full`.
 - K/V rows are ggml rows of the cache type: n_embd_k_gqa(il) elements per cell.
-- the output buffer holds n_vocab floats for each of n_seq_max outputs (output_reserve).
-- the compute buffer is the ggml-alloc peak of the worst-case graph reserved for
-  n_ubatch tokens with n_ubatch outputs: with a large vocabulary the logits dominate.
+- weights: mapped (mmap) or loaded, plus CPU_REPACK copies (llamacpp_weights).
+- the output buffer holds n_vocab floats for each of n_seq_max outputs (output_reserve);
+  in embeddings mode the first request grows it to n_batch rows (every token is an output).
+- the compute buffer is the ggml-alloc peak of the worst-case graph (llamacpp_compute).
+- what the process holds besides ggml buffers (runtime) and the server's prompt cache,
+  which keeps finished prompts' KV state up to `--cache-ram` (default 8 GiB).
 - `-ngl k` offloads the last k repeating layers; `-ngl > n_layer` also offloads the output
-  layer; token embeddings always stay on the host.
+  layer; token embeddings always stay on the host. (Not checked against a CUDA build.)
 """
 
 from __future__ import annotations
@@ -20,19 +27,18 @@ from collections.abc import Sequence
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from cortexctl.recipes.schema import LlamaCppArgs
-from cortexctl.validation.breakdown import MiB, Breakdown, Component, fmt_bytes
+from cortexctl.validation.breakdown import Breakdown, Component, MiB, fmt_bytes
 from cortexctl.validation.llamacpp_compute import F32, compute_bytes
 from cortexctl.validation.llamacpp_flags import LlamaCppFlags
 from cortexctl.validation.llamacpp_weights import place_weights
 from cortexctl.validation.modelinfo import ModelInfo
 
 # llama-server's resident memory besides its ggml buffers, measured on the pinned build
-# (tests/validation/test_fit_matrix.py: RSS after the first request minus the buffers):
-# code + libraries + heap, the vocabulary's token tables, and a sampler per slot that
-# holds n_vocab candidates.
-RUNTIME_BASE = 24 * MiB
-RUNTIME_PER_TOKEN = 160
-RUNTIME_PER_TOKEN_SLOT = 24
+# (tests/validation/test_fit_matrix.py: RSS minus the resident buffers, before and after
+# a first request): code, libraries, heap, tokenizer tables, HTTP and slot state.
+RUNTIME_BASE = 15 * MiB + MiB // 2  # measured: 21.5 MiB at start with a 32k vocabulary
+RUNTIME_PER_VOCAB_TOKEN = 197  # measured: +6.3 MiB from a 32k to a 64k vocabulary
+RUNTIME_GENERATION = 3 * MiB // 2  # sampler and request state of the first completion
 
 
 def pad(n: int, to: int) -> int:
@@ -75,7 +81,8 @@ def _kv(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int], first_gpu_lay
         swa = bool(model.swa_layers) and model.swa_layers[il]
         n = cells["cells_swa"] if swa else cells["cells_full"]
         size = n * (
-            row_bytes(f.cache_type_k, model.head_dim_k * n_kv) + row_bytes(f.cache_type_v, model.head_dim_v * n_kv)
+            row_bytes(f.cache_type_k, model.head_dim_k * n_kv)
+            + row_bytes(f.cache_type_v, model.head_dim_v * n_kv)
         )
         where = "gpu" if f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0 else "host"
         out[f"{'swa' if swa else 'full'}_{where}"] += size
@@ -90,9 +97,15 @@ def _recurrent_bytes(model: ModelInfo, f: LlamaCppFlags) -> int:
     return max(1, f.parallel) * per_layer * model.n_layers
 
 
-def runtime_bytes(model: ModelInfo, f: LlamaCppFlags) -> int:
-    """llama-server's own resident memory next to the ggml buffers (see RUNTIME_* above)."""
-    return RUNTIME_BASE + model.vocab_size * (RUNTIME_PER_TOKEN + RUNTIME_PER_TOKEN_SLOT * f.parallel)
+def runtime_bytes(model: ModelInfo, f: LlamaCppFlags, staging: int = 0) -> int:
+    """llama-server's own resident memory next to the ggml buffers (see RUNTIME_* above).
+
+    `staging`: without mmap, each repacked tensor is read through a heap buffer of its size
+    (llama-model-loader.cpp read_buf); glibc may keep the largest resident (measured: it
+    does at -c 16384, not always at smaller contexts), so it is counted.
+    """
+    base = RUNTIME_BASE + model.vocab_size * RUNTIME_PER_VOCAB_TOKEN
+    return base + (0 if f.embeddings else RUNTIME_GENERATION) + staging
 
 
 def estimate_llamacpp(
@@ -114,7 +127,9 @@ def estimate_llamacpp(
         notes.append("tied embeddings: the output layer is a GPU copy of token_embd")
     if w.repack:
         layouts = ", ".join(sorted(w.repacked))
-        notes.append(f"CPU_REPACK: {fmt_bytes(w.repack)} of weights repacked ({layouts}) next to the file mapping")
+        notes.append(
+            f"CPU_REPACK: {fmt_bytes(w.repack)} of weights repacked ({layouts}) next to the file mapping"
+        )
 
     cells = kv_cells(model, f)
     kv = _kv(model, f, cells, first_gpu_layer)
@@ -129,7 +144,8 @@ def estimate_llamacpp(
     # to n_batch rows of logits + embeddings.
     row = (model.vocab_size + (model.n_embd if f.embeddings else 0)) * F32
     out = f.parallel * row
-    out_growth = max(0, f.n_batch - f.parallel) * row if f.embeddings else 0
+    n_batch = min(f.n_batch, cells["n_ctx"]) if model.causal else f.n_batch  # llama-context.cpp
+    out_growth = max(0, n_batch - f.parallel) * row if f.embeddings else 0
     compute = compute_bytes(model, f, cells)
     compute_host = compute if f.gpu_layers == 0 else model.n_embd * min(cells["n_ctx"], f.ubatch) * F32 * 2
     compute_gpu = compute if f.gpu_layers > 0 else 0
@@ -165,7 +181,9 @@ def estimate_llamacpp(
 
     kv_note = f"K {f.cache_type_k} / V {f.cache_type_v}"
     comps = [
-        Component("weights", w.gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"),
+        Component(
+            "weights", w.gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"
+        ),
         Component("weights", w.host, "host", "file mapping (mmap)" if f.mmap else "loaded (no mmap)"),
         Component("repack", w.repack, "host", "CPU_REPACK copies of repackable weights"),
         Component("kv_full", kv["full_gpu"], "gpu", f"{cells['cells_full']} cells, {kv_note}"),
@@ -173,11 +191,20 @@ def estimate_llamacpp(
         Component("kv_swa", kv["swa_gpu"], "gpu", f"{cells['cells_swa']} cells (sliding window)"),
         Component("kv_swa", kv["swa_host"], "host", f"{cells['cells_swa']} cells (sliding window)"),
         Component("recurrent", recurrent, "host", f"state for {max(1, f.parallel)} sequence(s)"),
-        Component("output", out, "host", f"logits{' + embeddings' if f.embeddings else ''} for {f.parallel} rows"),
-        Component("output_growth", out_growth, "host", f"first embedding request: output grows to {f.n_batch} rows"),
+        Component(
+            "output", out, "host", f"logits{' + embeddings' if f.embeddings else ''} for {f.parallel} rows"
+        ),
+        Component(
+            "output_growth", out_growth, "host", f"first embedding request: output grows to {n_batch} rows"
+        ),
         Component("compute", compute_gpu, "gpu", f"worst-case graph, ubatch {f.ubatch}"),
         Component("compute", compute_host, "host", f"worst-case graph, ubatch {f.ubatch}"),
-        Component("runtime", runtime_bytes(model, f), "host", "llama-server process (code, vocab, slots)"),
+        Component(
+            "runtime",
+            runtime_bytes(model, f, 0 if f.mmap else w.largest_repacked),
+            "host",
+            "llama-server process (code, vocab, slots" + ("" if f.mmap else ", load read buffer") + ")",
+        ),
         Component("prompt_cache", prompt_cache, "host", "grows with distinct prompts, up to --cache-ram"),
     ]
     facts = dict(

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
 
+
 def is_gguf(path: Path) -> bool:
     try:
         with path.open("rb") as fh:
@@ -69,7 +70,9 @@ def inspect_gguf(path: Path) -> ModelInfo:
                 f"{path} is truncated: tensor {t.name} ends at byte {end} but the file has {size}",
                 fix="Re-copy the file and compare its sha256 with the recipe's spec.model.sha256.",
             )
-        tensors.append(TensorInfo(name=t.name, dtype=t.ggml_type, shape=t.shape, nbytes=t.nbytes))
+        tensors.append(
+            TensorInfo(name=t.name, dtype=t.ggml_type, shape=t.shape, nbytes=t.nbytes, offset=t.offset)
+        )
     return _model_info(path, header.fields, tensors)
 
 
@@ -152,6 +155,7 @@ def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
         return {
             "r": (d_conv - 1) * (int(d_inner) + 2 * n_group * d_state) if d_conv else 0,
             "s": d_state * int(d_inner),
+            "d_state": d_state,
         }
     if (head := key("wkv.head_size")) is not None:  # rwkv6/7
         shift = int(key("token_shift_count", 2) or 2)

@@ -65,7 +65,10 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
             else _pattern_layers(int(pattern) if pattern else 0, False, n_layers)
         )
         return SwaResolution(
-            window, layers, "standard", guessed=f"architecture {arch!r} is not in llama.cpp {LLAMACPP_VERSION}"
+            window,
+            layers,
+            "standard",
+            guessed=f"architecture {arch!r} is not in llama.cpp {LLAMACPP_VERSION}",
         )
     swa = entry.get("swa")
     if swa is None or swa.get("type") == "none":

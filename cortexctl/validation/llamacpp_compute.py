@@ -23,15 +23,22 @@ from cortexctl.validation.modelinfo import ModelInfo
 F32 = 4
 
 
-def n_outputs(model: ModelInfo, f: LlamaCppFlags, n_tokens: int) -> int:
-    return n_tokens if f.embeddings else min(n_tokens, f.parallel)
-
-
 def compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> int:
+    """The reserved (worst-case) compute buffer."""
     t = min(cells["n_ctx"], f.ubatch)
     per_stream = 1 if f.kv_unified else f.parallel
-    n_kv_full = cells["cells_full"] // per_stream
-    n_kv_swa = cells["cells_swa"] // per_stream
+    n_out = t if f.embeddings else min(t, f.parallel)
+    return graph_bytes(
+        model, f, t, cells["cells_full"] // per_stream, cells["cells_swa"] // per_stream, n_out
+    )
+
+
+def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv_swa: int, n_out: int) -> int:
+    """ggml-alloc peak for a graph of t tokens over n_kv cells with n_out outputs.
+
+    With the reserve's sizes this is the compute buffer; with a request's sizes it is how
+    much of that buffer the request touches (its pages become resident).
+    """
     has_kv = model.memory in ("kv", "hybrid")
     has_full = has_kv and (not model.swa_layers or not all(model.swa_layers))
     has_swa = has_kv and model.n_swa_layers > 0
@@ -42,13 +49,18 @@ def compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> 
     attn = t * F32 * (qkv + 4 * model.n_embd)
     if not f.flash_attn and has_kv:
         attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
-    ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
     if model.n_experts:
+        # router logits are freed before the experts run; then gate, up, their product and
+        # down for n_expert_used experts per token (measured: exactly that, on the matrix)
         used = model.n_experts_used or 1
         n_ff_exp = model.n_ff_exp or model.n_ff or 4 * model.n_embd
-        moe = t * F32 * (model.n_experts + used * (3 * n_ff_exp + 2 * model.n_embd) + 4 * model.n_embd)
+        ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
         if model.n_expert_shared:
-            moe += t * F32 * 3 * n_ff_exp * model.n_expert_shared
-        ffn = max(ffn if model.n_ff and model.n_ff != n_ff_exp else 0, moe)
-    output = model.vocab_size * n_outputs(model, f, t) * F32 + t * F32 * 2 * model.n_embd
+            ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
+    elif model.memory == "recurrent" and model.recurrent.get("d_state"):
+        d_inner = model.recurrent["s"] // model.recurrent["d_state"]
+        ffn = t * F32 * 7 * d_inner  # ssm in-projection (2·d_inner), conv, x/dt projections
+    else:
+        ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
+    output = model.vocab_size * n_out * F32 + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)

@@ -5,11 +5,13 @@ llama.cpp (0.3.36, src/llama-model.cpp load_tensors + ggml-cpu/repack.cpp):
   input tensors (token embeddings) stay on the host.
 - On the host, a weight whose op the CPU_REPACK buffer supports (2-D MUL_MAT, 3-D
   MUL_MAT_ID) and whose type/row count has a repacked layout for this CPU gets its own
-  copy in a CPU_REPACK buffer (same byte size, interleaved blocks). With mmap the file
-  mapping stays and its pages were read to build the copy, so both are resident.
+  copy in a CPU_REPACK buffer (same byte size, interleaved blocks). With mmap, the
+  CPU_Mapped buffer spans the first to the last tensor it serves (repacked ones inside
+  that range were read through it and stay resident); without mmap only the tensors
+  that were not repacked are loaded into the CPU buffer.
 - A tied output layer (no `output.weight`) is `token_embd` created a second time for the
-  output op (TENSOR_DUPLICATED): with mmap and no repack both point at the mapping;
-  repacked it is a second copy; without mmap it is loaded twice.
+  output op (TENSOR_DUPLICATED): unrepacked it shares token_embd's memory; repacked it
+  is a second copy (measured on the matrix, mmap and no-mmap alike).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class WeightPlacement:
     host: int = 0  # mapped (mmap) or loaded (no mmap) host bytes
     repack: int = 0  # CPU_REPACK copies
     tied_gpu_copy: bool = False
+    largest_repacked: int = 0  # without mmap, read through a heap buffer of this size
     repacked: dict[str, int] = field(default_factory=dict)  # layout → bytes
 
 
@@ -55,14 +58,15 @@ def place_weights(
     first_gpu_layer = n_layer - min(gpu_layers, n_layer)
     output_on_gpu = gpu_layers > n_layer
     p = WeightPlacement()
-    names = {t.name for t in model.tensors}
-    tied = "output.weight" not in names
+    tied = "output.weight" not in {t.name for t in model.tensors}
+    mapped: list[tuple[int, int]] = []  # (offset, end) of host tensors served from the mapping
 
     def host_copy(name: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> bool:
         layout = repack_layout(name, dtype, shape, feats) if repack else None
         if layout is None:
             return False
         p.repack += _aligned(nbytes)
+        p.largest_repacked = max(p.largest_repacked, nbytes)
         p.repacked[layout] = p.repacked.get(layout, 0) + nbytes
         return True
 
@@ -76,14 +80,17 @@ def place_weights(
             on_gpu = False  # token_embd and other input tensors stay on the host
         if on_gpu:
             p.gpu += t.nbytes
-            continue
-        repacked = host_copy(t.name, t.dtype, t.shape, t.nbytes)
-        if mmap or not repacked:
-            p.host += t.nbytes  # the mapping (always) or the loaded copy (not repacked)
+        elif not host_copy(t.name, t.dtype, t.shape, t.nbytes):
+            mapped.append((t.offset, t.offset + t.nbytes))
+            p.host += t.nbytes
         if t.name == "token_embd.weight" and tied:
             if output_on_gpu:
                 p.gpu += t.nbytes  # the GPU output layer is a copy of token_embd
                 p.tied_gpu_copy = True
-            elif not host_copy("output.weight", t.dtype, t.shape, t.nbytes) and not mmap:
-                p.host += t.nbytes  # loaded a second time as the output layer
+            else:
+                host_copy("output.weight", t.dtype, t.shape, t.nbytes)  # repacked output copy
+    if mmap and mapped and all(end for _, end in mapped):
+        # one CPU_Mapped buffer spans the first to the last mapped tensor (get_mapping_range);
+        # repacked tensors inside that range were read through it and stay resident too
+        p.host = max(end for _, end in mapped) - min(off for off, _ in mapped)
     return p

@@ -20,6 +20,7 @@ class TensorInfo:
     dtype: str  # GGML type name (Q4_K, F16 …) or safetensors dtype (BF16, I32 …)
     shape: tuple[int, ...]
     nbytes: int
+    offset: int = 0  # GGUF: absolute file offset of the data (llama.cpp maps a range of these)
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ from cortexctl.validation.checks import (
     check_tensor_parallel,
     fail,
     llamacpp_args,
-    warn,
     selected_indices,
     vllm_args,
+    warn,
 )
 from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
 from cortexctl.validation.estimate_vllm import estimate_vllm

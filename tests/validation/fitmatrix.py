@@ -28,7 +28,7 @@ from typing import Any
 
 from cortexctl.validation.llamacpp_arch import known_archs
 from tests.validation.ggufmodels import WRITABLE, Shape
-from tests.validation.llamalog import MiB, LlamaBuffers, parse_log
+from tests.validation.llamalog import LlamaBuffers, MiB, parse_log
 
 DIMENSIONS: dict[str, tuple[Any, ...]] = {
     "ctx": (512, 4096, 16384),
@@ -86,6 +86,9 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
     if arch == "phi3":
         common.update(n_kv_head=8)
+    if arch == "granite":  # granite requires its four scales
+        common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
+                                  "attention.scale": 0.125})  # fmt: skip
     if arch == "mamba":
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     return Shape(name=f"{arch}-{weights.lower()}", **common)
@@ -118,7 +121,11 @@ class Case:
         )
 
     def shape(self) -> Shape:
-        return llama_moe_shape(self.weights) if self.model == "llama-moe" else base_shape(self.model, self.weights)
+        return (
+            llama_moe_shape(self.weights)
+            if self.model == "llama-moe"
+            else base_shape(self.model, self.weights)
+        )
 
     def server_flags(self) -> list[str]:
         args = ["-c", str(self.ctx), "-np", str(self.parallel), "-ctk", self.kv[0], "-ctv", self.kv[1],
@@ -197,7 +204,13 @@ def prompt_tokens(case: Case, n_ctx_seq: int, n_vocab: int) -> list[int]:
 
 
 def run_case(
-    binary: Path, model: Path, case: Case, n_ctx_seq: int, n_vocab: int, log_path: Path, timeout_s: float = 120
+    binary: Path,
+    model: Path,
+    case: Case,
+    n_ctx_seq: int,
+    n_vocab: int,
+    log_path: Path,
+    timeout_s: float = 120,
 ) -> Measured:
     port = free_port()
     argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-lv", "4",
@@ -208,7 +221,9 @@ def run_case(
             deadline = time.monotonic() + timeout_s
             while not _healthy(port):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"llama-server exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"llama-server exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+                    )
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"llama-server not healthy in {timeout_s}s")
                 time.sleep(0.1)
@@ -217,7 +232,9 @@ def run_case(
             if case.embeddings:
                 _post(port, "/embeddings", {"input": [tokens]}, timeout_s)
             else:
-                _post(port, "/completion", {"prompt": tokens, "n_predict": 2, "cache_prompt": False}, timeout_s)
+                _post(
+                    port, "/completion", {"prompt": tokens, "n_predict": 2, "cache_prompt": False}, timeout_s
+                )
             time.sleep(0.2)
             after = _rss(proc.pid)
         finally:

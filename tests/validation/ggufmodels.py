@@ -58,7 +58,7 @@ class Shape:
     n_expert: int = 0
     n_expert_used: int = 0
     n_ff_exp: int | None = None
-    extra_keys: dict[str, int] = field(default_factory=dict)
+    extra_keys: dict[str, int | float] = field(default_factory=dict)
     ssm: tuple[int, int, int, int] = (4, 1024, 16, 32)  # mamba: d_conv, d_inner, d_state, dt_rank
 
     @property
@@ -78,7 +78,7 @@ def _vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
 def write_gguf(shape: Shape, path: Path) -> Path:
     extras = _EXTRAS.get(shape.arch, set())
     w = GGUFWriter(str(path), shape.arch)
-    w.add_name(shape.name)
+    w.add_name("cortex synthetic")  # not the arch: llama.cpp keys vocab quirks off general.name
     w.add_block_count(shape.n_layer)
     w.add_context_length(shape.context_length)
     w.add_embedding_length(shape.n_embd)
@@ -109,7 +109,10 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(dt_rank)
     for k, v in shape.extra_keys.items():
-        w.add_uint32(f"{shape.arch}.{k}", v)
+        if isinstance(v, float):
+            w.add_float32(f"{shape.arch}.{k}", v)
+        else:
+            w.add_uint32(f"{shape.arch}.{k}", v)
     tokens, scores, types = _vocab(shape.n_vocab)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)

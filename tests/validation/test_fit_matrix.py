@@ -4,8 +4,11 @@ Cases come from tests/validation/fitmatrix.py (an all-pairs cover of the flags o
 architecture our GGUF writer knows that the generated llama.cpp data and the `gguf`
 package also know). For each case the real llama-server loads a synthetic model; we
 compare (1) the buffers it logs at `-lv 4` (model incl. CPU_REPACK, KV, recurrent state,
-output, compute) with ours, and (2) its RSS after a first request that fills one ubatch
-with ours (buffers + output growth + the process itself). Both within ±5 %.
+output, compute: the worst-case reserve) with ours, and (2) its RSS after a first request
+that fills one ubatch with ours for that request (what is resident from the start, the
+part of the compute buffer the request touches, the output rows it grows, the process
+itself). Both within ±5 %. Together they pin the estimate's worst-case total, which is
+the same model at the reserve's sizes.
 
 CI runs the small profile (16 cases). `CORTEX_FIT_LONG=1` runs the full matrix (an
 all-pairs cover per architecture); `CORTEX_FIT_REPORT=FILE` appends one JSON line per
@@ -23,7 +26,10 @@ import pytest
 from cortexctl.recipes.schema import LlamaCppArgs
 from cortexctl.validation import estimate_llamacpp, inspect_model
 from cortexctl.validation.breakdown import Breakdown
-from tests.validation.fitmatrix import Case, cases, measured_buffers_mib, run_case
+from cortexctl.validation.llamacpp_compute import F32, graph_bytes
+from cortexctl.validation.llamacpp_flags import LlamaCppFlags
+from cortexctl.validation.modelinfo import ModelInfo
+from tests.validation.fitmatrix import Case, cases, measured_buffers_mib, prompt_tokens, run_case
 from tests.validation.ggufmodels import write_gguf
 from tests.validation.llamalog import MiB
 
@@ -35,11 +41,30 @@ CASES = cases(long=LONG)
 TOLERANCE = 0.05
 
 BUFFER_PARTS = ("weights", "repack", "kv_full", "kv_swa", "recurrent", "output", "compute")
+RESIDENT_AT_START = ("weights", "repack", "kv_full", "kv_swa", "recurrent", "output", "runtime")  # + request
 RSS_PARTS = (*BUFFER_PARTS, "output_growth", "runtime")
 
 
 def ours(est: Breakdown, parts: tuple[str, ...]) -> float:
     return sum(est.get(p) for p in parts) / MiB
+
+
+def rss_after_request(est: Breakdown, model: ModelInfo, argv: list[str], n_prompt: int) -> float:
+    """Our RSS prediction after one request of n_prompt tokens (MiB).
+
+    What is resident from the start (weights read at load, KV cleared, output, the process)
+    plus what this request touches: its part of the compute buffer (the graph for its
+    tokens over the cells it fills) and, in embeddings mode, the output rows it grows.
+    The worst case (the estimate's total) is the same model at the reserve's sizes.
+    """
+    f = LlamaCppFlags.from_command(argv, model)
+    t = min(n_prompt, f.ubatch)
+    n_kv_swa = min(n_prompt, est.facts["cells_swa"] // (1 if f.kv_unified else f.parallel))
+    touched = graph_bytes(model, f, t, n_prompt, n_kv_swa, t if f.embeddings else 1)
+    growth = (n_prompt - f.parallel) * (model.vocab_size + model.n_embd) * F32 if f.embeddings else 0
+    return (
+        sum(est.get(p) for p in RESIDENT_AT_START) + min(touched, est.get("compute")) + max(0, growth)
+    ) / MiB
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +91,24 @@ def test_fit_case(case: Case, model_dir: Path, llama_server_bin: Path, tmp_path:
     )
     b = real.buffers
     buf_ours, buf_real = ours(est, BUFFER_PARTS), measured_buffers_mib(real)
-    rss_ours, rss_real = ours(est, RSS_PARTS), real.rss_after / MiB
+    n_prompt = len(prompt_tokens(case, est.facts["n_ctx_seq"], model.vocab_size))
+    rss_ours, rss_real = rss_after_request(est, model, argv, n_prompt), real.rss_after / MiB
     row = {
         "case": case.id,
         "model": case.model,
         "buffers": [round(buf_ours, 2), round(buf_real, 2)],
         "rss": [round(rss_ours, 2), round(rss_real, 2)],
+        "worst_case_total": round(ours(est, RSS_PARTS), 2),
         "rss_before": round(real.rss_before / MiB, 2),
         "parts": {p: round(est.get(p) / MiB, 2) for p in RSS_PARTS},
-        "logged": {"model": b.model, "kv_full": b.kv_full, "kv_swa": b.kv_swa, "rs": real.recurrent,
-                   "output": b.output, "compute": b.compute_total},  # fmt: skip
+        "logged": {
+            "model": b.model,
+            "kv_full": b.kv_full,
+            "kv_swa": b.kv_swa,
+            "rs": real.recurrent,
+            "output": b.output,
+            "compute": b.compute_total,
+        },  # fmt: skip
     }
     print("\n" + json.dumps(row))
     if REPORT:

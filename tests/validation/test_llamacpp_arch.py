@@ -104,11 +104,14 @@ def test_generator_parses_swa_rules() -> None:
         "pattern": 4, "dense_first": True, "pattern_key": "optional",
     }  # fmt: skip
     assert gen.parse_swa("ml.get_key(LLM_KV_ROPE_FREQ_BASE, x);") is None
-    assert gen.parse_swa("hparams.swa_type = LLAMA_SWA_TYPE_NONE;") == {"type": "none", "window_key": "ignored"}
+    assert gen.parse_swa("hparams.swa_type = LLAMA_SWA_TYPE_NONE;") == {
+        "type": "none",
+        "window_key": "ignored",
+    }
 
 
 def test_generator_parses_repack_conditions() -> None:
-    src = """static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
+    src = """static const T * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
     if (cur->type == GGML_TYPE_Q4_0) {
         if (ggml_cpu_has_avx2() || (ggml_cpu_has_sve() && ggml_cpu_get_sve_cnt() == QK8_0)) {
             if (cur->ne[1] % 8 == 0) {
@@ -136,18 +139,20 @@ def _shape(weights: str, tied: bool = True) -> Shape:
                  weight_type=weights, tied_output=tied)  # fmt: skip
 
 
-def test_tied_embedding_is_repacked_or_loaded_twice(tmp_path: Path) -> None:
+def test_tied_embedding_gets_a_repacked_copy(tmp_path: Path) -> None:
     m = inspect_model(write_gguf(_shape("Q4_0"), tmp_path / "q4.gguf"))
     emb = next(t.nbytes for t in m.tensors if t.name == "token_embd.weight")
     layer_mats = sum(t.nbytes for t in m.tensors if t.name.startswith("blk.") and len(t.shape) == 2)
-    w = place_weights(m, gpu_layers=0, mmap=True, repack=True, features=AVX2)
-    assert w.host == m.weight_bytes and w.repack == layer_mats + emb  # the output copy of token_embd
     w = place_weights(m, gpu_layers=0, mmap=False, repack=True, features=AVX2)
+    assert w.repack == layer_mats + emb  # every layer matrix + the output copy of token_embd
     assert w.host == m.weight_bytes - layer_mats  # repacked tensors are only in CPU_REPACK
     w = place_weights(m, gpu_layers=0, mmap=False, repack=False, features=AVX2)
-    assert w.repack == 0 and w.host == m.weight_bytes + emb  # loaded a second time as output
+    assert (w.host, w.repack) == (m.weight_bytes, 0)  # unrepacked, the output shares token_embd
     w = place_weights(m, gpu_layers=0, mmap=True, repack=False, features=AVX2)
     assert (w.host, w.repack) == (m.weight_bytes, 0)
+    w = place_weights(m, gpu_layers=0, mmap=True, repack=True, features=AVX2)
+    # the mapping spans token_embd … the last norm: the range, not the sum, of mapped tensors
+    assert m.weight_bytes - layer_mats < w.host <= m.weight_bytes
 
 
 def test_flags_read_load_mode_repack_cache_ram_and_embeddings(tmp_path: Path) -> None:
