@@ -218,6 +218,7 @@ def estimate_llamacpp(
         embeddings=f.embeddings,
         mmap=f.mmap,
         repack=f.repack,
+        staging=0 if f.mmap else w.largest_repacked,  # counted in runtime; glibc may or may not keep it
         estimate="approximate" if guessed else "exact-rules",
         guessed=guessed,
     )

@@ -99,6 +99,7 @@ def test_fit_case(case: Case, model_dir: Path, llama_server_bin: Path, tmp_path:
         "buffers": [round(buf_ours, 2), round(buf_real, 2)],
         "rss": [round(rss_ours, 2), round(rss_real, 2)],
         "worst_case_total": round(ours(est, RSS_PARTS), 2),
+        "staging": round(est.facts["staging"] / MiB, 2),
         "rss_before": round(real.rss_before / MiB, 2),
         "parts": {p: round(est.get(p) / MiB, 2) for p in RSS_PARTS},
         "logged": {
@@ -121,4 +122,8 @@ def test_fit_case(case: Case, model_dir: Path, llama_server_bin: Path, tmp_path:
     assert est.get("output") / MiB == pytest.approx(b.output, rel=0.01, abs=0.02)
     assert est.get("repack") / MiB == pytest.approx(b.model.get("CPU_REPACK", 0.0), rel=0.01, abs=0.02)
     assert buf_ours / buf_real == pytest.approx(1, abs=TOLERANCE), row
-    assert rss_ours / rss_real == pytest.approx(1, abs=TOLERANCE), row
+    # Without mmap the loader's largest repacked read buffer may or may not stay in glibc's
+    # heap (it did at -c 16384, not at 4096, here); the estimate counts it, so RSS may be
+    # that much lower than ours, never more than 5 % higher.
+    staging = est.facts["staging"] / MiB
+    assert any(abs(x / rss_real - 1) <= TOLERANCE for x in (rss_ours, rss_ours - staging)), row
