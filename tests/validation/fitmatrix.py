@@ -267,8 +267,8 @@ def summarize(lines: Sequence[str]) -> str:
 
     def ratio(r: dict[str, Any], key: str) -> float:
         ours, real = r[key]
-        if key == "rss" and r.get("staging"):  # the read buffer glibc may or may not keep
-            return min(ours / real, (ours - r["staging"]) / real, key=lambda x: abs(x - 1))
+        if key == "rss":  # ours counts the read buffer glibc may keep: a range [ours - staging, ours]
+            return float(ours / real) if real > ours else max(1.0, (ours - r.get("staging", 0)) / real)
         return float(ours / real)
 
     def worst(rs: list[dict[str, Any]], key: str) -> float:

@@ -49,6 +49,13 @@ def ours(est: Breakdown, parts: tuple[str, ...]) -> float:
     return sum(est.get(p) for p in parts) / MiB
 
 
+def rss_ratio(ours: float, staging: float, real: float) -> float:
+    """1 when `real` lies in [ours - staging, ours], else the ratio to the nearer bound."""
+    if real > ours:
+        return ours / real
+    return max(1.0, (ours - staging) / real)
+
+
 def rss_after_request(est: Breakdown, model: ModelInfo, argv: list[str], n_prompt: int) -> float:
     """Our RSS prediction after one request of n_prompt tokens (MiB).
 
@@ -122,8 +129,7 @@ def test_fit_case(case: Case, model_dir: Path, llama_server_bin: Path, tmp_path:
     assert est.get("output") / MiB == pytest.approx(b.output, rel=0.01, abs=0.02)
     assert est.get("repack") / MiB == pytest.approx(b.model.get("CPU_REPACK", 0.0), rel=0.01, abs=0.02)
     assert buf_ours / buf_real == pytest.approx(1, abs=TOLERANCE), row
-    # Without mmap the loader's largest repacked read buffer may or may not stay in glibc's
-    # heap (it did at -c 16384, not at 4096, here); the estimate counts it, so RSS may be
-    # that much lower than ours, never more than 5 % higher.
-    staging = est.facts["staging"] / MiB
-    assert any(abs(x / rss_real - 1) <= TOLERANCE for x in (rss_ours, rss_ours - staging)), row
+    # Without mmap the loader reads each repacked tensor through a heap buffer; glibc keeps
+    # none, part or all of the largest (seen all three here). The estimate counts all of it,
+    # so RSS may be up to that much lower than ours, and at most 5 % off the range.
+    assert rss_ratio(rss_ours, est.facts["staging"] / MiB, rss_real) == pytest.approx(1, abs=TOLERANCE), row
