@@ -77,6 +77,23 @@ def update_recipe(
     return row
 
 
+def apply_recipe(
+    session: Session, *, yaml_text: str, source: str | None = None, roots: Sequence[Path]
+) -> tuple[RecipeRow, str]:
+    """Insert or update by name, the one upsert path (deploy, bundle import): created/updated/unchanged.
+
+    `roots` (paths.store_roots) confine the files the recipe names, as on every path that accepts one."""
+    recipe = parse_recipe(yaml_text, source=source or API_SOURCE, roots=roots)
+    row = _find(session, recipe.name)
+    if row is None:
+        return create_recipe(session, yaml_text=yaml_text, source=source, roots=roots), "created"
+    if row.yaml_text == yaml_text and row.source == source:
+        return row, "unchanged"
+    return update_recipe(
+        session, name=recipe.name, yaml_text=yaml_text, source=source, roots=roots
+    ), "updated"
+
+
 def get_recipe(session: Session, *, name: str) -> RecipeRow:
     row = _find(session, name)
     if row is None:
