@@ -23,6 +23,7 @@ from cortexctl.bundles.manifest import Item
 from cortexctl.bundles.signing import SignatureStatus
 from cortexctl.core.settings import Settings
 from cortexctl.recipes.loader import check_recipe_text
+from cortexctl.recipes.paths import store_roots
 from cortexctl.recipes.schema import Recipe
 
 INSTALLED_DISTRIBUTION = "cortex-appliance"
@@ -170,7 +171,7 @@ def check_recipe(
     text: str, *, final: Path, settings: Settings, item: Item, models: dict[str, Item]
 ) -> Recipe:
     """The recipe validator `cortexctl recipe validate` runs, then the bundle's own model rules."""
-    report = check_recipe_text(text, source=str(final), base_dir=final.parent)
+    report = check_recipe_text(text, source=str(final), roots=store_roots(settings))
     if not report.ok or report.recipe is None:
         problems = "; ".join(str(p) for p in report.problems)
         raise refused(
