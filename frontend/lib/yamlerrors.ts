@@ -10,7 +10,7 @@ export function lineErrors(message: string): LineError[] {
     .map((t) => t.trim())
     .filter(Boolean)
     .map((text) => {
-      const m = text.match(/^[^:\s]*:(\d+):/) ?? text.match(/\bline (\d+)\b/i);
+      const m = text.match(/^.+?:(\d+):\s/) ?? text.match(/\bline (\d+)\b/i);
       return { line: m ? Number(m[1]) : null, text };
     });
 }

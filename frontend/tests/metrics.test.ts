@@ -84,5 +84,7 @@ describe('csv and recipe errors', () => {
       { line: 12, text: '<recipe>:12: spec.args: bad' },
     ]);
     expect(lineErrors('no line here')).toEqual([{ line: null, text: 'no line here' }]);
+    // a path with spaces, and the fix the API appends to the last line
+    expect(lineErrors("/srv/my recipes/g.yaml:12: spec.engine: Input should be 'llamacpp' or 'vllm' Fix the fields")[0].line).toBe(12);
   });
 });

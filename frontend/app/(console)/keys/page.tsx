@@ -36,7 +36,8 @@ export default function KeysPage() {
   const [created, setCreated] = useState<(KeyInfo & { key: string }) | null>(null);
   const [error, setError] = useState<unknown>(null);
   const revoke = async (k: KeyInfo) => {
-    if (!window.confirm(`Revoke the key ${k.name}? Clients using it get 401 within seconds.`)) return;
+    const local = k.name === 'cortexctl-local' ? ' It is the key cortexctl on the host uses: the CLI stops working until a new one is made.' : '';
+    if (!window.confirm(`Revoke the key ${k.name}? Clients using it get 401 within seconds.${local}`)) return;
     setError(null);
     try {
       await api(`/admin/keys/${k.id}/revoke`, { method: 'POST' });
@@ -140,7 +141,7 @@ export default function KeysPage() {
 
 function CreateKey({ mayGrant, onClose, onCreated }: { mayGrant: (s: string) => boolean; onClose: () => void; onCreated: (k: KeyInfo & { key: string }) => void }) {
   const [name, setName] = useState('');
-  const [scopes, setScopes] = useState<string[]>(['inference']);
+  const [scopes, setScopes] = useState<string[]>(mayGrant('inference') ? ['inference'] : []);
   const [models, setModels] = useState('');
   const [ips, setIps] = useState('');
   const [rpm, setRpm] = useState('');

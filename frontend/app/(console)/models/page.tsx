@@ -20,7 +20,8 @@ spec:
   model:
     path: /path/to/model.gguf
   served_name: my-model
-  context_length: 4096
+  args:
+    context_length: 4096
 `;
 
 export default function ModelsPage() {
@@ -133,7 +134,7 @@ function ModelDetail({ model, writer, onChange, onDeleted }: { model: ModelInfo;
         </h2>
         {writer && (
           <div className="actions">
-            <button className="btn" disabled={!!busy || model.desired_state === 'running'} onClick={() => act('start')}>
+            <button className="btn" disabled={!!busy || (model.desired_state === 'running' && model.state !== 'failed')} onClick={() => act('start')}>
               ▶ Start
             </button>
             <button className="btn" disabled={!!busy || model.desired_state === 'stopped'} onClick={() => act('stop')}>

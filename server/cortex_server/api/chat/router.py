@@ -137,20 +137,24 @@ async def send_message(
     """One turn, answered as an OpenAI chat-completion SSE stream."""
     sampling = _sampling(body.params)
 
-    def prepare() -> tuple[str, list[dict[str, str]]]:
+    def load() -> tuple[str, list[dict[str, str]]]:
         with ctx.session_factory() as db:
             row = chat.get_session(db, **_owner(principal), session_id=session_id)
             model = body.model or row.model
             if not principal.model_allowed(model):
                 raise PermissionDenied(f"You may not use the model {model!r}.", code="model_not_allowed")
             ctx.registry.require(model)  # 404 naming how to list models, before anything is stored
+            history = chat.history(chat.messages_of(db, session_id=row.id), system=body.system)
+            return model, [*history, {"role": "user", "content": body.content}]
+
+    def store(model: str) -> None:
+        with ctx.session_factory() as db:
+            row = chat.get_session(db, **_owner(principal), session_id=session_id)
             row.model = model
             chat.add_message(db, chat=row, role="user", content=body.content)
-            messages = chat.history(chat.messages_of(db, session_id=row.id), system=body.system)
             db.commit()
-            return model, messages
 
-    model, messages = await run_in_threadpool(prepare)
+    model, messages = await run_in_threadpool(load)
     payload = parse_chat_request(
         {
             **sampling,
@@ -163,12 +167,13 @@ async def send_message(
     raw = orjson.dumps(payload)
     budget = sampling.get("max_tokens")
     estimate = math.ceil(len(raw) / 4) + (budget if isinstance(budget, int) and budget > 0 else 0)
-    grant = await admit_turn(request, response, principal, estimate=estimate)
+    grant = await admit_turn(request, response, principal, estimate=estimate)  # before anything is stored
 
     async def finish() -> None:
         await grant.finish(tokens_used=grant.tokens_used)
 
     try:
+        await run_in_threadpool(store, model)
         inner = await unless_disconnected(
             request,
             ctx.gateway.forward(
