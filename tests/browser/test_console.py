@@ -179,3 +179,14 @@ def test_password_change_then_logout_and_login_with_the_new_one(
     page.wait_for_url("**/login?next=*")  # the session really ended
     login(page, "pat-member", "a-brand-new-password-42")
     expect(page.get_by_test_id("whoami")).to_have_text("pat-member")
+
+
+def test_api_docs_render_from_the_package(browser: Browser, appliance: Appliance) -> None:
+    page = browser.page()
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .title").first).to_contain_text("CORTEX")
+    expect(page.get_by_text("/v1/chat/completions").first).to_be_visible()
+    shot(page, "docs")
+    page.goto("/redoc")
+    expect(page.get_by_role("heading", name="CORTEX").first).to_be_visible()
+    expect(page.get_by_text("/v1/chat/completions").first).to_be_attached()

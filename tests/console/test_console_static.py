@@ -155,3 +155,10 @@ def test_a_daemon_without_a_console_build_says_how_to_get_one(tmp_path: Path) ->
             assert resp.status_code == 200
             assert "install.sh" in resp.text and "Node.js" in resp.text
         assert c.get("/chat").status_code == 404
+
+
+def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
+    for path in ("/", "/chat", "/_next/static/chunks/app-3f2a1b.js", "/docs"):
+        head, get = client.head(path), client.get(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"]

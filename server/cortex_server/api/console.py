@@ -45,6 +45,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
+_METHODS = ["GET", "HEAD"]
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -105,7 +106,8 @@ def _not_found() -> Response:
 def _docs_page(title: str, body: str) -> HTMLResponse:
     html = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">{body}</html>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="/icon.svg" type="image/svg+xml">{body}</html>'
     )
     headers = {**SECURITY_HEADERS, "cache-control": REVALIDATE}
     return HTMLResponse(html, headers=headers)
@@ -114,7 +116,7 @@ def _docs_page(title: str, body: str) -> HTMLResponse:
 def _add_docs_routes(router: APIRouter, root: Path) -> None:
     has_assets = (root / "docs-assets" / "swagger-ui" / "swagger-ui-bundle.js").is_file()
 
-    @router.get("/docs", include_in_schema=False)
+    @router.api_route("/docs", methods=_METHODS, include_in_schema=False)
     def swagger_ui() -> Response:
         if not has_assets:
             return HTMLResponse(NOT_BUILT, status_code=200, headers=SECURITY_HEADERS)
@@ -125,7 +127,7 @@ def _add_docs_routes(router: APIRouter, root: Path) -> None:
             '<script src="/docs-assets/swagger-init.js"></script></body>',
         )
 
-    @router.get("/redoc", include_in_schema=False)
+    @router.api_route("/redoc", methods=_METHODS, include_in_schema=False)
     def redoc() -> Response:
         if not has_assets:
             return HTMLResponse(NOT_BUILT, status_code=200, headers=SECURITY_HEADERS)
@@ -140,7 +142,9 @@ def _add_tree_route(router: APIRouter, root: Path, name: str) -> None:
     base = root / name
     immutable = name == "_next"
 
-    @router.get(f"/{name}/{{rest:path}}", include_in_schema=False, name=f"console-dir-{name}")
+    @router.api_route(
+        f"/{name}/{{rest:path}}", methods=_METHODS, include_in_schema=False, name=f"console-dir-{name}"
+    )
     def tree_file(rest: str) -> Response:
         found = _inside(base, rest)
         if found is None:
@@ -152,11 +156,13 @@ def _add_page_routes(router: APIRouter, root: Path, page: str) -> None:
     html = root / f"{page}.html"
     folder = root / page
 
-    @router.get(f"/{page}", include_in_schema=False, name=f"console-page-{page}")
+    @router.api_route(f"/{page}", methods=_METHODS, include_in_schema=False, name=f"console-page-{page}")
     def page_route() -> Response:
         return _file(html)
 
-    @router.get(f"/{page}/{{rest:path}}", include_in_schema=False, name=f"console-page-{page}-deep")
+    @router.api_route(
+        f"/{page}/{{rest:path}}", methods=_METHODS, include_in_schema=False, name=f"console-page-{page}-deep"
+    )
     def page_deep(rest: str) -> Response:
         # nested export files (e.g. RSC payloads), else the page itself: deep links and reloads
         found = _inside(folder, rest) if folder.is_dir() else None
@@ -164,7 +170,9 @@ def _add_page_routes(router: APIRouter, root: Path, page: str) -> None:
 
 
 def _add_root_file_route(router: APIRouter, path: Path) -> None:
-    @router.get(f"/{path.name}", include_in_schema=False, name=f"console-file-{path.name}")
+    @router.api_route(
+        f"/{path.name}", methods=_METHODS, include_in_schema=False, name=f"console-file-{path.name}"
+    )
     def root_file() -> Response:
         return _file(path)
 
@@ -177,13 +185,13 @@ def console_router(root: Path = STATIC_DIR) -> APIRouter:
     index = root / "index.html"
     if not index.is_file():
 
-        @router.get("/", include_in_schema=False)
+        @router.api_route("/", methods=_METHODS, include_in_schema=False)
         def not_built() -> Response:
             return HTMLResponse(NOT_BUILT, headers={**SECURITY_HEADERS, "cache-control": REVALIDATE})
 
         return router
 
-    @router.get("/", include_in_schema=False)
+    @router.api_route("/", methods=_METHODS, include_in_schema=False)
     def home() -> Response:
         return _file(index)
 
