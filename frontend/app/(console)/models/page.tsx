@@ -266,8 +266,30 @@ function Validate({ name }: { name: string }) {
   );
 }
 
+function formYaml(f: { name: string; engine: string; path: string; served: string; context: string; gpus: string }): string {
+  const q = (v: string) => JSON.stringify(v.trim()); // a JSON string is a valid YAML scalar
+  const gpus = /^[\d,\s]+$/.test(f.gpus.trim()) ? `[${f.gpus.trim()}]` : q(f.gpus || 'none');
+  return [
+    'apiVersion: cortex/v1',
+    'kind: Recipe',
+    'metadata:',
+    `  name: ${q(f.name)}`,
+    'spec:',
+    `  engine: ${q(f.engine)}`,
+    `  served_name: ${q(f.served || f.name)}`,
+    '  model:',
+    `    path: ${q(f.path)}`,
+    `  gpus: ${gpus}`,
+    '  args:',
+    `    context_length: ${Number(f.context) || 4096}`,
+    '',
+  ].join('\n');
+}
+
 function CreateModel({ onClose, onCreated }: { onClose: () => void; onCreated: (name: string) => void }) {
-  const [mode, setMode] = useState<'yaml' | 'recipe'>('yaml');
+  const [mode, setMode] = useState<'yaml' | 'form' | 'recipe'>('yaml');
+  const [form, setForm] = useState({ name: '', engine: 'llamacpp', path: '', served: '', context: '4096', gpus: 'none' });
+  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm((f) => ({ ...f, [k]: e.target.value }));
   const [yaml, setYaml] = useState(EXAMPLE);
   const [recipe, setRecipe] = useState('');
   const [name, setName] = useState('');
@@ -281,11 +303,16 @@ function CreateModel({ onClose, onCreated }: { onClose: () => void; onCreated: (
     setErrors([]);
     setError(null);
     try {
-      const body = mode === 'yaml' ? { yaml, start, name: name || undefined } : { recipe, start, name: name || undefined };
+      const text = mode === 'form' ? formYaml(form) : yaml;
+      if (mode === 'form') setYaml(text); // errors are shown on the YAML it produced
+      const body = mode === 'recipe' ? { recipe, start, name: name || undefined } : { yaml: text, start, name: name || undefined };
       const created = await api<ModelInfo>('/admin/models', { method: 'POST', body });
       onCreated(created.name);
     } catch (e) {
-      if (e instanceof ApiError && mode === 'yaml' && e.status < 500 && /:\d+:/.test(e.message)) setErrors(lineErrors(e.message));
+      if (e instanceof ApiError && mode !== 'recipe' && e.status < 500 && /:\d+:/.test(e.message)) {
+        setErrors(lineErrors(e.message));
+        setMode('yaml');
+      }
       else setError(e);
     } finally {
       setBusy(false);
@@ -297,6 +324,9 @@ function CreateModel({ onClose, onCreated }: { onClose: () => void; onCreated: (
         <button role="tab" aria-selected={mode === 'yaml'} onClick={() => setMode('yaml')}>
           From recipe YAML
         </button>
+        <button role="tab" aria-selected={mode === 'form'} onClick={() => setMode('form')}>
+          From a form
+        </button>
         <button role="tab" aria-selected={mode === 'recipe'} onClick={() => setMode('recipe')}>
           From a registered recipe
         </button>
@@ -304,6 +334,43 @@ function CreateModel({ onClose, onCreated }: { onClose: () => void; onCreated: (
       <ErrorBox error={error} />
       {mode === 'yaml' ? (
         <YamlEditor value={yaml} onChange={setYaml} errors={errors} />
+      ) : mode === 'form' ? (
+        <div>
+          <div className="row">
+            <label className="f">
+              <span>Recipe name</span>
+              <input type="text" value={form.name} onChange={set('name')} placeholder="my-model" />
+            </label>
+            <label className="f">
+              <span>Engine</span>
+              <select value={form.engine} onChange={set('engine')}>
+                <option value="llamacpp">llama.cpp (GGUF)</option>
+                <option value="vllm">vLLM (HF folder)</option>
+              </select>
+            </label>
+          </div>
+          <label className="f">
+            <span>
+              Model path <small>(a GGUF file or HF folder; relative = under the model store)</small>
+            </span>
+            <input type="text" value={form.path} onChange={set('path')} placeholder="gemma-3-270m-q4_k_m.gguf" />
+          </label>
+          <div className="row">
+            <label className="f">
+              <span>Served name</span>
+              <input type="text" value={form.served} onChange={set('served')} placeholder="what clients call it" />
+            </label>
+            <label className="f">
+              <span>Context length</span>
+              <input type="number" min={256} value={form.context} onChange={set('context')} />
+            </label>
+            <label className="f">
+              <span>GPUs</span>
+              <input type="text" value={form.gpus} onChange={set('gpus')} placeholder="none, all, or 0,1" />
+            </label>
+          </div>
+          <p className="muted">More options (arguments, request defaults, replicas) in the YAML tab; see the Guide&apos;s recipe format.</p>
+        </div>
       ) : (
         <label className="f">
           <span>Recipe</span>

@@ -28,6 +28,22 @@ const LATENCY_FIELDS: Array<[string, string[]]> = [
   ['TTFT p95', ['p95_ttft_ms', 'ttft_p95_ms']],
 ];
 
+const BUCKETS = 12;
+
+async function bucketed(rangeS: number): Promise<Row[]> {
+  const end = Date.now();
+  const step = (rangeS * 1000) / BUCKETS;
+  return Promise.all(
+    Array.from({ length: BUCKETS }, async (_, i) => {
+      const since = new Date(end - rangeS * 1000 + i * step);
+      const until = new Date(since.getTime() + step);
+      const r = await api<UsageResp>(`/admin/usage?since=${encodeURIComponent(since.toISOString())}&until=${encodeURIComponent(until.toISOString())}`);
+      const t = totals(r.data ?? []);
+      return { bucket: until.toISOString(), requests: t.requests, total_tokens: t.promptTokens + t.completionTokens, errors: t.errors };
+    }),
+  );
+}
+
 function field(r: Row, names: string[]): number | null {
   for (const n of names) if (typeof r[n] === 'number') return r[n] as number;
   return null;
@@ -42,7 +58,14 @@ export default function UsagePage() {
     15000,
   );
   const rows = usage.data?.data ?? [];
-  const series = (usage.data?.series ?? usage.data?.timeseries ?? []) as Row[];
+  const served = (usage.data?.series ?? usage.data?.timeseries ?? null) as Row[] | null;
+  // no series from the daemon: ask for BUCKETS consecutive windows instead
+  const buckets = useLoad(
+    () => (served ? Promise.resolve([] as Row[]) : bucketed(range)),
+    [range, served === null],
+    30000,
+  );
+  const series = served ?? buckets.data ?? [];
   const t = totals(rows);
   const chart = rows.map((r) => ({
     name: String(r[groupBy] ?? '—'),
@@ -112,16 +135,22 @@ export default function UsagePage() {
         <div className="grid two">
           {series.length > 0 && (
             <div className="card">
-              <h2>Over time</h2>
+              <h2>Requests and tokens over time</h2>
               <ResponsiveContainer width="100%" height={260}>
                 <LineChart data={series}>
                   <CartesianGrid strokeDasharray="3 3" />
-                  <XAxis dataKey={timeKey} tickFormatter={(v) => new Date(v).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })} />
-                  <YAxis />
-                  <Tooltip />
+                  <XAxis
+                    dataKey={timeKey}
+                    tickFormatter={(v) =>
+                      range > 86400 ? new Date(v).toLocaleDateString([], { month: 'short', day: 'numeric' }) : new Date(v).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+                    }
+                  />
+                  <YAxis yAxisId="r" allowDecimals={false} />
+                  <YAxis yAxisId="t" orientation="right" />
+                  <Tooltip labelFormatter={(v) => new Date(v).toLocaleString()} />
                   <Legend />
-                  <Line type="monotone" dataKey="requests" stroke="#4f46e5" dot={false} />
-                  <Line type="monotone" dataKey="total_tokens" stroke="#06b6d4" dot={false} />
+                  <Line yAxisId="r" type="monotone" dataKey="requests" stroke="#4f46e5" dot={false} />
+                  <Line yAxisId="t" type="monotone" dataKey="total_tokens" name="tokens" stroke="#06b6d4" dot={false} />
                 </LineChart>
               </ResponsiveContainer>
             </div>
