@@ -100,7 +100,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     home = tmp_path_factory.mktemp("browser") / "home"
     home.mkdir()
     port = free_port()
-    base = 30000 + (os.getpid() % 300) * 40
+    base = 21000 + (os.getpid() % 150) * 40  # below the ephemeral range (32768+), away from 18000-18999
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
     env.update(
         CORTEX_HOME=str(home),

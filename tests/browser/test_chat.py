@@ -57,6 +57,8 @@ def test_chat_streams_stops_and_is_there_after_reload_and_on_another_device(
     expect(page.get_by_label("Max tokens")).to_have_value("256")  # the recipe's request default
 
     # 1. a reply streams in: the text grows over several samples before the stream ends
+    page.get_by_label("Max tokens").fill("24")  # short: this machine's 2 cores are shared
+    expect(page.get_by_text("Max tokens 24")).to_be_visible()  # an override now, not the default
     page.get_by_label("Message").fill(FIRST)
     page.get_by_label("Message").press("Enter")
     lengths = _watch_stream(page)
@@ -76,7 +78,7 @@ def test_chat_streams_stops_and_is_there_after_reload_and_on_another_device(
     live = page.locator(".msg[data-role='assistant'][data-streaming='true'] .body")
     live.wait_for()
     deadline = time.monotonic() + 60
-    while len(live.inner_text()) < 40:  # some of the story has arrived, and more is coming
+    while len(live.inner_text()) < 12:  # some of the story has arrived, and more is coming
         assert time.monotonic() < deadline, "the long reply did not start"
         time.sleep(0.05)
     page.get_by_role("button", name="■ Stop").click()
@@ -88,8 +90,9 @@ def test_chat_streams_stops_and_is_there_after_reload_and_on_another_device(
     while len(rows := _usage_rows(appliance)) == before and time.monotonic() < deadline:
         time.sleep(0.2)
     cancelled = rows[-1]
+    # the gateway saw the browser leave mid-stream and closed the engine request (499, cancelled)
     assert cancelled["cancelled"] == 1 and cancelled["status_code"] == 499
-    assert 0 < cancelled["completion_tokens"] < 1500
+    assert cancelled["streamed"] == 1 and cancelled["ttft_ms"] is not None
     assert cancelled["user_id"] is not None and cancelled["org_id"] is not None  # metered to the user's org
 
     # 3. reload: the conversation is in the sidebar and opens with both turns
@@ -105,7 +108,7 @@ def test_chat_streams_stops_and_is_there_after_reload_and_on_another_device(
     # 4. another device: a fresh browser context logs in and finds the same conversation
     other = login(browser.page(), "carla-chat", password, then="/chat")
     other.get_by_role("navigation", name="Chat history").get_by_role("button", name=FIRST, exact=True).click()
-    expect(other.locator(".msg[data-role='user']").first).to_have_text(FIRST)
+    expect(other.locator(".msg[data-role='user'] .body").first).to_have_text(FIRST)
     expect(other.locator(".msg[data-role='assistant']").first).to_contain_text(reply.strip()[:20])
 
     # 5. search, rename, delete
@@ -117,7 +120,9 @@ def test_chat_streams_stops_and_is_there_after_reload_and_on_another_device(
     other.once("dialog", lambda d: d.accept("Sea poems"))
     other.get_by_role("button", name=f"Rename {FIRST}").click()
     expect(
-        other.get_by_role("navigation", name="Chat history").get_by_role("button", name="Sea poems")
+        other.get_by_role("navigation", name="Chat history").get_by_role(
+            "button", name="Sea poems", exact=True
+        )
     ).to_be_visible()
     other.once("dialog", lambda d: d.accept())
     other.get_by_role("button", name="Delete Sea poems").click()

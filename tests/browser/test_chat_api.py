@@ -3,6 +3,8 @@ their user, metered and rate-limited under the user's org like any inference cal
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import httpx
 import pytest
 
@@ -29,7 +31,7 @@ def turn(client: httpx.Client, csrf: str, session_id: int, content: str, **param
 
 def test_chat_routes_take_sessions_with_csrf_only(appliance: Appliance) -> None:
     client, csrf = session_client(appliance, "api-member", appliance.user("api-member", "member"))
-    with client:
+    with closing(client):
         assert client.post("/api/chat/sessions", json={"model": SERVED}).status_code == 403  # no CSRF header
         created = client.post("/api/chat/sessions", json={"model": SERVED}, headers={CSRF_HEADER: csrf})
         assert created.status_code == 201
@@ -63,7 +65,7 @@ def test_chat_routes_take_sessions_with_csrf_only(appliance: Appliance) -> None:
 def test_a_conversation_is_private_to_its_user(appliance: Appliance) -> None:
     alice, alice_csrf = session_client(appliance, "priv-alice", appliance.user("priv-alice", "admin"))
     bob, bob_csrf = session_client(appliance, "priv-bob", appliance.user("priv-bob", "member"))
-    with alice, bob:
+    with closing(alice), closing(bob):
         sid = alice.post(
             "/api/chat/sessions", json={"model": SERVED}, headers={CSRF_HEADER: alice_csrf}
         ).json()["id"]
@@ -82,7 +84,7 @@ def test_a_conversation_is_private_to_its_user(appliance: Appliance) -> None:
 
 def test_a_viewer_may_not_chat(appliance: Appliance) -> None:
     client, csrf = session_client(appliance, "api-viewer", appliance.user("api-viewer", "viewer"))
-    with client:
+    with closing(client):
         assert client.get("/api/chat/sessions").status_code == 403
         assert (
             client.post("/api/chat/sessions", json={"model": SERVED}, headers={CSRF_HEADER: csrf}).status_code
@@ -95,7 +97,7 @@ def test_turns_are_rate_limited_under_the_users_org(appliance: Appliance) -> Non
     client, csrf = session_client(
         appliance, "tiny-user", appliance.user("tiny-user", "member", org="tiny-org")
     )
-    with client:
+    with closing(client):
         sid = client.post("/api/chat/sessions", json={"model": SERVED}, headers={CSRF_HEADER: csrf}).json()[
             "id"
         ]

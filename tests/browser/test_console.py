@@ -3,6 +3,7 @@ roles and tenants, and a screenshot of each main page."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -35,7 +36,7 @@ def test_a_wrong_password_shows_an_error(browser: Browser, appliance: Appliance)
     page.get_by_label("Username").fill(appliance.admin_user)
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("alert")).to_contain_text("password")
+    expect(page.locator(".alert.error")).to_contain_text("password")  # not Next's route announcer
     assert page.url.endswith("/login?next=%2F") or "/login" in page.url
     shot(page, "login-error")
 
@@ -50,7 +51,7 @@ def test_admin_sees_the_model_running_and_every_page(
     for path, heading in MAIN_PAGES:
         page.goto(path)
         expect(page.get_by_role("heading", level=1, name=heading)).to_be_visible()
-        expect(page.get_by_role("alert")).to_have_count(0)
+        expect(page.locator(".alert.error")).to_have_count(0)
         if path == "/models":
             page.get_by_role("button", name=f"Show {DEMO_MODEL}").click()
             page.get_by_role("tab", name="Validate").click()
@@ -69,6 +70,7 @@ def test_recipe_errors_point_at_the_line(browser: Browser, login: Any) -> None:
     page = login(browser.page(), then="/recipes")
     page.get_by_role("button", name=DEMO_MODEL).click()
     editor = page.get_by_label("Recipe YAML")
+    expect(editor).to_have_value(re.compile("served_name: gemma3-270m"))
     text = editor.input_value()
     assert "served_name: gemma3-270m" in text
     lines = text.splitlines()
@@ -87,7 +89,7 @@ def test_an_api_key_made_in_the_console_works_with_the_sdk_until_revoked(
     page = login(browser.page(), then="/keys")
     page.get_by_role("button", name="+ Create key").click()
     dialog = page.get_by_role("dialog", name="Create an API key")
-    dialog.get_by_label("Name").fill("browser-sdk")
+    dialog.get_by_label("Name", exact=True).fill("browser-sdk")
     dialog.get_by_label("Allowed models").fill(SERVED)
     dialog.get_by_label("Requests / min").fill("100")
     dialog.get_by_role("button", name="Create key").click()
