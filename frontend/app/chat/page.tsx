@@ -253,7 +253,7 @@ function Playground() {
                   ✎
                 </button>
                 <button className="btn small ghost" onClick={() => remove(s)} aria-label={`Delete ${s.title}`}>
-                  🗑
+                  ✕
                 </button>
               </span>
             </div>

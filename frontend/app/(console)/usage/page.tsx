@@ -149,8 +149,8 @@ export default function UsagePage() {
                   <YAxis yAxisId="t" orientation="right" />
                   <Tooltip labelFormatter={(v) => new Date(v).toLocaleString()} />
                   <Legend />
-                  <Line yAxisId="r" type="monotone" dataKey="requests" stroke="#4f46e5" dot={false} />
-                  <Line yAxisId="t" type="monotone" dataKey="total_tokens" name="tokens" stroke="#06b6d4" dot={false} />
+                  <Line isAnimationActive={false} yAxisId="r" type="monotone" dataKey="requests" stroke="#4f46e5" dot={false} />
+                  <Line isAnimationActive={false} yAxisId="t" type="monotone" dataKey="total_tokens" name="tokens" stroke="#06b6d4" dot={false} />
                 </LineChart>
               </ResponsiveContainer>
             </div>
@@ -164,8 +164,8 @@ export default function UsagePage() {
                 <YAxis />
                 <Tooltip />
                 <Legend />
-                <Bar dataKey="prompt" stackId="t" fill="#818cf8" name="prompt tokens" />
-                <Bar dataKey="completion" stackId="t" fill="#4f46e5" name="completion tokens" />
+                <Bar isAnimationActive={false} dataKey="prompt" stackId="t" fill="#818cf8" name="prompt tokens" />
+                <Bar isAnimationActive={false} dataKey="completion" stackId="t" fill="#4f46e5" name="completion tokens" />
               </BarChart>
             </ResponsiveContainer>
           </div>
@@ -178,8 +178,8 @@ export default function UsagePage() {
                 <YAxis allowDecimals={false} />
                 <Tooltip />
                 <Legend />
-                <Bar dataKey="requests" fill="#06b6d4" />
-                <Bar dataKey="errors" fill="#ef4444" />
+                <Bar isAnimationActive={false} dataKey="requests" fill="#06b6d4" />
+                <Bar isAnimationActive={false} dataKey="errors" fill="#ef4444" />
               </BarChart>
             </ResponsiveContainer>
           </div>
