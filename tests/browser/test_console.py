@@ -60,6 +60,7 @@ def test_admin_sees_the_model_running_and_every_page(
         if path == "/guide":
             expect(page.get_by_role("region", name="Recipe format")).to_contain_text("apiVersion")
             expect(page.get_by_role("region", name="Troubleshooting")).to_contain_text("port-in-use")
+        page.wait_for_load_state("networkidle")  # the page's data is in before the screenshot
         shot(page, path.strip("/") or "dashboard")
     # client-side navigation (RSC payloads) works too, not only full loads
     page.get_by_role("link", name="Models").click()

@@ -125,7 +125,9 @@ export default function UsagePage() {
           <div className="value">{t.avgLatencyMs === null ? '—' : `${formatNumber(t.avgLatencyMs, 0)} ms`}</div>
         </div>
       </div>
-      {rows.length === 0 && !usage.loading ? (
+      {!usage.data && usage.loading ? (
+        <p className="muted">Loading…</p>
+      ) : rows.length === 0 ? (
         <div className="card">
           <Empty title="No usage in this range">
             <p>Requests appear here once a client calls a model with an API key, or you chat in the playground.</p>
