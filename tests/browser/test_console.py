@@ -217,3 +217,19 @@ def test_create_validate_and_delete_a_model_from_the_form(browser: Browser, logi
     page.once("dialog", lambda d: d.accept())
     detail.get_by_role("button", name="Delete").click()
     expect(page.locator("tr[data-model='form-made']")).to_have_count(0)
+
+
+def test_the_request_recorder_flags_every_other_origin() -> None:
+    """The off-host check the `browser` fixture ends each test with can fail."""
+    b = Browser(browser=None, origin="http://127.0.0.1:8080")
+    b.requests = [
+        "http://127.0.0.1:8080/",
+        "http://127.0.0.1:8080/_next/static/chunks/a.js",
+        "data:image/svg+xml;base64,PHN2Zy8+",
+        "blob:http://127.0.0.1:8080/5b1c",
+        "http://127.0.0.1:8081/",
+        "https://cdn.redoc.ly/redoc/logo-mini.svg",
+        "http://127.0.0.1:8080.example.com/x.js",
+        "ws://127.0.0.1:8080/",
+    ]
+    assert b.offsite() == b.requests[4:]
