@@ -21,7 +21,7 @@ export const NAV: NavItem[] = [
   { href: '/keys', label: 'API keys', icon: '◈', allowed: (m) => can(m, 'keys:write') },
   { href: '/users', label: 'Users & orgs', icon: '☺', allowed: (m) => can(m, 'users:write') },
   { href: '/usage', label: 'Usage', icon: '▤', allowed: (m) => can(m, 'usage:read') },
-  { href: '/system', label: 'System & health', icon: '♥', allowed: (m) => can(m, 'admin') },
+  { href: '/system', label: 'System & health', icon: '♥', allowed: (m) => m.operator },
   { href: '/audit', label: 'Audit log', icon: '⌕', allowed: (m) => can(m, 'admin') },
   { href: '/guide', label: 'Guide', icon: '?', allowed: () => true },
 ];

@@ -22,13 +22,15 @@ export default function Dashboard() {
     [me],
     5000,
   );
-  const system = useLoad(() => (can(me, 'admin') ? api<Record<string, unknown>>('/admin/system').catch(() => null) : Promise.resolve(null)), [me], 10000);
+  const system = useLoad(() => (me?.operator ? api<Record<string, unknown>>('/admin/system').catch(() => null) : Promise.resolve(null)), [me], 10000);
 
   const rows = usage.data?.data ?? [];
   const t = totals(rows);
   const p95 = pickNumber(usage.data, ['p95_latency_ms', 'latency_p95_ms']) ?? maxOf(rows, ['p95_latency_ms', 'latency_p95_ms']);
   const running = (models.data ?? []).filter((m) => m.state === 'running').length;
-  const res = (system.data?.resources ?? system.data) as Record<string, unknown> | null;
+  const host = (Array.isArray(system.data?.hosts) ? system.data!.hosts[0] : null) as Record<string, unknown> | null;
+  const disk = (Array.isArray(system.data?.disks) ? (system.data!.disks as Record<string, unknown>[]).find((d) => d.name === 'models') ?? system.data!.disks[0] : null) as Record<string, unknown> | null;
+  const gpus = (Array.isArray(system.data?.gpus) ? system.data!.gpus : []) as Record<string, unknown>[];
 
   return (
     <>
@@ -39,13 +41,20 @@ export default function Dashboard() {
         <Tile label="Requests / s" value={formatNumber(ratePerSecond(t.requests, WINDOW_S), 2)} sub={`${t.requests} requests`} />
         <Tile label="Tokens / s" value={formatNumber(ratePerSecond(t.promptTokens + t.completionTokens, WINDOW_S), 1)} sub={`${formatNumber(t.completionTokens, 1)} generated`} />
         <Tile label="Errors" value={`${formatNumber(errorRate(t.errors, t.requests), 1)} %`} sub={`${t.errors} failed`} />
-        <Tile label="Latency p95" value={p95 !== null ? `${formatNumber(p95, 0)} ms` : '—'} sub={t.avgLatencyMs !== null ? `avg ${formatNumber(t.avgLatencyMs, 0)} ms` : 'no requests yet'} />
-        {res && num(res.cpu_percent) > 0 && <Tile label="CPU" value={`${formatNumber(num(res.cpu_percent), 0)} %`} />}
-        {res && num(res.memory_total_bytes) > 0 && (
-          <Tile label="Memory" value={formatBytes(num(res.memory_used_bytes))} sub={`of ${formatBytes(num(res.memory_total_bytes))}`} />
+        <Tile label="Latency p95 (worst model)" value={p95 !== null ? `${formatNumber(p95, 0)} ms` : '—'} sub={t.avgLatencyMs !== null ? `avg ${formatNumber(t.avgLatencyMs, 0)} ms` : 'no requests yet'} />
+        {host && <Tile label="CPU" value={`${formatNumber(num(host.cpu_percent), 0)} %`} sub={`${num(host.cpu_count)} cores · load ${Array.isArray(host.load_average) ? formatNumber(num(host.load_average[0]), 2) : '—'}`} />}
+        {host && num(host.memory_total_bytes) > 0 && (
+          <Tile label="Memory" value={`${formatNumber(num(host.memory_used_percent), 0)} %`} sub={`${formatBytes(num(host.memory_available_bytes))} free of ${formatBytes(num(host.memory_total_bytes))}`} />
         )}
-        {res && num(res.disk_total_bytes) > 0 && (
-          <Tile label="Disk" value={formatBytes(num(res.disk_free_bytes))} sub={`free of ${formatBytes(num(res.disk_total_bytes))}`} />
+        {disk && num(disk.total_bytes) > 0 && (
+          <Tile label={`Disk (${String(disk.name)})`} value={formatBytes(num(disk.free_bytes))} sub={`free of ${formatBytes(num(disk.total_bytes))}`} />
+        )}
+        {system.data && (
+          <Tile
+            label="GPUs"
+            value={gpus.length ? `${gpus.length}` : 'none'}
+            sub={gpus.length ? gpus.map((g) => `${formatBytes(num(g.memory_used_bytes))} / ${formatBytes(num(g.memory_total_bytes))}`).join(' · ') : 'CPU engines only'}
+          />
         )}
       </div>
       {can(me, 'models:read') && (

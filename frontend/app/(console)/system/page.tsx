@@ -31,6 +31,9 @@ export default function SystemPage() {
   const gpus = Array.isArray(s.gpus) ? (s.gpus as Obj[]) : [];
   const bundles = Array.isArray(s.bundles) ? (s.bundles as Obj[]) : [];
   const versions = (s.versions ?? {}) as Obj;
+  const hosts = Array.isArray(s.hosts) ? (s.hosts as Obj[]) : [];
+  const disks = Array.isArray(s.disks) ? (s.disks as Obj[]) : [];
+  const docker = (s.docker ?? null) as Obj | null;
   const shown = ['version', 'url', 'home', 'database', 'redis', 'pid', 'uptime_s'];
   return (
     <>
@@ -95,6 +98,59 @@ export default function SystemPage() {
           )}
         </div>
         <div className="card">
+          <h2>Host</h2>
+          {hosts.map((h, i) => (
+            <dl className="kv" key={i}>
+              <dt>Host</dt>
+              <dd>{String(h.hostname ?? '—')}</dd>
+              <dt>Platform</dt>
+              <dd className="muted">{String(h.platform ?? '—')}</dd>
+              <dt>CPU</dt>
+              <dd>
+                {String(h.cpu_count ?? '?')} cores, {String(h.cpu_percent ?? '?')} % busy
+              </dd>
+              <dt>Memory</dt>
+              <dd>
+                {formatBytes(Number(h.memory_available_bytes ?? NaN))} free of {formatBytes(Number(h.memory_total_bytes ?? NaN))}
+              </dd>
+            </dl>
+          ))}
+          {disks.length > 0 && (
+            <table className="t" aria-label="Disks" style={{ marginTop: 12 }}>
+              <thead>
+                <tr>
+                  <th>Disk</th>
+                  <th>Path</th>
+                  <th className="num">Free</th>
+                  <th className="num">Total</th>
+                </tr>
+              </thead>
+              <tbody>
+                {disks.map((d, i) => (
+                  <tr key={i}>
+                    <td>{String(d.name)}</td>
+                    <td className="mono">{String(d.path)}</td>
+                    <td className="num">{formatBytes(Number(d.free_bytes))}</td>
+                    <td className="num">{formatBytes(Number(d.total_bytes))}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          {docker && (
+            <p>
+              Docker Engine:{' '}
+              {docker.available ? (
+                <Badge state="ok" label={`available ${String(docker.version ?? '')}`} />
+              ) : (
+                <>
+                  <Badge state="warn" label="not available" /> <span className="muted">{String(docker.detail ?? '')} — engines run as processes; start dockerd for the docker runtime.</span>
+                </>
+              )}
+            </p>
+          )}
+        </div>
+        <div className="card">
           <h2>GPUs</h2>
           {gpus.length === 0 ? (
             <p className="muted">No GPU reported: models run on CPU (llama.cpp) or need a GPU host (vLLM).</p>
@@ -105,7 +161,7 @@ export default function SystemPage() {
                   <th>#</th>
                   <th>Name</th>
                   <th>Memory</th>
-                  <th>Driver</th>
+                  <th>Load</th>
                 </tr>
               </thead>
               <tbody>
@@ -114,9 +170,11 @@ export default function SystemPage() {
                     <td>{String(g.index ?? i)}</td>
                     <td>{String(g.name ?? '—')}</td>
                     <td>
-                      {formatBytes(Number(g.free_bytes ?? g.memory_free ?? NaN))} free of {formatBytes(Number(g.total_bytes ?? g.memory_total ?? NaN))}
+                      {formatBytes(Number(g.memory_used_bytes ?? NaN))} used of {formatBytes(Number(g.memory_total_bytes ?? NaN))}
                     </td>
-                    <td>{String(g.driver ?? g.driver_version ?? '—')}</td>
+                    <td>
+                      {String(g.utilization_percent ?? '—')} % · {String(g.temperature_c ?? '—')} °C
+                    </td>
                   </tr>
                 ))}
               </tbody>
@@ -142,8 +200,11 @@ export default function SystemPage() {
                 {bundles.map((b, i) => (
                   <tr key={i}>
                     <td>{String(b.name ?? b.id ?? i)}</td>
-                    <td className="muted">{Array.isArray(b.items) ? `${b.items.length} items` : String(b.contents ?? '—')}</td>
-                    <td>{String(b.signature ?? b.signed_by ?? 'unsigned')}</td>
+                    <td className="muted">
+                      {Array.isArray(b.items) ? `${b.items.length} items` : typeof b.items === 'number' ? `${b.items} items` : '—'}
+                      {b.imported_at ? ` · imported ${new Date(String(b.imported_at)).toLocaleString()}` : ''}
+                    </td>
+                    <td className="mono">{b.signature ? (typeof b.signature === 'string' ? b.signature : JSON.stringify(b.signature)) : 'unsigned'}</td>
                   </tr>
                 ))}
               </tbody>

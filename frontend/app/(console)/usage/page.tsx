@@ -29,6 +29,26 @@ const LATENCY_FIELDS: Array<[string, string[]]> = [
 ];
 
 const BUCKETS = 12;
+const BUCKET_FOR: Record<number, string> = { 3600: 'minute', 86400: 'hour', [7 * 86400]: 'day', [30 * 86400]: 'day' };
+
+/** Requests and tokens per time bucket: the daemon's `bucket=` rows summed over groups. */
+async function overTime(rangeS: number): Promise<Row[]> {
+  const since = new Date(Date.now() - rangeS * 1000).toISOString();
+  const r = await api<UsageResp>(`/admin/usage?since=${encodeURIComponent(since)}&bucket=${BUCKET_FOR[rangeS] ?? 'hour'}`);
+  const rows = r.data ?? [];
+  if (r.bucket === undefined || r.bucket === 'none' || rows.some((x) => typeof x.bucket !== 'string')) {
+    return bucketed(rangeS); // an older daemon: no buckets, so ask window by window
+  }
+  const by = new Map<string, { requests: number; total_tokens: number; errors: number }>();
+  for (const x of rows) {
+    const cur = by.get(x.bucket as string) ?? { requests: 0, total_tokens: 0, errors: 0 };
+    cur.requests += num(x.requests);
+    cur.total_tokens += num(x.prompt_tokens) + num(x.completion_tokens);
+    cur.errors += num(x.errors);
+    by.set(x.bucket as string, cur);
+  }
+  return Array.from(by, ([bucket, v]) => ({ bucket, ...v })).sort((a, b) => (a.bucket < b.bucket ? -1 : 1));
+}
 
 async function bucketed(rangeS: number): Promise<Row[]> {
   const end = Date.now();
@@ -61,7 +81,7 @@ export default function UsagePage() {
   const served = (usage.data?.series ?? usage.data?.timeseries ?? null) as Row[] | null;
   // no series from the daemon: ask for BUCKETS consecutive windows instead
   const buckets = useLoad(
-    () => (served ? Promise.resolve([] as Row[]) : bucketed(range)),
+    () => (served ? Promise.resolve([] as Row[]) : overTime(range)),
     [range, served === null],
     30000,
   );
