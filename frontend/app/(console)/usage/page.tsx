@@ -73,7 +73,7 @@ export default function UsagePage() {
   const [range, setRange] = useState(86400);
   const [groupBy, setGroupBy] = useState<'model' | 'key' | 'user'>('model');
   const usage = useLoad(
-    () => api<UsageResp>(`/admin/usage?group_by=${groupBy}&since=${encodeURIComponent(new Date(Date.now() - range * 1000).toISOString())}`),
+    () => api<UsageResp>(`/admin/usage?by=${groupBy}&since=${encodeURIComponent(new Date(Date.now() - range * 1000).toISOString())}`),
     [range, groupBy],
     15000,
   );
