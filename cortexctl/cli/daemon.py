@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
-from cortexctl.core import daemon as control
 from cortexctl.core.errors import DaemonError
 
 PortOpt = Annotated[
@@ -40,6 +39,7 @@ def up(
 ) -> None:
     """Start the daemon in the background, wait until it is ready, print its URL."""
     from cortex_server.services.prepare import prepare_database
+    from cortexctl.core import daemon as control  # httpx, psutil: not for --help
 
     env = _apply_overrides(ctx, host, port)
     settings = settings_of(ctx)
@@ -146,6 +146,8 @@ def run_demo(settings) -> dict[str, object]:
 
 def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Stop the daemon (running models keep running and are re-adopted by the next `up`)."""
+    from cortexctl.core import daemon as control  # httpx, psutil: not for --help
+
     settings = settings_of(ctx)
     pid = control.stop(settings)
     if json_out:
@@ -158,6 +160,8 @@ def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Show whether the daemon runs, where, and on which database."""
+    from cortexctl.core import daemon as control  # httpx, psutil: not for --help
+
     st = control.status(settings_of(ctx))
     if json_out:
         print_json(control.status_dict(st))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,8 +14,9 @@ from rich.table import Table
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
 from cortexctl.core.client import AdminClient
 from cortexctl.core.errors import Conflict, CortexError, RecipeError
-from cortexctl.recipes.flags import ENGINE_VERSIONS, accepted_flags, engine_version, flag_data, flags_file
-from cortexctl.recipes.loader import RecipeReport, check_recipe_file, duplicate_problems, read_recipe_text
+
+if TYPE_CHECKING:  # the recipe code (pydantic, yaml) is imported by the commands that use it
+    from cortexctl.recipes.loader import RecipeReport
 
 app = typer.Typer(help="Check, register and export model recipes (YAML).", no_args_is_help=True)
 
@@ -40,6 +41,8 @@ VramOpt = Annotated[
 
 
 def _check_all(files: list[Path]) -> list[RecipeReport]:
+    from cortexctl.recipes.loader import check_recipe_file, duplicate_problems
+
     reports = [check_recipe_file(f) for f in files]
     for p in duplicate_problems(reports):
         for r in reports:
@@ -63,6 +66,8 @@ def validate(
     With --fit (or a GPU option) each valid recipe also gets the preflight a start
     would run: model present, checksum, VRAM fit, ports, the exact command.
     """
+    from cortexctl.recipes.flags import engine_version
+
     reports = _check_all(files)
     fit_reports: dict[str, Any] = {}
     if fit or gpus or gpu_profile or vram:
@@ -137,6 +142,8 @@ def apply(
     json_out: JsonOpt = False,
 ) -> None:
     """Register recipes with the daemon, or update those that exist. Nothing is sent if any is invalid."""
+    from cortexctl.recipes.loader import read_recipe_text
+
     reports = _check_all(files)
     problems = [p for r in reports for p in r.problems]
     if problems:
@@ -179,6 +186,8 @@ def show(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Recipe name.")], json_out: JsonOpt = False
 ) -> None:
     """Show a registered recipe: a summary and its YAML."""
+    from cortexctl.recipes.flags import ENGINE_VERSIONS
+
     row = AdminClient(settings_of(ctx)).get(f"/admin/recipes/{name}")
     if json_out:
         print_json(row)
@@ -238,6 +247,8 @@ def flags(
     json_out: JsonOpt = False,
 ) -> None:
     """The flags the pinned engine version accepts in args.extra_args."""
+    from cortexctl.recipes.flags import accepted_flags, engine_version, flag_data, flags_file
+
     version = engine_version(engine)
     if templates:
         names = flag_data(engine).get("chat_templates", [])
