@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
 from cortexctl.core.errors import Conflict, CortexError, RecipeError
 
@@ -169,16 +170,17 @@ def apply(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """List registered recipes."""
     rows = AdminClient(settings_of(ctx)).get("/admin/recipes")
     if json_out:
         print_json(rows)
         return
-    table = Table("name", "engine", "served name", "updated", "source")
-    for r in rows:
-        table.add_row(r["name"], r["engine"], r["served_name"], r["updated_at"][:19], r["source"] or "")
-    console.print(table)
+    columns = [Col("name"), Col("served name"), Col("engine", 2), Col("updated", 3), Col("source", 4)]
+    table_rows = [
+        [r["name"], r["served_name"], r["engine"], r["updated_at"][:19], r["source"] or ""] for r in rows
+    ]
+    print_table(console, fit_table(console, columns, table_rows, wide=wide), wide=wide)
 
 
 @app.command("show")
