@@ -78,7 +78,8 @@ class Gateway:
         if not replicas:
             raise ServiceUnavailable(
                 f"The model '{model.served_name}' has no healthy replica (state: {model.state}).",
-                fix="Wait for it to become running, or see `cortexctl model status` for why it is not.",
+                fix="Wait for it to become running, or see why it is not: "
+                f"`cortexctl model show {model.served_name}`.",
                 code="model_not_ready",
             )
         meter = CallMeter(
@@ -276,6 +277,6 @@ def _all_failed(replicas: list[ReplicaEndpoint], last: UpstreamConnectionError |
     reason = last.message if last is not None else "every replica answered 503"
     return ServiceUnavailable(
         f"No replica could take the request (tried {names}): {reason}",
-        fix="Retry shortly; see `cortexctl model status` if it persists.",
+        fix=f"Retry shortly; if it persists, see `cortexctl model show {replicas[0].model_name}`.",
         code="no_replica_available",
     )
