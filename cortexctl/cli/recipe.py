@@ -34,7 +34,8 @@ GpusOpt = Annotated[
     str | None, typer.Option("--gpus", help="Fit check for these GPUs instead of spec.gpus: 0,1 | all.")
 ]
 GpuProfileOpt = Annotated[
-    str | None, typer.Option("--gpu-profile", help="Fit check for GPUs this host lacks, e.g. a100-80g, 2xl4-24g.")
+    str | None,
+    typer.Option("--gpu-profile", help="Fit check for GPUs this host lacks, e.g. a100-80g, 2xl4-24g."),
 ]
 VramOpt = Annotated[
     str | None, typer.Option("--vram", help="Fit check for one generic GPU of this size, e.g. 24GiB.")

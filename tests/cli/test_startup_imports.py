@@ -38,6 +38,7 @@ HEAVY = (
     "cortexctl.core.settings",
 )
 
+
 def loaded_heavy_modules(*args: str) -> tuple[int, list[str]]:
     code = (
         "import json, runpy, sys\n"
