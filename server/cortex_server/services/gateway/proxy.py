@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from cortex_server.core.auth import Principal
 from cortex_server.services.gateway.balancer import ReplicaBalancer
+from cortex_server.services.gateway.engine_errors import client_facing
 from cortex_server.services.gateway.metering import CallMeter, UsageSink
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
 from cortex_server.services.gateway.streaming import RelayResponse
@@ -92,12 +93,14 @@ class Gateway:
                 response = await self._open_stream(
                     endpoint, body, replicas, timeout, meter, strip_usage, sink
                 )
+                if not isinstance(response, RelayResponse):
+                    response = _for_client(response, model, meter)
                 return response
             finally:  # from the relay's first byte on, the relay meters; before that, we do
                 if not isinstance(response, RelayResponse) and meter.reached_engine:
                     sink(meter.row())
         try:
-            return await self._call(endpoint, body, replicas, timeout, meter)
+            return _for_client(await self._call(endpoint, body, replicas, timeout, meter), model, meter)
         finally:
             if meter.reached_engine:
                 sink(meter.row())
@@ -212,6 +215,15 @@ class Gateway:
                     if resp is not None:
                         await resp.aclose()
         raise _all_failed(replicas, last)
+
+
+def _for_client(response: Response, model: ServedModel, meter: CallMeter) -> Response:
+    """An engine's error answer as the client should see it (a client's mistake → 4xx)."""
+    if response.status_code < 400:
+        return response
+    response = client_facing(response, engine=model.engine, served_name=model.served_name)
+    meter.status_code = response.status_code
+    return response
 
 
 def _tee(first: UsageSink, second: UsageSink) -> UsageSink:
