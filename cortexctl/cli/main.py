@@ -171,4 +171,4 @@ app.add_typer(bundle.app, name="bundle")
 
 
 def run() -> None:
-    app()
+    app(prog_name="cortexctl")  # also under `python -m cortexctl`: usage lines name the real command
