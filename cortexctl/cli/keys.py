@@ -109,7 +109,7 @@ def list_(ctx: typer.Context, org: OrgOpt = None, wide: WideOpt = False, json_ou
         Col("id"),
         Col("name"),
         Col("prefix"),
-        Col("state"),
+        Col("state", drop_order=1),
         Col("scopes", drop_order=2),
         Col("models", drop_order=3),
         Col("limits", drop_order=4),

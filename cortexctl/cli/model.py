@@ -125,7 +125,7 @@ def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) 
     columns = [
         Col("name"),
         Col("served name"),
-        Col("state"),
+        Col("state", drop_order=1),  # the last to go: names must stay whole
         Col("ready", drop_order=2),
         Col("engine", drop_order=3),
         Col("runtime", drop_order=4),

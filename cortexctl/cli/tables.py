@@ -53,12 +53,20 @@ def fit_table(
 
 def print_table(console: Console, table: Table, *, wide: bool = False) -> None:
     """Print without cutting: with `wide`, as wide as the table needs rather than the terminal."""
-    width = max(console.width, _natural_width(console, table)) if wide else None
-    console.print(table, width=width, crop=False)
+    if not wide:
+        console.print(table)
+        return
+    wider = Console(
+        file=console.file,
+        width=max(console.width, _natural_width(console, table)),
+        color_system=console.color_system,  # type: ignore[arg-type]
+        force_terminal=console.is_terminal,
+    )
+    wider.print(table, crop=False)
 
 
 def _build(columns: Sequence[Col], rows: list[list[str]], keep: list[int], title: str | None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title)
     for i in keep:
         c = columns[i]
         table.add_column(c.header, overflow="fold", justify=c.justify)  # type: ignore[arg-type]
