@@ -39,7 +39,8 @@ SCRIPT_FILES = sorted((ROOT / "scripts").glob("*.sh")) + [ROOT / "install.sh"]
 PROSE_WORDS = {
     "and", "as", "at", "but", "calls", "cli", "does", "for", "from", "import", "imports", "in", "is",
     "it", "itself", "on", "or", "reads", "runs", "that", "the", "to", "uses", "was", "which", "with",
-    "writes", "will", "can", "must", "should", "package", "command", "commands", "process",
+    "writes", "will", "would", "can", "could", "may", "must", "should", "package", "command", "commands",
+    "process",
 }  # fmt: skip
 
 VALUE_CHECKS = {
