@@ -97,10 +97,12 @@ class AdminClient:
 
 
 def _error_from(resp: httpx.Response) -> CortexError:
+    code = None
     try:
         err = resp.json()["error"]
         message = err.get("message") or resp.text
-    except (ValueError, KeyError, TypeError):
+        code = err.get("code") if isinstance(err.get("code"), str) else None  # e.g. model_not_found
+    except (ValueError, KeyError, TypeError, AttributeError):
         message = f"HTTP {resp.status_code}: {resp.text[:200]}"
     cls = _BY_STATUS.get(resp.status_code, CortexError)
-    return cls(message)
+    return cls(message, code=code)
