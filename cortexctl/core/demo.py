@@ -22,11 +22,12 @@ DEMO_NOTE = (
 
 
 def demo_example(served_name: str) -> dict[str, object]:
-    """The first request `up --demo` prints: a plain completion the tiny model gets right, greedy
-    and seeded so it gives the same answer every time (tests/server/test_demo.py runs it)."""
+    """The first request `up --demo` prints: a plain completion the tiny model gets right
+    (" Thursday, Friday, Saturday, Sunday"), greedy and seeded so it gives the same answer
+    every time (tests/server/test_demo.py runs it)."""
     return {
         "model": served_name,
-        "prompt": "The capital of France is",
+        "prompt": "Monday, Tuesday, Wednesday,",
         "max_tokens": 8,
         "temperature": 0,
         "seed": 42,

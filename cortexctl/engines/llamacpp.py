@@ -48,6 +48,7 @@ CLIENT_ERRORS: tuple[tuple[str, str | None], ...] = (
     ("Failed to load image or audio file", "Send a valid PNG/JPEG image or WAV/MP3 audio."),
     ("Invalid base64 value", "Send the image as a data: URI with valid base64."),
     ("Cannot use both json_schema and grammar", "Give response_format or grammar, not both."),
+    ("Cannot specify grammar with tools", "Give tools or grammar, not both."),
     ('"prompt" must not be empty', None),
     ('"prompt" is required', None),
     ('"prompt" elements must be', None),
