@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +57,7 @@ class Principal:
     limits: Limits = field(default_factory=Limits)
     org_limits: Limits = field(default_factory=Limits)
     csrf_token: str | None = None  # sessions: the token writes must echo in X-CSRF-Token
+    expires_at: float | None = None  # keys: epoch seconds; checked on every use, cache hits included
 
     def has_scope(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -76,6 +78,12 @@ class Principal:
 def password_version(password_hash: str) -> str:
     """Changes whenever the password does: sessions carry it, so a password change ends them."""
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _epoch(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # stored naive = UTC
 
 
 def _org_fields(org: Organization) -> dict[str, object]:
@@ -102,9 +110,12 @@ class KeyAuthenticator:
 
     def _cached(self, cache_key: str) -> tuple[bool, Principal | None]:
         hit = self._cache.get(cache_key)
-        if hit is not None and hit[0] > self._clock():
-            return True, hit[1]
-        return False, None
+        if hit is None or hit[0] <= self._clock():
+            return False, None
+        principal = hit[1]
+        if principal is not None and principal.expires_at is not None and time.time() >= principal.expires_at:
+            return True, None  # expired while cached: the cache TTL must not extend a key's life
+        return True, principal
 
     def _store(self, cache_key: str, principal: Principal | None) -> None:
         if len(self._cache) > 10_000:  # bounded: unknown keys must not grow it forever
@@ -140,6 +151,7 @@ class KeyAuthenticator:
                 allowed_models=tuple(row.allowed_models or ()),
                 allowed_ips=tuple(row.allowed_ips or ()),
                 limits=Limits(rpm=row.rpm_limit, tpm=row.tpm_limit, concurrent=row.max_concurrent),
+                expires_at=_epoch(row.expires_at),
                 **_org_fields(org),  # type: ignore[arg-type]
             )
 
@@ -170,10 +182,7 @@ class KeyAuthenticator:
 
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """(hit, principal) from the cache alone: safe to call on the event loop."""
-        hit = self._cache.get(hash_api_key(key, self._secret))
-        if hit is not None and hit[0] > self._clock():
-            return True, hit[1]
-        return False, None
+        return self._cached(hash_api_key(key, self._secret))
 
     def invalidate(self) -> None:
         self._cache.clear()
