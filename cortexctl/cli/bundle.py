@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 
 if TYPE_CHECKING:  # the bundle code (SQLAlchemy, zstd, crypto) is imported by the commands that use it
     from rich.progress import Progress as RichBar
@@ -225,7 +226,7 @@ def import_(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """What was imported, when, and from which file."""
     from cortexctl.bundles.install import list_imports
 
@@ -236,17 +237,26 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if not entries:
         console.print("No bundles imported yet.")
         return
-    table = Table("name", "id", "imported", "items", "signature", "file")
-    for e in entries:
-        table.add_row(
+    columns = [
+        Col("name"),
+        Col("id"),
+        Col("imported", drop_order=3),
+        Col("items", drop_order=4),
+        Col("signature", drop_order=2),
+        Col("file", drop_order=5),
+    ]
+    rows = [
+        [
             e.name,
             e.bundle_id[:12],
             f"{e.imported_at:%Y-%m-%d %H:%M}",
             str(len(e.items)),
             e.signature + (f" ({e.signed_by})" if e.signed_by else ""),
             e.file,
-        )
-    console.print(table)
+        ]
+        for e in entries
+    ]
+    print_table(console, fit_table(console, columns, rows, wide=wide), wide=wide)
 
 
 @app.command("keygen")

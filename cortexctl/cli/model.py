@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
 from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
@@ -159,18 +158,28 @@ def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
         return
     console.print(f"[bold]{m['name']}[/]  served as [bold]{m['served_name']}[/]  engine {m['engine']}")
     console.print(f"state {_state(m['state'])} (desired {m['desired_state']}) — {m['state_reason'] or ''}")
-    table = Table("replica", "state", "runtime", "port", "pid / container", "restarts", "reason")
-    for r in m["replicas"]:
-        table.add_row(
+    columns = [
+        Col("replica"),
+        Col("state"),
+        Col("port", drop_order=2),
+        Col("runtime", drop_order=3),
+        Col("pid / container", drop_order=4),
+        Col("restarts", drop_order=5),
+        Col("reason", drop_order=1),  # wraps rather than being cut; dropped only if names would be
+    ]
+    rows = [
+        [
             str(r["replica_index"]),
             _state(r["state"]),
-            r["runtime"] or "-",
             str(r["port"] or "-"),
+            r["runtime"] or "-",
             str(r["pid"] or (r["container_id"] or "-")[:12]),
             str(r["restart_count"]),
-            (r["state_reason"] or "")[:60],
-        )
-    console.print(table)
+            r["state_reason"] or "",
+        ]
+        for r in m["replicas"]
+    ]
+    console.print(fit_table(console, columns, rows))
     if m["diagnosis"]:
         d = m["diagnosis"]
         console.print(f"[bold red]diagnosis[/] ({d['rule']}): {d['summary']}\n[bold]fix:[/] {d['fix']}")
