@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from cortexctl.cli.main import app
@@ -90,3 +91,27 @@ def test_help_and_version_still_exit_0() -> None:
     assert invoke("model", "show", "--help")[0] == 0
     code, stdout, _ = invoke("--version")
     assert code == 0 and stdout.startswith("cortexctl ")
+
+
+@pytest.mark.parametrize("flavour", ["typer", "installed click"])
+def test_usage_errors_of_either_click_are_usage_errors(flavour: str) -> None:
+    """Typer ≥ 0.17 raises its vendored click's exceptions; code (or an older Typer) may raise the
+    installed click's. The boundary treats both as usage errors, never as an internal error."""
+    import click
+
+    from cortexctl.cli.main import CortexGroup
+
+    probe = typer.Typer(cls=CortexGroup)
+    error = typer.BadParameter if flavour == "typer" else click.BadParameter
+
+    @probe.command()
+    def first() -> None:
+        raise error("the value is wrong")
+
+    @probe.command()
+    def second() -> None:
+        pass
+
+    result = CliRunner().invoke(probe, ["first"], prog_name="probe")
+    assert result.exit_code == 2, result.output
+    assert "the value is wrong" in result.stderr and "internal error" not in result.stderr
