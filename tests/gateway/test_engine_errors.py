@@ -61,6 +61,7 @@ async def send(gw: Gateway, *, stream: bool) -> tuple[int, dict[str, Any]]:
     payload = {**CHAT, "stream": stream}
     raw = orjson.dumps(payload)
     resp = await gw.forward(endpoint=CHAT_COMPLETIONS, payload=payload, raw=raw, principal=PRINCIPAL)
+    assert resp.headers["x-request-id"]  # kept when the body is rewritten: it names the usage row
     return resp.status_code, orjson.loads(resp.body)
 
 
