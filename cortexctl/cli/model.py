@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +38,8 @@ def find_model(client: AdminClient, name: str) -> dict[str, Any]:
         return found
     except NotFound:
         pass
-    matches = [m for m in client.get("/admin/models") if m["served_name"] == name]
+    models = client.get("/admin/models")
+    matches = [m for m in models if m["served_name"] == name]
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -46,8 +48,11 @@ def find_model(client: AdminClient, name: str) -> dict[str, Any]:
             f"Several models are served as '{name}': {names}.",
             fix=f"Name one of them, e.g. `cortexctl model show {matches[0]['name']}`.",
         )
+    known = sorted({m["name"] for m in models} | {m["served_name"] for m in models})
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise NotFound(
-        f"No model is named or served as '{name}'.", fix="List the models with `cortexctl model list`."
+        f"No model is named or served as '{name}'.{hint}", fix="List the models with `cortexctl model list`."
     )
 
 

@@ -78,3 +78,5 @@ def test_model_commands_take_the_served_name(deployed: Settings) -> None:
     code, out = cli(deployed, "model", "show", "nosuch-model")
     assert code == 1
     assert "No model is named or served as 'nosuch-model'." in out and "cortexctl model list" in out
+    code, out = cli(deployed, "model", "start", SERVED.replace("served", "serverd"))  # a typo
+    assert code == 1 and f"Did you mean '{SERVED}'?" in out
