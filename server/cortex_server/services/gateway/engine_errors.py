@@ -107,7 +107,7 @@ def _is_openai_error(content: bytes | memoryview) -> bool:
 
 
 def _type_of(status: int) -> str:
-    return {429: "rate_limit_error", 404: "invalid_request_error"}.get(status, "invalid_request_error")
+    return "rate_limit_error" if status == 429 else "invalid_request_error"
 
 
 def _rebuild(old: Response, status: int, body: dict[str, Any]) -> Response:
