@@ -19,6 +19,8 @@ from cortexctl.core.settings import Settings
 
 if TYPE_CHECKING:
     from cortex_server.services.invalidation import AuthInvalidator
+    from cortex_server.services.observability.daemon import Observability
+    from cortex_server.services.observability.rejections import RejectionRecorder
     from cortex_server.services.ratelimit import RateLimiter
     from cortex_server.services.supervisor import Supervisor
 
@@ -39,6 +41,8 @@ class AppContext:
     usage_writer: UsageWriter
     gateway: Gateway
     supervisor: Supervisor | None = None
+    observability: Observability | None = None  # metrics registry, engine scrapes, GPUs
+    rejections: RejectionRecorder | None = None  # 401/403/429 counts for usage analytics
     started_at: float = field(default_factory=time.time)
 
     def poke_supervisor(self, model_id: int, *, force: bool = False) -> None:

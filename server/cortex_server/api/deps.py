@@ -304,7 +304,7 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
             _DENIED.get(decision.denied_by or "", "Rate limit reached."),
             fix=f"Retry after {decision.retry_after_s:.1f}s, or ask an admin to raise the limit.",
             retry_after_s=decision.retry_after_s,
-            details={"headers": decision.headers},
+            details={"headers": decision.headers, "limit": decision.denied_by},
         )
     response.headers.update(decision.headers)
     grant = InferenceGrant(
