@@ -144,6 +144,7 @@ def all_advice() -> list[Advice]:
 def _alternatives(text: str) -> list[list[str]]:
     """`cortexctl a b [--x] / c / d` → [a b --x], [a c], [a d]: each alternative replaces the last
     command word of the first, or adds options to it (the README's compact notation)."""
+    text = text.replace("\\|", "|")  # a pipe escaped in a Markdown table cell
     text = text.replace("[", " ").replace("]", " ").replace("…", " … ").replace("...", " … ")
     parts = [p.strip() for p in re.split(r"\s/\s", text)]
     try:
@@ -171,6 +172,12 @@ def problems_of(advice: Advice) -> list[str]:
             tok = tokens[i]
             if tok in ("…", "--", "&&", "|") or tok.startswith(("$", "<", ">")):
                 break
+            if tok.startswith("-") and "|" in tok:  # `--json|--csv`: each must be an option
+                for alt in tok.split("|"):
+                    if not any(alt in p.opts or alt in p.secondary_opts for p in cmd.params):
+                        out.append(f"`cortexctl {' '.join(path)}` has no option {alt}")
+                i += 1
+                continue
             if tok.startswith("-"):
                 name, _, value = tok.partition("=")
                 param = next((p for p in cmd.params if name in p.opts or name in p.secondary_opts), None)
@@ -230,6 +237,7 @@ def test_every_command_named_anywhere_exists() -> None:
         ('fix="Run cortexctl modle list."', "no command 'modle'"),
         ('help="e.g. `cortexctl recipe validate f.yaml --gpu-profile 2xl4`"', "--gpu-profile 2xl4"),
         ('"`cortexctl up --bogus`"', "no option --bogus"),
+        ('"`cortexctl model list --json|--nosuch`"', "no option --nosuch"),
         ('"`cortexctl model create -f FILE / list / nosuch`"', "no command 'nosuch'"),
     ],
 )
