@@ -5,7 +5,6 @@ The real engine's answers to these command lines are in tests/gateway/test_clien
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,10 +62,11 @@ def test_a_named_template_other_than_chatml_with_jinja_is_refused() -> None:
     assert not [f for f in check_recipe(ok, base_dir=None) if f[0][-1] == "jinja"]
 
 
-@pytest.mark.parametrize("path", ["vision/mmproj-f16.gguf", "/srv/models/mmproj-f16.gguf"])
-def test_mmproj_is_found_and_mounted_like_the_model(engine_settings: Settings, path: str) -> None:
+@pytest.mark.parametrize("absolute", [False, True])
+def test_mmproj_is_found_and_mounted_like_the_model(engine_settings: Settings, absolute: bool) -> None:
+    host = engine_settings.models_dir / "vision" / "mmproj-f16.gguf"
+    path = str(host) if absolute else "vision/mmproj-f16.gguf"
     argv, container_argv, mounts = argv_of(engine_settings, mmproj=path)
-    host = Path(path) if path.startswith("/") else engine_settings.models_dir / path
     assert argv[argv.index("--mmproj") + 1] == str(host)
     assert container_argv[container_argv.index("--mmproj") + 1] == "/models/mmproj-f16.gguf"
     assert Mount(host, "/models/mmproj-f16.gguf", True) in mounts
