@@ -66,7 +66,9 @@ fi
 done_step "$("$PYTHON" --version)"
 
 step "virtual environment $VENV"
-if [[ ! -x "$VENV/bin/python" ]]; then
+if [[ -n "$BUNDLE" ]]; then
+  done_step "made by the bundle install, after the bundle is verified"  # a refused bundle leaves no venv
+elif [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
   done_step "created"
 else
