@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CORTEX set-up, idempotent: venv, package, llama.cpp engine, demo model.
 #
-#   ./install.sh                  install CORTEX, build llama-server (cached), install the demo model
+#   ./install.sh                  install CORTEX and its console (Node.js >= 18 builds it), build
+#                                 llama-server (cached), install the demo model
 #   ./install.sh --dev            also the test dependencies (and system test tools when run as root)
 #   ./install.sh --no-engine      skip the llama-server build and the demo model
 #   ./install.sh --wheelhouse DIR install Python packages from DIR only (no network)
@@ -20,7 +21,7 @@ WHEELHOUSE=""
 BUNDLE=""
 ALLOW_UNSIGNED=()
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dev) DEV=1; shift ;;
@@ -93,6 +94,42 @@ else
   done_step "$("$VENV/bin/cortexctl" --version)"
 fi
 
+step "console (Next.js static export, copied into the Python package)"
+STATIC="$ROOT/server/cortex_server/static/console"
+if [[ -n "$BUNDLE" ]]; then
+  done_step "skipped: the bundle's wheel carries it"
+elif ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)'; then
+  echo "    Node.js >= 18 not found: the console is not built (the daemon's / page says so)."
+  echo "    Install Node.js 18+ and rerun ./install.sh, or install from a bundle, whose wheel carries it."
+  done_step "skipped"
+else
+  # rebuild only when the sources (or the docs the Guide renders) changed
+  SRC_HASH="$(cd "$ROOT" && cat frontend/package-lock.json README.md recipes/README.md bundles/FORMAT.md \
+    cortexctl/engines/diagnosis.py $(find frontend/app frontend/components frontend/lib frontend/content \
+    frontend/scripts -type f -not -name diagnosis.json | sort) frontend/*.mjs frontend/*.json 2>/dev/null \
+    | sha256sum | cut -c1-16)"
+  if [[ -f "$STATIC/.source-hash" && "$(cat "$STATIC/.source-hash")" == "$SRC_HASH" ]]; then
+    done_step "up to date ($(du -sh "$STATIC" | cut -f1))"
+  else
+    NPM_T0=$(date +%s)
+    NPM_OFFLINE=()
+    [[ -n "$WHEELHOUSE" ]] && NPM_OFFLINE=(--offline)  # from the npm cache only
+    if ! (cd "$ROOT/frontend" && npm ci --no-audit --no-fund --loglevel=error "${NPM_OFFLINE[@]}" >/dev/null); then
+      if [[ $DEV -eq 1 ]]; then echo "npm ci failed" >&2; exit 1; fi
+      echo "    npm ci failed (offline, or no registry): the console is not built."
+    else
+      NPM_T1=$(date +%s)
+      "$VPY" -c 'import json; from cortexctl.engines.diagnosis import RULES
+print(json.dumps([{"rule": r.rule, "engines": sorted(r.engines), "summary": r.summary, "fix": r.fix} for r in RULES]))' \
+        > "$ROOT/frontend/content/diagnosis.json"
+      (cd "$ROOT/frontend" && NEXT_TELEMETRY_DISABLED=1 npm run --silent build >/dev/null)
+      rm -rf "$STATIC" && mkdir -p "$(dirname "$STATIC")" && cp -r "$ROOT/frontend/out" "$STATIC"
+      echo "$SRC_HASH" > "$STATIC/.source-hash"
+      done_step "npm ci $((NPM_T1 - NPM_T0))s, next build $(( $(date +%s) - NPM_T1 ))s, export $(du -sh "$STATIC" | cut -f1)"
+    fi
+  fi
+fi
+
 if [[ $ENGINE -eq 1 ]]; then
   step "llama.cpp engine (llama-server; built once per machine, then cached)"
   BUILD_ARGS=()
@@ -109,9 +146,9 @@ if [[ $ENGINE -eq 1 ]]; then
 fi
 
 if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test; prometheus)"
+  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test; prometheus; chromium for the browser tests)"
   MISSING=()
-  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2 prometheus:prometheus; do
+  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2 prometheus:prometheus chromium:chromium; do
     command -v "${pair%%:*}" >/dev/null || MISSING+=("${pair##*:}")
   done
   if [[ ${#MISSING[@]} -gt 0 ]]; then

@@ -94,6 +94,9 @@ class Engine(Protocol):
     default_image: ClassVar[str]
     metrics_path: ClassVar[str]
     api_key_env: ClassVar[str]  # the environment variable the engine reads its API key from
+    # (text in the engine's error message, fix): answers the engine gives as a 5xx although the
+    # request was at fault; the gateway turns them into 400s (services/gateway/engine_errors.py)
+    client_errors: ClassVar[tuple[tuple[str, str | None], ...]]
 
     def launch_spec(
         self,
@@ -170,15 +173,18 @@ def build_launch_spec(
     settings: Settings,
     argv_prefix: list[str],
     template: str | None,
-    engine_args: Callable[[str, str | None], list[str]],
+    engine_args: Callable[..., list[str]],
     env: dict[str, str] | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    projector: str | None = None,
 ) -> LaunchSpec:
     """The parts every adapter shares: file placement (host paths for the process runtime,
     read-only mounts for containers), name, labels, GPUs, limits and log file.
 
-    `engine_args(model, template)` renders the engine's own flags for one placement.
+    `engine_args(model, template)` renders the engine's own flags for one placement
+    (`engine_args(model, template, projector)` when the recipe names a projector file,
+    e.g. llama.cpp's mmproj, which is found and mounted like the model).
     """
     spec = recipe.spec
     if spec.engine != engine:
@@ -193,6 +199,15 @@ def build_launch_spec(
         tpl = require_in_store(template, roots, param="spec.args (chat template file)")
         template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
         mounts.append(Mount(tpl, template_container))
+    projector_host = projector_container = None
+    if projector is not None:
+        proj = require_in_store(projector, roots, param="spec.args.mmproj")  # confined as the model is
+        projector_host, projector_container = str(proj), f"{CONTAINER_MODELS_DIR}/{proj.name}"
+        mounts.append(Mount(proj, projector_container))
+
+    def placed(model: str, template: str | None, proj: str | None) -> list[str]:
+        return engine_args(model, template) if proj is None else engine_args(model, template, proj)
+
     env = dict(env or {})
     if api_key is not None:
         if api_key_env is None:
@@ -205,8 +220,8 @@ def build_launch_spec(
     return LaunchSpec(
         name=name,
         engine=engine,
-        argv=[*argv_prefix, *engine_args(str(model_path), template_host)],
-        container_argv=engine_args(mounts[0].target, template_container),
+        argv=[*argv_prefix, *placed(str(model_path), template_host, projector_host)],
+        container_argv=placed(mounts[0].target, template_container, projector_container),
         image=spec.image or default_image,
         env=env,
         host=LOOPBACK,

@@ -93,6 +93,7 @@ class VllmEngine:
     default_image: ClassVar[str] = f"vllm/vllm-openai:v{VLLM_VERSION}"
     metrics_path: ClassVar[str] = "/metrics"
     api_key_env: ClassVar[str] = "VLLM_API_KEY"  # read by the pinned version as --api-key
+    client_errors: ClassVar[tuple[tuple[str, str | None], ...]] = ()  # vLLM answers 400 itself
 
     def launch_spec(
         self,

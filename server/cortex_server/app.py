@@ -19,6 +19,8 @@ from cortex_server.api.admin import recipes as admin_recipes
 from cortex_server.api.admin import system as admin_system
 from cortex_server.api.admin import usage as admin_usage
 from cortex_server.api.admin import users as admin_users
+from cortex_server.api.chat.router import router as chat_router
+from cortex_server.api.console import mount_console
 from cortex_server.api.middleware.body_limit import BodyLimitMiddleware
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
@@ -152,7 +154,8 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 ctx.engine.dispose()
 
-    app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan)
+    # /docs and /redoc come from the package (api/console.py), never from a CDN
+    app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     count_rejections(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
@@ -167,4 +170,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin_system.router)
     app.include_router(admin_models.router)
     app.include_router(admin_recipes.router)
+    app.include_router(chat_router)
+    mount_console(app)  # last: console pages never shadow an API path
     return app

@@ -71,7 +71,7 @@ async def test_container_lifecycle(
             engine, f"http://127.0.0.1:{port}", "tiny-docker", timeout_s=60, api_key=key
         )
         assert state == ProbeState.READY, rt.logs(handle)
-        body = {"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4}
+        body = {"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4, "temperature": 0, "seed": 42}
         url = f"http://127.0.0.1:{port}/v1/completions"
         assert (
             httpx.post(url, json=body, timeout=30).status_code == 401

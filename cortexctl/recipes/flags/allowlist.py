@@ -139,7 +139,6 @@ REFUSED: dict[str, dict[str, str]] = {
         "--models-preset": "CORTEX runs one model per engine: give each its own recipe",
         "--models-max": "CORTEX runs one model per engine: give each its own recipe",
         "--models-autoload": "CORTEX runs one model per engine: give each its own recipe",
-        "--mmproj": "a multimodal projector is a second model file; recipes serve spec.model.path only (yet)",
         "--lora": "a LoRA adapter is a second model file; recipes serve spec.model.path only (yet)",
         "--lora-scaled": "a LoRA adapter is a second model file; recipes serve spec.model.path only (yet)",
         "--model-draft": "a draft model is a file outside the recipe's model; not supported in recipes yet",

@@ -1,0 +1,5 @@
+import { Shell } from '@/components/Shell';
+
+export default function ConsoleLayout({ children }: { children: React.ReactNode }) {
+  return <Shell>{children}</Shell>;
+}

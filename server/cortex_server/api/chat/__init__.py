@@ -1,0 +1,1 @@
+"""The chat playground's routes: session-authenticated history and streaming turns."""
