@@ -56,10 +56,10 @@ def test_jinja_is_said_before_the_template(
 
 def test_a_named_template_other_than_chatml_with_jinja_is_refused() -> None:
     recipe = make_recipe("llamacpp", "m.gguf", args={"chat_template": "gemma", "jinja": True})
-    findings = check_recipe(recipe, base_dir=None)
+    findings = check_recipe(recipe, roots=None)
     assert any(loc[-1] == "jinja" and "chatml" in msg for loc, msg in findings), findings
     ok = make_recipe("llamacpp", "m.gguf", args={"chat_template": "chatml", "jinja": True})
-    assert not [f for f in check_recipe(ok, base_dir=None) if f[0][-1] == "jinja"]
+    assert not [f for f in check_recipe(ok, roots=None) if f[0][-1] == "jinja"]
 
 
 @pytest.mark.parametrize("absolute", [False, True])
