@@ -75,7 +75,10 @@ def gateway(
     llama_server_bin: Path,  # noqa: F811 - the fixture
 ) -> Iterator[Any]:
     home = tmp_path_factory.mktemp("llama-features")
-    settings = Settings(home=home / "engines", llama_server_bin=llama_server_bin)
+    # the shared model cache holding gemma is an operator-listed model root
+    settings = Settings(
+        home=home / "engines", llama_server_bin=llama_server_bin, model_roots=[gemma_gguf.parent]
+    )
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / "tools.jinja").write_text(TOOLS_TEMPLATE)
     runtime = ProcessRuntime(settings=settings)
