@@ -19,6 +19,7 @@ from cortexctl.core.settings import Settings
 
 if TYPE_CHECKING:
     from cortex_server.services.invalidation import AuthInvalidator
+    from cortex_server.services.login_throttle import LoginGate, LoginThrottle
     from cortex_server.services.ratelimit import RateLimiter
     from cortex_server.services.supervisor import Supervisor
 
@@ -38,6 +39,8 @@ class AppContext:
     upstreams: UpstreamClients
     usage_writer: UsageWriter
     gateway: Gateway
+    login_throttle: LoginThrottle
+    login_gate: LoginGate
     supervisor: Supervisor | None = None
     started_at: float = field(default_factory=time.time)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cortex_server.core.auth import CACHE_TTL_S, KeyAuthenticator
 from cortex_server.db.models import ApiKey
-from cortex_server.services.keys import revoke_key
+from cortex_server.services.keys import get_key, revoke_key
 from cortex_server.services.last_used import flush_last_used
 from tests.access.conftest import AccessEnv
 
@@ -23,7 +23,7 @@ def test_without_redis_another_daemon_sees_a_revocation_within_the_ttl(env: Acce
     other_daemon = KeyAuthenticator(session_factory=ctx.session_factory, secret=ctx.secret, clock=clock)
     assert other_daemon.authenticate(key) is not None
     with ctx.session_factory() as session:
-        revoke_key(session, org_id=1, ident="ttl")
+        revoke_key(session, row=get_key(session, org_id=1, ident="ttl"))
         session.commit()
     clock.t += CACHE_TTL_S - 0.1
     assert other_daemon.authenticate(key) is not None  # still cached: the bound, not better

@@ -43,8 +43,10 @@ def test_tampered_forged_and_expired_cookies_are_rejected(env: AccessEnv) -> Non
     assert env.client.get("/auth/me", headers=env.session_headers(cookie)).status_code == 200
     payload, _, sig = cookie.partition(".")
     flipped = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
-    forged, _ = SessionCodec(secret=b"another-daemon-secret", max_age_s=3600).issue(user_id=1, pw_version="x")
-    for bad in (flipped, "garbage", forged, payload + ".x." + sig):
+    forged, _ = SessionCodec(secret=b"another-daemon-secret", max_age_s=3600).issue()
+    # signed with the daemon's own secret, but naming no session record: still refused
+    unrecorded, _ = SessionCodec(secret=env.app.state.cortex.secret, max_age_s=3600).issue()
+    for bad in (flipped, "garbage", forged, payload + ".x." + sig, unrecorded, "x" * 5000):
         resp = env.client.get("/auth/me", headers=env.session_headers(bad))
         assert resp.status_code == 401, bad
     codec = SessionCodec(secret=env.app.state.cortex.secret, max_age_s=3600)
