@@ -218,7 +218,10 @@ def test_members_manage_only_their_own_keys(daemon: RealDaemon) -> None:
     mia = daemon.login("mia", "mia-password-long")
     maxs = daemon.login("max", "max-password-long")
     made = daemon.call(
-        "POST", "/admin/keys", headers=daemon.session(*mia), json={"name": "mia-key", "scopes": ["models:read"]}
+        "POST",
+        "/admin/keys",
+        headers=daemon.session(*mia),
+        json={"name": "mia-key", "scopes": ["models:read"]},
     )
     assert made.status_code == 201, made.text
     admin_key = daemon.admin("POST", "/admin/keys", json={"name": "ops", "scopes": ["admin"]})
