@@ -32,6 +32,7 @@ CACHE_TTL_S = 2.0  # a revocation is visible on every daemon within this time
 NEGATIVE_TTL_S = 30.0  # "no such key": keys are 256-bit random, so a miss stays a miss
 NEGATIVE_MAX = 10_000  # LRU bound of the negative cache
 POSITIVE_PRUNE_AT = 50_000  # the valid-principal cache drops expired entries past this size
+SEEN_VALID_MAX = 100_000  # digests of keys that were valid once (LRU)
 DEFAULT_ORG = "default"  # its admins operate the appliance (see Principal.is_operator)
 
 # Browser users get the scopes of their role. "admin" implies every scope.
@@ -149,6 +150,9 @@ class KeyAuthenticator:
         self._session_idle_s = session_idle_s
         self._valid: dict[str, tuple[float, Principal]] = {}
         self._unknown: OrderedDict[str, float] = OrderedDict()  # digest → expiry; bounded LRU
+        # digests that named a valid key before: their lookups skip the per-address budget, so a
+        # flood from a shared address never locks out the real keys used there
+        self._seen_valid: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self.unknown_budget = UnknownKeyBudget(clock=clock)
         self.db_lookups = 0  # how many key/session lookups reached the database (tests, metrics)
@@ -173,6 +177,10 @@ class KeyAuthenticator:
                         del self._valid[k]
                 self._valid[cache_key] = (now + CACHE_TTL_S, principal)
                 self._unknown.pop(cache_key, None)
+                self._seen_valid[cache_key] = None
+                self._seen_valid.move_to_end(cache_key)
+                while len(self._seen_valid) > SEEN_VALID_MAX:
+                    self._seen_valid.popitem(last=False)
                 return
             self._unknown[cache_key] = now + NEGATIVE_TTL_S
             self._unknown.move_to_end(cache_key)
@@ -244,6 +252,10 @@ class KeyAuthenticator:
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """(hit, principal) from the cache alone: safe to call on the event loop."""
         return self._cached(hash_api_key(key, self._secret))
+
+    def known_valid(self, key: str) -> bool:
+        """Did this key authenticate before (on this daemon)? Its lookups are not flood-limited."""
+        return hash_api_key(key, self._secret) in self._seen_valid
 
     def invalidate(self) -> None:
         """Forget everything cached (a key, user, session or org changed)."""
