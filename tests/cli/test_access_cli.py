@@ -54,6 +54,7 @@ def test_orgs_users_keys_lifecycle_through_the_cli(cortexctl: Cortexctl) -> None
 
     cortexctl.run("keys", "delete", "svc", "--org", "acme", check=True)
     assert cortexctl.json("keys", "list", "--org", "acme") == []
+    assert cortexctl.json("users", "end-sessions", "ann", "--org", "acme") == {"sessions_ended": "ann"}
     cortexctl.run("users", "delete", "ann", "--org", "acme", check=True)
     cortexctl.run("orgs", "delete", "acme", check=True)
     gone = cortexctl.run("orgs", "show", "acme")
