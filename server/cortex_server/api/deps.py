@@ -115,7 +115,8 @@ async def _key_principal(request: Request, ctx: AppContext, token: str) -> Princ
     if not hit:
         ip = request_ip(request)
         wait = ctx.authenticator.unknown_budget.retry_after_s(ip)
-        if wait > 0 and not ctx.authenticator.known_valid(token):  # this address sent too many unknown keys lately: no database lookup for it
+        # this address sent too many unknown keys lately: no database lookup for it
+        if wait > 0 and not ctx.authenticator.known_valid(token):
             seconds = retry_seconds(wait)
             raise RateLimited(
                 f"Too many invalid API keys from this address; retry after {seconds}s.",
