@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import stat
@@ -21,6 +22,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cortexctl.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "sk-cortex-"
 KEY_DISPLAY_CHARS = len(API_KEY_PREFIX) + 6
@@ -80,22 +83,29 @@ def secure_home(home: Path) -> None:
     """$CORTEX_HOME 0700 and what the daemon writes there 0600 (db, logs, spool, keys).
 
     The daemon calls it first thing and keeps umask 077 for its lifetime (main.serve);
-    prepare_database calls it before and after its work, under `private_umask`.
+    prepare_database calls it before and after its work, under `private_umask`. A file we
+    may not chmod (owned by someone else) is logged and left alone.
     """
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(home, 0o700)
+    _restrict(home, 0o700)
     for entry in home.iterdir():
         if entry.is_symlink():
             continue
         if entry.is_file():
-            os.chmod(entry, 0o600)
+            _restrict(entry, 0o600)
         elif entry.is_dir() and entry.name in PRIVATE_DIRS:
-            os.chmod(entry, 0o700)
+            _restrict(entry, 0o700)
             for inner in entry.rglob("*"):
                 if not inner.is_symlink():
-                    mode = 0o700 if inner.is_dir() else 0o600
-                    if stat.S_IMODE(inner.stat().st_mode) != mode:
-                        os.chmod(inner, mode)
+                    _restrict(inner, 0o700 if inner.is_dir() else 0o600)
+
+
+def _restrict(path: Path, mode: int) -> None:
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+    except OSError as exc:
+        log.warning("could not make %s private (%s)", path, exc.strerror or type(exc).__name__)
 
 
 def write_secret_file(path: Path, content: str) -> None:
