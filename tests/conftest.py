@@ -16,8 +16,14 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support.strict_skips import StrictSkips
+
 PG_URL_ENV = "CORTEX_TEST_DATABASE_URL"
 REDIS_URL_ENV = "CORTEX_TEST_REDIS_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(StrictSkips(), "cortex-strict-skips")
 
 
 @pytest.fixture(autouse=True)

@@ -199,7 +199,6 @@ def _tiny_recipe(tmp_path: Path) -> Path:
 
 
 def test_validate_fit_runs_the_preflight(tmp_path: Path) -> None:
-    pytest.importorskip("cortexctl.core.preflight")
     path = _tiny_recipe(tmp_path)
     env = {"CORTEX_HOME": str(tmp_path / "home"), "CORTEX_RUNTIME": "process"}
     result = runner.invoke(app, ["recipe", "validate", "--fit", "--json", str(path)], env=env)
@@ -211,7 +210,6 @@ def test_validate_fit_runs_the_preflight(tmp_path: Path) -> None:
 
 
 def test_validate_fit_fails_for_a_missing_model(tmp_path: Path) -> None:
-    pytest.importorskip("cortexctl.core.preflight")
     env = {"CORTEX_HOME": str(tmp_path / "home"), "CORTEX_RUNTIME": "process"}
     vllm_recipe = str(REPO / "recipes" / "llama3.1-8b-instruct-vllm.yaml")
     result = runner.invoke(

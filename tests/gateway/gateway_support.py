@@ -22,8 +22,9 @@ from cortex_server.context import AppContext
 from cortex_server.services.prepare import prepare_database
 from cortex_server.services.registry import ReplicaEndpoint, ServedModel
 from cortexctl.core.settings import Settings
+from cortexctl.engines.binaries import built_llama_server
 
-LLAMA_SERVER = Path("/root/.cache/cortex/llama-server/0.3.36/bin/llama-server")
+LLAMA_SERVER = built_llama_server()  # where install.sh builds it (the engines module owns the path)
 
 
 def free_port() -> int:
@@ -162,8 +163,14 @@ def start_daemon(home: Path, **overrides: object) -> LiveDaemon:
 
 
 def pg_binaries() -> Path | None:
-    path = Path("/usr/lib/postgresql/15/bin")
-    return path if (path / "initdb").exists() else None
+    """The PostgreSQL server binaries: `pg_config --bindir`, else Debian's versioned layout."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidates.append(Path(out.stdout.strip()))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name, reverse=True)
+    return next((path for path in candidates if (path / "initdb").exists()), None)
 
 
 class PrivatePostgres:

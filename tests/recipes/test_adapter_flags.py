@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cortexctl.engines import llamacpp, vllm
 from cortexctl.recipes.extra_args import check_engine_argv, check_extra_args
 from cortexctl.recipes.loader import load_recipe_files
 from cortexctl.recipes.schema import LlamaCppArgs, VllmArgs
@@ -55,7 +56,6 @@ def test_check_engine_argv_accepts_owned_flags_but_not_unknown_ones() -> None:
 
 
 def test_llamacpp_adapter_flags() -> None:
-    llamacpp = pytest.importorskip("cortexctl.engines.llamacpp")
     cases = [r.spec.engine_args() for r in load_recipe_files(RECIPES) if r.spec.engine == "llamacpp"]
     for args in [*cases, LLAMACPP_EVERY_FIELD]:
         argv = llamacpp.llama_server_args(
@@ -75,7 +75,6 @@ def test_llamacpp_adapter_flags() -> None:
 @pytest.mark.parametrize("task", [None, "generate", "embed", "classify", "score", "reward"])
 @pytest.mark.parametrize("prefix_caching", [None, True, False])
 def test_vllm_adapter_flags(task: str | None, prefix_caching: bool | None) -> None:
-    vllm = pytest.importorskip("cortexctl.engines.vllm")
     args = VllmArgs(**VLLM_EVERY_FIELD, task=task, enable_prefix_caching=prefix_caching)  # type: ignore[arg-type]
     cases = [r.spec.engine_args() for r in load_recipe_files(RECIPES) if r.spec.engine == "vllm"]
     for case in [*cases, args]:

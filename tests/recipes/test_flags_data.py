@@ -10,6 +10,7 @@ from types import ModuleType
 
 import pytest
 
+from cortexctl.engines.binaries import built_llama_server
 from cortexctl.recipes.extra_args import CORTEX_FLAGS, TYPED_FLAGS
 from cortexctl.recipes.flags import (
     LLAMACPP_VERSION,
@@ -20,7 +21,7 @@ from cortexctl.recipes.flags import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-LLAMA_SERVER = Path.home() / ".cache" / "cortex" / "llama-server" / LLAMACPP_VERSION / "bin" / "llama-server"
+LLAMA_SERVER = built_llama_server()
 # Typed fields the pinned engine has no flag for; the semantic check refuses them when set.
 NO_FLAG_IN_PINNED_VERSION = {("vllm", "--swap-space")}
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-LLAMA_SERVER = Path.home() / ".cache/cortex/llama-server/0.3.36/bin/llama-server"
+from cortexctl.engines.binaries import built_llama_server
+
+LLAMA_SERVER = built_llama_server()
 MODEL_CACHE = Path.home() / ".cache/cortex-test-models"
 
 
