@@ -342,7 +342,9 @@ def test_forty_concurrent_login_loops_keep_memory_bounded_and_admin_responsive(d
     )
     assert statuses.count(200) > 0 and set(statuses) <= {200, 429}, set(statuses)
     assert growth < 300, f"RSS grew {growth:.0f} MiB under 40 login loops"
-    assert len(admin_latencies) >= 5  # admin calls kept being answered during the flood
+    assert len(admin_latencies) >= 3  # admin calls kept being answered during the flood...
+    median = sorted(admin_latencies)[len(admin_latencies) // 2]
+    assert median < 2.0, f"admin GET median {median:.2f}s under the login flood (was 4 s before the bound)"
 
 
 # ---- bodies, headers, files --------------------------------------------------------------
