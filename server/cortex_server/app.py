@@ -31,7 +31,7 @@ from cortex_server.services.gateway.proxy import Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.invalidation import AuthInvalidator
 from cortex_server.services.last_used import run_last_used_writer
-from cortex_server.services.login_throttle import LoginGate, LoginThrottle
+from cortex_server.services.login_throttle import LoginGate, LoginThrottle, RedisFailures
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.metering.writer import UsageWriter
 from cortex_server.services.ratelimit import make_rate_limiter
@@ -74,6 +74,9 @@ def build_context(settings: Settings) -> AppContext:
         gateway=Gateway(registry=registry, clients=upstreams, balancer=balancer, usage=usage_writer.submit),
         sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
         login_throttle=LoginThrottle(
+            store=RedisFailures(url=settings.redis_url, prefix=settings.redis_key_prefix)
+            if settings.redis_url
+            else None,
             free=settings.login_free_failures,
             free_ip=settings.login_free_failures_per_ip,
             max_s=settings.login_max_backoff_s,
@@ -135,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await ctx.upstreams.aclose()
                 await ctx.usage_writer.aclose()  # flush: to the DB, else to the spool
                 await ctx.rate_limiter.close()
+                await ctx.login_throttle.close()
                 ctx.invalidator.close()
             finally:
                 ctx.engine.dispose()

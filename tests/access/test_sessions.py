@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 
+import pytest
+
 from cortex_server.core.sessions import SESSION_COOKIE, SessionCodec
+from cortex_server.services.login_throttle import LoginThrottle, RedisFailures
+from cortexctl.core.errors import RateLimited
 from tests.access.conftest import AccessEnv, make_env
+from tests.conftest import free_port
 
 
 def test_login_sets_a_signed_httponly_strict_cookie_and_me_works(env: AccessEnv) -> None:
@@ -187,33 +194,74 @@ def test_idle_and_absolute_timeouts_end_sessions(env: AccessEnv) -> None:
     assert env.client.get("/auth/me", headers=env.session_headers(old)).status_code == 401
 
 
-def test_login_throttle_backs_off_exponentially_per_user_and_per_address() -> None:
-    import pytest
-
-    from cortex_server.services.login_throttle import LoginThrottle
-    from cortexctl.core.errors import RateLimited
-
-    now = [0.0]
-    throttle = LoginThrottle(free=3, free_ip=5, base_s=1.0, max_s=60, clock=lambda: now[0])
+async def _backs_off(throttle: LoginThrottle, now: list[float]) -> None:
     for _ in range(2):
-        throttle.check(username="u", ip="10.0.0.1")
-        throttle.failed(username="u", ip="10.0.0.1")
-    throttle.check(username="u", ip="10.0.0.1")  # 2 failures: still free
+        await throttle.check(username="u", ip="10.0.0.1")
+        await throttle.failed(username="u", ip="10.0.0.1")
+    await throttle.check(username="u", ip="10.0.0.1")  # 2 failures: still free
     waits = []
     for _ in range(4):
-        throttle.failed(username="u", ip="10.0.0.1")
+        await throttle.failed(username="u", ip="10.0.0.1")
         with pytest.raises(RateLimited) as refused:
-            throttle.check(username="u", ip="10.0.0.9")  # another address: the username still waits
+            await throttle.check(username="u", ip="10.0.0.9")  # another address: the username still waits
         waits.append(refused.value.retry_after_s)
         now[0] += 100
     assert waits == [1, 2, 4, 8]
-    throttle.succeeded(username="u")
-    throttle.check(username="u", ip="10.0.0.9")
-    throttle.failed(username="v", ip="10.0.0.1")  # the address's 7th failure (free: 5)
+    await throttle.succeeded(username="u")
+    await throttle.check(username="u", ip="10.0.0.9")
+    await throttle.failed(username="v", ip="10.0.0.1")  # the address's 7th failure (free: 5)
     with pytest.raises(RateLimited):  # the address waits, whatever username it tries
-        throttle.check(username="someone-else", ip="10.0.0.1")
-    now[0] += 10_000  # forgotten after forget_s
-    throttle.check(username="someone-else", ip="10.0.0.1")
+        await throttle.check(username="someone-else", ip="10.0.0.1")
+
+
+async def test_login_throttle_backs_off_exponentially_per_user_and_per_address() -> None:
+    now = [1000.0]
+    await _backs_off(LoginThrottle(free=3, free_ip=5, base_s=1.0, max_s=60, clock=lambda: now[0]), now)
+    forgetful = LoginThrottle(free=1, forget_s=10, clock=lambda: now[0])
+    await forgetful.failed(username="w", ip="10.0.0.2")
+    now[0] += 11  # forgotten after forget_s: the next failure counts from 1 again
+    await forgetful.failed(username="w", ip="10.0.0.2")
+    now[0] += 1.01
+    await forgetful.check(username="w", ip="10.0.0.2")
+
+
+@pytest.mark.redis
+async def test_daemons_sharing_redis_share_the_login_budget(redis_url: str) -> None:
+    now = [time.time()]
+    prefix = f"cortex-test-{uuid.uuid4().hex}:"
+    a, b = (
+        LoginThrottle(
+            store=RedisFailures(url=redis_url, prefix=prefix, clock=lambda: now[0]),
+            free=3,
+            free_ip=5,
+            base_s=1.0,
+            max_s=60,
+            clock=lambda: now[0],
+        )
+        for _ in range(2)
+    )
+    try:
+        await _backs_off(a, now)
+        with pytest.raises(RateLimited):  # the other daemon sees the same failures
+            await b.check(username="someone-else", ip="10.0.0.1")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_an_unreachable_redis_throttles_in_memory() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    now = [1000.0]
+    throttle = LoginThrottle(
+        store=RedisFailures(url=dead, prefix="x:"),
+        free=3,
+        free_ip=5,
+        base_s=1.0,
+        max_s=60,
+        clock=lambda: now[0],
+    )
+    await _backs_off(throttle, now)
+    await throttle.close()
 
 
 def test_overlong_passwords_are_refused_before_hashing(env: AccessEnv) -> None:

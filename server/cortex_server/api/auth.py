@@ -76,16 +76,16 @@ def _start_session(
 async def login(
     body: Login, request: Request, response: Response, session: SessionDep, ctx: ContextDep, ip: ClientIpDep
 ):
-    ctx.login_throttle.check(username=body.username, ip=ip)
+    await ctx.login_throttle.check(username=body.username, ip=ip)
     async with ctx.login_gate.slot():
         try:
             user = await run_in_threadpool(
                 users.login, session, username=body.username, password=body.password
             )
         except AuthenticationError:
-            ctx.login_throttle.failed(username=body.username, ip=ip)
+            await ctx.login_throttle.failed(username=body.username, ip=ip)
             raise
-    ctx.login_throttle.succeeded(username=body.username)
+    await ctx.login_throttle.succeeded(username=body.username)
 
     def finish() -> tuple[Me, str, str]:
         org = session.get(Organization, user.org_id)

@@ -13,63 +13,139 @@ loops took the daemon to 1 GiB with admin calls delayed to 4 s. Now:
   waiting logins hold no worker thread and admin calls stay responsive) and refuses with
   429 when more than `max_waiting` already wait.
 
-State is per daemon (in memory, bounded LRU): behind a load balancer an attacker gets one
-budget per daemon, which SECURITY.md states.
+The failure counts live in Redis when the daemon has one (shared by every daemon on it, so
+an attacker behind a load balancer gets one budget, not one per daemon), else in memory
+(a bounded LRU). If Redis is unreachable, the in-memory counts carry on for this daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from cortex_server.core.auth import retry_seconds
 from cortexctl.core.errors import RateLimited
 
+log = logging.getLogger(__name__)
 
-@dataclass
-class _Failures:
-    count: int
-    last: float
-    locked_until: float
+
+class FailureStore(Protocol):
+    """Per throttle key: failures so far and when the wait ends (wall-clock seconds)."""
+
+    async def locked_until(self, key: str) -> float: ...
+    async def add_failure(
+        self, key: str, *, free: int, base_s: float, max_s: float, forget_s: float
+    ) -> None: ...
+    async def clear(self, key: str) -> None: ...
+
+
+def _lock_end(now: float, count: int, *, free: int, base_s: float, max_s: float) -> float:
+    return now + min(max_s, base_s * 2 ** (count - free)) if count >= free else 0.0
+
+
+class MemoryFailures:
+    def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[int, float, float]] = OrderedDict()  # count, last, until
+        self._lock = threading.Lock()
+
+    async def locked_until(self, key: str) -> float:
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry[2] if entry is not None else 0.0
+
+    async def add_failure(self, key: str, *, free: int, base_s: float, max_s: float, forget_s: float) -> None:
+        now = self._clock()
+        with self._lock:
+            count, last, _ = self._entries.get(key, (0, now, 0.0))
+            count = 1 if now - last > forget_s else count + 1
+            self._entries[key] = (count, now, _lock_end(now, count, free=free, base_s=base_s, max_s=max_s))
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    async def clear(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+class RedisFailures:
+    """The same counts in Redis hashes that expire `forget_s` after the last failure."""
+
+    def __init__(self, *, url: str, prefix: str, clock: Callable[[], float] = time.time) -> None:
+        self._redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        self._prefix = f"{prefix}login:"
+        self._clock = clock
+
+    async def locked_until(self, key: str) -> float:
+        value = await self._redis.hget(self._prefix + key, "until")
+        return float(value) if value is not None else 0.0
+
+    async def add_failure(self, key: str, *, free: int, base_s: float, max_s: float, forget_s: float) -> None:
+        name = self._prefix + key
+        count = int(await self._redis.hincrby(name, "count", 1))
+        now = self._clock()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(name, "until", repr(_lock_end(now, count, free=free, base_s=base_s, max_s=max_s)))
+            pipe.expire(name, max(1, int(forget_s)))
+            await pipe.execute()
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 class LoginThrottle:
     def __init__(
         self,
         *,
+        store: FailureStore | None = None,
         free: int = 5,
         free_ip: int = 20,
         base_s: float = 1.0,
         max_s: float = 900.0,
         forget_s: float = 900.0,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.free, self.free_ip, self.base_s, self.max_s = free, free_ip, base_s, max_s
-        self.forget_s, self.max_entries = forget_s, max_entries
+        self.free, self.free_ip, self.base_s, self.max_s, self.forget_s = (
+            free,
+            free_ip,
+            base_s,
+            max_s,
+            forget_s,
+        )
         self._clock = clock
-        self._entries: OrderedDict[str, _Failures] = OrderedDict()
-        self._lock = threading.Lock()
+        self._fallback = MemoryFailures(clock=clock)
+        self._store: FailureStore = store or self._fallback
 
-    def _wait(self, key: str, now: float) -> float:
-        entry = self._entries.get(key)
-        if entry is None:
-            return 0.0
-        if now - entry.last > self.forget_s:
-            del self._entries[key]
-            return 0.0
-        return max(0.0, entry.locked_until - now)
+    async def _call(self, what: str, *args: object, **kwargs: object) -> object:
+        """Ask the store; on a Redis failure, this daemon's memory answers instead."""
+        try:
+            return await getattr(self._store, what)(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            log.warning("login throttle store unreachable (%s); counting in memory", type(exc).__name__)
+            return await getattr(self._fallback, what)(*args, **kwargs)
 
-    def check(self, *, username: str, ip: str | None) -> None:
+    async def check(self, *, username: str, ip: str | None) -> None:
         """Raise 429 if this username or address must still wait."""
-        now = self._clock()
-        with self._lock:
-            wait = max(self._wait("u:" + username, now), self._wait(f"ip:{ip}", now))
+        ends = [float(await self._call("locked_until", k)) for k in ("u:" + username, f"ip:{ip}")]  # type: ignore[arg-type]
+        wait = max(ends) - self._clock()
         if wait > 0:
             seconds = retry_seconds(wait)
             raise RateLimited(
@@ -79,24 +155,18 @@ class LoginThrottle:
                 code="login_throttled",
             )
 
-    def failed(self, *, username: str, ip: str | None) -> None:
-        now = self._clock()
-        with self._lock:
-            for key, free in (("u:" + username, self.free), (f"ip:{ip}", self.free_ip)):
-                self._wait(key, now)  # forgets a stale entry
-                entry = self._entries.get(key) or _Failures(count=0, last=now, locked_until=0.0)
-                entry.count += 1
-                entry.last = now
-                if entry.count >= free:
-                    entry.locked_until = now + min(self.max_s, self.base_s * 2 ** (entry.count - free))
-                self._entries[key] = entry
-                self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+    async def failed(self, *, username: str, ip: str | None) -> None:
+        for key, free in (("u:" + username, self.free), (f"ip:{ip}", self.free_ip)):
+            await self._call(
+                "add_failure", key, free=free, base_s=self.base_s, max_s=self.max_s, forget_s=self.forget_s
+            )
 
-    def succeeded(self, *, username: str) -> None:
-        with self._lock:
-            self._entries.pop("u:" + username, None)
+    async def succeeded(self, *, username: str) -> None:
+        await self._call("clear", "u:" + username)
+
+    async def close(self) -> None:
+        if isinstance(self._store, RedisFailures):
+            await self._store.close()
 
 
 class LoginGate:
