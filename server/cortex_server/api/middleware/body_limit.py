@@ -16,14 +16,18 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cortex_server.core.errors import body_for, error_body
-from cortexctl.core.errors import PayloadTooLarge
+from cortexctl.core.errors import CortexError, PayloadTooLarge
 
 
-class BodyRefused(Exception):
-    """Raised from `receive` so nothing downstream acts on a partial body."""
+class BodyRefused(CortexError):
+    """Raised from `receive` so nothing downstream acts on a partial body. A CortexError, so
+    a route that reads the body itself renders it without an 'unhandled error' log; whatever
+    the app answers, `guarded_send` replaces it with `response`."""
+
+    status_code = 400
 
     def __init__(self, response: JSONResponse) -> None:
-        super().__init__("request body refused")
+        super().__init__("The request body was refused.", code="body_refused")
         self.response = response
 
 
