@@ -59,6 +59,15 @@ def test_usage_rows_equal_requests_through_a_db_outage(
     assert not daemon.settings.usage_spool_file.exists()
 
 
+def wait_for(predicate: Callable[[], bool], *, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _run_load(daemon: LiveDaemon, pg: PrivatePostgres, server: LlamaServer) -> None:
     daemon.ctx.registry.put(served_model(MODEL, server, request_defaults={"max_tokens": 6}))
     sent: Counter[str] = Counter()
@@ -94,21 +103,26 @@ def _run_load(daemon: LiveDaemon, pg: PrivatePostgres, server: LlamaServer) -> N
                     refused[kind] += 1
                 time.sleep(0.05)
 
+    def every_kind_served(at_least: Counter[str]) -> bool:
+        with lock:
+            return all(sent[k] >= at_least[k] + 3 for k in ("plain", "stream", "cancel"))
+
     threads = [threading.Thread(target=worker, args=(k,)) for k in ("plain", "plain", "stream", "cancel")]
     for t in threads:
         t.start()
-    time.sleep(1.5)
-    pg.stop()  # the outage
-    time.sleep(1.5)
-    spooled_during_outage = daemon.settings.usage_spool_file.exists()
-    pg.start()
-    time.sleep(2.0)
-    stop.set()
-    for t in threads:
-        t.join(60)
+    try:
+        # milestones, not a clock: each kind served before, during and after the outage
+        assert wait_for(lambda: every_kind_served(Counter()), timeout_s=60), sent
+        pg.stop()  # the outage
+        assert wait_for(daemon.settings.usage_spool_file.exists, timeout_s=60), "nothing was spooled"
+        pg.start()
+        after_restart = Counter(sent)
+        assert wait_for(lambda: every_kind_served(after_restart), timeout_s=60), sent
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
 
-    assert spooled_during_outage
-    assert sent["plain"] > 10 and sent["stream"] > 3 and sent["cancel"] > 3, sent
     expected = sum(sent.values())
     deadline = time.monotonic() + 20
     while True:

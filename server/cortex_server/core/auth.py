@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,7 +68,7 @@ class Principal:
     limits: Limits = field(default_factory=Limits)
     org_limits: Limits = field(default_factory=Limits)
     csrf_token: str | None = None  # sessions: the token writes must echo in X-CSRF-Token
-    expires_at: datetime | None = None  # keys: the key's expiry
+    expires_at: datetime | None = None  # keys: the key's expiry, checked on every use, cache hits included
     session_id: int | None = None  # sessions: the auth_sessions row
 
     def has_scope(self, scope: str) -> bool:
@@ -162,6 +162,9 @@ class KeyAuthenticator:
         now = self._clock()
         hit = self._valid.get(cache_key)
         if hit is not None and hit[0] > now:
+            expires = hit[1].expires_at
+            if expires is not None and datetime.now(UTC) >= expires:
+                return True, None  # expired while cached: the cache TTL must not extend a key's life
             return True, hit[1]
         expiry = self._unknown.get(cache_key)
         if expiry is not None and expiry > now:
