@@ -66,7 +66,9 @@ fi
 done_step "$("$PYTHON" --version)"
 
 step "virtual environment $VENV"
-if [[ ! -x "$VENV/bin/python" ]]; then
+if [[ -n "$BUNDLE" ]]; then
+  done_step "made by the bundle install, after the bundle is verified"  # a refused bundle leaves no venv
+elif [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
   done_step "created"
 else
@@ -107,15 +109,19 @@ if [[ $ENGINE -eq 1 ]]; then
 fi
 
 if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test)"
+  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test; prometheus)"
   MISSING=()
-  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2; do
+  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2 prometheus:prometheus; do
     command -v "${pair%%:*}" >/dev/null || MISSING+=("${pair##*:}")
   done
   if [[ ${#MISSING[@]} -gt 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q "${MISSING[@]}" >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null && apt-get install -y -q "${MISSING[@]}" >/dev/null; }
+    if [[ " ${MISSING[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+      # Debian starts a system-wide Prometheus (and node exporter); the tests run their own
+      systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
   fi
   done_step "${MISSING[*]:-all present}"
 fi

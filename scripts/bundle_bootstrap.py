@@ -6,141 +6,224 @@ scripts/install-bundle.sh for `install.sh --bundle FILE`:
 
     python3 scripts/bundle_bootstrap.py BUNDLE --dest DIR [--trusted-keys DIR] [--allow-unsigned]
 
-Checks, in order: the manifest (format version), the ed25519 signature against the
-`*.pub` keys in --trusted-keys (with the system `openssl`, since `cryptography` is not
-installed yet), then streams the bundle and writes each wheelhouse item to DIR only if
-its size and sha256 match the manifest. Compressed bundles are read through `zstd -dc`.
-Nothing else is installed here: `cortexctl bundle import` verifies everything again.
-Exit 0 on success; 1 with one `error:` line otherwise.
+It reads the bundle with the same stream reader as `cortexctl` (cortexctl/bundles/
+tarstream.py, zstdframes.py and trustdir.py, loaded by path from this checkout), so both
+refuse the same bundles for the same reasons: the zstd frames are checked first, then the
+manifest (bounded, format version), the ed25519 signature against the `*.pub` keys in
+--trusted-keys (with the system `openssl`, since `cryptography` is not installed yet), then
+every entry streams through sha256 and each wheelhouse item lands in DIR. Compressed
+bundles are read through `zstd -dc`, which is killed on any refusal. Nothing else is
+installed here: `cortexctl bundle import` verifies everything again.
+Exit 0 on success; 1 with one `error:` line otherwise (files written to DIR are removed).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import hashlib
-import json
+import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
+from types import ModuleType
+from typing import Any, BinaryIO
 
-FORMAT_VERSION = 1
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-WHEEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=-]{0,199}$")
-
-
-class Refused(Exception):
-    pass
+BUNDLES = Path(__file__).resolve().parent.parent / "cortexctl" / "bundles"
+OPENSSL_TIMEOUT = 30
 
 
-def open_stream(bundle: Path) -> tuple[object, subprocess.Popen[bytes] | None]:
-    with bundle.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != ZSTD_MAGIC:
-        return bundle.open("rb"), None
-    if shutil.which("zstd") is None:
-        raise Refused(
-            "the bundle is zstd-compressed and the `zstd` tool is not installed; install it "
-            "(Debian: the zstd package) or export the bundle with --compression none"
-        )
-    proc = subprocess.Popen(["zstd", "-dc", "--", str(bundle)], stdout=subprocess.PIPE)
-    return proc.stdout, proc
+def _load(name: str) -> ModuleType:
+    """A stdlib-only module of cortexctl/bundles, by path (the package needs its wheels)."""
+    spec = importlib.util.spec_from_file_location(f"_cortex_bootstrap_{name}", BUNDLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None, f"{BUNDLES / name}.py is missing"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+tarstream = _load("tarstream")
+zstdframes = _load("zstdframes")
+trustdir = _load("trustdir")
+Refused = tarstream.Refused
+
+
+def _openssl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["openssl", *args], capture_output=True, check=False, timeout=OPENSSL_TIMEOUT)
+    except FileNotFoundError:
+        raise Refused("signature", "the `openssl` tool is needed to check signatures; install it") from None
+    except subprocess.TimeoutExpired:
+        raise Refused("signature", f"openssl did not answer within {OPENSSL_TIMEOUT} s") from None
 
 
 def check_signature(manifest: bytes, sig: bytes | None, keys_dir: Path, allow_unsigned: bool) -> str:
+    """The same policy as cortexctl.bundles.signing.verify_signature (bundles/FORMAT.md)."""
     if sig is None:
         if allow_unsigned:
             return "unsigned"
-        raise Refused("the bundle is unsigned; pass --allow-unsigned to accept it without proof of origin")
-    body = json.loads(sig)
-    if body.get("algorithm") != "ed25519":
-        raise Refused(f"manifest.sig: unsupported algorithm {body.get('algorithm')!r}")
-    raw_sig = base64.b64decode(body["signature"], validate=True)
-    key_id = str(body["key_id"])
-    for pub in sorted(keys_dir.glob("*.pub")) if keys_dir.is_dir() else []:
-        der = subprocess.run(
-            ["openssl", "pkey", "-pubin", "-in", str(pub), "-outform", "DER"],
-            capture_output=True,
-            check=False,
-        ).stdout
-        if hashlib.sha256(der[-32:]).hexdigest()[:16] != key_id:
+        raise Refused(
+            "signature", "the bundle is unsigned; pass --allow-unsigned to accept it without proof of origin"
+        )
+    body = tarstream.load_signature_json(sig)
+    try:
+        raw_sig = base64.b64decode(body["signature"], validate=True)
+    except binascii.Error:
+        raise Refused(tarstream.SIGNATURE_NAME, "malformed signature (not base64)") from None
+    key_id = body["key_id"]
+    try:
+        files, warnings = trustdir.key_files(keys_dir)
+    except trustdir.UnsafeTrustDir as exc:
+        raise Refused("trusted keys", f"{exc}; fix: {exc.fix}") from None
+    for pub in files:
+        der = _openssl("pkey", "-pubin", "-in", str(pub), "-outform", "DER")
+        if der.returncode != 0 or len(der.stdout) != 44:  # SubjectPublicKeyInfo of an ed25519 key
+            warnings.append(f"skipped trusted key {pub}: not an ed25519 public key")
+            continue
+        if hashlib.sha256(der.stdout[-32:]).hexdigest()[:16] != key_id:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "m").write_bytes(manifest)
             (Path(tmp) / "s").write_bytes(raw_sig)
-            ok = subprocess.run(
-                ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(pub), "-rawin",
-                 "-in", f"{tmp}/m", "-sigfile", f"{tmp}/s"],
-                capture_output=True, check=False,
-            ).returncode == 0  # fmt: skip
+            ok = _openssl("pkeyutl", "-verify", "-pubin", "-inkey", str(pub), "-rawin",
+                          "-in", f"{tmp}/m", "-sigfile", f"{tmp}/s").returncode == 0  # fmt: skip
         if not ok:
-            raise Refused(f"bad signature: the manifest does not match trusted key {key_id} ({pub.name})")
+            raise Refused(
+                "signature", f"bad signature: the manifest does not match trusted key {key_id} ({pub.name})"
+            )
         return f"trusted ({key_id})"
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if allow_unsigned:
         return f"untrusted key {key_id}"
     raise Refused(
-        f"signed by key {key_id}, which is not in {keys_dir}; add its .pub there or pass --allow-unsigned"
+        "signature",
+        f"signed by key {key_id}, which is not trusted on this host (not in {keys_dir}); "
+        "add its .pub there or pass --allow-unsigned",
     )
 
 
-def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned: bool) -> int:
-    stream, proc = open_stream(bundle)
-    count = 0
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
-            member = tar.next()
-            if member is None or member.name != "manifest.json" or not member.isreg():
-                raise Refused("the bundle must start with manifest.json")
-            manifest_bytes = tar.extractfile(member).read()  # type: ignore[union-attr]
-            manifest = json.loads(manifest_bytes)
-            if manifest.get("format") != "cortex-bundle" or manifest.get("format_version") != FORMAT_VERSION:
-                raise Refused(
-                    f"unsupported bundle format {manifest.get('format')!r} v{manifest.get('format_version')}"
-                )
-            member = tar.next()
-            sig = None
-            if member is not None and member.name == "manifest.sig" and member.isreg():
-                sig = tar.extractfile(member).read()  # type: ignore[union-attr]
-                member = tar.next()
-            print(
-                f"signature: {check_signature(manifest_bytes, sig, keys_dir, allow_unsigned)}",
-                file=sys.stderr,
+class Source:
+    """The decompressed bundle: the file itself, or `zstd -dc` (killed on close unless done)."""
+
+    def __init__(self, bundle: Path) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.raw: BinaryIO = bundle.open("rb")
+        if self.raw.read(4) != zstdframes.MAGIC:
+            self.raw.seek(0)
+            self.stream: Any = self.raw
+            return
+        try:
+            zstdframes.check_frames(self.raw)
+        except zstdframes.ZstdRefused as exc:
+            self.raw.close()
+            raise Refused(str(bundle), str(exc)) from None
+        if shutil.which("zstd") is None:
+            self.raw.close()
+            raise Refused(
+                str(bundle),
+                "the bundle is zstd-compressed and the `zstd` tool is not installed; install it "
+                "(Debian: the zstd package) or export the bundle with --compression none",
             )
-            for item in manifest["items"]:
-                if member is None:
-                    raise Refused(f"{item['path']}: missing (truncated bundle?)")
-                if member.name != item["path"] or not member.isreg() or member.size != item["size"]:
-                    raise Refused(f"entry {member.name!r}: does not match the manifest ({item['path']})")
-                fh = tar.extractfile(member)
-                assert fh is not None
-                wanted = item["kind"] == "wheelhouse"
-                if wanted and not WHEEL_NAME.match(item["name"]):
-                    raise Refused(f"wheelhouse {item['name']!r}: not a plain file name")
-                out = (dest / item["name"]).open("xb") if wanted else None
-                digest = hashlib.sha256()
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-                    if out is not None:
-                        out.write(chunk)
-                if out is not None:
-                    out.close()
-                if digest.hexdigest() != item["sha256"]:
-                    raise Refused(f"{item['kind']} {item['name']!r}: sha256 mismatch")
-                count += wanted
-                member = tar.next()
-            if member is not None:
-                raise Refused(f"entry {member.name!r}: not in the manifest")
+        memory = f"--memory={zstdframes.MAX_WINDOW // (1 << 20)}MB"
+        self.proc = subprocess.Popen(
+            ["zstd", "-q", "-dc", memory, "--", str(bundle)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.stream = self.proc.stdout
+
+    def finish(self) -> None:
+        """Everything was read: zstd must have ended cleanly (checksums verified)."""
+        if self.proc is None:
+            return
+        if self.proc.stdout.read(1):  # type: ignore[union-attr]
+            raise Refused("end of bundle", "trailing data after the end-of-archive marker")
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Refused("compressed stream", "zstd did not finish") from None
+        if rc != 0:
+            err = self.proc.stderr.read(2000).decode(errors="replace").strip()  # type: ignore[union-attr]
+            raise Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
+
+    def failed(self) -> Refused | None:
+        """After a short read: zstd's own error (bad data, bad checksum) explains it better."""
+        if self.proc is None:
+            return None
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+        if rc == 0:
+            return None
+        err = self.proc.stderr.read(2000).decode(errors="replace").strip()  # type: ignore[union-attr]
+        return Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
+
+    def close(self) -> None:
+        """On every path: close the pipe, kill zstd if it still runs, reap it."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            self.proc.wait()
+        self.raw.close()
+
+
+def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned: bool) -> int:
+    source = Source(bundle)
+    written: list[Path] = []
+    try:
+        reader = tarstream.BundleStream(tarstream.TarStream(source.stream))
+        head = reader.head()
+        state = check_signature(head.manifest_bytes, head.signature, keys_dir, allow_unsigned)
+        print(f"signature: {state}", file=sys.stderr)
+        items = head.manifest["items"]
+        for item in items:
+            if item["kind"] == "wheelhouse":
+                tarstream.check_relative_path(item["name"], what=tarstream.label(item))
+                if "/" in item["name"]:
+                    raise Refused(tarstream.label(item), "must be a single file name")
+        tarstream.check_wheelhouse([i["name"] for i in items if i["kind"] == "wheelhouse"])
+        need = sum(i["size"] for i in items if i["kind"] == "wheelhouse")
+        free = shutil.disk_usage(dest).free
+        if need + (16 << 20) > free:
+            raise Refused("wheelhouse", f"{need} bytes declared, only {free} free in {dest}")
+        outputs: list[BinaryIO] = []
+
+        def sink(item: dict[str, Any]) -> BinaryIO | None:
+            for fh in outputs:
+                fh.close()
+            outputs.clear()
+            if item["kind"] != "wheelhouse":
+                return None
+            path = dest / item["name"]
+            fh = path.open("xb")
+            written.append(path)
+            outputs.append(fh)
+            return fh
+
+        try:
+            reader.read_items(sink)
+        except Refused as exc:
+            short = "truncated" in exc.problem or "missing" in exc.problem
+            raise (source.failed() if short else None) or exc from None
+        finally:
+            for fh in outputs:
+                fh.close()
+        source.finish()
+        return sum(1 for i in items if i["kind"] == "wheelhouse")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     finally:
-        if proc is not None:
-            proc.wait()
-    if proc is not None and proc.returncode != 0:
-        raise Refused("zstd could not decompress the bundle (corrupt or truncated)")
-    return count
+        source.close()
 
 
 def main() -> int:
@@ -153,8 +236,11 @@ def main() -> int:
     args.dest.mkdir(parents=True, exist_ok=True)
     try:
         n = extract_wheelhouse(args.bundle, args.dest, args.trusted_keys, args.allow_unsigned)
-    except (Refused, tarfile.TarError, KeyError, ValueError, OSError) as exc:
-        print(f"error: bundle refused: {exc}", file=sys.stderr)
+    except Refused as exc:
+        print(f"error: bundle refused: {exc}; nothing was installed", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot read the bundle or write {args.dest}: {exc}", file=sys.stderr)
         return 1
     if n == 0:
         print(

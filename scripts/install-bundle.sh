@@ -41,8 +41,10 @@ echo "[1/3] verifying the bundle and taking out its wheelhouse" >&2
 echo "[2/3] installing CORTEX into $VENV from the wheelhouse (pip --no-index)" >&2
 "$PY" -m venv "$VENV"
 # PIP_CONFIG_FILE=/dev/null: no host pip config may add an index or find-links.
+# --upgrade-strategy eager: every dependency comes from this wheelhouse, at the versions it pins, even
+# over an older venv (the import refuses wheels that would shadow installed versions).
 PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 "$VENV/bin/python" -m pip install --quiet --no-index \
-  --disable-pip-version-check --find-links "$WHEELS" cortex-appliance
+  --disable-pip-version-check --find-links "$WHEELS" --upgrade --upgrade-strategy eager cortex-appliance
 
 echo "[3/3] importing the bundle" >&2
 "$VENV/bin/cortexctl" bundle import "$BUNDLE" "${ALLOW[@]}"

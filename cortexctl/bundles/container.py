@@ -5,7 +5,10 @@ in manifest order, each a regular file, then the end-of-archive. With zstd the h
 (manifest + signature) is its own frame, so `sign` can replace it without recompressing.
 
 Reading verifies while streaming: entry types, names, order, sizes and sha256 are
-checked as the bytes pass; the first problem raises BundleError naming the entry.
+checked as the bytes pass; the first problem raises BundleError naming the entry. The
+tar layer is `tarstream` (bounded headers, shared with the bootstrap); this module adds
+the zstd layer (frames checked by `zstdframes` first, window capped), the typed manifest
+and the signature record, and writes bundles.
 """
 
 from __future__ import annotations
@@ -21,16 +24,14 @@ from typing import BinaryIO
 
 import zstandard
 
+from cortexctl.bundles import tarstream, zstdframes
 from cortexctl.bundles.errors import BundleError, refused
 from cortexctl.bundles.manifest import (
     MANIFEST_NAME,
-    MAX_MANIFEST_BYTES,
-    MAX_SIGNATURE_BYTES,
     SIGNATURE_NAME,
     Item,
     Manifest,
     bundle_id,
-    check_relative_path,
     parse_manifest,
 )
 from cortexctl.bundles.progress import NullProgress, Progress
@@ -140,8 +141,26 @@ ItemSink = Callable[[Item], BinaryIO | None]
 """Where an item's verified bytes go (None: only verify). Called once per item, in order."""
 
 
+class _Decompressed:
+    """The zstd stream's bytes, bounded reads; decoder errors become refusals."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        dctx = zstandard.ZstdDecompressor(max_window_size=zstdframes.MAX_WINDOW)
+        self._reader = dctx.stream_reader(raw, read_size=CHUNK, read_across_frames=True)
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._reader.read(n)
+        except zstandard.ZstdError as exc:
+            raise tarstream.Refused("compressed stream", f"corrupt zstd data ({exc})") from None
+
+
 class BundleReader:
-    """One pass over a bundle file: `head()` first, then `read_items(...)`."""
+    """One pass over a bundle file: `head()` first, then `read_items(...)`.
+
+    The tar layer is `tarstream` (shared with scripts/bundle_bootstrap.py); this adds the
+    zstd layer, the typed manifest and the signature record.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -152,17 +171,18 @@ class BundleReader:
         magic = self._raw.read(4)
         self._raw.seek(0)
         self.compression = "zstd" if magic == ZSTD_MAGIC else "none"
-        stream: BinaryIO = self._raw
+        stream: tarstream.Reader = self._raw
         if self.compression == "zstd":
-            dctx = zstandard.ZstdDecompressor()
-            stream = dctx.stream_reader(self._raw, read_size=CHUNK, read_across_frames=True)  # type: ignore[assignment]
-        self._stream = stream
-        try:
-            self._tar = tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK)  # noqa: SIM115
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-            self.close()
-            raise refused(str(path), f"not a bundle (not a tar stream: {exc})") from None
+            try:
+                zstdframes.check_frames(self._raw)
+            except zstdframes.ZstdRefused as exc:
+                self.close()
+                raise refused(str(path), str(exc)) from None
+            stream = _Decompressed(self._raw)
+        self._tar = tarstream.TarStream(stream)
+        self._bundle = tarstream.BundleStream(self._tar)
         self._head: Head | None = None
+        self.items_offset: int | None = None
 
     def close(self) -> None:
         self._raw.close()
@@ -173,142 +193,28 @@ class BundleReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _next(self, expecting: str) -> tarfile.TarInfo | None:
-        try:
-            return self._tar.next()
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-            raise refused(expecting, f"corrupt or truncated bundle before this entry ({exc})") from None
-
     def head(self) -> Head:
         if self._head is not None:
             return self._head
-        member = self._next(MANIFEST_NAME)
-        if member is None or member.name != MANIFEST_NAME:
-            got = "nothing" if member is None else repr(member.name)
-            raise refused(MANIFEST_NAME, f"the bundle must start with {MANIFEST_NAME}, found {got}")
-        manifest_bytes = self._small(member, MAX_MANIFEST_BYTES)
-        manifest = parse_manifest(manifest_bytes)
-        signature = None
-        self._pending = self._next(manifest.items[0].label if manifest.items else "end of bundle")
-        if self._pending is not None and self._pending.name == SIGNATURE_NAME:
-            signature = parse_signature(self._small(self._pending, MAX_SIGNATURE_BYTES))
-            self._pending = self._next(manifest.items[0].label if manifest.items else "end of bundle")
-        self._head = Head(manifest, manifest_bytes, signature, self.compression)
-        return self._head
-
-    def _small(self, member: tarfile.TarInfo, limit: int) -> bytes:
-        check_member_type(member, member.name)
-        if member.size > limit:
-            raise refused(member.name, f"entry is {member.size} bytes, more than the {limit} allowed")
-        fh = self._tar.extractfile(member)
-        assert fh is not None
         try:
-            data = fh.read()
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-            raise refused(member.name, f"corrupt or truncated ({exc})") from None
-        if len(data) != member.size:
-            raise refused(member.name, "truncated")
-        return data
+            raw = self._bundle.head()
+        except tarstream.Refused as exc:
+            raise refused(exc.what, exc.problem) from None
+        manifest = parse_manifest(raw.manifest_bytes)
+        signature = parse_signature(raw.signature) if raw.signature is not None else None
+        self.items_offset = raw.items_offset
+        self._head = Head(manifest, raw.manifest_bytes, signature, self.compression)
+        return self._head
 
     def read_items(self, sink: ItemSink, progress: Progress | None = None) -> None:
         """Stream every item through sha256 into `sink`; raise on the first disagreement."""
         head = self.head()
         progress = progress or NullProgress()
-        expected = {i.path: n for n, i in enumerate(head.manifest.items)}
-        member = self._pending
-        for n, item in enumerate(head.manifest.items):
-            if member is None:
-                raise refused(item.label, "missing: the bundle ends before this entry (truncated?)")
-            check_entry(member, item, n, expected)
-            self._copy(member, item, sink(item), progress)
-            if n + 1 < len(expected):
-                member = self._next(head.manifest.items[n + 1].label)
-        if not head.manifest.items:
-            if member is not None:  # an item-less bundle with an entry after the head
-                _refuse_extra(member.name, expected)
-            return
-        self._check_end(expected)
-
-    def _check_end(self, expected: dict[str, int]) -> None:
-        """After the last item: exactly the end-of-archive marker, then only zero padding."""
-        fobj = self._tar.fileobj
-        assert fobj is not None
+        by_path = {i.path: i for i in head.manifest.items}
         try:
-            fobj.seek(self._tar.offset)
-            block = fobj.read(2 * BLOCK)
-            if block == b"\0" * (2 * BLOCK):
-                while chunk := fobj.read(CHUNK):
-                    if chunk.strip(b"\0"):
-                        raise refused("end of bundle", "trailing data after the end-of-archive marker")
-                return
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-            raise refused("end of bundle", f"corrupt or truncated ({exc})") from None
-        if not block.strip(b"\0"):
-            raise refused("end of bundle", "truncated: the end-of-archive marker is missing")
-        try:
-            info = tarfile.TarInfo.frombuf(block[:BLOCK], "utf-8", "surrogateescape")
-        except tarfile.HeaderError:
-            raise refused("end of bundle", "unlisted data after the last item") from None
-        _refuse_extra(info.name, expected)
-
-    def _copy(self, member: tarfile.TarInfo, item: Item, out: BinaryIO | None, progress: Progress) -> None:
-        fh = self._tar.extractfile(member)
-        assert fh is not None
-        digest, seen = hashlib.sha256(), 0
-        try:
-            while chunk := fh.read(CHUNK):
-                seen += len(chunk)
-                digest.update(chunk)
-                if out is not None:
-                    out.write(chunk)
-                progress.advance(len(chunk))
-        except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
-            raise refused(item.label, f"corrupt or truncated data ({exc})") from None
-        if seen != item.size:
-            raise refused(item.label, f"truncated: {seen} of {item.size} bytes")
-        if digest.hexdigest() != item.sha256:
-            raise refused(
-                item.label, f"sha256 mismatch: manifest says {item.sha256}, data is {digest.hexdigest()}"
-            )
-
-
-def _refuse_extra(name: str, expected: dict[str, int]) -> None:
-    check_relative_path(name, what=f"entry {name!r}")  # tar-slip gets its own message
-    if name in expected:
-        raise refused(f"entry {name!r}", "duplicate entry (appears twice in the bundle)")
-    raise refused(f"entry {name!r}", "unlisted entry: not in the manifest")
-
-
-def check_member_type(member: tarfile.TarInfo, what: str) -> None:
-    if member.issym():
-        raise refused(what, f"is a symbolic link (to {member.linkname!r}); bundles hold only regular files")
-    if member.islnk():
-        raise refused(what, f"is a hard link (to {member.linkname!r}); bundles hold only regular files")
-    if member.ischr() or member.isblk():
-        raise refused(what, "is a device file; bundles hold only regular files")
-    if member.isfifo():
-        raise refused(what, "is a FIFO; bundles hold only regular files")
-    if member.isdir():
-        raise refused(what, "is a directory entry; bundles hold only regular files")
-    if member.issparse() or not member.isreg():
-        raise refused(what, "is not a plain regular file; bundles hold only regular files")
-
-
-def check_entry(member: tarfile.TarInfo, item: Item, index: int, expected: dict[str, int]) -> None:
-    what = f"entry {member.name!r}"
-    check_relative_path(member.name, what=what)  # tar-slip: '../x', '/etc/x'
-    if member.name != item.path:
-        where = expected.get(member.name)
-        if where is None:
-            raise refused(what, f"unlisted entry: not in the manifest (expected {item.label} here)")
-        if where < index:
-            raise refused(what, "duplicate entry (appears twice in the bundle)")
-        raise refused(what, f"out of manifest order (expected {item.label} here)")
-    check_member_type(member, item.label)
-    if member.size != item.size:
-        raise refused(
-            item.label, f"size mismatch: the manifest says {item.size} bytes, the entry has {member.size}"
-        )
+            self._bundle.read_items(lambda raw: sink(by_path[raw["path"]]), progress.advance)
+        except tarstream.Refused as exc:
+            raise refused(exc.what, exc.problem) from None
 
 
 @contextmanager
@@ -330,9 +236,8 @@ def head_boundary(path: Path) -> tuple[int, Head]:
     """Raw byte offset where the items begin, for splicing a new head (see `sign`)."""
     with open_bundle(path) as reader:
         head = reader.head()
-        first = reader._pending
-        offset = first.offset if first is not None else None
-    if offset is None:
+        offset = reader.items_offset
+    if offset is None or not head.manifest.items:
         raise BundleError(f"{path} has no items to sign", fix="Export a bundle with at least one item.")
     if head.compression == "none":
         return offset, head

@@ -68,7 +68,7 @@ def fsync_dir(path: Path) -> None:
 
 class Ledger:
     def __init__(self, home: Path) -> None:
-        self.dir = home / "bundles"
+        self.dir = home.absolute() / "bundles"  # absolute: the journal must work from any folder
         self.path = self.dir / "ledger.json"
         self.journal_path = self.dir / "journal.json"
 

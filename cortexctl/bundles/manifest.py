@@ -18,23 +18,27 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cortexctl.bundles import tarstream
 from cortexctl.bundles.errors import refused
+from cortexctl.bundles.tarstream import (  # noqa: F401 - re-exported: the format's constants
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    SIGNATURE_NAME,
+)
 
 FORMAT: Literal["cortex-bundle"] = "cortex-bundle"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-SIGNATURE_NAME = "manifest.sig"
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-MAX_SIGNATURE_BYTES = 64 * 1024
 
 Kind = Literal["image", "model", "recipe", "wheelhouse", "engine-binary"]
 KINDS: tuple[str, ...] = ("image", "model", "recipe", "wheelhouse", "engine-binary")
+MAX_RECIPE_BYTES = 1024 * 1024  # a recipe is read whole to be validated: a few KiB of YAML in practice
 # Kinds whose bytes only run on the platform they were built for.
 PLATFORM_BOUND: frozenset[str] = frozenset({"wheelhouse", "engine-binary"})
 
-_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=-]{0,199}$")
-_IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$")
-_ENGINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+# Names are checked with fullmatch: `$` would let a trailing newline through.
+_IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?")
+_ENGINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}/[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
@@ -91,22 +95,18 @@ def bundle_id(manifest_bytes: bytes) -> str:
 
 
 def parse_manifest(data: bytes) -> Manifest:
-    """Parse and check a manifest; raise BundleError naming the first problem."""
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise refused(MANIFEST_NAME, f"larger than {MAX_MANIFEST_BYTES} bytes")
+    """Parse and check a manifest; raise BundleError naming the first problem.
+
+    The bounded JSON checks (size, nesting, format version, item count) are the ones the
+    bootstrap runs too (tarstream.load_manifest_json); the typed model comes after them.
+    """
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise refused(MANIFEST_NAME, f"not valid JSON ({exc})") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise refused(MANIFEST_NAME, f"not a CORTEX bundle manifest (format is not {FORMAT!r})")
-    version = raw.get("format_version")
-    if version != FORMAT_VERSION:
-        raise refused(
-            MANIFEST_NAME,
-            f"unsupported bundle format version {version!r}; this cortexctl reads version {FORMAT_VERSION}",
-            fix="Use a cortexctl that supports this format version, or re-export the bundle with this one.",
-        )
+        raw = tarstream.load_manifest_json(data)
+    except tarstream.Refused as exc:
+        fix = None
+        if "format version" in exc.problem:
+            fix = "Use a cortexctl that supports this format version, or re-export the bundle with this one."
+        raise refused(exc.what, exc.problem, fix=fix) from None
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
@@ -126,6 +126,8 @@ def check_items(items: list[Item]) -> None:
         if item.path in (MANIFEST_NAME, SIGNATURE_NAME):
             raise refused(item.label, "path collides with the manifest")
         check_name(item.kind, item.name)
+        if item.kind == "recipe" and item.size > MAX_RECIPE_BYTES:
+            raise refused(item.label, f"{item.size} bytes; a recipe may have at most {MAX_RECIPE_BYTES}")
         if item.path in paths:
             raise refused(item.label, "duplicate path in the manifest")
         key = (item.kind, item.name.lower())
@@ -133,6 +135,10 @@ def check_items(items: list[Item]) -> None:
             raise refused(item.label, "duplicate item name in the manifest")
         paths.add(item.path)
         targets.add(key)
+    try:
+        tarstream.check_wheelhouse([i.name for i in items if i.kind == "wheelhouse"])
+    except tarstream.Refused as exc:
+        raise refused(exc.what, exc.problem) from None
     # A model file may not sit where another model needs a folder ('a' and 'a/b').
     models = {i.name for i in items if i.kind == "model"}
     for name in models:
@@ -145,27 +151,19 @@ def check_items(items: list[Item]) -> None:
 
 
 def check_relative_path(path: str, *, what: str) -> None:
-    if "\\" in path or "\x00" in path:
-        raise refused(what, f"{path!r} contains a backslash or NUL")
-    if path.startswith("/"):
-        raise refused(what, f"{path!r} is an absolute path")
-    parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise refused(what, f"{path!r} is not a plain relative path (empty, '.' or '..' component)")
-    if len(parts) > 16:
-        raise refused(what, f"{path!r} is nested too deeply")
-    for part in parts:
-        if not _COMPONENT.match(part):
-            raise refused(what, f"{path!r}: component {part!r} has characters outside [A-Za-z0-9._+=-]")
+    try:
+        tarstream.check_relative_path(path, what=what)
+    except tarstream.Refused as exc:
+        raise refused(exc.what, exc.problem) from None
 
 
 def check_name(kind: str, name: str) -> None:
     what = f"{kind} {name!r}"
     if kind == "image":
-        if not _IMAGE_REF.match(name) or ".." in name or "//" in name:
+        if not _IMAGE_REF.fullmatch(name) or ".." in name or "//" in name:
             raise refused(what, "not a plain image reference like 'repo/name:tag'")
     elif kind == "engine-binary":
-        if not _ENGINE_NAME.match(name):
+        if not _ENGINE_NAME.fullmatch(name):
             raise refused(what, "engine binaries are named '<tool>/<version>', e.g. 'llama-server/0.3.36'")
     elif kind == "model":
         check_relative_path(name, what=what)
@@ -175,8 +173,11 @@ def check_name(kind: str, name: str) -> None:
             raise refused(what, "must be a single file name")
         if kind == "recipe" and not name.endswith((".yaml", ".yml")):
             raise refused(what, "recipe names end in .yaml or .yml")
-        if kind == "wheelhouse" and not name.endswith((".whl", ".tar.gz", ".zip")):
-            raise refused(what, "wheelhouse files are wheels (.whl) or sdists (.tar.gz, .zip)")
+        if kind == "wheelhouse":
+            try:
+                tarstream.distribution_of(name)
+            except tarstream.Refused as exc:
+                raise refused(exc.what, exc.problem) from None
 
 
 def item_path(kind: str, name: str) -> str:

@@ -11,16 +11,20 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from cortexctl.bundles import tarstream, trustdir
 from cortexctl.bundles.errors import BundleError, refused
-from cortexctl.bundles.manifest import MAX_SIGNATURE_BYTES, SIGNATURE_NAME
+from cortexctl.bundles.tarstream import SIGNATURE_NAME
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "ed25519"
 TRUSTED_KEYS_DIR = "trusted-keys"
@@ -47,6 +51,7 @@ class SignatureStatus:
     state: str  # "trusted" | "unsigned" | "untrusted-key"
     key_id: str | None = None
     key_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -92,7 +97,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise BundleError(
             f"trusted key {path} cannot be read: {exc}",
             fix="Replace it with a .pub file from `cortexctl bundle keygen`.",
@@ -102,15 +107,37 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def trusted_keys(directory: Path) -> dict[str, tuple[Path, Ed25519PublicKey]]:
-    """key id → (file, key) for every *.pub in the trusted-keys directory."""
-    if not directory.is_dir():
-        return {}
+@dataclass(frozen=True)
+class TrustedKeys:
+    """key id → (file, key), and one warning per key file that was skipped."""
+
+    keys: dict[str, tuple[Path, Ed25519PublicKey]]
+    warnings: list[str]
+
+    def __contains__(self, key_id: str) -> bool:
+        return key_id in self.keys
+
+
+def trusted_keys(directory: Path) -> TrustedKeys:
+    """Every usable *.pub in the trusted-keys directory; bad files are skipped with a warning.
+
+    A folder or key file writable by group or others is refused (trustdir.UnsafeTrustDir).
+    """
+    try:
+        files, warnings = trustdir.key_files(directory)
+    except trustdir.UnsafeTrustDir as exc:
+        raise BundleError(str(exc), fix=exc.fix) from None
     out: dict[str, tuple[Path, Ed25519PublicKey]] = {}
-    for path in sorted(directory.glob("*.pub")):
-        key = load_public_key(path)
+    for path in files:
+        try:
+            key = load_public_key(path)
+        except BundleError as exc:
+            warnings.append(f"skipped {exc.message}")
+            continue
         out[key_id(key)] = (path, key)
-    return out
+    for warning in warnings:
+        log.warning("%s", warning)
+    return TrustedKeys(out, warnings)
 
 
 def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> Signature:
@@ -118,19 +145,14 @@ def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> Signature:
 
 
 def parse_signature(data: bytes) -> Signature:
-    if len(data) > MAX_SIGNATURE_BYTES:
-        raise refused(SIGNATURE_NAME, "too large")
     try:
-        body = json.loads(data)
-        if body.get("algorithm") != ALGORITHM:
-            raise refused(
-                SIGNATURE_NAME, f"unsupported algorithm {body.get('algorithm')!r} (expected {ALGORITHM})"
-            )
-        return Signature(
-            key_id=str(body["key_id"]), signature=base64.b64decode(body["signature"], validate=True)
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError, binascii.Error) as exc:
-        raise refused(SIGNATURE_NAME, f"malformed signature ({type(exc).__name__})") from None
+        body = tarstream.load_signature_json(data)
+        raw = base64.b64decode(body["signature"], validate=True)
+    except tarstream.Refused as exc:
+        raise refused(exc.what, exc.problem) from None
+    except binascii.Error:
+        raise refused(SIGNATURE_NAME, "malformed signature (not base64)") from None
+    return Signature(key_id=body["key_id"], signature=raw)
 
 
 def verify_signature(
@@ -154,16 +176,18 @@ def verify_signature(
                 "or pass --allow-unsigned to accept it without proof of origin.",
             )
         return SignatureStatus("unsigned")
-    keys = trusted_keys(trusted_dir)
-    if signature.key_id not in keys:
+    trusted = trusted_keys(trusted_dir)
+    if signature.key_id not in trusted:
         if allow_unsigned:
-            return SignatureStatus("untrusted-key", key_id=signature.key_id)
+            return SignatureStatus("untrusted-key", key_id=signature.key_id, warnings=trusted.warnings)
+        skipped = f" ({len(trusted.warnings)} key file(s) skipped: {'; '.join(trusted.warnings)})"
         raise refused(
             "signature",
-            f"signed by key {signature.key_id}, which is not trusted on this host",
+            f"signed by key {signature.key_id}, which is not trusted on this host"
+            + (skipped if trusted.warnings else ""),
             fix=f"Copy the signer's .pub file into {trusted_dir}/ if you trust it, or pass --allow-unsigned.",
         )
-    path, key = keys[signature.key_id]
+    path, key = trusted.keys[signature.key_id]
     try:
         key.verify(signature.signature, manifest_bytes)
     except InvalidSignature:
@@ -173,4 +197,4 @@ def verify_signature(
             f" of trusted key {signature.key_id} ({path.name})",
             fix="The bundle was altered after signing; get an intact copy from the exporting host.",
         ) from None
-    return SignatureStatus("trusted", key_id=signature.key_id, key_file=str(path))
+    return SignatureStatus("trusted", key_id=signature.key_id, key_file=str(path), warnings=trusted.warnings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ class Move:
     dest: Path
     backup: Path
     mode: int = 0o644
+    keep_previous: bool = False  # engine binaries: after the commit the old one stays as NAME.previous
+
+    @property
+    def previous(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".previous")
 
 
 @dataclass
@@ -44,13 +50,20 @@ class Transaction:
     staging_dirs: list[Path] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
     images: list[ImageLoad] = field(default_factory=list)
+    recipes: list[Path] = field(default_factory=list)  # installed recipe files to register in the DB
+    created: list[Path] = field(default_factory=list)  # folders this import created (removed if left empty)
     phase: str = "staging"
 
     def staging_dir(self, root: Path) -> Path:
-        """A private directory on the destination's filesystem."""
-        path = root / f"{STAGING_PREFIX}{self.txid}"
+        """A private directory on the destination's filesystem (absolute: recovery may run elsewhere)."""
+        path = root.absolute() / f"{STAGING_PREFIX}{self.txid}"
         if path not in self.staging_dirs:
             self.staging_dirs.append(path)
+            top = root.absolute()
+            while not top.parent.exists():
+                top = top.parent
+            if not top.exists():
+                self.created.append(top)
             self.save()  # journal it before creating, so a crash cannot leak it
             path.mkdir(parents=True)
         return path
@@ -63,10 +76,18 @@ class Transaction:
                 "phase": self.phase,
                 "staging_dirs": [str(p) for p in self.staging_dirs],
                 "moves": [
-                    {"staged": str(m.staged), "dest": str(m.dest), "backup": str(m.backup), "mode": m.mode}
+                    {
+                        "staged": str(m.staged.absolute()),
+                        "dest": str(m.dest.absolute()),
+                        "backup": str(m.backup.absolute()),
+                        "mode": m.mode,
+                        "keep_previous": m.keep_previous,
+                    }
                     for m in self.moves
                 ],
                 "images": [{"name": i.name, "previous_id": i.previous_id} for i in self.images],
+                "recipes": [str(p.absolute()) for p in self.recipes],
+                "created": [str(p) for p in self.created],
             },
         )
 
@@ -78,16 +99,25 @@ class Transaction:
             phase=data["phase"],
             staging_dirs=[Path(p) for p in data["staging_dirs"]],
             moves=[
-                Move(Path(m["staged"]), Path(m["dest"]), Path(m["backup"]), m["mode"]) for m in data["moves"]
+                Move(
+                    Path(m["staged"]),
+                    Path(m["dest"]),
+                    Path(m["backup"]),
+                    m["mode"],
+                    m.get("keep_previous", False),
+                )
+                for m in data["moves"]
             ],
             images=[ImageLoad(i["name"], i["previous_id"]) for i in data["images"]],
+            recipes=[Path(p) for p in data.get("recipes", [])],
+            created=[Path(p) for p in data.get("created", [])],
         )
 
-    def install_files(self) -> None:
+    def install_files(self, after_each: Callable[[int], None] | None = None) -> None:
         """Move every staged file into place, keeping what it replaces as a backup."""
         self.phase = "installing"
         self.save()
-        for move in self.moves:
+        for n, move in enumerate(self.moves):
             move.dest.parent.mkdir(parents=True, exist_ok=True)
             if move.dest.is_dir() and not move.dest.is_symlink():
                 raise OSError(f"{move.dest} is a directory; refusing to replace it with a file")
@@ -96,6 +126,8 @@ class Transaction:
                 os.rename(move.dest, move.backup)
             os.chmod(move.staged, move.mode)
             os.rename(move.staged, move.dest)
+            if after_each is not None:
+                after_each(n)
         for parent in {m.dest.parent for m in self.moves}:
             fsync_dir(parent)
 
@@ -109,10 +141,22 @@ class Transaction:
             _undo_image(image, docker_client)
         self.finish()
 
-    def finish(self) -> None:
-        """Remove staging (backups included) and the journal."""
+    def finish(self, *, committed: bool = False) -> None:
+        """Remove staging (backups included) and the journal; after a commit keep old engine binaries."""
+        if committed:
+            for move in self.moves:
+                if move.keep_previous and (move.backup.exists() or move.backup.is_symlink()):
+                    os.replace(move.backup, move.previous)
         for path in self.staging_dirs:
             shutil.rmtree(path, ignore_errors=True)
+        for top in self.created:  # folders made for staging only: leave no empty trace
+            for folder in sorted(
+                (p for p in [top, *top.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)
+            ):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass  # not empty: something was installed there
         self.ledger.journal_path.unlink(missing_ok=True)
 
 
@@ -145,8 +189,29 @@ def _undo_image(image: ImageLoad, docker_client: Any | None) -> None:
         log.warning("cannot roll back image %s: %s", image.name, exc)
 
 
-def recover(ledger: Ledger, docker_factory: Any | None) -> str | None:
-    """Finish or undo an import that was interrupted; returns what was done, if anything."""
+def clean_stale_staging(roots: list[Path]) -> list[Path]:
+    """Staging folders no journal owns (the caller holds the import lock): remove them."""
+    removed = []
+    for root in roots:
+        try:
+            found = [p for p in root.absolute().iterdir() if p.name.startswith(STAGING_PREFIX)]
+        except OSError:
+            continue
+        for path in found:
+            shutil.rmtree(path, ignore_errors=True)
+            log.warning("removed stale import staging %s", path)
+            removed.append(path)
+    return removed
+
+
+def recover(
+    ledger: Ledger, docker_factory: Any | None, on_committed: Callable[[Transaction], None] | None = None
+) -> str | None:
+    """Finish or undo an import that was interrupted; returns what was done, if anything.
+
+    Committed (the ledger has its entry): `on_committed` finishes what follows the commit
+    point (registering the journalled recipes again, idempotently), then clean-up.
+    """
     import json
 
     if not ledger.journal_path.is_file():
@@ -159,8 +224,10 @@ def recover(ledger: Ledger, docker_factory: Any | None) -> str | None:
         os.replace(ledger.journal_path, ledger.journal_path.with_suffix(".corrupt"))
         return "discarded an unreadable journal"
     if ledger.find(transaction=tx.txid) is not None:
-        tx.finish()
-        return f"finished the clean-up of committed import {tx.txid}"
+        if on_committed is not None:
+            on_committed(tx)
+        tx.finish(committed=True)
+        return f"finished committed import {tx.txid}"
     client = None
     if tx.images and docker_factory is not None:
         try:

@@ -167,10 +167,13 @@ def verify(
                 "ok": True,
                 "signature": status.state,
                 "signed_by": status.key_id,
+                "warnings": status.warnings,
                 "items": len(head.manifest.items),
             }
         )
         return
+    for warning in status.warnings:
+        err_console.print(f"warning: {warning}")
     console.print(
         f"[green]OK[/] {bundle.name}: {len(head.manifest.items)} items verified, signature {status.state}"
         + (f" ({status.key_id})" if status.key_id else "")
@@ -185,6 +188,14 @@ def import_(
     force: Annotated[
         bool, typer.Option("--force", help="Re-install even if this bundle was imported.")
     ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace models, recipes and files that exist here with different content "
+            "(never breaks another recipe's sha256 pin).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Verify, then install atomically: images into Docker, models, recipes, wheelhouse, engines."""
@@ -195,6 +206,7 @@ def import_(
             engine_cache_dir=default_cache_root(),
             allow_unsigned=allow_unsigned,
             force=force,
+            replace=replace,
             docker_factory=docker_client,
             progress=progress,
         )
@@ -206,10 +218,13 @@ def import_(
                 "status": result.status,
                 "signature": result.signature.state,
                 "recovered": result.recovered,
+                "warnings": result.signature.warnings,
                 "items": [i.model_dump() for i in result.items],
             }
         )
         return
+    for warning in result.signature.warnings:
+        err_console.print(f"warning: {warning}")
     if result.recovered:
         err_console.print(f"note: {result.recovered}")
     if result.status == "already-imported":

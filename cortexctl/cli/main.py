@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from cortexctl import __version__
-from cortexctl.cli import bundle, daemon, doctor, keys, model, orgs, recipe, users
+from cortexctl.cli import bundle, daemon, doctor, keys, model, orgs, recipe, top, usage, users
 from cortexctl.cli.common import err_console
 from cortexctl.core.errors import CortexError
 
@@ -76,6 +76,8 @@ def root(
 
 daemon.register(app)
 doctor.register(app)
+usage.register(app)
+top.register(app)
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")

@@ -125,6 +125,23 @@ def check_redis(settings: Settings) -> Check:
         return Check("redis", FAIL, f"cannot reach {url}: {exc}", "Start Redis or fix CORTEX_REDIS_URL.")
 
 
+def check_bundle_staging(settings: Settings) -> Check:
+    """An interrupted bundle import is finished or rolled back, and its staging removed, here too."""
+    from cortexctl.bundles.install import tidy_imports
+    from cortexctl.core.errors import CortexError
+    from cortexctl.engines.binaries import default_cache_root
+
+    try:
+        done = tidy_imports(settings, engine_cache_dir=default_cache_root())
+    except CortexError as exc:  # another import holds the lock, or the ledger is unreadable
+        return Check("bundle staging", WARN, exc.message, exc.fix)
+    except OSError as exc:
+        return Check("bundle staging", WARN, f"cannot tidy bundle staging: {exc}", "Check permissions.")
+    if not done:
+        return Check("bundle staging", OK, "no interrupted import, no stale staging")
+    return Check("bundle staging", OK, "; ".join(done))
+
+
 def run_checks(settings: Settings, extra: list[Callable[[Settings], Check]] | None = None) -> list[Check]:
     checks = [
         check_python(),
@@ -134,6 +151,7 @@ def run_checks(settings: Settings, extra: list[Callable[[Settings], Check]] | No
         check_redis(settings),
         check_docker(),
         check_gpus(),
+        check_bundle_staging(settings),
     ]
     checks += [fn(settings) for fn in extra or []]
     return checks

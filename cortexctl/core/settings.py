@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     )
     usage_flush_interval_s: float = Field(0.5, gt=0)
     usage_batch_max: int = Field(1000, ge=1)
+    # observability
+    metrics_enabled: bool = Field(True, description="instrument the gateway and serve GET /metrics")
+    metrics_access: Literal["loopback", "scope", "open"] = Field(
+        "loopback",
+        description="who may GET /metrics: loopback clients without credentials (others need the "
+        "'metrics:read' scope), always the scope, or anyone",
+    )
+    metrics_listen: str | None = Field(
+        None, description="also serve /metrics, without credentials, on this HOST:PORT (e.g. 127.0.0.1:9464)"
+    )
+    engine_metrics_interval_s: float = Field(
+        5.0, ge=0, description="how often the health poller scrapes each engine's /metrics (0: never)"
+    )
 
     # access control
     trusted_proxies: list[str] = Field(
@@ -100,6 +113,16 @@ class Settings(BaseSettings):
     body_read_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="a request body not fully received within this gets 408"
     )
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _valid_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9464)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

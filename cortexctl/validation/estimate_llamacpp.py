@@ -1,32 +1,44 @@
 """llama.cpp (llama-server) memory estimate, following what llama.cpp itself allocates.
 
 Sources of each rule (llama.cpp as vendored in llama-cpp-python 0.3.36):
+- per-architecture behaviour (sliding windows and their layer pattern, KV cache vs
+  recurrent state vs none, weight repacking) comes from data generated from that source
+  (llamacpp_arch, scripts/gen_llamacpp_arch.py); an architecture not in it makes the
+  estimate `approximate`, and the breakdown says which part is guessed.
 - n_ctx is padded to 256; with `-np N` and no `--kv-unified`, each of the N streams gets
   pad(n_ctx / N, 256) cells, so `-c` is the TOTAL across slots (llama-context.cpp).
 - sliding-window layers get their own cache of pad(min(n_ctx_seq, n_swa·(unified ? N : 1)
   + n_ubatch), 256) cells per stream (llama-kv-cache-iswa.cpp), unless `--swa-full`.
 - K/V rows are ggml rows of the cache type: n_embd_k_gqa(il) elements per cell.
-- the output buffer holds n_vocab floats for each of n_seq_max outputs (output_reserve).
-- the compute buffer is the ggml-alloc peak of the worst-case graph reserved for
-  n_ubatch tokens with n_ubatch outputs: with a large vocabulary the logits dominate.
+- weights: mapped (mmap) or loaded, plus CPU_REPACK copies (llamacpp_weights).
+- the output buffer holds n_vocab floats for each of n_seq_max outputs (output_reserve);
+  in embeddings mode the first request grows it to n_batch rows (every token is an output).
+- the compute buffer is the ggml-alloc peak of the worst-case graph (llamacpp_compute).
+- what the process holds besides ggml buffers (runtime) and the server's prompt cache,
+  which keeps finished prompts' KV state up to `--cache-ram` (default 8 GiB).
 - `-ngl k` offloads the last k repeating layers; `-ngl > n_layer` also offloads the output
-  layer; token embeddings always stay on the host.
+  layer; token embeddings always stay on the host. (Not checked against a CUDA build.)
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from cortexctl.recipes.schema import LlamaCppArgs
-from cortexctl.validation.breakdown import Breakdown, Component
+from cortexctl.validation.breakdown import Breakdown, Component, MiB, fmt_bytes
+from cortexctl.validation.llamacpp_compute import F32, compute_bytes
 from cortexctl.validation.llamacpp_flags import LlamaCppFlags
+from cortexctl.validation.llamacpp_weights import place_weights
 from cortexctl.validation.modelinfo import ModelInfo
 
-F32 = 4
-_LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+# llama-server's resident memory besides its ggml buffers, measured on the pinned build
+# (tests/validation/test_fit_matrix.py: RSS minus the resident buffers, before and after
+# a first request): code, libraries, heap, tokenizer tables, HTTP and slot state.
+RUNTIME_BASE = 15 * MiB + MiB // 2  # measured: 21.5 MiB at start with a 32k vocabulary
+RUNTIME_PER_VOCAB_TOKEN = 197  # measured: +6.3 MiB from a 32k to a 64k vocabulary
+RUNTIME_GENERATION = 3 * MiB // 2  # sampler and request state of the first completion
 
 
 def pad(n: int, to: int) -> int:
@@ -58,94 +70,89 @@ def kv_cells(model: ModelInfo, f: LlamaCppFlags) -> dict[str, int]:
     }
 
 
-def _layer_of(name: str) -> int | None:
-    m = _LAYER_RE.match(name)
-    return int(m.group(1)) if m else None
-
-
-def _compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> int:
-    """ggml-alloc peak of the worst-case graph: n_tokens = min(n_ctx, n_ubatch), one output per slot.
-
-    The KQ masks are graph inputs, live for the whole graph (f16 with flash attention,
-    f32 without; one per cache: full and sliding-window). ggml-alloc reuses freed
-    tensors, so on top of them only the largest phase counts: the FFN (gate, up and
-    their product: 3·n_ff floats per token, next to ~4 hidden-size tensors), attention
-    (q, k, v and ~4 hidden-size tensors, plus the n_kv × n_tokens × n_head f32 KQ matrix
-    without flash attention) or the output (logits for n_parallel rows).
-    Checked against llama-server's own `compute buffer size` in tests/validation.
-    """
-    t = min(cells["n_ctx"], f.ubatch)
-    per_stream = 1 if f.kv_unified else f.parallel
-    n_kv_full = cells["cells_full"] // per_stream
-    n_kv_swa = cells["cells_swa"] // per_stream
-    has_full = not model.swa_layers or not all(model.swa_layers)
-    mask_bytes = 2 if f.flash_attn else F32
-    masks = (n_kv_full * t * mask_bytes if has_full else 0) + (
-        n_kv_swa * t * mask_bytes if model.n_swa_layers else 0
-    )
-    kvh = max(model.n_kv_heads)
-    qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
-    attn = t * F32 * (qkv + 4 * model.n_embd)
-    if not f.flash_attn:
-        attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
-    n_ff = model.n_ff or 4 * model.n_embd
-    ffn = t * F32 * (3 * n_ff + 4 * model.n_embd)
-    output = model.vocab_size * f.parallel * F32 + t * F32 * 2 * model.n_embd
-    return masks + max(ffn, attn, output)
-
-
-def estimate_llamacpp(
-    model: ModelInfo, args: LlamaCppArgs, *, command: Sequence[str] | None = None
-) -> Breakdown:
-    """Estimate for `args`, or for the exact llama-server argv when `command` is given."""
-    f = LlamaCppFlags.from_command(command, model) if command else LlamaCppFlags.from_args(args, model)
-    n_layer = model.n_layers
-    first_gpu_layer = n_layer - min(f.gpu_layers, n_layer)
-    output_on_gpu = f.gpu_layers > n_layer
-    notes: list[str] = []
-
-    w_gpu = w_host = 0
-    tied_output = not any(t.name == "output.weight" for t in model.tensors)
-    for t in model.tensors:
-        layer = _layer_of(t.name)
-        if layer is not None:
-            on_gpu = layer >= first_gpu_layer
-        elif t.name.startswith(("output.", "output_norm.")):
-            on_gpu = output_on_gpu
-        else:
-            on_gpu = False  # token_embd and other input tensors stay on the host
-        if on_gpu:
-            w_gpu += t.nbytes
-        else:
-            w_host += t.nbytes
-        if t.name == "token_embd.weight" and tied_output and output_on_gpu:
-            w_gpu += t.nbytes  # llama.cpp duplicates a tied embedding as the GPU output layer
-            notes.append("tied embeddings: the output layer is a GPU copy of token_embd")
-
-    cells = kv_cells(model, f)
-    kv_full_gpu = kv_full_host = kv_swa_gpu = kv_swa_host = 0
-    for il in range(n_layer):
+def _kv(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int], first_gpu_layer: int) -> dict[str, int]:
+    out = {"full_gpu": 0, "full_host": 0, "swa_gpu": 0, "swa_host": 0}
+    if model.memory not in ("kv", "hybrid"):
+        return out
+    for il in range(model.n_layers):
         n_kv = model.kv_heads(il)
         if n_kv == 0:
-            continue
+            continue  # recurrent layers of a hybrid, or layers without attention
         swa = bool(model.swa_layers) and model.swa_layers[il]
         n = cells["cells_swa"] if swa else cells["cells_full"]
         size = n * (
             row_bytes(f.cache_type_k, model.head_dim_k * n_kv)
             + row_bytes(f.cache_type_v, model.head_dim_v * n_kv)
         )
-        gpu = f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0
-        if swa:
-            kv_swa_gpu += size if gpu else 0
-            kv_swa_host += 0 if gpu else size
-        else:
-            kv_full_gpu += size if gpu else 0
-            kv_full_host += 0 if gpu else size
+        where = "gpu" if f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0 else "host"
+        out[f"{'swa' if swa else 'full'}_{where}"] += size
+    return out
 
-    out = model.vocab_size * f.parallel * F32 + (model.n_embd * f.parallel * F32 if f.embeddings else 0)
-    compute = _compute_bytes(model, f, cells)
+
+def _recurrent_bytes(model: ModelInfo, f: LlamaCppFlags) -> int:
+    """llama_memory_recurrent: max(1, n_seq_max) cells of r + s f32 state per recurrent layer."""
+    if model.memory != "recurrent" or not model.recurrent:
+        return 0
+    per_layer = (model.recurrent.get("r", 0) + model.recurrent.get("s", 0)) * F32
+    return max(1, f.parallel) * per_layer * model.n_layers
+
+
+def runtime_bytes(model: ModelInfo, f: LlamaCppFlags, staging: int = 0) -> int:
+    """llama-server's own resident memory next to the ggml buffers (see RUNTIME_* above).
+
+    `staging`: without mmap, each repacked tensor is read through a heap buffer of its size
+    (llama-model-loader.cpp read_buf); glibc may keep the largest resident (measured: it
+    does at -c 16384, not always at smaller contexts), so it is counted.
+    """
+    base = RUNTIME_BASE + model.vocab_size * RUNTIME_PER_VOCAB_TOKEN
+    return base + (0 if f.embeddings else RUNTIME_GENERATION) + staging
+
+
+def estimate_llamacpp(
+    model: ModelInfo,
+    args: LlamaCppArgs,
+    *,
+    command: Sequence[str] | None = None,
+    cpu_features: frozenset[str] | None = None,
+) -> Breakdown:
+    """Estimate for `args`, or for the exact llama-server argv when `command` is given."""
+    f = LlamaCppFlags.from_command(command, model) if command else LlamaCppFlags.from_args(args, model)
+    n_layer = model.n_layers
+    first_gpu_layer = n_layer - min(f.gpu_layers, n_layer)
+    notes: list[str] = []
+    guessed = list(model.approximate)
+
+    w = place_weights(model, gpu_layers=f.gpu_layers, mmap=f.mmap, repack=f.repack, features=cpu_features)
+    if w.tied_gpu_copy:
+        notes.append("tied embeddings: the output layer is a GPU copy of token_embd")
+    if w.repack:
+        layouts = ", ".join(sorted(w.repacked))
+        notes.append(
+            f"CPU_REPACK: {fmt_bytes(w.repack)} of weights repacked ({layouts}) next to the file mapping"
+        )
+
+    cells = kv_cells(model, f)
+    kv = _kv(model, f, cells, first_gpu_layer)
+    recurrent = _recurrent_bytes(model, f)
+    if model.memory == "recurrent" and not model.recurrent:
+        guessed.append("recurrent state: the GGUF has no ssm/wkv sizes we know")
+    if model.memory == "hybrid":
+        guessed.append("hybrid memory (attention + recurrent layers): recurrent state not counted")
+
+    # output buffer: n_vocab floats per sequence at start (output_reserve(n_seq_max)); in
+    # embeddings mode every token of an input is an output, so the first request grows it
+    # to n_batch rows of logits + embeddings.
+    row = (model.vocab_size + (model.n_embd if f.embeddings else 0)) * F32
+    out = f.parallel * row
+    n_batch = min(f.n_batch, cells["n_ctx"]) if model.causal else f.n_batch  # llama-context.cpp
+    out_growth = max(0, n_batch - f.parallel) * row if f.embeddings else 0
+    compute = compute_bytes(model, f, cells)
     compute_host = compute if f.gpu_layers == 0 else model.n_embd * min(cells["n_ctx"], f.ubatch) * F32 * 2
     compute_gpu = compute if f.gpu_layers > 0 else 0
+    prompt_cache = f.cache_ram_mib * MiB if f.cache_ram_mib > 0 else 0
+    if f.cache_ram_mib < 0:
+        prompt_cache = (kv["full_host"] + kv["swa_host"]) * 2
+        guessed.append("prompt cache: --cache-ram -1 has no limit; counted as two full KV caches")
 
     if model.sliding_window:
         notes.append(
@@ -157,42 +164,66 @@ def estimate_llamacpp(
             f"-c {f.n_ctx} is shared by {f.parallel} slots"
             + ("" if f.kv_unified else f": {cells['n_ctx_seq']} tokens each")
         )
+    if f.embeddings:
+        notes.append(
+            f"embeddings mode: n_batch = n_ubatch = {f.n_batch}; every input token is an output "
+            f"(logits for {min(cells['n_ctx'], f.ubatch)} tokens in the compute graph)"
+        )
+    if prompt_cache:
+        notes.append(
+            f"prompt cache: llama-server keeps finished prompts' KV state in RAM up to --cache-ram "
+            f"({fmt_bytes(prompt_cache)}); set `--cache-ram N` (MiB) in extra_args to bound it"
+        )
     if f.gpu_layers:
-        notes.append("GPU compute buffer: same graph model as on CPU, not yet checked against a CUDA build")
+        notes.append("GPU path (-ngl): same graph model as on CPU, not checked against a CUDA build")
     if f.gpu_layers and f.gpu_layers <= n_layer:
         notes.append(f"partial offload: layers {first_gpu_layer}..{n_layer - 1} on GPU, the rest on the host")
 
+    kv_note = f"K {f.cache_type_k} / V {f.cache_type_v}"
     comps = [
         Component(
-            "weights", w_gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"
+            "weights", w.gpu, "gpu", f"{model.file_type or ''} layers offloaded by -ngl {f.gpu_layers}"
         ),
-        Component("weights", w_host, "host", "token embeddings + layers not offloaded"),
+        Component("weights", w.host, "host", "file mapping (mmap)" if f.mmap else "loaded (no mmap)"),
+        Component("repack", w.repack, "host", "CPU_REPACK copies of repackable weights"),
+        Component("kv_full", kv["full_gpu"], "gpu", f"{cells['cells_full']} cells, {kv_note}"),
+        Component("kv_full", kv["full_host"], "host", f"{cells['cells_full']} cells, {kv_note}"),
+        Component("kv_swa", kv["swa_gpu"], "gpu", f"{cells['cells_swa']} cells (sliding window)"),
+        Component("kv_swa", kv["swa_host"], "host", f"{cells['cells_swa']} cells (sliding window)"),
+        Component("recurrent", recurrent, "host", f"state for {max(1, f.parallel)} sequence(s)"),
         Component(
-            "kv_full",
-            kv_full_gpu,
-            "gpu",
-            f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}",
+            "output", out, "host", f"logits{' + embeddings' if f.embeddings else ''} for {f.parallel} rows"
         ),
         Component(
-            "kv_full",
-            kv_full_host,
-            "host",
-            f"{cells['cells_full']} cells, K {f.cache_type_k} / V {f.cache_type_v}",
+            "output_growth", out_growth, "host", f"first embedding request: output grows to {n_batch} rows"
         ),
-        Component("kv_swa", kv_swa_gpu, "gpu", f"{cells['cells_swa']} cells (sliding window)"),
-        Component("kv_swa", kv_swa_host, "host", f"{cells['cells_swa']} cells (sliding window)"),
-        Component("output", out, "host", f"logits for {f.parallel} sequence(s)"),
         Component("compute", compute_gpu, "gpu", f"worst-case graph, ubatch {f.ubatch}"),
         Component("compute", compute_host, "host", f"worst-case graph, ubatch {f.ubatch}"),
+        Component(
+            "runtime",
+            runtime_bytes(model, f, 0 if f.mmap else w.largest_repacked),
+            "host",
+            "llama-server process (code, vocab, slots" + ("" if f.mmap else ", load read buffer") + ")",
+        ),
+        Component("prompt_cache", prompt_cache, "host", "grows with distinct prompts, up to --cache-ram"),
     ]
     facts = dict(
         cells,
         ubatch=f.ubatch,
+        n_batch=f.n_batch,
         flash_attn=f.flash_attn,
         kv_unified=f.kv_unified,
         gpu_layers=f.gpu_layers,
         parallel=f.parallel,
+        embeddings=f.embeddings,
+        mmap=f.mmap,
+        repack=f.repack,
+        staging=0 if f.mmap else w.largest_repacked,  # counted in runtime; glibc may or may not keep it
+        estimate="approximate" if guessed else "exact-rules",
+        guessed=guessed,
     )
+    if guessed:
+        notes.extend(f"estimate: approximate ({g})" for g in guessed)
     return Breakdown(
         engine="llamacpp",
         components=tuple(c for c in comps if c.bytes or (c.name == "weights" and c.device == "host")),

@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from cortexctl.validation.gguf_header import ArrayInfo, GGUFFormatError, read_gguf_header
+from cortexctl.validation.llamacpp_arch import is_causal, memory_kind, resolve_swa
 from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError, QuantInfo, TensorInfo
 
 log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
-
-# llama.cpp's hard-coded sliding-window patterns (src/models/<arch>.cpp: load_swa_pattern):
-# with pattern n, layer il is SWA when il % n < n - 1 (every n-th layer is full attention).
-SWA_PATTERNS: dict[str, int] = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gemma3n": 5}
 
 
 def is_gguf(path: Path) -> bool:
@@ -43,18 +40,6 @@ def _per_layer(value: Any, n_layers: int, default: int) -> tuple[int, ...]:
         vals = [int(v) for v in value] or [default]
         return tuple(vals[i] if i < len(vals) else vals[-1] for i in range(n_layers))
     return (int(value),) * n_layers
-
-
-def _swa_layers(fields: dict[str, Any], arch: str, n_layers: int, window: int | None) -> tuple[bool, ...]:
-    if not window:
-        return ()
-    pattern = _value(fields, f"{arch}.attention.sliding_window_pattern")
-    if isinstance(pattern, list):  # an explicit per-layer bool array
-        return tuple(bool(p) for p in pattern[:n_layers])
-    n = int(pattern) if pattern is not None else SWA_PATTERNS.get(arch, 0)
-    if n == 0:
-        return (True,) * n_layers  # every layer slides (e.g. mistral-style)
-    return tuple(il % n < n - 1 for il in range(n_layers))
 
 
 def inspect_gguf(path: Path) -> ModelInfo:
@@ -85,7 +70,9 @@ def inspect_gguf(path: Path) -> ModelInfo:
                 f"{path} is truncated: tensor {t.name} ends at byte {end} but the file has {size}",
                 fix="Re-copy the file and compare its sha256 with the recipe's spec.model.sha256.",
             )
-        tensors.append(TensorInfo(name=t.name, dtype=t.ggml_type, shape=t.shape, nbytes=t.nbytes))
+        tensors.append(
+            TensorInfo(name=t.name, dtype=t.ggml_type, shape=t.shape, nbytes=t.nbytes, offset=t.offset)
+        )
     return _model_info(path, header.fields, tensors)
 
 
@@ -106,8 +93,15 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     n_kv = _per_layer(key("attention.head_count_kv"), n_layers, n_heads)
     head_k = int(key("attention.key_length", n_embd // n_heads if n_heads else 0))
     head_v = int(key("attention.value_length", head_k))
-    window = key("attention.sliding_window")
-    window = int(window) if window else None
+    raw_window = key("attention.sliding_window")
+    # what llama.cpp's loader makes of the window key for this architecture (data from its source)
+    swa = resolve_swa(arch, n_layers, int(raw_window) if raw_window else None,
+                      _value(fields, f"{arch}.attention.sliding_window_pattern"))  # fmt: skip
+    approximate = [swa.guessed] if swa.guessed else []
+    memory = memory_kind(arch)
+    if memory is None:
+        approximate.append(f"architecture {arch!r} is not in llama.cpp's model table: KV cache assumed")
+        memory = "kv"
     by_dtype: Counter[str] = Counter()
     n_params = 0
     for t in tensors:
@@ -136,15 +130,37 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         vocab_size=vocab,
         weight_bytes=sum(by_dtype.values()),
         bytes_by_dtype=dict(by_dtype),
-        sliding_window=window,
-        swa_layers=_swa_layers(fields, arch, n_layers, window),
+        sliding_window=swa.window,
+        swa_layers=swa.layers,
         n_experts=_int_or_none(key("expert_count")),
         n_experts_used=_int_or_none(key("expert_used_count")),
         quantization=QuantInfo(method="gguf", details={"file_type": ftype_name}) if ftype_name else None,
         rope_scaling=_rope_scaling(key),
         tensors=tuple(tensors),
         file_type=ftype_name,
+        n_ff_exp=_int_or_none(key("expert_feed_forward_length")),
+        n_expert_shared=int(key("expert_shared_count", 0) or 0),
+        memory=memory,
+        causal=is_causal(arch, key("attention.causal")),
+        recurrent=_recurrent(key, n_embd),
+        approximate=tuple(approximate),
     )
+
+
+def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
+    """Floats per sequence and recurrent layer: conv/shift state r, SSM/WKV state s (llama-hparams.cpp)."""
+    if (d_inner := key("ssm.inner_size")) is not None:  # mamba, mamba2 and hybrids
+        d_conv, d_state = int(key("ssm.conv_kernel", 0)), int(key("ssm.state_size", 0))
+        n_group = int(key("ssm.group_count", 0) or 0)
+        return {
+            "r": (d_conv - 1) * (int(d_inner) + 2 * n_group * d_state) if d_conv else 0,
+            "s": d_state * int(d_inner),
+            "d_state": d_state,
+        }
+    if (head := key("wkv.head_size")) is not None:  # rwkv6/7
+        shift = int(key("token_shift_count", 2) or 2)
+        return {"r": shift * n_embd, "s": n_embd * int(head)}
+    return {}
 
 
 def _int_or_none(v: Any) -> int | None:

@@ -27,7 +27,12 @@ _VALUE_FLAGS = {
     "-ctk": "ctk", "--cache-type-k": "ctk",
     "-ctv": "ctv", "--cache-type-v": "ctv",
     "-fa": "fa", "--flash-attn": "fa",
+    "-lm": "load_mode", "--load-mode": "load_mode",
+    "-cram": "cache_ram", "--cache-ram": "cache_ram",
+    "--pooling": "pooling",
 }  # fmt: skip
+DEFAULT_CACHE_RAM_MIB = 8192  # common.h: cache_ram_mib, the server's prompt cache limit
+_NO_MMAP_MODES = {"none", "mlock", "dio"}
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,19 @@ class LlamaCppFlags:
     swa_full: bool
     kv_offload: bool
     embeddings: bool
+    mmap: bool = True  # --load-mode auto/mmap/mmap+mlock map the file; none/mlock/dio load it
+    repack: bool = True  # --no-repack turns CPU weight repacking off
+    pooling: str | None = None
+    rerank: bool = False
+    cache_ram_mib: int = DEFAULT_CACHE_RAM_MIB  # -1: no limit, 0: prompt cache off
 
     @classmethod
     def from_args(cls, args: LlamaCppArgs, model: ModelInfo) -> LlamaCppFlags:
         extra = set(args.extra_args)
+        values = _values(args.extra_args)
         batch = args.batch_size or DEFAULT_BATCH
+        rerank = bool(extra & {"--rerank", "--reranking"})
+        load_mode = values.get("load_mode", "mmap+mlock" if args.mlock else "auto")
         return cls(
             n_ctx=args.context_length,
             parallel=args.parallel,
@@ -61,23 +74,21 @@ class LlamaCppFlags:
             kv_unified=bool(extra & {"-kvu", "--kv-unified"}),
             swa_full="--swa-full" in extra,
             kv_offload=not extra & {"-nkvo", "--no-kv-offload"},
-            embeddings=args.embeddings or bool(extra & {"--embedding", "--embeddings"}),
+            embeddings=args.embeddings or rerank or bool(extra & {"--embedding", "--embeddings"}),
+            mmap=load_mode not in _NO_MMAP_MODES,
+            repack=not extra & {"-nr", "--no-repack"},
+            pooling="rank" if rerank else values.get("pooling", args.pooling),
+            rerank=rerank,
+            cache_ram_mib=int(values.get("cache_ram", DEFAULT_CACHE_RAM_MIB)),
         )
 
     @classmethod
     def from_command(cls, argv: Sequence[str], model: ModelInfo) -> LlamaCppFlags:
         """Flags from a llama-server argv; what the argv omits takes llama-server's default."""
-        values: dict[str, str] = {}
-        switches: set[str] = set()
         # with or without the binary name in front (engines.llamacpp.llama_server_args has none)
-        it = iter(argv[1:] if argv and not argv[0].startswith("-") else argv)
-        for arg in it:
-            name, eq, inline = arg.partition("=")
-            key = _VALUE_FLAGS.get(name)
-            if key is not None:
-                values[key] = inline if eq else next(it, "")
-            else:
-                switches.add(arg)
+        argv = list(argv[1:] if argv and not argv[0].startswith("-") else argv)
+        values = _values(argv)
+        switches = set(argv)
         base = LlamaCppArgs.model_validate({})
         flags = cls.from_args(base, model)
         ctx = int(values.get("ctx", "0") or 0) or model.context_length
@@ -102,8 +113,29 @@ class LlamaCppFlags:
             flash_attn=values.get("fa", "auto") not in ("off", "0", "false"),
             swa_full="--swa-full" in switches,
             kv_offload=not switches & {"-nkvo", "--no-kv-offload"},
-            embeddings=bool(switches & {"--embedding", "--embeddings"}),
+            embeddings=bool(switches & {"--embedding", "--embeddings", "--rerank", "--reranking"}),
+            mmap=values.get("load_mode", "auto") not in _NO_MMAP_MODES,
+            repack=not switches & {"-nr", "--no-repack"},
+            pooling="rank" if switches & {"--rerank", "--reranking"} else values.get("pooling"),
+            rerank=bool(switches & {"--rerank", "--reranking"}),
+            cache_ram_mib=int(values.get("cache_ram", DEFAULT_CACHE_RAM_MIB)),
         )
+
+    @property
+    def n_batch(self) -> int:
+        """llama-server caps n_batch at n_ubatch in embeddings mode (server.cpp): one ubatch per input."""
+        return min(self.batch, self.ubatch) if self.embeddings else self.batch
+
+
+def _values(argv: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    it = iter(argv)
+    for arg in it:
+        name, eq, inline = arg.partition("=")
+        key = _VALUE_FLAGS.get(name)
+        if key is not None:
+            values[key] = inline if eq else next(it, "")
+    return values
 
 
 def _ngl(value: int | str, model: ModelInfo) -> int:

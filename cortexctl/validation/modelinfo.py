@@ -20,6 +20,7 @@ class TensorInfo:
     dtype: str  # GGML type name (Q4_K, F16 …) or safetensors dtype (BF16, I32 …)
     shape: tuple[int, ...]
     nbytes: int
+    offset: int = 0  # GGUF: absolute file offset of the data (llama.cpp maps a range of these)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class ModelInfo:
     original_context_length: int | None = None  # before rope scaling
     tensors: tuple[TensorInfo, ...] = ()
     file_type: str | None = None  # GGUF general.file_type name
+    n_ff_exp: int | None = None  # per-expert FFN width (MoE; GGUF expert_feed_forward_length)
+    n_expert_shared: int = 0
+    memory: str = "kv"  # llama.cpp's memory module: kv, recurrent, hybrid, none
+    causal: bool = True
+    recurrent: dict[str, int] = field(default_factory=dict)  # r/s floats per sequence and layer
+    approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
 
     @property
     def n_swa_layers(self) -> int:

@@ -25,7 +25,8 @@ def breakdown_table(report: dict[str, Any]) -> Table | None:
     if b is None:
         return None
     per = " (per GPU)" if b["engine"] == "vllm" else ""
-    t = Table(title=f"Memory estimate — {report['engine']}{per}", title_justify="left")
+    approx = " (approximate)" if b.get("facts", {}).get("estimate") == "approximate" else ""
+    t = Table(title=f"Memory estimate — {report['engine']}{per}{approx}", title_justify="left")
     t.add_column("component")
     t.add_column("device")
     t.add_column("bytes", justify="right")

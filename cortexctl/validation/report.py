@@ -36,6 +36,7 @@ from cortexctl.validation.checks import (
     llamacpp_args,
     selected_indices,
     vllm_args,
+    warn,
 )
 from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
 from cortexctl.validation.estimate_vllm import estimate_vllm
@@ -222,6 +223,14 @@ def validate(
         )
         return report
     report.breakdown = breakdown
+    if guessed := breakdown.facts.get("guessed"):
+        checks.append(
+            warn(
+                "estimate",
+                "estimate: approximate; guessed: " + "; ".join(guessed),
+                "Leave headroom beyond the estimate, or check the engine's own buffer log at first start.",
+            )
+        )
     checks.append(check_context(spec, model, breakdown))
     checks.extend(check_fits(spec, breakdown, gpu_list, host or host_memory()))
     return report

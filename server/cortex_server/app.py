@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from cortex_server import __version__
 from cortex_server.api import auth, health
+from cortex_server.api import metrics as metrics_api
 from cortex_server.api import openai as openai_api
 from cortex_server.api.admin import keys as admin_keys
 from cortex_server.api.admin import models as admin_models
@@ -34,6 +35,9 @@ from cortex_server.services.last_used import run_last_used_writer
 from cortex_server.services.login_throttle import LoginGate, LoginThrottle, RedisFailures
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.metering.writer import UsageWriter
+from cortex_server.services.observability.daemon import build_observability, count_rejections, install
+from cortex_server.services.observability.gateway import observing_sink
+from cortex_server.services.observability.rejections import RejectionRecorder
 from cortex_server.services.ratelimit import make_rate_limiter
 from cortex_server.services.registry import ModelRegistry
 from cortex_server.services.supervisor import Supervisor
@@ -57,10 +61,12 @@ def build_context(settings: Settings) -> AppContext:
         flush_interval_s=settings.usage_flush_interval_s,
         batch_max=settings.usage_batch_max,
     )
+    observability = build_observability(settings)
     balancer = ReplicaBalancer(
         policy=settings.routing_policy,
         failure_threshold=settings.circuit_breaker_failures,
         cooldown_s=settings.circuit_breaker_cooldown_s,
+        metrics=observability.gateway,
     )
     return AppContext(
         settings=settings,
@@ -71,7 +77,13 @@ def build_context(settings: Settings) -> AppContext:
         registry=registry,
         upstreams=upstreams,
         usage_writer=usage_writer,
-        gateway=Gateway(registry=registry, clients=upstreams, balancer=balancer, usage=usage_writer.submit),
+        gateway=Gateway(
+            registry=registry,
+            clients=upstreams,
+            balancer=balancer,
+            usage=observing_sink(observability.gateway, usage_writer.submit),
+            metrics=observability.gateway,
+        ),
         sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
         login_throttle=LoginThrottle(
             store=RedisFailures(url=settings.redis_url, prefix=settings.redis_key_prefix)
@@ -90,6 +102,8 @@ def build_context(settings: Settings) -> AppContext:
         invalidator=AuthInvalidator(
             authenticator=authenticator, redis_url=settings.redis_url, prefix=settings.redis_key_prefix
         ),
+        observability=observability,
+        rejections=RejectionRecorder(engine=engine),
     )
 
 
@@ -107,6 +121,7 @@ def build_supervisor(ctx: AppContext) -> Supervisor:
         adopters=adopters,
         interval_s=settings.health_poll_interval_s,
         prune_upstreams=ctx.upstreams.prune,
+        engine_metrics=ctx.observability.engines if ctx.observability is not None else None,
     )
 
 
@@ -123,6 +138,10 @@ def create_app(settings: Settings) -> FastAPI:
             ),
         ]
         ctx.usage_writer.start()
+        if ctx.observability is not None:
+            install(ctx.observability, ctx)
+        if ctx.rejections is not None:
+            ctx.rejections.start()
         if settings.supervise:
             ctx.supervisor = build_supervisor(ctx)
             await ctx.supervisor.start()
@@ -137,6 +156,10 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 await ctx.upstreams.aclose()
                 await ctx.usage_writer.aclose()  # flush: to the DB, else to the spool
+                if ctx.rejections is not None:
+                    await ctx.rejections.aclose()
+                if ctx.observability is not None:
+                    ctx.observability.close()
                 await ctx.rate_limiter.close()
                 await ctx.login_throttle.close()
                 ctx.invalidator.close()
@@ -145,6 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    count_rejections(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_body_bytes,
@@ -155,6 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(openai_api.router)  # first: routes match in order, and these are the hot path
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(auth.router)
     app.include_router(admin_orgs.router)
     app.include_router(admin_users.router)

@@ -20,6 +20,8 @@ from cortexctl.core.settings import Settings
 if TYPE_CHECKING:
     from cortex_server.services.invalidation import AuthInvalidator
     from cortex_server.services.login_throttle import LoginGate, LoginThrottle
+    from cortex_server.services.observability.daemon import Observability
+    from cortex_server.services.observability.rejections import RejectionRecorder
     from cortex_server.services.ratelimit import RateLimiter
     from cortex_server.services.supervisor import Supervisor
 
@@ -42,6 +44,8 @@ class AppContext:
     login_throttle: LoginThrottle
     login_gate: LoginGate
     supervisor: Supervisor | None = None
+    observability: Observability | None = None  # metrics registry, engine scrapes, GPUs
+    rejections: RejectionRecorder | None = None  # 401/403/429 counts for usage analytics
     started_at: float = field(default_factory=time.time)
 
     def poke_supervisor(self, model_id: int, *, force: bool = False) -> None:

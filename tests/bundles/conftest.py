@@ -16,7 +16,7 @@ import pytest
 
 from cortexctl.bundles.export import ExportResult, export_bundle
 from cortexctl.core.settings import Settings, load_settings
-from tests.bundles.helpers import RECIPE, write_definition
+from tests.bundles.helpers import write_definition, write_sources
 
 
 @pytest.fixture
@@ -32,16 +32,7 @@ def engine_cache(tmp_path: Path) -> Path:
 @pytest.fixture
 def sources(tmp_path: Path) -> Path:
     """Source files on the 'connected host': a model, a recipe, two wheels, an engine binary."""
-    src = tmp_path / "src"
-    (src / "wheels").mkdir(parents=True)
-    (src / "model.gguf").write_bytes(b"GGUF" + os.urandom(300_000))
-    (src / "demo.yaml").write_text(RECIPE.format(name="demo", model="model.gguf"))
-    (src / "wheels" / "alpha-1.0-py3-none-any.whl").write_bytes(os.urandom(5000))
-    (src / "wheels" / "beta-2.0.tar.gz").write_bytes(os.urandom(7000))
-    engine = src / "llama-server"
-    engine.write_text("#!/bin/sh\necho fake-engine-for-bundle-tests\n")
-    engine.chmod(0o755)
-    return src
+    return write_sources(tmp_path / "src")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,19 @@ spec:
   args:
     context_length: 512
 """
+
+
+def write_sources(src: Path) -> Path:
+    """Source files on the 'connected host': a model, a recipe, two wheels, an engine binary."""
+    (src / "wheels").mkdir(parents=True)
+    (src / "model.gguf").write_bytes(b"GGUF" + os.urandom(300_000))
+    (src / "demo.yaml").write_text(RECIPE.format(name="demo", model="model.gguf"))
+    (src / "wheels" / "alpha-1.0-py3-none-any.whl").write_bytes(os.urandom(5000))
+    (src / "wheels" / "beta-2.0.tar.gz").write_bytes(os.urandom(7000))
+    engine = src / "llama-server"
+    engine.write_text("#!/bin/sh\necho fake-engine-for-bundle-tests\n")
+    engine.chmod(0o755)
+    return src
 
 
 def write_definition(

@@ -66,3 +66,23 @@ def test_refusals(make_bundle: Any, trusted: tuple[Path, Path], tmp_path: Path) 
     flipped[wheel] = (member, bytes([data[0] ^ 1]) + data[1:])  # type: ignore[index]
     proc = _run(write_entries(tmp_path / "flip.tar", flipped), tmp_path / "w4", trusted[1])
     assert proc.returncode == 1 and "sha256 mismatch" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_trusted_keys_garbage_is_skipped_and_writable_folders_refused(
+    make_bundle: Any, trusted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    signed = make_bundle(compression="none", sign_key=trusted[0])
+    (trusted[1] / "garbage.pub").write_text("not a key")
+    proc = _run(signed.path, tmp_path / "w1", trusted[1])
+    assert proc.returncode == 0 and "signature: trusted" in proc.stderr, proc.stderr
+
+    rogue_key, _, _ = generate_keypair(tmp_path / "keys", "rogue")
+    proc = _run(make_bundle(compression="none", sign_key=rogue_key).path, tmp_path / "w2", trusted[1])
+    assert proc.returncode == 1 and "skipped trusted key" in proc.stderr and "garbage.pub" in proc.stderr
+
+    trusted[1].chmod(0o777)
+    proc = _run(signed.path, tmp_path / "w3", trusted[1])
+    assert proc.returncode == 1 and "writable by group or others" in proc.stderr
+    assert f"chmod go-w {trusted[1]}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w3").exists() or not list((tmp_path / "w3").iterdir())

@@ -98,3 +98,26 @@ def test_bad_definition_names_file_and_line(cli: Any, tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert f"{definition}:6: spec.modles" in res.output
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_replace_and_key_warnings_on_the_command_line(cli: Any, sources: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo.tar"
+    assert (
+        cli("export", str(write_definition(sources)), "-o", str(out), "--compression", "none").exit_code == 0
+    )
+    models = tmp_path / "home" / "models"
+    models.mkdir(parents=True)
+    (models / "model.gguf").write_bytes(b"the operator's own model")
+    res = cli("import", str(out), "--allow-unsigned")
+    assert res.exit_code == 1 and "different file with this name" in res.output and "--replace" in res.output
+    assert (models / "model.gguf").read_bytes() == b"the operator's own model"
+
+    cli("keygen", "ops", "--dir", str(tmp_path / "keys"), "--trust")
+    (tmp_path / "home" / "trusted-keys" / "junk.pub").write_text("junk")
+    assert cli("sign", str(out), "--key", str(tmp_path / "keys" / "ops.key")).exit_code == 0
+    res = cli("import", str(out), "--replace", "--json")
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.stdout)
+    assert body["status"] == "imported" and body["signature"] == "trusted"
+    assert [w for w in body["warnings"] if "junk.pub" in w]
+    assert (models / "model.gguf").read_bytes() == (sources / "model.gguf").read_bytes()

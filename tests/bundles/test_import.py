@@ -17,7 +17,6 @@ from cortexctl.bundles.install import import_bundle, list_imports, verify_bundle
 from cortexctl.bundles.ledger import Ledger
 from cortexctl.bundles.recipes_adapter import register_recipes
 from cortexctl.bundles.transaction import STAGING_PREFIX, recover
-from cortexctl.core.errors import Conflict
 from cortexctl.core.settings import Settings
 from tests.bundles.helpers import RECIPE, snapshot
 
@@ -91,6 +90,7 @@ def test_reimport_is_a_fast_noop_and_force_reinstalls(
     model.unlink()  # something removed → a re-import installs again
     again = import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
     assert again.status == "imported" and model.exists()
+    inode = model.stat().st_ino
     forced = import_bundle(
         result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True, force=True
     )
@@ -101,16 +101,37 @@ def test_reimport_is_a_fast_noop_and_force_reinstalls(
 def test_failure_after_files_moved_rolls_everything_back(
     make_bundle: Any, settings: Settings, engine_cache: Path
 ) -> None:
-    """A recipe of the same name with other content is a Conflict: the old model file comes back."""
+    """An operator's model and recipe of the same names: refused without --replace; with it, a
+    fault after two files moved and the recipes applied restores the files and the DB rows."""
     result = make_bundle()
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / "model.gguf").write_bytes(b"the operator's own model")
     register_recipes(settings, [(RECIPE.format(name="demo", model="other.gguf"), "by-hand")])
     before = snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)
 
-    with pytest.raises(Conflict, match="recipe demo already exists"):
+    with pytest.raises(BundleError, match="model 'model.gguf'.*different file .*--replace"):
         import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    assert (snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)) == before
 
+    (settings.models_dir / "model.gguf").unlink()  # no model conflict: the recipe's is next
+    with pytest.raises(BundleError, match="recipe demo already exists with different content .*by-hand"):
+        import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    (settings.models_dir / "model.gguf").write_bytes(b"the operator's own model")
+    assert (snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)) == before
+
+    def fault(step: str) -> None:
+        if step == "applied":
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(BundleError, match="rolled back"):
+        import_bundle(
+            result.path,
+            settings=settings,
+            engine_cache_dir=engine_cache,
+            allow_unsigned=True,
+            replace=True,
+            checkpoint=fault,
+        )
     assert (snapshot(settings.home), snapshot(engine_cache), _recipe_rows(settings)) == before
     assert list_imports(settings) == []
     _no_staging_left(settings.home, engine_cache)
@@ -119,12 +140,18 @@ def test_failure_after_files_moved_rolls_everything_back(
 def _crash_during_install(bundle: Path, home: str, cache: str) -> None:
     from cortexctl.core.settings import load_settings
 
-    def crash(_settings: Any, _recipes: Any) -> None:
-        os._exit(17)  # a power cut after every file was renamed into place, before the commit
+    def crash(step: str) -> None:
+        if step == "applied":
+            os._exit(17)  # a power cut after every file was renamed into place, before the commit
 
     settings = load_settings(home=home)
     import_bundle(
-        bundle, settings=settings, engine_cache_dir=Path(cache), allow_unsigned=True, register=crash
+        bundle,
+        settings=settings,
+        engine_cache_dir=Path(cache),
+        allow_unsigned=True,
+        replace=True,
+        checkpoint=crash,
     )
 
 
@@ -153,7 +180,7 @@ def test_crash_mid_install_is_rolled_back_and_can_be_rerun(
     _no_staging_left(settings.home, engine_cache)
 
     imported = import_bundle(
-        result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True
+        result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True, replace=True
     )
     assert imported.status == "imported"
     assert hashlib.sha256((settings.models_dir / "model.gguf").read_bytes()).hexdigest() == next(
@@ -276,34 +303,39 @@ def test_disk_errors_roll_back_with_a_clear_error(
 def test_failure_after_image_load_removes_the_new_image_and_restores_the_old_tag(
     make_bundle: Any, settings: Settings, engine_cache: Path, docker_factory: Any, tiny_image: str
 ) -> None:
-    """The image is loaded before files move; a later failure (recipe conflict) undoes it."""
+    """The image is loaded before files move; a later failure (a fault at the first move) undoes it."""
     from tests.bundles.helpers import image_ids
 
     client = docker_factory()
     result = make_bundle(images=[tiny_image], docker_factory=docker_factory)
-    register_recipes(settings, [(RECIPE.format(name="demo", model="other.gguf"), "by-hand")])
+
+    def fault(step: str) -> None:
+        if step == "moved-0":
+            raise RuntimeError("power cut at the first move")
 
     client.images.remove(tiny_image)  # case 1: the image was not there before
     before = image_ids(client)
-    with pytest.raises(Conflict):
+    with pytest.raises(RuntimeError, match="power cut"):
         import_bundle(
             result.path,
             settings=settings,
             engine_cache_dir=engine_cache,
             allow_unsigned=True,
             docker_factory=docker_factory,
+            checkpoint=fault,
         )
     assert image_ids(client) == before
 
     # case 2: the tag pointed at another image before: it points there again afterwards
     previous = _make_other_image(client, tiny_image)
-    with pytest.raises(Conflict):
+    with pytest.raises(RuntimeError, match="power cut"):
         import_bundle(
             result.path,
             settings=settings,
             engine_cache_dir=engine_cache,
             allow_unsigned=True,
             docker_factory=docker_factory,
+            checkpoint=fault,
         )
     assert client.images.get(tiny_image).id == previous
     client.images.remove(tiny_image)
@@ -322,3 +354,16 @@ def _make_other_image(client: Any, name: str) -> str:
     repo, _, tag = name.partition(":")
     client.api.import_image_from_data(rootfs.getvalue(), repository=repo, tag=tag)
     return str(client.images.get(name).id)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_long_names_travel_in_pax_records_and_import(
+    compression: str, make_bundle: Any, settings: Settings, engine_cache: Path, sources: Path
+) -> None:
+    """Names over tar's 100 bytes need an extended header: the bounded reader accepts real ones."""
+    long = "Q" * 120 + "/" + "w" * 150 + ".safetensors"
+    (sources / "big.bin").write_bytes(os.urandom(1000))
+    models = [{"name": "model.gguf", "path": "model.gguf"}, {"name": long, "path": "big.bin"}]
+    result = make_bundle(compression=compression, models=models)
+    import_bundle(result.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+    assert (settings.models_dir / long).read_bytes() == (sources / "big.bin").read_bytes()

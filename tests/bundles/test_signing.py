@@ -122,10 +122,48 @@ def test_sign_refuses_a_damaged_bundle(make_bundle: Any, keys: dict[str, Path]) 
         sign_bundle(result.path, key_path=keys["ops"])
 
 
-def test_a_corrupt_trusted_key_file_is_named(
+def test_a_corrupt_trusted_key_file_is_reported_and_skipped(
     make_bundle: Any, keys: dict[str, Path], settings: Settings
 ) -> None:
+    """One garbage .pub no longer blocks every signed import; it is named in a warning."""
     result = make_bundle(sign_key=keys["ops"])
     (trusted_dir(settings) / "broken.pub").write_text("not a key")
-    with pytest.raises(BundleError, match="broken.pub cannot be read"):
-        verify_bundle(result.path, settings=settings, allow_unsigned=False)
+    (trusted_dir(settings) / "empty.pub").write_bytes(b"")
+    _, status = verify_bundle(result.path, settings=settings, allow_unsigned=False)
+    assert status.state == "trusted"
+    assert [w for w in status.warnings if "broken.pub cannot be read" in w]
+    assert [w for w in status.warnings if "empty.pub" in w]
+    rogue = make_bundle(sign_key=keys["rogue"])
+    with pytest.raises(BundleError, match="not trusted on this host .*2 key file.*skipped.*broken.pub"):
+        verify_bundle(rogue.path, settings=settings, allow_unsigned=False)
+
+
+@pytest.mark.parametrize("target", ["folder", "file"])
+@pytest.mark.parametrize("mode", [0o020, 0o002])
+def test_trusted_keys_writable_by_others_are_refused_with_the_fix(
+    target: str, mode: int, make_bundle: Any, keys: dict[str, Path], settings: Settings
+) -> None:
+    result = make_bundle(sign_key=keys["ops"])
+    path = trusted_dir(settings) if target == "folder" else trusted_dir(settings) / "ops.pub"
+    path.chmod(path.stat().st_mode | mode)
+    with pytest.raises(BundleError, match=f"trusted key {target} .* writable by group or others") as exc:
+        verify_bundle(result.path, settings=settings, allow_unsigned=True)
+    assert exc.value.fix is not None and f"chmod go-w {path}" in exc.value.fix
+
+
+def test_only_a_trusted_bundle_replaces_an_engine_binary_and_the_old_one_is_kept(
+    make_bundle: Any, keys: dict[str, Path], settings: Settings, engine_cache: Path
+) -> None:
+    binary = engine_cache / "llama-server" / "0.3.36" / "bin" / "llama-server"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\necho the cached build\n")
+    for key in (None, keys["rogue"]):  # unsigned, untrusted key: refused even with --allow-unsigned
+        bundle = make_bundle(sign_key=key)
+        with pytest.raises(BundleError, match="only a bundle signed by a trusted key may do that"):
+            import_bundle(bundle.path, settings=settings, engine_cache_dir=engine_cache, allow_unsigned=True)
+        assert binary.read_text() == "#!/bin/sh\necho the cached build\n"
+
+    import_bundle(make_bundle(sign_key=keys["ops"]).path, settings=settings, engine_cache_dir=engine_cache)
+    assert "fake-engine-for-bundle-tests" in binary.read_text()
+    previous = binary.with_name("llama-server.previous")
+    assert previous.read_text() == "#!/bin/sh\necho the cached build\n"

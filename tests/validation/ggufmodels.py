@@ -1,23 +1,48 @@
-"""Tiny-to-medium GGUF models for tests, written with gguf.GGUFWriter.
+"""Tiny-to-medium GGUF models of several architectures, written with gguf.GGUFWriter.
 
-Weights are zeros (the tests measure allocations, not answers); shapes, tensor types
-and hyper-parameters are real, so llama.cpp loads them like any model of that shape.
+Weights are zeros (the tests measure allocations, not answers): an all-zero block is a
+valid block of every ggml type (scale 0), so any weight type can be written, including
+the K-quants `gguf.quants` cannot quantize. Shapes, tensor types and hyper-parameters
+are real, so llama.cpp loads them like any model of that shape.
+
+Each architecture's tensor set follows its `load_arch_tensors` in the vendored llama.cpp
+(src/models/<arch>.cpp): the required tensors only. `WRITABLE` lists the architectures
+this writer knows; the fit matrix runs every one of them that is also in the generated
+llama.cpp architecture data and in the `gguf` package's architecture table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize
+
+# architecture → the per-layer extras its loader requires on top of the llama tensor set
+_EXTRAS: dict[str, set[str]] = {
+    "llama": set(),
+    "qwen2": set(),
+    "qwen3": {"qk_norm"},
+    "qwen3moe": {"qk_norm", "moe_only"},
+    "gemma2": {"post_norms", "tied_always"},
+    "gemma3": {"qk_norm", "post_norms"},
+    "phi3": {"up_double", "no_gate"},
+    "granite": set(),
+    "mistral3": set(),
+    "smollm3": set(),
+    "mamba": {"ssm"},
+    "gpt-oss": {"gptoss"},
+}
+WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
 
 @dataclass(frozen=True)
 class Shape:
     name: str
-    arch: str = "llama"  # llama or gemma3
+    arch: str = "llama"
     n_layer: int = 4
     n_embd: int = 256
     n_head: int = 8
@@ -27,8 +52,14 @@ class Shape:
     head_dim: int | None = None
     context_length: int = 4096
     sliding_window: int | None = None
-    weight_type: str = "F16"  # F16 or Q8_0 for 2-D weights
+    sliding_window_pattern: int | tuple[bool, ...] | None = None
+    weight_type: str = "F16"  # any ggml type for 2-D weights (zeros)
     tied_output: bool = True
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int | None = None
+    extra_keys: dict[str, int | float] = field(default_factory=dict)
+    ssm: tuple[int, int, int, int] = (4, 1024, 16, 32)  # mamba: d_conv, d_inner, d_state, dt_rank
 
     @property
     def hd(self) -> int:
@@ -45,8 +76,9 @@ def _vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
 
 
 def write_gguf(shape: Shape, path: Path) -> Path:
+    extras = _EXTRAS.get(shape.arch, set())
     w = GGUFWriter(str(path), shape.arch)
-    w.add_name(shape.name)
+    w.add_name("cortex synthetic")  # not the arch: llama.cpp keys vocab quirks off general.name
     w.add_block_count(shape.n_layer)
     w.add_context_length(shape.context_length)
     w.add_embedding_length(shape.n_embd)
@@ -57,10 +89,30 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.add_value_length(shape.hd)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_freq_base(10000.0)
-    if shape.arch == "llama":
+    if shape.arch != "gemma3":
         w.add_rope_dimension_count(shape.hd)
     if shape.sliding_window:
         w.add_sliding_window(shape.sliding_window)
+    if isinstance(shape.sliding_window_pattern, tuple):
+        w.add_array(f"{shape.arch}.attention.sliding_window_pattern", list(shape.sliding_window_pattern))
+    elif shape.sliding_window_pattern is not None:
+        w.add_uint32(f"{shape.arch}.attention.sliding_window_pattern", shape.sliding_window_pattern)
+    if shape.n_expert:
+        w.add_expert_count(shape.n_expert)
+        w.add_expert_used_count(shape.n_expert_used)
+        if shape.n_ff_exp:
+            w.add_expert_feed_forward_length(shape.n_ff_exp)
+    if "ssm" in extras:
+        d_conv, d_inner, d_state, dt_rank = shape.ssm
+        w.add_ssm_conv_kernel(d_conv)
+        w.add_ssm_inner_size(d_inner)
+        w.add_ssm_state_size(d_state)
+        w.add_ssm_time_step_rank(dt_rank)
+    for k, v in shape.extra_keys.items():
+        if isinstance(v, float):
+            w.add_float32(f"{shape.arch}.{k}", v)
+        else:
+            w.add_uint32(f"{shape.arch}.{k}", v)
     tokens, scores, types = _vocab(shape.n_vocab)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
@@ -72,13 +124,20 @@ def write_gguf(shape: Shape, path: Path) -> Path:
 
     qtype = GGMLQuantizationType[shape.weight_type]
 
-    def mat(name: str, rows: int, cols: int) -> None:
-        # numpy shape (rows, cols) = ggml ne [cols, rows]
-        data = np.zeros((rows, cols), dtype=np.float32)
+    def mat(name: str, *dims: int) -> None:
+        # numpy shape (…, rows, cols) = ggml ne [cols, rows, …]
         if qtype == GGMLQuantizationType.F16:
-            w.add_tensor(name, data.astype(np.float16))
-        else:
-            w.add_tensor(name, quantize(data, qtype), raw_dtype=qtype)
+            w.add_tensor(name, np.zeros(dims, dtype=np.float16))
+        elif qtype == GGMLQuantizationType.F32:
+            w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+        elif qtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantizationType.MXFP4):
+            # really quantized (gguf.quants); every row is the same, so quantize one and tile it
+            row = quantize(np.zeros((1, dims[-1]), dtype=np.float32), qtype)
+            w.add_tensor(name, np.broadcast_to(row, (*dims[:-1], row.shape[-1])).copy(), raw_dtype=qtype)
+        else:  # zero blocks of the type: valid for every ggml type
+            block, size = GGML_QUANT_SIZES[qtype]
+            raw = np.zeros((*dims[:-1], dims[-1] // block * size), dtype=np.uint8)
+            w.add_tensor(name, raw, raw_dtype=qtype)
 
     def vec(name: str, n: int) -> None:
         w.add_tensor(name, np.ones(n, dtype=np.float32))
@@ -86,22 +145,37 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     e, hd = shape.n_embd, shape.hd
     mat("token_embd.weight", shape.n_vocab, e)
     vec("output_norm.weight", e)
-    if not shape.tied_output:
+    if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
         mat("output.weight", shape.n_vocab, e)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         vec(p + "attn_norm.weight", e)
+        if "ssm" in extras:
+            _mamba_layer(w, p, shape, mat)
+            continue
+        if "gptoss" in extras:
+            _gptoss_layer(w, p, shape, mat)
+            continue
         mat(p + "attn_q.weight", shape.n_head * hd, e)
         mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
         mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
         mat(p + "attn_output.weight", e, shape.n_head * hd)
         vec(p + "ffn_norm.weight", e)
-        mat(p + "ffn_gate.weight", shape.n_ff, e)
-        mat(p + "ffn_up.weight", shape.n_ff, e)
-        mat(p + "ffn_down.weight", e, shape.n_ff)
-        if shape.arch == "gemma3":
+        if shape.n_expert:
+            n_ff = shape.n_ff_exp or shape.n_ff
+            w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
+            mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
+            mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
+            mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
+        if not shape.n_expert:
+            if "no_gate" not in extras:
+                mat(p + "ffn_gate.weight", shape.n_ff, e)
+            mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
+            mat(p + "ffn_down.weight", e, shape.n_ff)
+        if "qk_norm" in extras:
             vec(p + "attn_q_norm.weight", hd)
             vec(p + "attn_k_norm.weight", hd)
+        if "post_norms" in extras:
             vec(p + "post_attention_norm.weight", e)
             vec(p + "post_ffw_norm.weight", e)
     w.write_header_to_file()
@@ -109,3 +183,47 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/mamba.cpp load_arch_tensors (small and 1-D tensors in F32)."""
+    d_conv, d_inner, d_state, dt_rank = shape.ssm
+    e = shape.n_embd
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    mat(p + "ssm_in.weight", 2 * d_inner, e)
+    f32(p + "ssm_conv1d.weight", d_inner, d_conv)
+    f32(p + "ssm_conv1d.bias", d_inner)
+    mat(p + "ssm_x.weight", dt_rank + 2 * d_state, d_inner)
+    f32(p + "ssm_dt.weight", d_inner, dt_rank)
+    f32(p + "ssm_dt.bias", d_inner)
+    f32(p + "ssm_a", d_inner, d_state)
+    f32(p + "ssm_d", d_inner)
+    mat(p + "ssm_out.weight", e, d_inner)
+
+
+def _gptoss_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/openai-moe.cpp load_arch_tensors: attention with sinks and biases, biased experts."""
+    e, hd, n_exp = shape.n_embd, shape.hd, shape.n_expert
+    n_ff = shape.n_ff_exp or shape.n_ff
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    f32(p + "post_attention_norm.weight", e)
+    mat(p + "attn_q.weight", shape.n_head * hd, e)
+    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_output.weight", e, shape.n_head * hd)
+    f32(p + "attn_output.bias", e)
+    f32(p + "attn_sinks.weight", shape.n_head)
+    f32(p + "ffn_gate_inp.weight", n_exp, e)
+    f32(p + "ffn_gate_inp.bias", n_exp)
+    mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)
+    f32(p + "ffn_gate_exps.bias", n_exp, n_ff)
+    f32(p + "ffn_up_exps.bias", n_exp, n_ff)
+    f32(p + "ffn_down_exps.bias", n_exp, e)

@@ -324,7 +324,7 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
             _DENIED.get(decision.denied_by or "", "Rate limit reached."),
             fix=f"Retry after {seconds}s, or ask an admin to raise the limit.",
             retry_after_s=seconds,
-            details={"headers": decision.headers},
+            details={"headers": decision.headers, "limit": decision.denied_by},
         )
     response.headers.update(decision.headers)
     grant = InferenceGrant(

@@ -9,11 +9,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -106,7 +109,7 @@ class ApiKey(Base):
 
 
 class AuthSession(Base):
-    """A browser session (migration 0003): the cookie names it, so logout and admins can end it."""
+    """A browser session (migration 0004): the cookie names it, so logout and admins can end it."""
 
     __tablename__ = "auth_sessions"
 
@@ -175,6 +178,7 @@ class ModelReplica(Base):
 
 class UsageRecord(Base):
     __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_records_org_created", "org_id", "created_at"),)  # 0003
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -192,6 +196,70 @@ class UsageRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UsageRejection(Base):
+    """Requests refused before reaching an engine (401/403/429), counted per minute.
+
+    Counts, not one row per request: a flood of bad keys must not become a flood of
+    inserts. The daemon aggregates in memory (bounded) and appends a row per
+    (minute, org, key, user, route, status, reason) it saw; readers SUM(count).
+    Migration 0003_observability."""
+
+    __tablename__ = "usage_rejections"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(index=True)  # the minute, UTC
+    org_id: Mapped[int | None] = mapped_column(Integer)  # None: no principal was known (401)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    route: Mapped[str] = mapped_column(String(64))  # "inference" | "admin" | "other"
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+HISTOGRAM_BUCKETS = 45  # usage_rollups latency/TTFT buckets: upper bounds 2^(i/2) ms, the last open
+
+
+def _rollup_columns() -> list[Column[Any]]:
+    measures = [
+        Column(name, BigInteger, nullable=False, server_default="0")
+        for name in (
+            "requests", "ok", "errors_4xx", "errors_5xx", "cancelled",
+            "prompt_tokens", "completion_tokens", "gen_tokens",
+        )
+    ]  # fmt: skip
+    sums = [Column(name, Float, nullable=False, server_default="0") for name in ("latency_ms_sum", "gen_ms")]
+    hist = [
+        Column(f"{kind}_h{i}", Integer, nullable=False, server_default="0")
+        for kind in ("lat", "ttft")
+        for i in range(HISTOGRAM_BUCKETS)
+    ]
+    return measures + sums + hist
+
+
+def _rollup_table(name: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("bucket_start", UTCDateTime(), nullable=False),  # the hour / the day (UTC)
+        Column("org_id", Integer, nullable=False),
+        Column("user_id", Integer, nullable=False),
+        Column("api_key_id", Integer, nullable=False),
+        Column("model", String(256), nullable=False),
+        *_rollup_columns(),
+        UniqueConstraint("bucket_start", "org_id", "user_id", "api_key_id", "model", name=f"uq_{name}_key"),
+        Index(f"ix_{name}_org_start", "org_id", "bucket_start"),
+    )
+
+
+# Per hour / per day and (org, user, key, model): what analytics read for long ranges (see
+# services/usage). Kept by the usage writer in the transaction that inserts the raw rows.
+# Absent ids are 0, not NULL, so the unique key (and ON CONFLICT) works. Migration 0003.
+usage_rollups_hourly = _rollup_table("usage_rollups_hourly")
+usage_rollups_daily = _rollup_table("usage_rollups_daily")
 
 
 class ChatSession(Base):

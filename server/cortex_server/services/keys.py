@@ -21,6 +21,7 @@ SCOPES = (
     "keys:write",
     "users:write",
     "usage:read",
+    "metrics:read",
     "chat",
     "admin",
 )

@@ -70,6 +70,17 @@ def update_recipe(session: Session, *, name: str, yaml_text: str, source: str | 
     return row
 
 
+def apply_recipe(session: Session, *, yaml_text: str, source: str | None = None) -> tuple[RecipeRow, str]:
+    """Insert or update by name, the one upsert path (deploy, bundle import): created/updated/unchanged."""
+    recipe = parse_recipe(yaml_text, source=source or API_SOURCE)
+    row = _find(session, recipe.name)
+    if row is None:
+        return create_recipe(session, yaml_text=yaml_text, source=source), "created"
+    if row.yaml_text == yaml_text and row.source == source:
+        return row, "unchanged"
+    return update_recipe(session, name=recipe.name, yaml_text=yaml_text, source=source), "updated"
+
+
 def get_recipe(session: Session, *, name: str) -> RecipeRow:
     row = _find(session, name)
     if row is None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -39,6 +39,9 @@ from cortexctl.engines.base import Diagnosis, Engine, ProbeState, get_engine
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import RunningEngine, Runtime
 from cortexctl.validation import ValidationReport
+
+if TYPE_CHECKING:
+    from cortex_server.services.observability.engines import EngineMetricsStore
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class Supervisor:
     interval_s: float = 1.0
     # closes the gateway's connection pools of engines that went away
     prune_upstreams: Callable[[set[str]], Awaitable[None]] | None = None
+    engine_metrics: EngineMetricsStore | None = None  # the engines' own /metrics, re-exposed
     live: dict[tuple[int, int], LiveReplica] = field(default_factory=dict)
     forced: set[int] = field(default_factory=set)  # model ids started with --force
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -337,6 +341,14 @@ class Supervisor:
                 live.ready_since = time.monotonic()
             live.max_model_len = probe.max_model_len or live.max_model_len
             live.set(State.RUNNING, "ready")
+            metrics_path = getattr(live.engine, "metrics_path", None)  # None: the engine has none
+            if self.engine_metrics is not None and metrics_path:
+                await self.engine_metrics.maybe_scrape(
+                    self._http,
+                    base_url + metrics_path,
+                    model=entry.model.name,
+                    replica=f"{entry.model.name}/{live.replica_index}",
+                )
         elif live.state == State.RUNNING:
             # It was serving and stopped answering: out of rotation at once; exit handling restarts it.
             live.ready_since = None

@@ -1,26 +1,18 @@
-"""/admin/system: what this daemon is and where its data lives."""
+"""/admin/system: this host, its GPUs and engines, Docker, bundles, versions (operators only)."""
 
 from __future__ import annotations
 
-import os
-import time
+from typing import Any
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
-from cortex_server import __version__
-from cortex_server.api.deps import AdminPrincipal, ContextDep
+from cortex_server.api.deps import ContextDep, OperatorPrincipal
+from cortex_server.services.system import system_report
 
 router = APIRouter(prefix="/admin/system", tags=["admin: system"])
 
 
 @router.get("")
-def system_info(_: AdminPrincipal, ctx: ContextDep) -> dict[str, object]:
-    return {
-        "version": __version__,
-        "pid": os.getpid(),
-        "url": ctx.settings.url,
-        "home": str(ctx.settings.home),
-        "database": ctx.settings.database_kind,
-        "redis": ctx.settings.redis_url is not None,
-        "uptime_s": round(time.time() - ctx.started_at, 1),
-    }
+async def system_info(_: OperatorPrincipal, ctx: ContextDep) -> dict[str, Any]:
+    return await run_in_threadpool(system_report, ctx)

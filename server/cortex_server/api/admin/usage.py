@@ -1,35 +1,61 @@
-"""/admin/usage and /admin/audit: read-only, always filtered to the caller's org."""
+"""/admin/usage and /admin/audit: read-only, filtered to the caller's org (operators may ask for all)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from cortex_server.api.deps import AdminPrincipal, SessionDep, UsageReader
 from cortex_server.schemas.access import AuditPublic
-from cortex_server.services import audit, usage
+from cortex_server.schemas.usage import UsageReport
+from cortex_server.services import audit
+from cortex_server.services.usage import report as usage
+from cortexctl.core.errors import PermissionDenied
 
 router = APIRouter(prefix="/admin", tags=["admin: usage"])
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """A time without a zone is read as UTC (the columns are UTC)."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-@router.get("/usage")
+@router.get("/usage", response_model=UsageReport)
 def get_usage(
     principal: UsageReader,
     session: SessionDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    group_by: Literal["model", "key", "user"] = "model",
-) -> dict[str, object]:
-    since, until = (_utc(t) for t in (since, until))
-    rows = usage.aggregate(session, org_id=principal.org_id, since=since, until=until, group_by=group_by)
-    return {"org_id": principal.org_id, "group_by": group_by, "data": rows}
+    since: Annotated[str | None, Query(description="ISO time or window back from now: 30m, 24h, 7d")] = None,
+    until: Annotated[str | None, Query(description="ISO time or window back from now")] = None,
+    by: Literal["model", "key", "user", "org"] | None = None,
+    group_by: Annotated[Literal["model", "key", "user", "org"] | None, Query(deprecated=True)] = None,
+    bucket: Literal["none", "minute", "hour", "day"] = "none",
+    all_orgs: Annotated[bool, Query(description="operators: every org")] = False,
+    format: Literal["json", "csv"] = "json",
+):
+    if all_orgs and not principal.is_operator:
+        raise PermissionDenied(
+            "Only the appliance operators may read every org's usage.", fix="Leave out all_orgs."
+        )
+    query = usage.UsageQuery(
+        org_id=None if all_orgs else principal.org_id,
+        group_by=by or group_by or "model",
+        bucket=bucket,
+        since=usage.parse_time(since),
+        until=usage.parse_time(until, param="until"),
+    )
+    rows = usage.report(session, query)
+    if format == "csv":
+        return Response(
+            usage.to_csv(rows),
+            media_type="text/csv",
+            headers={"content-disposition": 'attachment; filename="cortex-usage.csv"'},
+        )
+    return UsageReport(
+        org_id=query.org_id,
+        group_by=query.group_by,
+        bucket=query.bucket,
+        since=query.since.isoformat() if query.since else None,
+        until=query.until.isoformat() if query.until else None,
+        fields=list(usage.FIELDS),
+        data=rows,
+    )
 
 
 @router.get("/audit", response_model=list[AuditPublic])

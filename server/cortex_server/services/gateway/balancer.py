@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cortex_server.services.registry import ReplicaEndpoint, ServedModel
+
+if TYPE_CHECKING:
+    from cortex_server.services.observability.gateway import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +30,14 @@ class ReplicaBalancer:
         failure_threshold: int,
         cooldown_s: float,
         clock: Callable[[], float] = time.monotonic,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.policy = policy
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self._clock = clock
         self._turn: dict[str, int] = {}
+        self.metrics = metrics
 
     def order(self, model: ServedModel) -> list[ReplicaEndpoint]:
         """The replicas to try, best first: healthy and not ejected."""
@@ -58,6 +63,8 @@ class ReplicaBalancer:
     def record_failure(self, replica: ReplicaEndpoint) -> bool:
         """Count a failure; return True when this one ejected the replica."""
         replica.consecutive_failures += 1
+        if self.metrics is not None:
+            self.metrics.connect_error(replica.model_name, replica.key)
         if replica.consecutive_failures >= self.failure_threshold and replica.healthy:
             replica.healthy = False
             replica.ejected_until = self._clock() + self.cooldown_s
@@ -69,6 +76,11 @@ class ReplicaBalancer:
             )
             return True
         return False
+
+    def record_retry(self, replica: ReplicaEndpoint) -> None:
+        """The request is sent again (same replica or the next one)."""
+        if self.metrics is not None:
+            self.metrics.retry(replica.model_name)
 
 
 def _outstanding(replica: ReplicaEndpoint) -> int:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -26,6 +26,9 @@ from cortex_server.services.gateway.streaming import RelayResponse
 from cortex_server.services.gateway.upstreams import UpstreamClients, map_upstream_errors, timeout_for
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortexctl.core.errors import ServiceUnavailable, UpstreamConnectionError, UpstreamTimeout
+
+if TYPE_CHECKING:
+    from cortex_server.services.observability.gateway import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,10 @@ class Gateway:
         clients: UpstreamClients,
         balancer: ReplicaBalancer,
         usage: UsageSink,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.registry = registry
+        self.metrics = metrics
         self.clients = clients
         self.balancer = balancer
         self._usage = usage
@@ -187,6 +192,8 @@ class Gateway:
                 meter.mark_first_byte()
                 self.balancer.record_success(replica)
                 handed_over = True
+                if self.metrics is not None:
+                    self.metrics.stream_opened(meter.model)
                 relay = SseRelay(strip_usage_chunk=strip_usage)
                 return RelayResponse(
                     upstream=resp,
@@ -238,9 +245,12 @@ class _Plan:
     def failed(self, exc: UpstreamConnectionError | None) -> None:
         if exc is not None and exc.details.get("stale") and not self.retried:
             self.retried = True
+            self.balancer.record_retry(self.replicas[self.index])
             return
         self.balancer.record_failure(self.replicas[self.index])
         self.index += 1
+        if self.index < len(self.replicas):
+            self.balancer.record_retry(self.replicas[self.index - 1])
 
 
 def prepare_body(

@@ -23,6 +23,7 @@ class UsageSpool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.replaying = path.with_name(path.name + ".replaying")
+        self.dropped = 0  # unreadable (torn) lines skipped on replay
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Blocking: call from a worker thread."""
@@ -46,7 +47,8 @@ class UsageSpool:
                 if not self.path.exists():
                     break
                 os.replace(self.path, self.replaying)
-            rows = _read_rows(self.replaying)
+            rows, skipped = _read_rows(self.replaying)
+            self.dropped += skipped
             for i in range(0, len(rows), batch):
                 insert(rows[i : i + batch])
             self.replaying.unlink()
@@ -54,8 +56,8 @@ class UsageSpool:
         return total
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
+def _read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
+    rows, skipped = [], 0
     with path.open("rb") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -64,7 +66,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:  # a torn last line from a crash mid-write
                 log.warning("%s:%s: skipping an unreadable usage record", path, n)
+                skipped += 1
                 continue
             row["created_at"] = datetime.fromisoformat(row["created_at"])
             rows.append(row)
-    return rows
+    return rows, skipped

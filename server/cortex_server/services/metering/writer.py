@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cortex_server.db.models import UsageRecord
 from cortex_server.services.metering.spool import UsageSpool
+from cortex_server.services.usage import rollups
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class UsageWriter:
         self._failures = 0
         self._closing = False
         self._insert_stmt = _insert_ignoring_duplicates(engine)
+        # rows actually inserted (not duplicates from a replay) also go into the hourly rollups
+        self._rollup_stmts = rollups.upsert_statements(engine.dialect.name)
+        self._returning_stmt = rollups.insert_returning(self._insert_stmt, engine.dialect.name)
         self.written = 0  # rows that reached the DB (tests, metrics)
         self.spooled = 0
 
@@ -45,6 +49,15 @@ class UsageWriter:
         self._pending.append(row)
         if len(self._pending) >= self._batch_max:
             self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Records handed over and not yet written (or spooled)."""
+        return len(self._pending)
+
+    @property
+    def spool_dropped(self) -> int:
+        return self._spool.dropped
 
     @property
     def db_ok(self) -> bool:
@@ -117,7 +130,11 @@ class UsageWriter:
         if not rows:
             return
         with self._engine.begin() as conn:
-            conn.execute(self._insert_stmt, rows)
+            if self._rollup_stmts is None:
+                conn.execute(self._insert_stmt, rows)
+            else:
+                inserted = conn.execute(self._returning_stmt, rows).all()
+                rollups.add(conn, inserted, self._rollup_stmts)
         self.written += len(rows)
 
 

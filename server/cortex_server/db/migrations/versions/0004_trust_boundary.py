@@ -1,15 +1,15 @@
 """trust boundary: server-side browser sessions; which key minted a key
 
-Revision ID: 0003_access_sessions
-Revises: 0002_access
+Revision ID: 0004_access_sessions
+Revises: 0003_observability
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_access_sessions"
-down_revision = "0002_access"
+revision = "0004_access_sessions"
+down_revision = "0003_observability"
 branch_labels = None
 depends_on = None
 

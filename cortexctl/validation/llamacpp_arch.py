@@ -1,0 +1,153 @@
+"""Per-architecture llama.cpp behaviour, as data generated from the pinned llama.cpp source.
+
+`cortexctl/recipes/flags/llamacpp-arch-<version>.json` is written by
+`scripts/gen_llamacpp_arch.py` from the vendored llama.cpp of the pinned
+llama-cpp-python release: which architectures honour a sliding window and with which
+layer pattern, which keep a KV cache / recurrent state / nothing, and which weight
+types get a repacked CPU copy on which CPUs. The GGUF only says what the converter
+wrote; this says what the loader does with it (llama and qwen2 never read
+`sliding_window`, phi3 reads and disables it, gemma3 applies a 6-layer pattern).
+
+An architecture missing from the data is estimated with the generic rule (a sliding
+window, if present, on every layer) and the estimate says it is approximate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cortexctl.recipes.flags import LLAMACPP_VERSION
+
+_FLAGS_DIR = Path(__file__).resolve().parent.parent / "recipes" / "flags"
+
+
+@cache
+def arch_data(version: str = LLAMACPP_VERSION) -> dict[str, Any]:
+    path = _FLAGS_DIR / f"llamacpp-arch-{version}.json"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def known_archs() -> dict[str, Any]:
+    archs: dict[str, Any] = arch_data()["archs"]
+    return archs
+
+
+@dataclass(frozen=True)
+class SwaResolution:
+    window: int | None  # None: no sliding-window cache (the key is ignored or absent)
+    layers: tuple[bool, ...]  # True for a sliding-window layer (empty: none)
+    kind: str = "none"  # standard, chunked, symmetric
+    guessed: str | None = None  # why this is a guess (architecture not in the data …)
+
+
+def _pattern_layers(n: int, dense_first: bool, n_layers: int) -> tuple[bool, ...]:
+    """llama_hparams::set_swa_pattern."""
+    if dense_first:
+        return tuple(n == 0 or il % n != 0 for il in range(n_layers))
+    return tuple(n == 0 or il % n < n - 1 for il in range(n_layers))
+
+
+def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> SwaResolution:
+    """What llama.cpp's load_arch_hparams makes of `<arch>.attention.sliding_window[_pattern]`."""
+    entry = known_archs().get(arch)
+    if entry is None:
+        if not window:
+            return SwaResolution(None, ())
+        layers = (
+            tuple(bool(p) for p in pattern[:n_layers])
+            if isinstance(pattern, list)
+            else _pattern_layers(int(pattern) if pattern else 0, False, n_layers)
+        )
+        return SwaResolution(
+            window,
+            layers,
+            "standard",
+            guessed=f"architecture {arch!r} is not in llama.cpp {LLAMACPP_VERSION}",
+        )
+    swa = entry.get("swa")
+    if swa is None or swa.get("type") == "none":
+        return SwaResolution(None, ())  # never read (llama, qwen2) or read and disabled (phi3)
+    if swa.get("when") == "key" and not window:
+        return SwaResolution(None, ())
+    w = window or swa.get("window_default")
+    if not w:
+        return SwaResolution(None, ())
+    kind = str(swa["type"])
+    if isinstance(pattern, list):  # a per-layer array in the GGUF always wins
+        layers = tuple(bool(p) for p in pattern[:n_layers])
+        layers += (False,) * (n_layers - len(layers))
+        return SwaResolution(int(w), layers, kind)
+    p = swa.get("pattern")
+    if isinstance(p, int):
+        n = int(pattern) if pattern is not None and swa.get("pattern_key") == "optional" else p
+        return SwaResolution(int(w), _pattern_layers(n, bool(swa.get("dense_first")), n_layers), kind)
+    return SwaResolution(
+        int(w),
+        (True,) * n_layers,
+        kind,
+        guessed=f"{arch}: llama.cpp sets its sliding-window layers in code (pattern {p!r}); assumed all",
+    )
+
+
+def memory_kind(arch: str) -> str | None:
+    """kv, recurrent, hybrid or none; None when the architecture is not in the data."""
+    entry = known_archs().get(arch)
+    return None if entry is None else str(entry["memory"])
+
+
+def is_causal(arch: str, causal_key: Any) -> bool:
+    entry = known_archs().get(arch) or {}
+    c = entry.get("causal", True)
+    if c == "key":
+        return bool(causal_key) if causal_key is not None else True
+    return bool(c)
+
+
+# ---- CPU weight repacking (ggml-cpu/repack.cpp) ------------------------------------------
+
+_X86_FLAGS = {"avx2": "avx2", "avx512": "avx512f", "avx512_vnni": "avx512_vnni", "f16c": "f16c"}
+_ARM_FLAGS = {"neon": "asimd", "dotprod": "asimddp", "matmul_int8": "i8mm", "sve": "sve"}
+
+
+@cache
+def host_cpu_features() -> frozenset[str]:
+    """ggml's names for this CPU's features, from /proc/cpuinfo (empty where unreadable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M)
+    have = set(m.group(1).split()) if m else set()
+    feats = {ggml for ggml, linux in {**_X86_FLAGS, **_ARM_FLAGS}.items() if linux in have}
+    return frozenset(feats)
+
+
+def _tensor_op(name: str) -> str | None:
+    base = name.rsplit(".", 1)[0] if name.endswith((".weight", ".bias")) else name
+    generic = re.sub(r"^blk\.\d+\.", "blk.{bid}.", base)
+    info = arch_data()["tensor_ops"].get(generic)
+    return None if info is None else str(info["op"])
+
+
+def repack_layout(name: str, ggml_type: str, shape: tuple[int, ...], features: frozenset[str]) -> str | None:
+    """The repacked layout llama.cpp picks for this weight on a CPU with `features`, or None.
+
+    `shape` is the ggml ne order (ne[0] = row length). Only weights whose op the repack
+    buffer supports qualify: 2-D MUL_MAT, 3-D MUL_MAT_ID (experts); never GET_ROWS.
+    """
+    rules = arch_data()["repack"].get(ggml_type)
+    if not rules or len(shape) < 2:
+        return None
+    op = _tensor_op(name)
+    if not (op == "MUL_MAT" and len(shape) == 2 or op == "MUL_MAT_ID" and len(shape) == 3):
+        return None
+    for rule in rules:
+        if all(f in features for f in rule["features"]) and shape[1] % int(rule["row_multiple"]) == 0:
+            return str(rule["layout"])
+    return None

@@ -1,0 +1,66 @@
+"""The compute buffer llama.cpp reserves: the ggml-alloc peak of its worst-case graph.
+
+llama-context.cpp sched_reserve(): the graph is built for n_tokens = min(n_ctx, n_ubatch)
+with n_outputs = min(n_tokens, n_outputs_max) outputs. llama-server sets n_outputs_max
+to n_parallel when generating, and to n_batch in embeddings/reranking mode (every
+token of an input is an output there), which is what makes embeddings mode reserve
+vocab × n_ubatch logits.
+
+ggml-alloc reuses freed tensors, so on top of the graph inputs that live throughout
+(the KQ masks: f16 with flash attention, f32 without; one per cache) only the largest
+phase counts: attention (q, k, v, a few hidden-size tensors, plus the n_kv × n_tokens ×
+n_head f32 KQ matrix without flash attention), the FFN (gate, up and their product;
+for MoE the router logits and the gate/up/down of n_expert_used experts per token), or
+the output (logits for n_outputs rows). Checked against llama-server's own `compute
+buffer size` across the generated matrix in tests/validation/test_fit_matrix.py.
+"""
+
+from __future__ import annotations
+
+from cortexctl.validation.llamacpp_flags import LlamaCppFlags
+from cortexctl.validation.modelinfo import ModelInfo
+
+F32 = 4
+
+
+def compute_bytes(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int]) -> int:
+    """The reserved (worst-case) compute buffer."""
+    t = min(cells["n_ctx"], f.ubatch)
+    per_stream = 1 if f.kv_unified else f.parallel
+    n_out = t if f.embeddings else min(t, f.parallel)
+    return graph_bytes(
+        model, f, t, cells["cells_full"] // per_stream, cells["cells_swa"] // per_stream, n_out
+    )
+
+
+def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv_swa: int, n_out: int) -> int:
+    """ggml-alloc peak for a graph of t tokens over n_kv cells with n_out outputs.
+
+    With the reserve's sizes this is the compute buffer; with a request's sizes it is how
+    much of that buffer the request touches (its pages become resident).
+    """
+    has_kv = model.memory in ("kv", "hybrid")
+    has_full = has_kv and (not model.swa_layers or not all(model.swa_layers))
+    has_swa = has_kv and model.n_swa_layers > 0
+    mask_bytes = 2 if f.flash_attn else F32
+    masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if has_swa else 0)
+    kvh = max(model.n_kv_heads)
+    qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
+    attn = t * F32 * (qkv + 4 * model.n_embd)
+    if not f.flash_attn and has_kv:
+        attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
+    if model.n_experts:
+        # router logits are freed before the experts run; then gate, up, their product and
+        # down for n_expert_used experts per token (measured: exactly that, on the matrix)
+        used = model.n_experts_used or 1
+        n_ff_exp = model.n_ff_exp or model.n_ff or 4 * model.n_embd
+        ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
+        if model.n_expert_shared:
+            ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
+    elif model.memory == "recurrent" and model.recurrent.get("d_state"):
+        d_inner = model.recurrent["s"] // model.recurrent["d_state"]
+        ffn = t * F32 * 7 * d_inner  # ssm in-projection (2·d_inner), conv, x/dt projections
+    else:
+        ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
+    output = model.vocab_size * n_out * F32 + t * F32 * 4 * model.n_embd
+    return masks + max(ffn, attn, output)

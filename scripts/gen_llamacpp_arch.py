@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Generate cortexctl/recipes/flags/llamacpp-arch-<version>.json from the vendored llama.cpp source.
+
+    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
+    python3 scripts/gen_llamacpp_arch.py --sdist /tmp/lcp/llama_cpp_python-0.3.36.tar.gz \
+        -o cortexctl/recipes/flags/llamacpp-arch-0.3.36.json
+
+The memory estimate needs, per architecture, what llama.cpp's model loader decides,
+not what the GGUF says: a `<arch>.attention.sliding_window` key is honoured by some
+architectures, ignored by others (llama, qwen2 never read it), disabled by others
+(phi3), and combined with a hard-coded layer pattern by others (gemma3: 5 of 6
+layers slide; gpt-oss: every other layer). This reads the same source llama.cpp is
+built from:
+
+- `src/llama-arch.cpp` LLM_ARCH_NAMES: enum → GGUF architecture name; and
+  llm_arch_is_recurrent / llm_arch_is_hybrid / llm_arch_is_diffusion.
+- `src/llama-model.cpp`: the `case LLM_ARCH_X: return new llama_model_y(...)` table,
+  and create_memory()'s list of architectures that get no KV cache at all.
+- `src/models/models.h`: class inheritance (a class without its own
+  load_arch_hparams uses its base's).
+- `src/models/<arch>.cpp` load_arch_hparams(): every `hparams.swa_type = …`,
+  `load_swa_pattern(ml, n[, dense_first])`, `set_swa_pattern(n)`, the
+  sliding-window-pattern array read, a default `hparams.n_swa = N`, and
+  `hparams.causal_attn = false`.
+- `ggml/src/ggml-cpu/repack.cpp` ggml_repack_get_optimal_repack_type(): which weight
+  types get a repacked CPU copy (CPU_REPACK buffer), under which CPU features, for
+  which row counts.
+
+Where a load function sets SWA in a way this parser does not recognise, the entry
+says `"swa": {"pattern": "custom"}` and the estimate reports itself as approximate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_ARCH_NAME = re.compile(r'\{\s*(LLM_ARCH_\w+)\s*,\s*"([^"]+)"\s*\}')
+_CASE_NEW = re.compile(r"case\s+(LLM_ARCH_\w+)\s*:\s*return\s+new\s+(llama_model_\w+)\s*\(")
+_STRUCT = re.compile(r"^struct\s+(llama_model_\w+)\s*:\s*public\s+(llama_model_\w+)", re.M)
+_HPARAMS_FN = re.compile(r"void\s+(llama_model_\w+)::load_arch_hparams\s*\([^)]*\)\s*\{")
+_SWA_TYPE = re.compile(r"swa_type\s*=\s*LLAMA_SWA_TYPE_(\w+)")
+_LOAD_PATTERN = re.compile(
+    r"load_swa_pattern\s*\(\s*ml\s*,\s*(\d+)\s*(?:,\s*(?:/\*.*?\*/\s*)?(true|false))?\s*\)"
+)
+_SET_PATTERN = re.compile(r"set_swa_pattern\s*\(\s*(\d+)\s*(?:,\s*(true|false))?\s*\)")
+_PATTERN_ARR = re.compile(
+    r"get_arr\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN\s*,\s*hparams\.is_swa_impl\s*(,\s*false)?\s*\)"
+)
+_N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
+_READS_WINDOW = re.compile(
+    r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
+)
+_NON_CAUSAL = re.compile(r"hparams\.causal_attn\s*=\s*false")
+_READS_CAUSAL = re.compile(r"LLM_KV_ATTENTION_CAUSAL")
+_IS_SWA_LOOP = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=")
+_REPACK_TYPE = re.compile(r"cur->type\s*==\s*GGML_TYPE_(\w+)\)\s*\{")
+_REPACK_IF = re.compile(
+    r"if\s*\((.+?)\)\s*\{\s*if\s*\(\s*cur->ne\[1\]\s*%\s*(\d+)\s*==\s*0\s*\)\s*\{\s*return\s*&(\w+);", re.S
+)
+_TENSOR_NAME = re.compile(r'\{\s*(LLM_TENSOR_\w+)\s*,\s*"([^"]+)"\s*\}')
+_TENSOR_INFO = re.compile(
+    r"\{\s*(LLM_TENSOR_\w+)\s*,\s*\{\s*LLM_TENSOR_LAYER_(\w+)\s*,\s*GGML_OP_(\w+)\s*\}\s*\}"
+)
+_HAS = re.compile(r"ggml_cpu_has_(\w+)\s*\(\s*\)")
+
+
+def _body(text: str, start: int) -> str:
+    """The brace-balanced block that opens at or after `start`."""
+    i = text.index("{", start)
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+    raise ValueError("unbalanced braces")
+
+
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def _switch_cases(text: str, fn: str) -> set[str]:
+    """The LLM_ARCH_* names of a `bool fn(const llm_arch & arch)` switch that return true."""
+    body = _body(text, text.index(f"bool {fn}("))
+    true_part = body.split("return true")[0]
+    return set(re.findall(r"case\s+(LLM_ARCH_\w+)", true_part))
+
+
+def _no_memory_archs(model_cpp: str) -> set[str]:
+    body = _body(model_cpp, model_cpp.index("llama_model::create_memory("))
+    m = re.search(r"((?:case\s+LLM_ARCH_\w+\s*:\s*)+)\{\s*res\s*=\s*nullptr;", body)
+    return set(re.findall(r"LLM_ARCH_\w+", m.group(1))) if m else set()
+
+
+def parse_swa(body: str) -> dict[str, Any] | None:
+    """What load_arch_hparams does with sliding windows (None: never reads or sets SWA)."""
+    types = _SWA_TYPE.findall(body)
+    enabled = [t for t in types if t != "NONE"]
+    reads = _READS_WINDOW.search(body)
+    if not enabled:
+        if reads or types:
+            return {"type": "none", "window_key": "ignored"}  # read, then disabled (phi3)
+        return None
+    kind = enabled[0].lower()
+    # enabled only when the window key is present (and > 0): both NONE and a type are assigned
+    when = "key" if "NONE" in types else "always"
+    out: dict[str, Any] = {"type": kind, "when": when}
+    if reads:
+        out["window_key"] = "optional" if reads.group(1) else "required"
+    if m := _N_SWA_DEFAULT.search(body):
+        out["window_default"] = int(m.group(1))
+    if m := _LOAD_PATTERN.search(body):
+        # load_swa_pattern: a per-layer bool array from the GGUF wins, else the GGUF's
+        # integer pattern, else this default
+        out.update(pattern=int(m.group(1)), dense_first=m.group(2) == "true", pattern_key="optional")
+    elif m := _PATTERN_ARR.search(body):
+        out.update(pattern="array", pattern_key="optional" if m.group(1) else "required")
+    elif m := _SET_PATTERN.search(body):
+        out.update(pattern=int(m.group(1)), dense_first=m.group(2) == "true", pattern_key="none")
+    else:
+        out.update(pattern="custom")  # set per layer in code (lfm2: the non-recurrent layers)
+    return out
+
+
+def parse_tensor_ops(arch_cpp: str) -> dict[str, dict[str, str]]:
+    """GGUF tensor name pattern → the layer kind and the op that uses it (LLM_TENSOR_INFOS).
+
+    A weight gets a CPU_REPACK copy only when the repack buffer supports this op
+    (MUL_MAT for 2-D, MUL_MAT_ID for 3-D expert tensors); token embeddings are GET_ROWS.
+    """
+    names = dict(_TENSOR_NAME.findall(_body(arch_cpp, arch_cpp.index("LLM_TENSOR_NAMES"))))
+    infos = _TENSOR_INFO.findall(_body(arch_cpp, arch_cpp.index("LLM_TENSOR_INFOS")))
+    out = {}
+    for enum, layer, op in infos:
+        if enum in names:
+            out[names[enum].replace("%d", "{bid}").replace("%d", "{xid}")] = {
+                "layer": layer.lower(),
+                "op": op,
+            }
+    return out
+
+
+def parse_repack(repack_cpp: str) -> dict[str, list[dict[str, Any]]]:
+    """Per weight type: the (CPU features, row multiple) alternatives that give a CPU_REPACK copy."""
+    fn = repack_cpp.index("ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur)")
+    body = _strip_comments(_body(repack_cpp, fn))
+    body = re.sub(r"#if defined __riscv_zvfh.*?#endif", "", body, flags=re.S)  # riscv vector only
+    out: dict[str, list[dict[str, Any]]] = {}
+    matches = list(_REPACK_TYPE.finditer(body))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
+        block = body[m.end() : end]
+        rules = []
+        for cond, mult, target in _REPACK_IF.findall(block):
+            for alt in cond.split("||"):
+                feats = []
+                for t in alt.split("&&"):
+                    h = _HAS.search(t)
+                    feats.append(h.group(1) if h else "?" + t.strip().strip("()").strip())
+                rules.append({"features": feats, "row_multiple": int(mult), "layout": target})
+        if rules:
+            out[m.group(1)] = rules
+    return out
+
+
+def generate(src: Path) -> dict[str, Any]:
+    arch_cpp = (src / "src/llama-arch.cpp").read_text()
+    model_cpp = (src / "src/llama-model.cpp").read_text()
+    models_h = (src / "src/models/models.h").read_text()
+    repack_cpp = (src / "ggml/src/ggml-cpu/repack.cpp").read_text()
+
+    names_block = _body(arch_cpp, arch_cpp.index("LLM_ARCH_NAMES"))
+    names = dict(_ARCH_NAME.findall(names_block))
+    classes = dict(_CASE_NEW.findall(model_cpp))
+    bases = dict(_STRUCT.findall(models_h))
+    recurrent = _switch_cases(arch_cpp, "llm_arch_is_recurrent")
+    hybrid = _switch_cases(arch_cpp, "llm_arch_is_hybrid")
+    diffusion = _switch_cases(arch_cpp, "llm_arch_is_diffusion")
+    no_memory = _no_memory_archs(model_cpp)
+
+    bodies: dict[str, str] = {}
+    for path in sorted((src / "src/models").glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        for m in _HPARAMS_FN.finditer(text):
+            bodies[m.group(1)] = _body(text, m.start())
+
+    archs: dict[str, Any] = {}
+    for enum, name in sorted(names.items(), key=lambda kv: kv[1]):
+        cls = classes.get(enum)
+        if cls is None:
+            continue  # not loadable as a model (clip, unknown)
+        owner = cls
+        while owner not in bodies and owner in bases:
+            owner = bases[owner]
+        body = bodies.get(owner, "")
+        if enum in recurrent:
+            memory = "recurrent"
+        elif enum in hybrid:
+            memory = "hybrid"
+        elif enum in no_memory:
+            memory = "none"
+        else:
+            memory = "kv"
+        entry: dict[str, Any] = {"class": cls, "memory": memory}
+        swa = parse_swa(body)
+        if swa is not None:
+            if swa.get("pattern") == "custom" and _IS_SWA_LOOP.search(body):
+                swa["pattern"] = "custom"
+            entry["swa"] = swa
+        if _NON_CAUSAL.search(body):
+            entry["causal"] = False
+        elif _READS_CAUSAL.search(body):
+            entry["causal"] = "key"
+        if enum in diffusion:
+            entry["diffusion"] = True
+        if not body:
+            entry["hparams_source"] = "missing"
+        archs[name] = entry
+    return {"archs": archs, "repack": parse_repack(repack_cpp), "tensor_ops": parse_tensor_ops(arch_cpp)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--src", type=Path, help="a vendored llama.cpp tree (…/vendor/llama.cpp)")
+    g.add_argument("--sdist", type=Path, help="the llama-cpp-python sdist .tar.gz")
+    p.add_argument("--version", default=None, help="llama-cpp-python version (default: from the sdist name)")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        if a.sdist:
+            with tarfile.open(a.sdist) as tf:
+                members = [m for m in tf.getmembers() if "/vendor/llama.cpp/src/" in m.name
+                           or m.name.endswith("ggml-cpu/repack.cpp")]  # fmt: skip
+                tf.extractall(tmp, members=members, filter="data")
+            src = next(Path(tmp).glob("*/vendor/llama.cpp"))
+            version = a.version or re.sub(r"^llama_cpp_python-|\.tar\.gz$", "", a.sdist.name)
+            origin = f"{a.sdist.name}: vendor/llama.cpp"
+        else:
+            src = a.src
+            version = a.version or "unknown"
+            origin = str(src)
+        data = generate(src)
+    if len(data["archs"]) < 20 or "llama" not in data["archs"] or not data["repack"]:
+        print(f"parsed only {len(data['archs'])} architectures: the source layout changed", file=sys.stderr)
+        return 1
+    out = {
+        "generated": {
+            "by": "scripts/gen_llamacpp_arch.py",
+            "from": origin,
+            "llama_cpp_python": version,
+        },
+        **data,
+    }
+    a.output.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(f"{len(data['archs'])} architectures, {len(data['repack'])} repackable types → {a.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

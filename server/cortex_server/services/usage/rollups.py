@@ -1,0 +1,156 @@
+"""Hourly and daily rollups of usage_records: kept on write, read for long ranges.
+
+The usage writer inserts raw rows with RETURNING (so a replayed, already-stored row
+is not counted twice) and adds what was inserted to `usage_rollups_hourly` and
+`usage_rollups_daily` in the same transaction: sums and counts, plus latency and TTFT
+histograms of the successful requests. A month is then read from about
+(30 × keys × models) daily rows plus the hours at its ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Insert, func, select
+from sqlalchemy.orm import Session
+
+from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, usage_rollups_daily, usage_rollups_hourly
+from cortex_server.services.usage.histogram import bucket_of
+from cortex_server.services.usage.raw import Acc, truncate
+
+KEY = ("bucket_start", "org_id", "user_id", "api_key_id", "model")
+TABLES = {"hourly": usage_rollups_hourly, "daily": usage_rollups_daily}
+COUNTS = ("requests", "ok", "errors_4xx", "errors_5xx", "cancelled", "prompt_tokens", "completion_tokens",
+          "gen_tokens")  # fmt: skip
+SUMS = ("latency_ms_sum", "gen_ms")
+LAT = tuple(f"lat_h{i}" for i in range(HISTOGRAM_BUCKETS))
+TTFT = tuple(f"ttft_h{i}" for i in range(HISTOGRAM_BUCKETS))
+MEASURES = COUNTS + SUMS + LAT + TTFT
+# what the writer's INSERT … RETURNING hands back: enough to roll a row up
+RETURNED = (
+    UsageRecord.created_at, UsageRecord.org_id, UsageRecord.user_id, UsageRecord.api_key_id,
+    UsageRecord.model, UsageRecord.status_code, UsageRecord.prompt_tokens, UsageRecord.completion_tokens,
+    UsageRecord.latency_ms, UsageRecord.ttft_ms,
+)  # fmt: skip
+GROUPS = {"model": "model", "key": "api_key_id", "user": "user_id", "org": "org_id"}
+
+
+def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False) -> list[dict[str, Any]]:
+    """Aggregate raw usage rows (mappings or RETURNING rows) into hourly (or daily) rollup rows."""
+    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        m = r if isinstance(r, Mapping) else r._mapping
+        when: datetime = m["created_at"]
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        start = when.replace(hour=0 if daily else when.hour, minute=0, second=0, microsecond=0)
+        key = (start, m["org_id"] or 0, m["user_id"] or 0, m["api_key_id"] or 0, m["model"])
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = {**dict(zip(KEY, key, strict=True)), **dict.fromkeys(MEASURES, 0)}
+        status, lat, ct = m["status_code"], float(m["latency_ms"]), m["completion_tokens"]
+        a["requests"] += 1
+        a["prompt_tokens"] += m["prompt_tokens"]
+        a["completion_tokens"] += ct
+        a["latency_ms_sum"] += lat
+        if status < 400:
+            a["ok"] += 1
+            a[LAT[bucket_of(lat)]] += 1
+            if m["ttft_ms"] is not None:
+                a[TTFT[bucket_of(float(m["ttft_ms"]))]] += 1
+            if ct > 0:
+                a["gen_tokens"] += ct
+                a["gen_ms"] += lat
+        elif status == 499:
+            a["cancelled"] += 1
+        elif status < 500:
+            a["errors_4xx"] += 1
+        else:
+            a["errors_5xx"] += 1
+    return list(acc.values())
+
+
+def upsert_statements(dialect: str) -> dict[str, Insert] | None:
+    """Per grain: INSERT … ON CONFLICT (key) DO UPDATE SET measure = measure + excluded.measure."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    else:
+        return None
+    out = {}
+    for grain, table in TABLES.items():
+        stmt = dialect_insert(table)
+        out[grain] = stmt.on_conflict_do_update(
+            index_elements=list(KEY), set_={name: table.c[name] + stmt.excluded[name] for name in MEASURES}
+        )
+    return out
+
+
+def add(conn: Connection, inserted: Iterable[Any], stmts: dict[str, Insert]) -> None:
+    rows = list(inserted)
+    for grain, stmt in stmts.items():
+        rolled = rollup_rows(rows, daily=grain == "daily")
+        if rolled:
+            conn.execute(stmt, rolled)
+
+
+def read(
+    session: Session, *, grain: str, group_by: str, bucket: str, org_id: int | None, since: datetime,
+    until: datetime, into: dict[tuple[Any, str | None], Acc],
+) -> None:  # fmt: skip
+    """Add the rollups of the whole hours (days) in [since, until) to `into`."""
+    r = TABLES[grain].c
+    group = r[GROUPS[group_by]]
+    cols = [group.label("grp"), *(func.sum(r[name]).label(name) for name in MEASURES)]
+    stmt = select(*cols).where(r.bucket_start >= since, r.bucket_start < until)
+    if org_id is not None:
+        stmt = stmt.where(r.org_id == org_id)
+    if bucket == "none":
+        stmt = stmt.group_by(group)
+    elif bucket == "day" and grain == "hourly" and session.get_bind().dialect.name == "postgresql":
+        day = func.date_trunc("day", r.bucket_start, "UTC")
+        stmt = stmt.add_columns(day.label("bucket_start")).group_by(group, day)
+    else:  # hours (folded into days here where the database cannot truncate)
+        stmt = stmt.add_columns(r.bucket_start).group_by(group, r.bucket_start)
+    n_counts, n_sums = len(COUNTS), len(SUMS)
+    lat_at = 1 + n_counts + n_sums
+    ttft_at = lat_at + HISTOGRAM_BUCKETS
+    for row in session.execute(stmt):  # positional: grp, COUNTS, SUMS, LAT, TTFT[, bucket_start]
+        grp = row[0]
+        if group_by != "model" and grp == 0:
+            grp = None
+        start = row[-1] if bucket != "none" else None
+        if isinstance(start, str):
+            start = datetime.fromisoformat(start)
+        key = (grp, truncate(start, bucket) if start is not None else None)
+        counts = [int(v or 0) for v in row[1 : 1 + n_counts]]
+        lat = [int(v or 0) for v in row[lat_at:ttft_at]]
+        ttft = [int(v or 0) for v in row[ttft_at : ttft_at + HISTOGRAM_BUCKETS]]
+        a = into.get(key)
+        if a is None:
+            a = into[key] = Acc()
+            a.lat_h, a.ttft_h = lat, ttft
+        else:
+            assert a.lat_h is not None and a.ttft_h is not None
+            a.lat_h = [x + y for x, y in zip(a.lat_h, lat, strict=True)]
+            a.ttft_h = [x + y for x, y in zip(a.ttft_h, ttft, strict=True)]
+        requests, ok, e4, e5, cancelled, pt, ct, gen_t = counts
+        a.n += requests
+        a.ok += ok
+        a.e4 += e4
+        a.e5 += e5
+        a.cancelled += cancelled
+        a.pt += pt
+        a.ct += ct
+        a.gen_t += gen_t
+        a.lat_sum += float(row[1 + n_counts] or 0.0)
+        a.gen_ms += float(row[2 + n_counts] or 0.0)
+
+
+def insert_returning(table_insert: Insert, dialect: str) -> Insert:
+    """The writer's raw insert, returning what rollups need (where the dialect can)."""
+    if dialect in ("postgresql", "sqlite"):
+        return table_insert.returning(*RETURNED)
+    return table_insert

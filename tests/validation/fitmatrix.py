@@ -1,0 +1,286 @@
+"""The generated fit matrix: synthetic models × llama-server flags, and the real-engine oracle.
+
+Cases are generated, not picked: every architecture that is in the generated llama.cpp
+architecture data, in the `gguf` package's table and known to our writer
+(ggufmodels.WRITABLE), crossed with context size, parallel slots, KV cache types, flash
+attention, batch/ubatch, weight type (including the CPU-repacked Q4_0/Q4_K), embeddings
+mode and load mode. The selection is a deterministic greedy all-pairs cover (every pair
+of values of any two dimensions appears in some case), so the CI profile stays small
+while touching every value; the long profile covers all pairs per architecture.
+
+The oracle for each case is llama-server itself: the buffer sizes it logs at `-lv 4`
+and its RSS (/proc/<pid>/status) after a first request that fills one ubatch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cortexctl.validation.llamacpp_arch import known_archs
+from tests.validation.ggufmodels import WRITABLE, Shape
+from tests.validation.llamalog import LlamaBuffers, MiB, parse_log
+
+DIMENSIONS: dict[str, tuple[Any, ...]] = {
+    "ctx": (512, 4096, 16384),
+    "parallel": (1, 2, 4),
+    "kv": (("f16", "f16"), ("q8_0", "q8_0"), ("q4_0", "f16")),
+    "fa": ("on", "off"),
+    "batch": ((2048, 512), (512, 128), (256, 256)),
+    "weights": ("F16", "Q8_0", "Q4_0", "Q4_K"),
+    "embeddings": (False, True),
+    "load": ("mmap", "no-repack", "no-mmap"),
+}
+
+
+def valid(case: dict[str, Any]) -> bool:
+    # llama.cpp refuses a quantized V cache without flash attention
+    return not (case.get("kv", ("f16", "f16"))[1] != "f16" and case.get("fa") == "off")
+
+
+def archs() -> list[str]:
+    data = known_archs()
+    return [a for a in WRITABLE if a in data]
+
+
+def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Deterministic greedy all-pairs cover of `dims` (honouring `valid`)."""
+    keys = list(dims)
+    combos = [c for c in itertools.product(*(range(len(v)) for v in dims.values()))]
+    combos = [c for c in combos if valid({k: dims[k][i] for k, i in zip(keys, c, strict=True)})]
+    key_pairs = list(itertools.combinations(range(len(keys)), 2))
+    pair_sets = [frozenset((a, c[a], b, c[b]) for a, b in key_pairs) for c in combos]
+    uncovered = set().union(*pair_sets)
+    chosen: list[dict[str, Any]] = []
+    while uncovered:
+        best = max(range(len(combos)), key=lambda i: len(pair_sets[i] & uncovered))
+        uncovered -= pair_sets[best]
+        chosen.append({k: dims[k][i] for k, i in zip(keys, combos[best], strict=True)})
+    return chosen
+
+
+def base_shape(arch: str, weights: str) -> Shape:
+    """One shape per architecture: sized so the buffers, not the process, dominate its RSS.
+
+    Every shape carries a `sliding_window` key, so each case also checks that the
+    architecture's loader honours, ignores or disables it the way the data says.
+    """
+    common: dict[str, Any] = dict(
+        arch=arch, n_layer=8, n_embd=512, n_head=8, n_kv_head=2, n_ff=1536, n_vocab=32000,
+        context_length=32768, sliding_window=256, weight_type=weights,
+    )  # fmt: skip
+    if arch == "qwen3moe":
+        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
+    if arch == "gemma3":
+        common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
+    if arch == "gpt-oss":
+        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
+    if arch == "phi3":
+        common.update(n_kv_head=8)
+    if arch == "granite":  # granite requires its four scales
+        common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
+                                  "attention.scale": 0.125})  # fmt: skip
+    if arch == "mamba":
+        common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
+    return Shape(name=f"{arch}-{weights.lower()}", **common)
+
+
+def llama_moe_shape(weights: str) -> Shape:
+    """A mixtral-like model: the llama architecture with experts."""
+    return Shape(name=f"llama-moe-{weights.lower()}", arch="llama", n_layer=4, n_embd=512, n_head=8,
+                 n_kv_head=2, n_ff=1024, n_vocab=32000, context_length=32768, weight_type=weights,
+                 n_expert=8, n_expert_used=2)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str  # base shape key: an architecture, or llama-moe
+    ctx: int
+    parallel: int
+    kv: tuple[str, str]
+    fa: str
+    batch: tuple[int, int]
+    weights: str
+    embeddings: bool
+    load: str
+
+    @property
+    def id(self) -> str:
+        return (
+            f"{self.model}-{self.weights}-c{self.ctx}-np{self.parallel}-{self.kv[0]}.{self.kv[1]}-fa{self.fa}"
+            f"-b{self.batch[0]}.{self.batch[1]}{'-emb' if self.embeddings else ''}-{self.load}"
+        )
+
+    def shape(self) -> Shape:
+        return (
+            llama_moe_shape(self.weights)
+            if self.model == "llama-moe"
+            else base_shape(self.model, self.weights)
+        )
+
+    def server_flags(self) -> list[str]:
+        args = ["-c", str(self.ctx), "-np", str(self.parallel), "-ctk", self.kv[0], "-ctv", self.kv[1],
+                "-fa", self.fa, "-b", str(self.batch[0]), "-ub", str(self.batch[1])]  # fmt: skip
+        if self.embeddings:
+            args += ["--embeddings", "--pooling", "mean"]
+        if self.load == "no-repack":
+            args += ["--no-repack"]
+        elif self.load == "no-mmap":
+            args += ["--load-mode", "none"]
+        return args
+
+
+def cases(long: bool) -> list[Case]:
+    """CI: one all-pairs cover of the flags, the models taken in turn (each at least once).
+
+    Long: an all-pairs cover of the flags for every model.
+    """
+    models = [*archs(), "llama-moe"]
+    cover = all_pairs(DIMENSIONS)
+    if long:
+        return [Case(model=m, **c) for m in models for c in cover]
+    n = max(len(cover), len(models))
+    return [Case(model=models[i % len(models)], **cover[i % len(cover)]) for i in range(n)]
+
+
+# ---- the oracle: the real llama-server ---------------------------------------------------
+
+_RS = re.compile(r"llama_memory_recurrent:\s+(\S+) RS buffer size =\s+([\d.]+) MiB")
+
+
+@dataclass
+class Measured:
+    buffers: LlamaBuffers
+    rss_before: int  # bytes, after load (health OK), before any request
+    rss_after: int  # bytes, after the first request
+    recurrent: float = 0.0  # MiB
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    m = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) * 1024 if m else 0
+
+
+def _post(port: int, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (loopback only)
+        data: dict[str, Any] = json.loads(r.read())
+        return data
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:  # noqa: S310
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def prompt_tokens(case: Case, n_ctx_seq: int, n_vocab: int) -> list[int]:
+    """A first request that fills one ubatch (the worst-case graph), within the slot's context."""
+    n = min(case.batch[1], n_ctx_seq - 8) if not case.embeddings else min(case.batch[1], n_ctx_seq) - 2
+    return [300 + (i * 7919) % (n_vocab - 400) for i in range(max(1, n))]
+
+
+def run_case(
+    binary: Path,
+    model: Path,
+    case: Case,
+    n_ctx_seq: int,
+    n_vocab: int,
+    log_path: Path,
+    timeout_s: float = 120,
+) -> Measured:
+    port = free_port()
+    argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-lv", "4",
+            "-t", "2", "--chat-template", "chatml", *case.server_flags()]  # fmt: skip
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not _healthy(port):
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"llama-server exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+                    )
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"llama-server not healthy in {timeout_s}s")
+                time.sleep(0.1)
+            before = _rss(proc.pid)
+            tokens = prompt_tokens(case, n_ctx_seq, n_vocab)
+            if case.embeddings:
+                _post(port, "/embeddings", {"input": [tokens]}, timeout_s)
+            else:
+                _post(
+                    port, "/completion", {"prompt": tokens, "n_predict": 2, "cache_prompt": False}, timeout_s
+                )
+            time.sleep(0.2)
+            after = _rss(proc.pid)
+        finally:
+            proc.kill()
+            proc.wait()
+    text = log_path.read_text(errors="replace")
+    rs = sum(float(m.group(2)) for m in _RS.finditer(text))
+    return Measured(buffers=parse_log(text), rss_before=before, rss_after=after, recurrent=rs)
+
+
+def measured_buffers_mib(m: Measured) -> float:
+    b = m.buffers
+    return sum(b.model.values()) + b.kv_full + b.kv_swa + m.recurrent + b.output + b.compute_total
+
+
+def iter_ids(cs: Sequence[Case]) -> Iterator[str]:
+    return (c.id for c in cs)
+
+
+__all__ = ["DIMENSIONS", "MiB", "Case", "Measured", "all_pairs", "cases", "run_case", "valid"]
+
+
+def summarize(lines: Sequence[str]) -> str:
+    """README table from CORTEX_FIT_REPORT lines: per model, case count and worst ratios."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        if line.strip():
+            r = json.loads(line)
+            rows.setdefault(r["model"], []).append(r)
+
+    def ratio(r: dict[str, Any], key: str) -> float:
+        ours, real = r[key]
+        if key == "rss":  # ours counts the read buffer glibc may keep: a range [ours - staging, ours]
+            return float(ours / real) if real > ours else max(1.0, (ours - r.get("staging", 0)) / real)
+        return float(ours / real)
+
+    def worst(rs: list[dict[str, Any]], key: str) -> float:
+        return max((ratio(r, key) for r in rs), key=lambda x: abs(x - 1))
+
+    out = ["| model | cases | worst buffers ratio | worst RSS ratio |", "|---|---|---|---|"]
+    for model, rs in sorted(rows.items()):
+        out.append(f"| {model} | {len(rs)} | {worst(rs, 'buffers'):.3f} | {worst(rs, 'rss'):.3f} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summarize(Path(sys.argv[1]).read_text().splitlines()))

@@ -1,0 +1,197 @@
+"""The per-architecture llama.cpp data, its generator, and the estimate rules built on it (no engine)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from cortexctl.recipes.schema import LlamaCppArgs
+from cortexctl.validation import estimate_llamacpp, inspect_model
+from cortexctl.validation.llamacpp_arch import known_archs, repack_layout, resolve_swa
+from cortexctl.validation.llamacpp_flags import LlamaCppFlags
+from cortexctl.validation.llamacpp_weights import place_weights
+from tests.support.tiny_gguf import write_tiny_llama
+from tests.validation.ggufmodels import Shape, write_gguf
+
+ROOT = Path(__file__).resolve().parents[2]
+AVX2 = frozenset({"avx2", "f16c"})
+NEON_DOT = frozenset({"neon", "dotprod"})
+
+
+def _gen():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("gen_llamacpp_arch", ROOT / "scripts/gen_llamacpp_arch.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gen_llamacpp_arch"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---- the generated data says what the loader does -----------------------------------------
+
+
+def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
+    archs = known_archs()
+    assert len(archs) > 100
+    assert "swa" not in archs["llama"] and "swa" not in archs["qwen2"]  # never read the key
+    assert archs["phi3"]["swa"] == {"type": "none", "window_key": "ignored"}  # read, then disabled
+    assert archs["gemma3"]["swa"]["pattern"] == 6 and archs["gemma3"]["swa"]["when"] == "key"
+    assert archs["gpt-oss"]["swa"]["pattern"] == 2
+    assert archs["gemma2"]["swa"]["window_default"] == 4096
+    assert archs["mamba"]["memory"] == "recurrent" and archs["bert"]["memory"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("arch", "window", "pattern", "expect"),
+    [
+        ("llama", 256, None, (None, 0)),  # the key is ignored
+        ("qwen2", 4096, None, (None, 0)),
+        ("phi3", 2047, None, (None, 0)),  # "Phi SWA is currently disabled"
+        ("gemma3", 512, None, (512, 10)),  # 5 of every 6 layers slide
+        ("gemma3", None, None, (None, 0)),  # gemma3 without the key: no SWA at all
+        ("gemma2", None, None, (4096, 6)),  # gemma2 defaults to 4096, every other layer
+        ("gpt-oss", 128, None, (128, 6)),
+        ("gemma3", 512, 3, (512, 8)),  # the GGUF's integer pattern overrides the default
+        ("gemma3", 512, [True, False] * 6, (512, 6)),  # and a per-layer array wins
+        ("cohere2", 4096, None, (4096, 9)),
+    ],
+)
+def test_resolve_swa(arch: str, window: int | None, pattern: object, expect: tuple[int | None, int]) -> None:
+    r = resolve_swa(arch, 12, window, pattern)
+    assert (r.window, sum(r.layers)) == expect
+    assert r.guessed is None
+
+
+def test_unknown_architecture_is_a_guess() -> None:
+    r = resolve_swa("not-an-arch", 4, 128, None)
+    assert r.window == 128 and all(r.layers) and r.guessed and "not-an-arch" in r.guessed
+
+
+def test_repack_rules_follow_cpu_features_op_and_rows() -> None:
+    assert repack_layout("blk.0.attn_q.weight", "Q4_0", (512, 512), AVX2) == "q4_0_8x8_q8_0"
+    assert repack_layout("blk.0.attn_q.weight", "Q4_0", (512, 512), NEON_DOT) == "q4_0_4x4_q8_0"
+    assert repack_layout("blk.0.attn_q.weight", "Q4_0", (512, 12), AVX2) is None  # rows % 8
+    assert repack_layout("token_embd.weight", "Q4_0", (512, 512), AVX2) is None  # GET_ROWS
+    assert repack_layout("output.weight", "Q4_K", (512, 32000), AVX2) == "q4_K_8x8_q8_K"
+    assert repack_layout("blk.0.ffn_up_exps.weight", "Q4_0", (512, 1024, 8), AVX2) == "q4_0_8x8_q8_0"
+    assert repack_layout("blk.0.attn_q.weight", "Q8_0", (512, 512), AVX2) is None  # only NEON repacks Q8_0
+    assert repack_layout("blk.0.attn_q.weight", "F16", (512, 512), AVX2) is None
+
+
+# ---- the generator parses the real source layout ------------------------------------------
+
+_MODEL_CPP = """
+void llama_model_foo::load_arch_hparams(llama_model_loader & ml) {
+    const bool found_swa = ml.get_key(LLM_KV_ATTENTION_SLIDING_WINDOW, hparams.n_swa, false);
+    if (found_swa && hparams.n_swa > 0) {
+        hparams.swa_type = LLAMA_SWA_TYPE_STANDARD;
+        load_swa_pattern(ml, 4, /*dense_first=*/true);
+    } else {
+        hparams.swa_type = LLAMA_SWA_TYPE_NONE;
+    }
+}
+"""
+
+
+def test_generator_parses_swa_rules() -> None:
+    gen = _gen()
+    body = gen._body(_MODEL_CPP, 0)
+    assert gen.parse_swa(body) == {
+        "type": "standard", "when": "key", "window_key": "optional",
+        "pattern": 4, "dense_first": True, "pattern_key": "optional",
+    }  # fmt: skip
+    assert gen.parse_swa("ml.get_key(LLM_KV_ROPE_FREQ_BASE, x);") is None
+    assert gen.parse_swa("hparams.swa_type = LLAMA_SWA_TYPE_NONE;") == {
+        "type": "none",
+        "window_key": "ignored",
+    }
+
+
+def test_generator_parses_repack_conditions() -> None:
+    src = """static const T * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
+    if (cur->type == GGML_TYPE_Q4_0) {
+        if (ggml_cpu_has_avx2() || (ggml_cpu_has_sve() && ggml_cpu_get_sve_cnt() == QK8_0)) {
+            if (cur->ne[1] % 8 == 0) {
+                return &q4_0_8x8_q8_0;
+            }
+        }
+    }
+    return nullptr;
+}"""
+    rules = _gen().parse_repack(src)["Q4_0"]
+    assert rules[0] == {"features": ["avx2"], "row_multiple": 8, "layout": "q4_0_8x8_q8_0"}
+    assert rules[1]["features"][0] == "sve" and rules[1]["features"][1].startswith("?")
+
+
+def test_generator_refuses_a_tree_it_cannot_read(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        _gen().generate(tmp_path)
+
+
+# ---- weights, flags and the breakdown ---------------------------------------------------
+
+
+def _shape(weights: str, tied: bool = True) -> Shape:
+    return Shape("t", n_layer=2, n_embd=256, n_head=4, n_kv_head=2, n_ff=512, n_vocab=1024,
+                 weight_type=weights, tied_output=tied)  # fmt: skip
+
+
+def test_tied_embedding_gets_a_repacked_copy(tmp_path: Path) -> None:
+    m = inspect_model(write_gguf(_shape("Q4_0"), tmp_path / "q4.gguf"))
+    emb = next(t.nbytes for t in m.tensors if t.name == "token_embd.weight")
+    layer_mats = sum(t.nbytes for t in m.tensors if t.name.startswith("blk.") and len(t.shape) == 2)
+    w = place_weights(m, gpu_layers=0, mmap=False, repack=True, features=AVX2)
+    assert w.repack == layer_mats + emb  # every layer matrix + the output copy of token_embd
+    assert w.host == m.weight_bytes - layer_mats  # repacked tensors are only in CPU_REPACK
+    w = place_weights(m, gpu_layers=0, mmap=False, repack=False, features=AVX2)
+    assert (w.host, w.repack) == (m.weight_bytes, 0)  # unrepacked, the output shares token_embd
+    w = place_weights(m, gpu_layers=0, mmap=True, repack=False, features=AVX2)
+    assert (w.host, w.repack) == (m.weight_bytes, 0)
+    w = place_weights(m, gpu_layers=0, mmap=True, repack=True, features=AVX2)
+    # the mapping spans token_embd … the last norm: the range, not the sum, of mapped tensors
+    assert m.weight_bytes - layer_mats < w.host <= m.weight_bytes
+
+
+def test_flags_read_load_mode_repack_cache_ram_and_embeddings(tmp_path: Path) -> None:
+    m = inspect_model(write_tiny_llama(tmp_path / "l.gguf"))
+    args = LlamaCppArgs(embeddings=True, batch_size=2048, ubatch_size=256,
+                        extra_args=["--no-repack", "--load-mode", "none", "--cache-ram", "64"])  # fmt: skip
+    f = LlamaCppFlags.from_args(args, m)
+    assert (f.repack, f.mmap, f.cache_ram_mib, f.n_batch) == (False, False, 64, 256)
+    g = LlamaCppFlags.from_command(["-c", "512", "--rerank", "-lm", "mmap+mlock"], m)
+    assert (g.embeddings, g.pooling, g.mmap, g.cache_ram_mib) == (True, "rank", True, 8192)
+
+
+def test_unknown_architecture_reports_approximate(tmp_path: Path) -> None:
+    m = inspect_model(write_tiny_llama(tmp_path / "x.gguf", arch="cortex-unknown"))
+    est = estimate_llamacpp(m, LlamaCppArgs(context_length=512))
+    assert est.facts["estimate"] == "approximate"
+    assert any("cortex-unknown" in g for g in est.facts["guessed"])
+    assert any(n.startswith("estimate: approximate") for n in est.notes)
+
+
+def test_known_architecture_is_not_approximate(tmp_path: Path) -> None:
+    m = inspect_model(write_tiny_llama(tmp_path / "l.gguf"))
+    est = estimate_llamacpp(m, LlamaCppArgs(context_length=512, extra_args=["--cache-ram", "0"]))
+    assert est.facts["estimate"] == "exact-rules" and est.get("prompt_cache") == 0
+    assert est.get("runtime") > 0
+
+
+def test_embeddings_mode_sizes_compute_for_every_token(tmp_path: Path) -> None:
+    shape = Shape("e", n_layer=2, n_embd=256, n_head=4, n_kv_head=2, n_ff=512, n_vocab=32000)
+    m = inspect_model(write_gguf(shape, tmp_path / "e.gguf"))
+    gen = estimate_llamacpp(m, LlamaCppArgs(context_length=2048))
+    emb = estimate_llamacpp(m, LlamaCppArgs(context_length=2048, embeddings=True))
+    # logits for all 512 ubatch tokens instead of one row per slot
+    assert emb.get("compute") - gen.get("compute") >= 511 * m.vocab_size * 4 * 0.9
+    assert emb.get("output_growth") == (512 - 1) * (m.vocab_size + m.n_embd) * 4
+
+
+def test_default_prompt_cache_is_counted_as_host_memory(tmp_path: Path) -> None:
+    m = inspect_model(write_tiny_llama(tmp_path / "l.gguf"))
+    est = estimate_llamacpp(m, LlamaCppArgs(context_length=512))
+    assert est.get("prompt_cache") == 8192 * 1024 * 1024
+    assert any("--cache-ram" in n for n in est.notes)
