@@ -3,7 +3,7 @@
 A declared Content-Length over the limit is answered at once. A chunked body is counted as
 it arrives; once over, reading it raises (so no route acts on a truncated body) and the
 response, whatever the app made of the exception, is replaced by the 413. The same for a
-body not fully received within `read_timeout_s` of the request's start (slowloris: a 1 MiB
+body not fully received within `read_timeout_s` of the app's first read (slowloris: a 1 MiB
 Content-Length with 10 bytes sent held a connection forever): 408. Both close the
 connection (`Connection: close`), since the rest of the body is never read.
 """
@@ -53,15 +53,17 @@ class BodyLimitMiddleware:
                 break
         refused: list[JSONResponse] = []
         seen = 0
-        deadline = asyncio.get_running_loop().time() + self.read_timeout_s
+        deadline: float | None = None  # from the app's first read: time spent before it is not the client's
         body_done = False
 
         async def guarded_receive() -> Message:
-            nonlocal seen, body_done
+            nonlocal seen, body_done, deadline
             if refused:
                 raise BodyRefused(refused[0])
             if body_done:  # after the body, receive() only waits for a disconnect: no deadline
                 return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.read_timeout_s
             try:
                 async with asyncio.timeout_at(deadline):  # no extra task, unlike wait_for
                     message = await receive()
