@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_LLAMA = Path("/root/.cache/cortex/llama-server/0.3.36/bin/llama-server")
 MODEL = "bench-model"
 
 # ----------------------------------------------------------------------------- mock upstream
@@ -344,7 +343,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--concurrency", default="1,8,32,64")
-    ap.add_argument("--llama-bin", default=str(DEFAULT_LLAMA))
+    ap.add_argument(
+        "--llama-bin", default=None, help="default: the llama-server cortexctl would run (engines.binaries)"
+    )
     ap.add_argument("--gguf", default=None)
     ap.add_argument("--skip-llama", action="store_true")
     ap.add_argument(
@@ -360,11 +361,25 @@ def main() -> None:
         else:
             serve_gateway(int(rest[0]), rest[1], rest[2])
         return
+    if args.llama_bin is None and not args.skip_llama:
+        args.llama_bin = str(_llama_server())
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
     asyncio.run(run(args))
+
+
+def _llama_server() -> Path:
+    """The binary cortexctl itself would run: llama_server_bin, install.sh's build, or PATH."""
+    from cortexctl.core.errors import EngineError
+    from cortexctl.core.settings import load_settings
+    from cortexctl.engines.binaries import find_llama_server
+
+    try:
+        return find_llama_server(load_settings())
+    except EngineError as exc:
+        sys.exit(f"{exc.message} {exc.fix} (or pass --llama-bin, or --skip-llama)")
 
 
 async def run(args: argparse.Namespace) -> None:

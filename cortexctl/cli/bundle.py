@@ -5,27 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from cortexctl.bundles.container import read_head
-from cortexctl.bundles.export import export_bundle
-from cortexctl.bundles.install import import_bundle, list_imports, trusted_dir, verify_bundle
-from cortexctl.bundles.sign import sign_bundle
-from cortexctl.bundles.signing import generate_keypair, trusted_keys
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
-from cortexctl.engines.binaries import default_cache_root
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
+
+if TYPE_CHECKING:  # the bundle code (SQLAlchemy, zstd, crypto) is imported by the commands that use it
+    from rich.progress import Progress as RichBar
+    from rich.progress import TaskID
 
 app = typer.Typer(
     help="Offline bundles: export on a connected host, verify and import on an air-gapped one.",
@@ -67,6 +57,9 @@ class RichProgress:
 
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[RichProgress]:
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import Progress as RichBar
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -88,6 +81,9 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Build a bundle from a definition (images via Docker, models, recipes, wheels, engines)."""
+    from cortexctl.bundles.export import export_bundle
+    from cortexctl.engines.binaries import default_cache_root
+
     with progress_bar(not json_out) as progress:
         result = export_bundle(
             definition,
@@ -120,6 +116,10 @@ def export(
 @app.command("inspect")
 def inspect(ctx: typer.Context, bundle: BundleArg, json_out: JsonOpt = False) -> None:
     """Show the manifest and signature status (reads only the head of the file)."""
+    from cortexctl.bundles.container import read_head
+    from cortexctl.bundles.install import trusted_dir
+    from cortexctl.bundles.signing import trusted_keys
+
     head = read_head(bundle)
     keys = trusted_keys(trusted_dir(settings_of(ctx)))
     sig = "unsigned"
@@ -156,6 +156,8 @@ def verify(
     ctx: typer.Context, bundle: BundleArg, allow_unsigned: AllowUnsignedOpt = False, json_out: JsonOpt = False
 ) -> None:
     """Check the signature and every checksum, streaming; installs nothing."""
+    from cortexctl.bundles.install import verify_bundle
+
     with progress_bar(not json_out) as progress:
         head, status = verify_bundle(
             bundle, settings=settings_of(ctx), allow_unsigned=allow_unsigned, progress=progress
@@ -199,6 +201,9 @@ def import_(
     json_out: JsonOpt = False,
 ) -> None:
     """Verify, then install atomically: images into Docker, models, recipes, wheelhouse, engines."""
+    from cortexctl.bundles.install import import_bundle
+    from cortexctl.engines.binaries import default_cache_root
+
     with progress_bar(not json_out) as progress:
         result = import_bundle(
             bundle,
@@ -236,8 +241,10 @@ def import_(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """What was imported, when, and from which file."""
+    from cortexctl.bundles.install import list_imports
+
     entries = list_imports(settings_of(ctx))
     if json_out:
         print_json([e.model_dump(mode="json") for e in entries])
@@ -245,17 +252,26 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     if not entries:
         console.print("No bundles imported yet.")
         return
-    table = Table("name", "id", "imported", "items", "signature", "file")
-    for e in entries:
-        table.add_row(
+    columns = [
+        Col("name"),
+        Col("id"),
+        Col("imported", drop_order=3),
+        Col("items", drop_order=4),
+        Col("signature", drop_order=2),
+        Col("file", drop_order=5),
+    ]
+    rows = [
+        [
             e.name,
             e.bundle_id[:12],
             f"{e.imported_at:%Y-%m-%d %H:%M}",
             str(len(e.items)),
             e.signature + (f" ({e.signed_by})" if e.signed_by else ""),
             e.file,
-        )
-    console.print(table)
+        ]
+        for e in entries
+    ]
+    print_table(console, fit_table(console, columns, rows, wide=wide), wide=wide)
 
 
 @app.command("keygen")
@@ -266,6 +282,9 @@ def keygen(
     trust: Annotated[bool, typer.Option("--trust", help="Also trust the public key on this host.")] = False,
 ) -> None:
     """Make an ed25519 key pair for signing bundles."""
+    from cortexctl.bundles.install import trusted_dir
+    from cortexctl.bundles.signing import generate_keypair
+
     private, public, key_id = generate_keypair(directory, name)
     console.print(f"Wrote {private} (keep it secret) and {public}; key id {key_id}.")
     if trust:
@@ -283,6 +302,8 @@ def sign_cmd(
     key: Annotated[Path, typer.Option("--key", help="The ed25519 private key (NAME.key).", exists=True)],
 ) -> None:
     """Verify every checksum, then sign the manifest (rewrites only the head of the file)."""
+    from cortexctl.bundles.sign import sign_bundle
+
     with progress_bar() as progress:
         signature = sign_bundle(bundle, key_path=key, progress=progress)
     console.print(f"Signed {bundle.name} with key {signature.key_id}.")

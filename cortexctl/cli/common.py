@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from cortexctl.core.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from cortexctl.core.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,6 +23,8 @@ def settings_of(ctx: typer.Context) -> Settings:
     obj: dict[str, Any] = root.obj if isinstance(root.obj, dict) else {}
     root.obj = obj
     if "settings" not in obj:
+        from cortexctl.core.settings import load_settings  # pydantic: only for commands that need it
+
         obj["settings"] = load_settings(**obj.get("overrides", {}))
     settings: Settings = obj["settings"]
     return settings

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
-from cortexctl.core import daemon as control
 from cortexctl.core.errors import DaemonError
 
 PortOpt = Annotated[
@@ -40,6 +39,7 @@ def up(
 ) -> None:
     """Start the daemon in the background, wait until it is ready, print its URL."""
     from cortex_server.services.prepare import prepare_database
+    from cortexctl.core import daemon as control  # httpx, psutil: not for --help
 
     env = _apply_overrides(ctx, host, port)
     settings = settings_of(ctx)
@@ -96,17 +96,25 @@ def up(
 
 
 def _print_demo(settings, demo: dict[str, object]) -> None:
+    import json
+
     console.print(
-        f"Demo model [bold]{demo['served_name']}[/] is [green]running[/] (engine {demo['engine_url']})."
+        f"Demo model [bold]{demo['model']}[/] is [green]running[/], served as [bold]{demo['served_name']}[/] "
+        f"(engine {demo['engine_url']}).\n"
+        f"  see it:     cortexctl model show {demo['model']}\n"
+        f'  API model:  "{demo["served_name"]}"',
+        highlight=False,
     )
     key = demo.get("api_key") or "$CORTEX_API_KEY"
     if demo.get("api_key"):
         console.print(f"Demo API key (shown once): [bold]{key}[/]")
+    auth = f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json'"
+    chat = {"model": demo["served_name"], "messages": [{"role": "user", "content": "Hello"}]}
     console.print(
-        "Try it:\n"
-        f"  curl {settings.url}/v1/chat/completions -H 'Authorization: Bearer {key}' "
-        f"-H 'Content-Type: application/json' "
-        f'-d \'{{"model": "{demo["served_name"]}", "messages": [{{"role": "user", "content": "Hello"}}]}}\'',
+        "Try it (greedy and seeded: the same answer every time):\n"
+        f"  curl {settings.url}/v1/completions {auth} -d '{json.dumps(demo['example'])}'\n"
+        "Chat with it (a tiny model: expect rambling):\n"
+        f"  curl {settings.url}/v1/chat/completions {auth} -d '{json.dumps(chat)}'",
         highlight=False,
         markup=False,
         soft_wrap=True,
@@ -117,10 +125,11 @@ def run_demo(settings) -> dict[str, object]:
     """Deploy and start the demo recipe, wait until it runs; mint a demo key the first time."""
     from cortexctl.cli.model import wait_for_state
     from cortexctl.core.client import AdminClient
-    from cortexctl.core.demo import DEMO_RECIPE, install_demo_model
+    from cortexctl.core.demo import DEMO_NOTE, DEMO_RECIPE, demo_example, install_demo_model
     from cortexctl.core.errors import NotFound
     from cortexctl.core.shipped import find_shipped_recipe
 
+    err_console.print(f"Starting the demo model {DEMO_RECIPE}. Note: {DEMO_NOTE}", highlight=False)
     install_demo_model(settings)
     recipe_file = find_shipped_recipe(settings, DEMO_RECIPE)
     client = AdminClient(settings)
@@ -141,11 +150,15 @@ def run_demo(settings) -> dict[str, object]:
         "state": model["state"],
         "engine_url": f"http://127.0.0.1:{port}",
         "api_key": api_key,
+        "note": DEMO_NOTE,
+        "example": demo_example(model["served_name"]),
     }
 
 
 def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Stop the daemon (running models keep running and are re-adopted by the next `up`)."""
+    from cortexctl.core import daemon as control  # httpx, psutil: not for --help
+
     settings = settings_of(ctx)
     pid = control.stop(settings)
     if json_out:
@@ -158,6 +171,8 @@ def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Show whether the daemon runs, where, and on which database."""
+    from cortexctl.core import daemon as control  # httpx, psutil: not for --help
+
     st = control.status(settings_of(ctx))
     if json_out:
         print_json(control.status_dict(st))

@@ -8,13 +8,14 @@ import typer
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, print_json, settings_of
-from cortexctl.core.doctor import FAIL, run_checks
 
 _STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
 
 def doctor(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Check Python, disk, port, database, Redis, Docker and GPUs; exit 1 if anything FAILs."""
+    from cortexctl.core.doctor import FAIL, run_checks
+
     checks = run_checks(settings_of(ctx))
     if json_out:
         print_json([asdict(c) for c in checks])

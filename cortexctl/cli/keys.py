@@ -19,6 +19,7 @@ from cortexctl.cli.access_common import (
     org_query,
 )
 from cortexctl.cli.common import JsonOpt, console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
 from cortexctl.core.durations import expiry_from_now
 
@@ -98,26 +99,36 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, org: OrgOpt = None, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """List keys (never their secret)."""
     rows = _client(ctx).get("/admin/keys" + org_query(org))
     if json_out:
         print_json(rows)
         return
-    table = Table("id", "name", "prefix", "scopes", "models", "limits", "created", "state")
-    for r in rows:
-        state = "[red]revoked[/]" if r["revoked_at"] else "active"
-        table.add_row(
+    columns = [
+        Col("id"),
+        Col("name"),
+        Col("prefix"),
+        Col("state", drop_order=1),
+        Col("scopes", drop_order=2),
+        Col("models", drop_order=3),
+        Col("limits", drop_order=4),
+        Col("created", drop_order=5),
+    ]
+    table_rows = [
+        [
             str(r["id"]),
             r["name"],
-            r["prefix"] + "…",
+            r["prefix"],
+            "[red]revoked[/]" if r["revoked_at"] else "active",
             ", ".join(r["scopes"]),
             ", ".join(r["allowed_models"]) or "all",
             limits_text(r),
             r["created_at"][:19],
-            state,
-        )
-    console.print(table)
+        ]
+        for r in rows
+    ]
+    print_table(console, fit_table(console, columns, table_rows, wide=wide), wide=wide)
 
 
 @app.command("show")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
-from rich import box
-from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
-from cortexctl.core.errors import EngineError
+from cortexctl.core.errors import Conflict, EngineError, NotFound
 
 app = typer.Typer(help="Deploy recipes as models; start, stop, inspect them.", no_args_is_help=True)
-NameArg = Annotated[str, typer.Argument(help="Model name (see `cortexctl model list`).")]
+NameArg = Annotated[str, typer.Argument(help="Model name or its served name (see `cortexctl model list`).")]
 WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Wait until the model is running (or failed).")
 ]
@@ -28,6 +29,35 @@ _STATE_STYLE = {
     "loading": "yellow",
     "starting": "yellow",
 }
+
+
+def find_model(client: AdminClient, name: str) -> dict[str, Any]:
+    """The model called `name`, or else the one served as `name` (what API clients know it by)."""
+    try:
+        found: dict[str, Any] = client.get(f"/admin/models/{quote(name, safe='')}")
+        return found
+    except NotFound:
+        pass
+    models = client.get("/admin/models")
+    matches = [m for m in models if m["served_name"] == name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(sorted(m["name"] for m in matches))
+        raise Conflict(
+            f"Several models are served as '{name}': {names}.",
+            fix=f"Name one of them, e.g. `cortexctl model show {matches[0]['name']}`.",
+        )
+    known = sorted({m["name"] for m in models} | {m["served_name"] for m in models})
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise NotFound(
+        f"No model is named or served as '{name}'.{hint}", fix="List the models with `cortexctl model list`."
+    )
+
+
+def model_name(client: AdminClient, name: str) -> str:
+    return str(find_model(client, name)["name"])
 
 
 def _state(state: str) -> str:
@@ -90,54 +120,71 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """List models with their state, runtime and where they run."""
     rows = AdminClient(settings_of(ctx)).get("/admin/models")
     if json_out:
         print_json(rows)
         return
-    wide = console.width >= 120  # the reason column only when there is room; `show` has it in full
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)  # light chrome: fits 80 columns
-    for column in ("name", "served name", "state", "engine", "runtime", "ready", "ports"):
-        table.add_column(column, no_wrap=True)
-    if wide:
-        table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=50)
+    columns = [
+        Col("name"),
+        Col("served name"),
+        Col("state", drop_order=1),  # the last to go: names must stay whole
+        Col("ready", drop_order=2),
+        Col("engine", drop_order=3),
+        Col("runtime", drop_order=4),
+        Col("ports", drop_order=5),
+        Col("reason", drop_order=6),  # `model show NAME` has it in full
+    ]
+    table_rows = []
     for m in rows:
         ready = sum(1 for r in m["replicas"] if r["state"] == "running")
-        table.add_row(
-            m["name"],
-            m["served_name"],
-            _state(m["state"]),
-            m["engine"],
-            m["runtime"] or "-",
-            f"{ready}/{len(m['replicas'])}",
-            ",".join(str(r["port"]) for r in m["replicas"] if r["port"]) or "-",
-            *([m["state_reason"] or ""] if wide else []),
+        table_rows.append(
+            [
+                m["name"],
+                m["served_name"],
+                _state(m["state"]),
+                f"{ready}/{len(m['replicas'])}",
+                m["engine"],
+                m["runtime"] or "-",
+                ",".join(str(r["port"]) for r in m["replicas"] if r["port"]) or "-",
+                m["state_reason"] or "",
+            ]
         )
-    console.print(table)
+    print_table(console, fit_table(console, columns, table_rows, wide=wide), wide=wide)
 
 
 @app.command("show")
 def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
     """Show one model: state, replicas, diagnosis."""
-    m = AdminClient(settings_of(ctx)).get(f"/admin/models/{name}")
+    m = find_model(AdminClient(settings_of(ctx)), name)
     if json_out:
         print_json(m)
         return
     console.print(f"[bold]{m['name']}[/]  served as [bold]{m['served_name']}[/]  engine {m['engine']}")
     console.print(f"state {_state(m['state'])} (desired {m['desired_state']}) — {m['state_reason'] or ''}")
-    table = Table("replica", "state", "runtime", "port", "pid / container", "restarts", "reason")
-    for r in m["replicas"]:
-        table.add_row(
+    columns = [
+        Col("replica"),
+        Col("state"),
+        Col("port", drop_order=2),
+        Col("runtime", drop_order=3),
+        Col("pid / container", drop_order=4),
+        Col("restarts", drop_order=5),
+        Col("reason", drop_order=1),  # wraps rather than being cut; dropped only if names would be
+    ]
+    rows = [
+        [
             str(r["replica_index"]),
             _state(r["state"]),
-            r["runtime"] or "-",
             str(r["port"] or "-"),
+            r["runtime"] or "-",
             str(r["pid"] or (r["container_id"] or "-")[:12]),
             str(r["restart_count"]),
-            (r["state_reason"] or "")[:60],
-        )
-    console.print(table)
+            r["state_reason"] or "",
+        ]
+        for r in m["replicas"]
+    ]
+    console.print(fit_table(console, columns, rows))
     if m["diagnosis"]:
         d = m["diagnosis"]
         console.print(f"[bold red]diagnosis[/] ({d['rule']}): {d['summary']}\n[bold]fix:[/] {d['fix']}")
@@ -155,6 +202,7 @@ def _lifecycle(
     force: bool = False,
 ) -> None:
     client = AdminClient(settings_of(ctx))
+    name = model_name(client, name)
     model = client.post(f"/admin/models/{name}/{action}" + ("?force=true" if force else ""))
     if wait and action != "stop":
         model = wait_for_state(client, name, timeout_s=timeout)
@@ -195,9 +243,9 @@ def validate(
 
     params = {k: v for k, v in {"gpus": gpus, "gpu_profile": gpu_profile, "vram": vram}.items() if v}
     query = "&".join(f"{k}={v}" for k, v in params.items())
-    report = AdminClient(settings_of(ctx)).post(
-        f"/admin/models/{name}/validate" + (f"?{query}" if query else "")
-    )
+    client = AdminClient(settings_of(ctx))
+    name = model_name(client, name)
+    report = client.post(f"/admin/models/{name}/validate" + (f"?{query}" if query else ""))
     if json_out:
         print_json(report)
     else:
@@ -227,7 +275,9 @@ def restart(
 @app.command("delete")
 def delete(ctx: typer.Context, name: NameArg) -> None:
     """Delete a stopped model (its recipe stays registered)."""
-    AdminClient(settings_of(ctx)).delete(f"/admin/models/{name}")
+    client = AdminClient(settings_of(ctx))
+    name = model_name(client, name)
+    client.delete(f"/admin/models/{name}")
     console.print(f"Deleted model {name}.")
 
 
@@ -242,6 +292,7 @@ def logs(
 ) -> None:
     """Print an engine's log (and with --diagnose, what went wrong and how to fix it)."""
     client = AdminClient(settings_of(ctx))
+    name = model_name(client, name)
     out = client.get(f"/admin/models/{name}/logs", replica=replica, tail=tail)
     typer.echo(out["logs"])
     if diagnose:

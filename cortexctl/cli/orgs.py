@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
 from cortexctl.cli.access_common import AllowIpOpt, ConcOpt, RpmOpt, TpmOpt, limits_body, limits_text
 from cortexctl.cli.common import JsonOpt, console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
 
 app = typer.Typer(help="Create, list, update and delete organizations.", no_args_is_help=True)
@@ -20,17 +20,13 @@ def _client(ctx: typer.Context) -> AdminClient:
     return AdminClient(settings_of(ctx))
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "name", "limits", "allowed IPs", "created")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["name"],
-            limits_text(r),
-            ", ".join(r["allowed_ips"]) or "any",
-            r["created_at"][:19],
-        )
-    return table
+def _print(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
+    columns = [Col("id"), Col("name"), Col("limits", 2), Col("allowed IPs", 3), Col("created", 4)]
+    table_rows = [
+        [str(r["id"]), r["name"], limits_text(r), ", ".join(r["allowed_ips"]) or "any", r["created_at"][:19]]
+        for r in rows
+    ]
+    print_table(console, fit_table(console, columns, table_rows, wide=wide), wide=wide)
 
 
 @app.command("create")
@@ -52,16 +48,17 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """List organizations (admins of other orgs see only their own)."""
     rows = _client(ctx).get("/admin/orgs")
-    print_json(rows) if json_out else console.print(_table(rows))
+    print_json(rows) if json_out else _print(rows, wide=wide)
 
 
 @app.command("show")
 def show(ctx: typer.Context, org: OrgArg, json_out: JsonOpt = False) -> None:
+    """Show one organization with its limits."""
     row = _client(ctx).get(f"/admin/orgs/{quote(org)}")
-    print_json(row) if json_out else console.print(_table([row]))
+    print_json(row) if json_out else _print([row], wide=True)
 
 
 @app.command("update")

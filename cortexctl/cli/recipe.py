@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,10 +12,12 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
 from cortexctl.core.errors import Conflict, CortexError, RecipeError
-from cortexctl.recipes.flags import ENGINE_VERSIONS, accepted_flags, engine_version, flag_data, flags_file
-from cortexctl.recipes.loader import RecipeReport, check_recipe_file, duplicate_problems, read_recipe_text
+
+if TYPE_CHECKING:  # the recipe code (pydantic, yaml) is imported by the commands that use it
+    from cortexctl.recipes.loader import RecipeReport
 
 app = typer.Typer(help="Check, register and export model recipes (YAML).", no_args_is_help=True)
 
@@ -32,7 +34,8 @@ GpusOpt = Annotated[
     str | None, typer.Option("--gpus", help="Fit check for these GPUs instead of spec.gpus: 0,1 | all.")
 ]
 GpuProfileOpt = Annotated[
-    str | None, typer.Option("--gpu-profile", help="Fit check for GPUs this host lacks, e.g. a100-80g, 2xl4.")
+    str | None,
+    typer.Option("--gpu-profile", help="Fit check for GPUs this host lacks, e.g. a100-80g, 2xl4-24g."),
 ]
 VramOpt = Annotated[
     str | None, typer.Option("--vram", help="Fit check for one generic GPU of this size, e.g. 24GiB.")
@@ -40,6 +43,8 @@ VramOpt = Annotated[
 
 
 def _check_all(files: list[Path]) -> list[RecipeReport]:
+    from cortexctl.recipes.loader import check_recipe_file, duplicate_problems
+
     reports = [check_recipe_file(f) for f in files]
     for p in duplicate_problems(reports):
         for r in reports:
@@ -63,6 +68,8 @@ def validate(
     With --fit (or a GPU option) each valid recipe also gets the preflight a start
     would run: model present, checksum, VRAM fit, ports, the exact command.
     """
+    from cortexctl.recipes.flags import engine_version
+
     reports = _check_all(files)
     fit_reports: dict[str, Any] = {}
     if fit or gpus or gpu_profile or vram:
@@ -137,6 +144,8 @@ def apply(
     json_out: JsonOpt = False,
 ) -> None:
     """Register recipes with the daemon, or update those that exist. Nothing is sent if any is invalid."""
+    from cortexctl.recipes.loader import read_recipe_text
+
     reports = _check_all(files)
     problems = [p for r in reports for p in r.problems]
     if problems:
@@ -162,16 +171,17 @@ def apply(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
     """List registered recipes."""
     rows = AdminClient(settings_of(ctx)).get("/admin/recipes")
     if json_out:
         print_json(rows)
         return
-    table = Table("name", "engine", "served name", "updated", "source")
-    for r in rows:
-        table.add_row(r["name"], r["engine"], r["served_name"], r["updated_at"][:19], r["source"] or "")
-    console.print(table)
+    columns = [Col("name"), Col("served name"), Col("engine", 2), Col("updated", 3), Col("source", 4)]
+    table_rows = [
+        [r["name"], r["served_name"], r["engine"], r["updated_at"][:19], r["source"] or ""] for r in rows
+    ]
+    print_table(console, fit_table(console, columns, table_rows, wide=wide), wide=wide)
 
 
 @app.command("show")
@@ -179,6 +189,8 @@ def show(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Recipe name.")], json_out: JsonOpt = False
 ) -> None:
     """Show a registered recipe: a summary and its YAML."""
+    from cortexctl.recipes.flags import ENGINE_VERSIONS
+
     row = AdminClient(settings_of(ctx)).get(f"/admin/recipes/{name}")
     if json_out:
         print_json(row)
@@ -238,6 +250,8 @@ def flags(
     json_out: JsonOpt = False,
 ) -> None:
     """The flags the pinned engine version accepts in args.extra_args."""
+    from cortexctl.recipes.flags import accepted_flags, engine_version, flag_data, flags_file
+
     version = engine_version(engine)
     if templates:
         names = flag_data(engine).get("chat_templates", [])

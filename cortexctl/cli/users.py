@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
 from cortexctl.cli.access_common import OrgOpt, org_query
 from cortexctl.cli.common import JsonOpt, console, print_json, settings_of
+from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
 
 app = typer.Typer(help="Create, list, update, revoke and delete console users.", no_args_is_help=True)
@@ -21,12 +21,20 @@ def _client(ctx: typer.Context) -> AdminClient:
     return AdminClient(settings_of(ctx))
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "username", "org", "role", "state", "created")
-    for r in rows:
-        state = "active" if r["is_active"] else "[red]disabled[/]"
-        table.add_row(str(r["id"]), r["username"], str(r["org_id"]), r["role"], state, r["created_at"][:19])
-    return table
+def _print(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
+    columns = [Col("id"), Col("username"), Col("role"), Col("state"), Col("org", 2), Col("created", 3)]
+    table_rows = [
+        [
+            str(r["id"]),
+            r["username"],
+            r["role"],
+            "active" if r["is_active"] else "[red]disabled[/]",
+            str(r["org_id"]),
+            r["created_at"][:19],
+        ]
+        for r in rows
+    ]
+    print_table(console, fit_table(console, columns, table_rows, wide=wide), wide=wide)
 
 
 @app.command("create")
@@ -57,15 +65,17 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, org: OrgOpt = None, wide: WideOpt = False, json_out: JsonOpt = False) -> None:
+    """List console users with their roles."""
     rows = _client(ctx).get("/admin/users" + org_query(org))
-    print_json(rows) if json_out else console.print(_table(rows))
+    print_json(rows) if json_out else _print(rows, wide=wide)
 
 
 @app.command("show")
 def show(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    """Show one user."""
     row = _client(ctx).get(f"/admin/users/{quote(user)}" + org_query(org))
-    print_json(row) if json_out else console.print(_table([row]))
+    print_json(row) if json_out else _print([row], wide=True)
 
 
 def _patch(ctx: typer.Context, user: str, org: str | None, body: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +120,7 @@ def revoke(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: Json
 
 @app.command("delete")
 def delete(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    """Delete a user (their keys stay with the organization)."""
     _client(ctx).delete(f"/admin/users/{quote(user)}" + org_query(org))
     print_json({"deleted": user}) if json_out else console.print(f"Deleted user [bold]{user}[/].")
 

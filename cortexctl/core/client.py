@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from cortexctl.core.errors import (
     AuthenticationError,
@@ -16,7 +14,11 @@ from cortexctl.core.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
-from cortexctl.core.settings import Settings
+
+if TYPE_CHECKING:  # httpx and the settings are imported when a request is made (fast CLI start-up)
+    import httpx
+
+    from cortexctl.core.settings import Settings
 
 _BY_STATUS: dict[int, type[CortexError]] = {
     400: InvalidRequest,
@@ -51,6 +53,8 @@ class AdminClient:
     def request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
+        import httpx
+
         url = self.settings.url + path
         try:
             resp = httpx.request(
@@ -93,10 +97,12 @@ class AdminClient:
 
 
 def _error_from(resp: httpx.Response) -> CortexError:
+    code = None
     try:
         err = resp.json()["error"]
         message = err.get("message") or resp.text
-    except (ValueError, KeyError, TypeError):
+        code = err.get("code") if isinstance(err.get("code"), str) else None  # e.g. model_not_found
+    except (ValueError, KeyError, TypeError, AttributeError):
         message = f"HTTP {resp.status_code}: {resp.text[:200]}"
     cls = _BY_STATUS.get(resp.status_code, CortexError)
-    return cls(message)
+    return cls(message, code=code)

@@ -14,6 +14,25 @@ from cortexctl.core.settings import Settings, load_settings
 DEMO_RECIPE = "gemma3-270m-cpu"
 DEMO_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 
+# Said where the demo starts, so rambling chat answers do not read like a broken gateway.
+DEMO_NOTE = (
+    "gemma3-270m is a tiny (270M-parameter) model, and its GGUF carries no chat template: "
+    "its chat answers ramble. It shows that CORTEX works end to end, not what a real model can do."
+)
+
+
+def demo_example(served_name: str) -> dict[str, object]:
+    """The first request `up --demo` prints: a plain completion the tiny model gets right
+    (" Thursday, Friday, Saturday, Sunday"), greedy and seeded so it gives the same answer
+    every time (tests/server/test_demo.py runs it)."""
+    return {
+        "model": served_name,
+        "prompt": "Monday, Tuesday, Wednesday,",
+        "max_tokens": 8,
+        "temperature": 0,
+        "seed": 42,
+    }
+
 
 def demo_model_path(settings: Settings) -> Path:
     return settings.models_dir / DEMO_MODEL_FILE

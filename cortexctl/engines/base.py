@@ -74,6 +74,9 @@ class Engine(Protocol):
     name: ClassVar[str]
     default_image: ClassVar[str]
     metrics_path: ClassVar[str]
+    # (text in the engine's error message, fix): answers the engine gives as a 5xx although the
+    # request was at fault; the gateway turns them into 400s (services/gateway/engine_errors.py)
+    client_errors: ClassVar[tuple[tuple[str, str | None], ...]]
 
     def launch_spec(
         self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
@@ -141,13 +144,16 @@ def build_launch_spec(
     settings: Settings,
     argv_prefix: list[str],
     template: str | None,
-    engine_args: Callable[[str, str | None], list[str]],
+    engine_args: Callable[..., list[str]],
     env: dict[str, str] | None = None,
+    projector: str | None = None,
 ) -> LaunchSpec:
     """The parts every adapter shares: file placement (host paths for the process runtime,
     read-only mounts for containers), name, labels, GPUs, limits and log file.
 
-    `engine_args(model, template)` renders the engine's own flags for one placement.
+    `engine_args(model, template)` renders the engine's own flags for one placement
+    (`engine_args(model, template, projector)` when the recipe names a projector file,
+    e.g. llama.cpp's mmproj, which is found and mounted like the model).
     """
     spec = recipe.spec
     if spec.engine != engine:
@@ -160,6 +166,17 @@ def build_launch_spec(
         tpl = tpl if tpl.is_absolute() else settings.models_dir / tpl
         template_host, template_container = str(tpl), f"{CONTAINER_TEMPLATES_DIR}/{tpl.name}"
         mounts.append(Mount(tpl, template_container))
+    projector_host = projector_container = None
+    if projector is not None:
+        from cortexctl.recipes.schema import ModelSource
+
+        proj = ModelSource(path=projector).resolve(settings.models_dir)  # found as the model is
+        projector_host, projector_container = str(proj), f"{CONTAINER_MODELS_DIR}/{proj.name}"
+        mounts.append(Mount(proj, projector_container))
+
+    def placed(model: str, template: str | None, proj: str | None) -> list[str]:
+        return engine_args(model, template) if proj is None else engine_args(model, template, proj)
+
     env = dict(env or {})
     gpus = gpus_of(recipe)
     if isinstance(gpus, tuple):
@@ -168,8 +185,8 @@ def build_launch_spec(
     return LaunchSpec(
         name=name,
         engine=engine,
-        argv=[*argv_prefix, *engine_args(str(model_path), template_host)],
-        container_argv=engine_args(mounts[0].target, template_container),
+        argv=[*argv_prefix, *placed(str(model_path), template_host, projector_host)],
+        container_argv=placed(mounts[0].target, template_container, projector_container),
         image=spec.image or default_image,
         env=env,
         host=LOOPBACK,

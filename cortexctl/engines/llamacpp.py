@@ -27,9 +27,44 @@ from cortexctl.engines.base import (
 from cortexctl.engines.binaries import LLAMA_CPP_VERSION, find_llama_server
 from cortexctl.recipes.schema import LlamaCppArgs, Recipe
 
+_TOOLS_FIX = (
+    "This model's recipe runs without Jinja chat templates, which tool calling needs: the operator can "
+    "set spec.args.jinja: true (with chat_template: chatml) or a Jinja chat_template_file "
+    "(recipes/README.md, 'Tool calling')."
+)
+_MEDIA_FIX = (
+    "This model has no multimodal projector: send text only, or use a vision model "
+    "(its recipe names the projector in spec.args.mmproj)."
+)
+# llama-server 0.3.36 raises these as std::runtime_error while it parses a request, which
+# it answers as 500 "server_error" (tools/server/server-common.cpp); they are the client's.
+CLIENT_ERRORS: tuple[tuple[str, str | None], ...] = (
+    ("tools param requires --jinja flag", _TOOLS_FIX),
+    ("tool_choice param requires --jinja flag", _TOOLS_FIX),
+    ("image input is not supported", _MEDIA_FIX),
+    ("audio input is not supported", _MEDIA_FIX),
+    ("video input is not supported", _MEDIA_FIX),
+    ("Multimodal data provided, but model does not support multimodal requests", _MEDIA_FIX),
+    ("Failed to load image or audio file", "Send a valid PNG/JPEG image or WAV/MP3 audio."),
+    ("Invalid base64 value", "Send the image as a data: URI with valid base64."),
+    ("Cannot use both json_schema and grammar", "Give response_format or grammar, not both."),
+    ("Cannot specify grammar with tools", "Give tools or grammar, not both."),
+    ('"prompt" must not be empty', None),
+    ('"prompt" is required', None),
+    ('"prompt" elements must be', None),
+    ("Only no echo is supported", "Leave out `echo` or set it to false."),
+    ("Unsupported param: ", None),
+)
+
 
 def llama_server_args(
-    args: LlamaCppArgs, *, model: str, port: int, served_name: str, template_file: str | None
+    args: LlamaCppArgs,
+    *,
+    model: str,
+    port: int,
+    served_name: str,
+    template_file: str | None,
+    projector: str | None = None,
 ) -> list[str]:
     """Everything after the binary name; `model`/`template_file` as the engine will see them."""
     argv = [
@@ -54,10 +89,16 @@ def llama_server_args(
         argv += ["-ub", str(args.ubatch_size)]
     if args.chat_template is not None:
         # A built-in template name: with Jinja on (this version's default) llama-server would
-        # take the name itself as the template text, so Jinja must be off before the flag.
-        argv += ["--no-jinja", "--chat-template", args.chat_template]
-    if template_file is not None:
-        argv += ["--chat-template-file", template_file]
+        # take the name itself as the template text (all but `chatml`), so Jinja is off before
+        # the flag unless the recipe asks for it (`jinja: true` with `chatml` or an inline template).
+        argv += ["--jinja" if args.jinja else "--no-jinja", "--chat-template", args.chat_template]
+    elif template_file is not None:
+        # A Jinja file: said explicitly, and before the flag (llama.cpp checks it against Jinja then).
+        argv += ["--no-jinja" if args.jinja is False else "--jinja", "--chat-template-file", template_file]
+    elif args.jinja is not None:
+        argv.append("--jinja" if args.jinja else "--no-jinja")
+    if projector is not None:
+        argv += ["--mmproj", projector]
     if args.embeddings:
         argv.append("--embeddings")
     if args.pooling is not None:
@@ -71,6 +112,7 @@ class LlamaCppEngine:
     name: ClassVar[str] = "llamacpp"
     default_image: ClassVar[str] = f"cortex/llamacpp-cpu:{LLAMA_CPP_VERSION}"
     metrics_path: ClassVar[str] = "/metrics"
+    client_errors: ClassVar[tuple[tuple[str, str | None], ...]] = CLIENT_ERRORS
 
     def launch_spec(
         self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings
@@ -94,8 +136,14 @@ class LlamaCppEngine:
             settings=settings,
             argv_prefix=[binary],
             template=args.chat_template_file,
-            engine_args=lambda model, template: llama_server_args(
-                args, model=model, template_file=template, port=port, served_name=recipe.spec.served_name
+            projector=args.mmproj,
+            engine_args=lambda model, template, projector=None: llama_server_args(
+                args,
+                model=model,
+                template_file=template,
+                projector=projector,
+                port=port,
+                served_name=recipe.spec.served_name,
             ),
         )
 

@@ -92,6 +92,7 @@ class VllmEngine:
     name: ClassVar[str] = "vllm"
     default_image: ClassVar[str] = f"vllm/vllm-openai:v{VLLM_VERSION}"
     metrics_path: ClassVar[str] = "/metrics"
+    client_errors: ClassVar[tuple[tuple[str, str | None], ...]] = ()  # vLLM answers 400 itself
 
     def launch_spec(
         self, recipe: Recipe, *, model_id: int, replica_index: int, port: int, settings: Settings

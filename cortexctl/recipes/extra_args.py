@@ -38,6 +38,7 @@ TYPED_FLAGS: dict[str, dict[str, str]] = {
         "--chat-template-file": "chat_template_file",
         "--embedding": "embeddings",
         "--pooling": "pooling",
+        "--mmproj": "mmproj",
         # args.mlock has no flag of its own in this llama.cpp: the adapter renders it as
         # `--load-mode mmap+mlock` (semantic.py refuses --load-mode next to mlock: true).
     },

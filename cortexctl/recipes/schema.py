@@ -8,7 +8,7 @@ silently ignored).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -53,7 +53,20 @@ class LlamaCppArgs(Strict):
     embeddings: bool = Field(False, description="--embeddings: serve /v1/embeddings")
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
     mlock: bool = False
+    jinja: bool | None = Field(
+        None,
+        description="--jinja / --no-jinja: Jinja chat templates, which tool calling needs (default: on, "
+        "off with a named chat_template; on with chat_template_file)",
+    )
+    mmproj: str | None = Field(
+        None, description="vision/audio projector GGUF (--mmproj); found like spec.model.path"
+    )
     extra_args: list[str] = Field(default_factory=list, description="more llama-server flags (checked)")
+
+    def serves_embeddings(self) -> bool | None:
+        return self.embeddings
+
+    EMBEDDINGS_SETTING: ClassVar[str] = "spec.args.embeddings: true"
 
 
 class VllmArgs(Strict):
@@ -77,6 +90,12 @@ class VllmArgs(Strict):
     )
     swap_space_gib: float | None = Field(None, ge=0)
     extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` flags (checked)")
+
+    def serves_embeddings(self) -> bool | None:
+        """None when vLLM decides from the model itself (no task set)."""
+        return None if self.task is None else self.task == "embed"
+
+    EMBEDDINGS_SETTING: ClassVar[str] = "spec.args.task: embed"
 
 
 class RequestDefaults(Strict):

@@ -136,6 +136,14 @@ def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, base_dir: Path | None)
                     "or chat_template_file",
                 )
             )
+    if args.jinja and args.chat_template and "{" not in args.chat_template and args.chat_template != "chatml":
+        out.append(
+            (
+                ARGS + ("jinja",),
+                "with Jinja on, llama.cpp knows only the built-in name 'chatml' (any other name is read as "
+                "the template's own text): use chat_template: chatml or a Jinja chat_template_file",
+            )
+        )
     if args.chat_template_file:
         out += _check_file(ARGS + ("chat_template_file",), args.chat_template_file, base_dir)
     if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":

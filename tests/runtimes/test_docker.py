@@ -66,7 +66,7 @@ async def test_container_lifecycle(
         assert state == ProbeState.READY, rt.logs(handle)
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/completions",
-            json={"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4},
+            json={"model": "tiny-docker", "prompt": "the cat", "max_tokens": 4, "temperature": 0, "seed": 42},
             timeout=30,
         )
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0

@@ -48,8 +48,13 @@ def test_up_demo_runs_gemma_and_it_answers(cortexctl: Cortexctl, llama_server_bi
 
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{cortexctl.port}/v1", api_key=demo["api_key"])
     assert [m.id for m in client.models.list().data] == ["gemma3-270m"]
+    # The first example `up --demo` prints shows the model working, the same way every time.
+    example = client.completions.create(**demo["example"])
+    assert example.choices[0].text.startswith(" Thursday, Friday"), example
+    assert "ramble" in demo["note"] and demo["model"] == "gemma3-270m-cpu"
+    greedy = {"temperature": 0, "seed": 42}  # the assertions below hold for every run, not most
     chat = client.chat.completions.create(
-        model="gemma3-270m", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
+        model="gemma3-270m", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, **greedy
     )
     assert chat.choices[0].message.content and chat.usage and chat.usage.completion_tokens > 0
     streamed = client.chat.completions.create(
@@ -57,6 +62,7 @@ def test_up_demo_runs_gemma_and_it_answers(cortexctl: Cortexctl, llama_server_bi
         messages=[{"role": "user", "content": "Count to three."}],
         max_tokens=8,
         stream=True,
+        **greedy,
     )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
 

@@ -42,6 +42,9 @@ class ServedModel:
     connect_timeout_s: float = 5.0
     max_model_len: int | None = None
     created: int = 0  # unix time, for /v1/models
+    recipe: str | None = None  # the recipe behind it, named in errors
+    serves_embeddings: bool | None = None  # from the recipe; None: the engine decides
+    embeddings_setting: str | None = None  # the recipe setting that turns embeddings on
     replicas: list[ReplicaEndpoint] = field(default_factory=list)
 
     def healthy_replicas(self) -> list[ReplicaEndpoint]:

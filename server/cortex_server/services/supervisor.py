@@ -468,6 +468,9 @@ class Supervisor:
                     request_timeout_s=spec.timeouts.request_s,
                     connect_timeout_s=spec.timeouts.connect_s,
                     created=int(entry.model.created_at.timestamp()),
+                    recipe=entry.recipe.name,
+                    serves_embeddings=spec.engine_args().serves_embeddings(),
+                    embeddings_setting=type(spec.engine_args()).EMBEDDINGS_SETTING,
                 )
             elif state == State.RUNNING:
                 sm.state = State.RUNNING

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from cortex_server.core.auth import Principal
 from cortex_server.services.gateway.balancer import ReplicaBalancer
+from cortex_server.services.gateway.engine_errors import client_facing
 from cortex_server.services.gateway.metering import CallMeter, UsageSink
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
 from cortex_server.services.gateway.streaming import RelayResponse
@@ -83,7 +84,8 @@ class Gateway:
         if not replicas:
             raise ServiceUnavailable(
                 f"The model '{model.served_name}' has no healthy replica (state: {model.state}).",
-                fix="Wait for it to become running, or see `cortexctl model status` for why it is not.",
+                fix="Wait for it to become running, or see why it is not: "
+                f"`cortexctl model show {model.served_name}`.",
                 code="model_not_ready",
             )
         meter = CallMeter(
@@ -96,12 +98,14 @@ class Gateway:
                 response = await self._open_stream(
                     endpoint, body, replicas, timeout, meter, strip_usage, sink
                 )
+                if not isinstance(response, RelayResponse):
+                    response = _for_client(response, model, meter)
                 return response
             finally:  # from the relay's first byte on, the relay meters; before that, we do
                 if not isinstance(response, RelayResponse) and meter.reached_engine:
                     sink(meter.row())
         try:
-            return await self._call(endpoint, body, replicas, timeout, meter)
+            return _for_client(await self._call(endpoint, body, replicas, timeout, meter), model, meter)
         finally:
             if meter.reached_engine:
                 sink(meter.row())
@@ -220,6 +224,15 @@ class Gateway:
         raise _all_failed(replicas, last)
 
 
+def _for_client(response: Response, model: ServedModel, meter: CallMeter) -> Response:
+    """An engine's error answer as the client should see it (a client's mistake → 4xx)."""
+    if response.status_code < 400:
+        return response
+    response = client_facing(response, engine=model.engine, served_name=model.served_name)
+    meter.status_code = response.status_code
+    return response
+
+
 def _tee(first: UsageSink, second: UsageSink) -> UsageSink:
     def both(row: dict[str, Any]) -> None:
         first(row)
@@ -286,6 +299,6 @@ def _all_failed(replicas: list[ReplicaEndpoint], last: UpstreamConnectionError |
     reason = last.message if last is not None else "every replica answered 503"
     return ServiceUnavailable(
         f"No replica could take the request (tried {names}): {reason}",
-        fix="Retry shortly; see `cortexctl model status` if it persists.",
+        fix=f"Retry shortly; if it persists, see `cortexctl model show {replicas[0].model_name}`.",
         code="no_replica_available",
     )

@@ -106,14 +106,14 @@ def map_upstream_errors(base_url: str) -> Iterator[None]:
     except httpx.ConnectError as exc:
         raise UpstreamConnectionError(
             f"Cannot connect to the engine at {base_url}: {exc or type(exc).__name__}.",
-            fix="The engine may have crashed; see `cortexctl model status`.",
+            fix="The engine may have crashed; see `cortexctl model list`.",
         ) from exc
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
         # Also what a pooled keep-alive connection that the engine just closed looks like:
         # `stale` lets the caller try the same replica once more, on a fresh connection.
         raise UpstreamConnectionError(
             f"Lost the connection to the engine at {base_url}: {exc or type(exc).__name__}.",
-            fix="The engine may have crashed; see `cortexctl model status`.",
+            fix="The engine may have crashed; see `cortexctl model list`.",
             details={"stale": True},
         ) from exc
     except httpx.TransportError as exc:
