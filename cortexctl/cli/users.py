@@ -123,3 +123,13 @@ def delete(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: Json
     """Delete a user (their keys stay with the organization)."""
     _client(ctx).delete(f"/admin/users/{quote(user)}" + org_query(org))
     print_json({"deleted": user}) if json_out else console.print(f"Deleted user [bold]{user}[/].")
+
+
+@app.command("end-sessions")
+def end_sessions(ctx: typer.Context, user: UserArg, org: OrgOpt = None, json_out: JsonOpt = False) -> None:
+    """End every browser session of a user at once (they must log in again)."""
+    _client(ctx).delete(f"/admin/users/{quote(user)}/sessions" + org_query(org))
+    if json_out:
+        print_json({"sessions_ended": user})
+    else:
+        console.print(f"Ended every session of [bold]{user}[/].")

@@ -99,7 +99,24 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(
         "cortex:", description="prefix of every Redis key and channel this daemon uses"
     )
-    session_ttl_s: int = Field(12 * 3600, ge=60, description="browser session lifetime")
+    session_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 86400, description="browser session lifetime")
+    session_idle_s: int = Field(
+        2 * 3600, ge=60, le=30 * 86400, description="a browser session unused this long ends"
+    )
+    login_free_failures: int = Field(
+        5, ge=1, le=1000, description="failed logins per username before exponential backoff"
+    )
+    login_free_failures_per_ip: int = Field(
+        20, ge=1, le=100_000, description="failed logins per client address before exponential backoff"
+    )
+    login_max_backoff_s: float = Field(900.0, ge=1, le=86400, description="longest login backoff")
+    max_header_bytes: int = Field(
+        32 * 1024, ge=4096, le=1024 * 1024, description="request headers larger than this get 431"
+    )
+    max_header_count: int = Field(100, ge=16, le=1000, description="more request headers than this get 431")
+    body_read_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="a request body not fully received within this gets 408"
+    )
 
     @field_validator("model_roots")
     @classmethod

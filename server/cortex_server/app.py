@@ -22,10 +22,11 @@ from cortex_server.api.admin import users as admin_users
 from cortex_server.api.chat.router import router as chat_router
 from cortex_server.api.console import mount_console
 from cortex_server.api.middleware.body_limit import BodyLimitMiddleware
+from cortex_server.api.middleware.header_limit import HeaderLimitMiddleware
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.errors import install_error_handlers
-from cortex_server.core.security import load_or_create_secret
+from cortex_server.core.security import HASH_SLOTS, load_or_create_secret
 from cortex_server.core.sessions import SessionCodec
 from cortex_server.db.engine import make_engine, make_session_factory
 from cortex_server.services.gateway.balancer import ReplicaBalancer
@@ -33,6 +34,7 @@ from cortex_server.services.gateway.proxy import Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.invalidation import AuthInvalidator
 from cortex_server.services.last_used import run_last_used_writer
+from cortex_server.services.login_throttle import LoginGate, LoginThrottle, RedisFailures
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.metering.writer import UsageWriter
 from cortex_server.services.observability.daemon import build_observability, count_rejections, install
@@ -50,7 +52,9 @@ def build_context(settings: Settings) -> AppContext:
     engine = make_engine(settings.effective_database_url)
     session_factory = make_session_factory(engine)
     secret = load_or_create_secret(settings)
-    authenticator = KeyAuthenticator(session_factory=session_factory, secret=secret)
+    authenticator = KeyAuthenticator(
+        session_factory=session_factory, secret=secret, session_idle_s=settings.session_idle_s
+    )
     registry = ModelRegistry()
     upstreams = UpstreamClients(max_connections=settings.upstream_max_connections)
     usage_writer = UsageWriter(
@@ -83,6 +87,15 @@ def build_context(settings: Settings) -> AppContext:
             metrics=observability.gateway,
         ),
         sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
+        login_throttle=LoginThrottle(
+            store=RedisFailures(url=settings.redis_url, prefix=settings.redis_key_prefix)
+            if settings.redis_url
+            else None,
+            free=settings.login_free_failures,
+            free_ip=settings.login_free_failures_per_ip,
+            max_s=settings.login_max_backoff_s,
+        ),
+        login_gate=LoginGate(slots=HASH_SLOTS),
         rate_limiter=make_rate_limiter(
             redis_url=settings.redis_url,
             prefix=settings.redis_key_prefix,
@@ -150,6 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
                 if ctx.observability is not None:
                     ctx.observability.close()
                 await ctx.rate_limiter.close()
+                await ctx.login_throttle.close()
                 ctx.invalidator.close()
             finally:
                 ctx.engine.dispose()
@@ -158,7 +172,14 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     count_rejections(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
+    app.add_middleware(  # added last: runs first
+        HeaderLimitMiddleware, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+    )
     app.include_router(openai_api.router)  # first: routes match in order, and these are the hot path
     app.include_router(health.router)
     app.include_router(metrics_api.router)

@@ -19,6 +19,7 @@ from cortexctl.core.settings import Settings
 
 if TYPE_CHECKING:
     from cortex_server.services.invalidation import AuthInvalidator
+    from cortex_server.services.login_throttle import LoginGate, LoginThrottle
     from cortex_server.services.observability.daemon import Observability
     from cortex_server.services.observability.rejections import RejectionRecorder
     from cortex_server.services.ratelimit import RateLimiter
@@ -40,6 +41,8 @@ class AppContext:
     upstreams: UpstreamClients
     usage_writer: UsageWriter
     gateway: Gateway
+    login_throttle: LoginThrottle
+    login_gate: LoginGate
     supervisor: Supervisor | None = None
     observability: Observability | None = None  # metrics registry, engine scrapes, GPUs
     rejections: RejectionRecorder | None = None  # 401/403/429 counts for usage analytics

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
 from cortex_server.app import create_app
 from cortex_server.core.logging import configure_logging
+from cortex_server.core.security import secure_home
 from cortex_server.services.prepare import prepare_database
 from cortexctl.core.settings import Settings
 
@@ -15,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
+    os.umask(0o077)  # for the daemon's lifetime: logs, db, spool are created private
+    secure_home(settings.home)
     configure_logging(level=settings.log_level, logs_dir=settings.logs_dir)
     prepare_database(settings)
     log.info("cortexd listening on %s", settings.url)
@@ -26,4 +30,5 @@ def serve(settings: Settings) -> None:
         access_log=False,
         proxy_headers=False,  # X-Forwarded-* is judged by our trusted_proxies setting, not uvicorn
         timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # the h11 parser's own head cap
     )

@@ -96,8 +96,10 @@ def test_every_route_enforces_its_declared_access(env: AccessEnv) -> None:
     ]
     other_admin = env.key("other-admin", ["admin"], org=other["name"])
     credentials.append(("key[admin, other org]", env.auth(other_admin), "key", frozenset({"admin"}), False))
+    passwords = {}
     for role, scopes in ROLE_SCOPES.items():
-        cookie, csrf = env.login(f"u-{role}", env.user(f"u-{role}", role))
+        passwords[role] = env.user(f"u-{role}", role)
+        cookie, csrf = env.login(f"u-{role}", passwords[role])
         headers = env.session_headers(cookie, csrf)
         credentials.append((f"session[{role}]", headers, "session", scopes, "admin" in scopes))
     # a session without its CSRF header is refused on writes, admitted on reads
@@ -118,6 +120,9 @@ def test_every_route_enforces_its_declared_access(env: AccessEnv) -> None:
             if not access["public"]:
                 assert resp.status_code == 401, f"{call} without credentials: {resp.status_code}"
             for label, headers, kind, scopes, operator in credentials:
+                if route.path == "/auth/logout" and kind == "session":  # it really ends the session
+                    role = label.removeprefix("session[").removesuffix("]")
+                    headers = env.session_headers(*env.login(f"u-{role}", passwords[role]))
                 resp = env.client.request(method, path, headers=headers)
                 env.client.cookies.clear()
                 _check(

@@ -96,3 +96,23 @@ def test_trusted_proxy_forwards_the_real_client(tmp_path: Path) -> None:
         assert _call(env, key) == 403  # the proxy itself is not allowed
         assert _call(env, key, **{"X-Forwarded-For": "203.0.113.50"}) == 200
         assert _call(env, key, **{"X-Forwarded-For": "203.0.113.50, 198.51.100.1"}) == 403
+
+
+def test_every_forwarded_for_line_is_read(tmp_path: Path) -> None:
+    """A proxy that adds its own X-Forwarded-For line (instead of appending) must not let the
+    client's own first line through: the lines are joined, then walked from the right."""
+    for env in make_env(tmp_path / "lines", peer=("10.9.0.2", 1234), trusted_proxies=["10.9.0.0/24"]):
+        key = env.key("two-lines", ["inference"], allowed_ips=["203.0.113.0/24"])
+        lines = [
+            ("Authorization", f"Bearer {key}"),
+            ("X-Forwarded-For", "203.0.113.50"),  # forged by the client
+            ("X-Forwarded-For", "198.51.100.1"),  # added by the trusted proxy: the real client
+        ]
+        resp = env.client.post("/test/inference", json={}, headers=lines)
+        assert resp.status_code == 403, resp.text
+        assert (
+            client_ip(
+                peer="10.9.0.2", forwarded_for="203.0.113.50,198.51.100.1", trusted_proxies=["10.9.0.0/24"]
+            )
+            == "198.51.100.1"
+        )

@@ -97,10 +97,18 @@ def test_redis_dying_mid_test_fails_as_configured_never_500(
     free = _admin(closed, token, "POST", "/admin/keys", json={"name": "f", "scopes": ["inference"]})
     both = [closed.url, opened.url]
     assert asyncio.run(_burst(both, limited["key"], 4)) == [200] * 4
+    assert httpx.get(closed.url + "/ready").status_code == 200
 
     redis_proc.kill()
     redis_proc.wait()
     assert asyncio.run(_burst([closed.url], limited["key"], 3)) == [503] * 3
+    refused = httpx.post(
+        closed.url + "/test/inference", json={}, headers={"Authorization": f"Bearer {limited['key']}"}
+    )
+    assert int(refused.headers["retry-after"]) >= 1  # the fail-closed 503 says when to retry
+    for d in (closed, opened):  # a configured Redis that is down: not ready
+        ready = httpx.get(d.url + "/ready")
+        assert ready.status_code == 503 and ready.json()["reason"] == "redis unreachable"
     assert asyncio.run(_burst([opened.url], limited["key"], 3)) == [200] * 3
     assert asyncio.run(_burst(both, free["key"], 4)) == [200] * 4  # no limits: Redis not needed
     body = httpx.post(

@@ -173,3 +173,50 @@ def test_429_carries_retry_after_and_openai_headers(env: AccessEnv) -> None:
     )
     other = env.client.post("/test/inference", json={"model": "big"}, headers=h)
     assert other.status_code == 403 and other.json()["error"]["code"] == "model_not_allowed"
+
+
+def _seconds(reset: str) -> float:
+    minutes, _, rest = reset.partition("m") if "m" in reset else ("0", "", reset)
+    return int(minutes) * 60 + float(rest.rstrip("s") or 0)
+
+
+async def test_answers_say_what_they_mean_in_process() -> None:
+    await _answers_say_what_they_mean(RateLimiter(backend=MemoryBackend()))
+
+
+@pytest.mark.redis
+async def test_answers_say_what_they_mean_in_redis(redis_limiter: RateLimiter) -> None:
+    await _answers_say_what_they_mean(redis_limiter)
+
+
+async def _answers_say_what_they_mean(limiter: RateLimiter) -> None:
+    """A concurrency refusal carries its headers; a reset never exceeds the window."""
+    key_id = int(uuid.uuid4().int % 1_000_000)
+    p = principal(rpm=3, tpm=1000, conc=1, key_id=key_id)
+    held = await limiter.check(p, tokens_estimate=10, request_id="held")
+    assert held.allowed and held.headers["x-ratelimit-limit-concurrency"] == "1"
+    assert held.headers["x-ratelimit-remaining-concurrency"] == "0"
+    busy = await limiter.check(p, tokens_estimate=10, request_id="busy")
+    assert not busy.allowed and busy.denied_by == "concurrency"
+    assert busy.headers["x-ratelimit-limit-concurrency"] == "1"
+    assert busy.headers["x-ratelimit-remaining-concurrency"] == "0"
+    assert {"x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"} <= set(busy.headers)
+    await limiter.finish(p, request_id="held", tokens_estimate=10, tokens_used=10)
+    for rid in ("a", "b"):
+        ok = await limiter.check(p, tokens_estimate=10, request_id=rid)
+        assert ok.allowed
+        await limiter.finish(p, request_id=rid, tokens_estimate=10, tokens_used=10)
+    refused = await limiter.check(p, tokens_estimate=10, request_id="c")
+    assert not refused.allowed and refused.denied_by == "requests"
+    assert 0 < _seconds(refused.headers["x-ratelimit-reset-requests"]) <= 60  # was retry + 60 s
+    assert refused.retry_after_s <= _seconds(refused.headers["x-ratelimit-reset-requests"]) + 0.001
+
+
+def test_refusal_message_agrees_with_retry_after(env: AccessEnv) -> None:
+    h = env.auth(env.key("agree", ["inference"], rpm_limit=1))
+    assert env.client.post("/test/inference", json={}, headers=h).status_code == 200
+    refused = env.client.post("/test/inference", json={}, headers=h)
+    seconds = int(refused.headers["retry-after"])
+    message = refused.json()["error"]["message"]
+    assert seconds >= 1 and f"Retry after {seconds}s" in message and "0.0s" not in message
+    assert _seconds(refused.headers["x-ratelimit-reset-requests"]) <= 60

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from cortex_server.db.engine import make_engine, make_session_factory, session_scope
 from cortex_server.db.models import AuditLog, Model
 from cortex_server.db.models import Recipe as RecipeRow
+from cortex_server.services.bootstrap import local_token_key_name
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "recipes" / "gemma3-270m-cpu.yaml"
@@ -160,10 +161,11 @@ def test_writes_are_audited(daemon) -> None:
             audit = [(r.action, r.target, r.actor) for r in rows]
     finally:
         engine.dispose()
+    local = "key:" + local_token_key_name(daemon.settings.home)  # the per-host local admin token
     assert audit == [
-        ("recipes.create", "tiny", "key:cortexctl-local"),
-        ("recipes.update", "tiny", "key:cortexctl-local"),
-        ("recipes.delete", "tiny", "key:cortexctl-local"),
+        ("recipes.create", "tiny", local),
+        ("recipes.update", "tiny", local),
+        ("recipes.delete", "tiny", local),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cortex_server.services.bootstrap import local_token_key_name
 from tests.support.cortexctl_cli import Cortexctl
 
 pytestmark = pytest.mark.slow
@@ -53,6 +54,7 @@ def test_orgs_users_keys_lifecycle_through_the_cli(cortexctl: Cortexctl) -> None
 
     cortexctl.run("keys", "delete", "svc", "--org", "acme", check=True)
     assert cortexctl.json("keys", "list", "--org", "acme") == []
+    assert cortexctl.json("users", "end-sessions", "ann", "--org", "acme") == {"sessions_ended": "ann"}
     cortexctl.run("users", "delete", "ann", "--org", "acme", check=True)
     cortexctl.run("orgs", "delete", "acme", check=True)
     gone = cortexctl.run("orgs", "show", "acme")
@@ -62,4 +64,5 @@ def test_orgs_users_keys_lifecycle_through_the_cli(cortexctl: Cortexctl) -> None
     audit = httpx.get(url + "/admin/audit", headers={"Authorization": f"Bearer {token}"}).json()
     actions = {r["action"] for r in audit}
     assert {"orgs.create", "users.create", "keys.create", "keys.revoke", "orgs.delete"} <= actions
-    assert all(r["actor"] == "key:cortexctl-local" and r["client_ip"] == "127.0.0.1" for r in audit)
+    local = "key:" + local_token_key_name(cortexctl.home)  # the per-host local admin token
+    assert all(r["actor"] == local and r["client_ip"] == "127.0.0.1" for r in audit)

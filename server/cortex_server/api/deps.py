@@ -14,7 +14,6 @@ attribute that tests/access/test_every_route.py reads:
 from __future__ import annotations
 
 import dataclasses
-import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,12 +26,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from cortex_server.context import AppContext
-from cortex_server.core.auth import Principal
+from cortex_server.core.auth import Principal, retry_seconds
 from cortex_server.core.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_matches
 from cortex_server.db.engine import database_unavailable
+from cortex_server.services.admission import estimate_tokens, tightest_tpm
 from cortex_server.services.netaccess import client_ip, forwarded_https, ip_allowed
 from cortex_server.services.ratelimit import RateLimiter
-from cortexctl.core.errors import AuthenticationError, PermissionDenied, RateLimited
+from cortexctl.core.errors import AuthenticationError, InvalidRequest, PermissionDenied, RateLimited
 
 
 def context_of(request: Request) -> AppContext:
@@ -74,7 +74,8 @@ def request_ip(request: Request) -> str | None:
     ctx: AppContext = request.app.state.cortex
     ip = client_ip(
         peer=request.client.host if request.client else None,
-        forwarded_for=request.headers.get("x-forwarded-for"),
+        # every X-Forwarded-For line, in order: a proxy may add its own line instead of appending
+        forwarded_for=",".join(request.headers.getlist("x-forwarded-for")) or None,
         trusted_proxies=ctx.settings.trusted_proxies,
     )
     request.state.client_ip = ip
@@ -103,16 +104,32 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+MAX_TOKEN_CHARS = 256  # our keys are 53 characters; longer is junk, refused without hashing
 _NO_CREDENTIALS = "Send an API key as 'Authorization: Bearer <key>' (create one with `cortexctl keys create`)"
 
 
 async def _key_principal(request: Request, ctx: AppContext, token: str) -> Principal:
+    if len(token) > MAX_TOKEN_CHARS:
+        raise AuthenticationError("Invalid, revoked or expired API key.", fix="Check the key.")
     hit, principal = ctx.authenticator.cached(token)  # hot path: no thread hop on a cache hit
     if not hit:
+        ip = request_ip(request)
+        wait = ctx.authenticator.unknown_budget.retry_after_s(ip)
+        # this address sent too many unknown keys lately: no database lookup for it
+        if wait > 0 and not ctx.authenticator.known_valid(token):
+            seconds = retry_seconds(wait)
+            raise RateLimited(
+                f"Too many invalid API keys from this address; retry after {seconds}s.",
+                fix="Check the key you send.",
+                retry_after_s=seconds,
+                code="too_many_invalid_keys",
+            )
         try:
             principal = await run_in_threadpool(ctx.authenticator.authenticate, token)
         except OperationalError as exc:
             raise database_unavailable(ctx.engine, exc) from None
+        if principal is None:
+            ctx.authenticator.unknown_budget.spend(ip)
     if principal is None:
         raise AuthenticationError(
             "Invalid, revoked or expired API key.", fix="Check the key or create a new one."
@@ -125,9 +142,7 @@ async def _session_principal(request: Request, ctx: AppContext, cookie: str) -> 
     principal = None
     if data is not None:
         try:
-            principal = await run_in_threadpool(
-                ctx.authenticator.authenticate_user, user_id=data.user_id, pw_version=data.pw_version
-            )
+            principal = await run_in_threadpool(ctx.authenticator.authenticate_session, data.sid)
         except OperationalError as exc:
             raise database_unavailable(ctx.engine, exc) from None
     if data is None or principal is None:
@@ -271,12 +286,6 @@ _DENIED = {
 }
 
 
-def estimate_tokens(raw: bytes, body: dict[str, Any]) -> int:
-    """Prompt ≈ bytes / 4 plus the completion budget the client asked for."""
-    budget = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return math.ceil(len(raw) / 4) + (int(budget) if isinstance(budget, int | float) and budget > 0 else 0)
-
-
 async def _inference(request: Request, response: Response) -> AsyncIterator[InferenceGrant]:
     ctx = context_of(request)
     principal = await authenticate(request, sessions=False)
@@ -296,14 +305,25 @@ async def _inference(request: Request, response: Response) -> AsyncIterator[Infe
             code="model_not_allowed",
             param="model",
         )
-    estimate = estimate_tokens(raw, body)
+    served = ctx.registry.get(model) if model is not None else None
+    estimate = estimate_tokens(raw, body, path=request.url.path, served=served)
+    tpm = tightest_tpm([principal.limits.tpm, principal.org_limits.tpm])
+    if tpm is not None and estimate > tpm:
+        raise InvalidRequest(
+            f"This request needs about {estimate} tokens (prompt plus max_tokens for every completion), "
+            f"more than the {tpm} tokens per minute this key may use: it can never be admitted.",
+            fix="Send a smaller max_tokens or fewer prompts, or ask an admin to raise the tokens/min limit.",
+            code="exceeds_token_limit",
+            param="max_tokens",
+        )
     request_id = uuid.uuid4().hex
     decision = await ctx.rate_limiter.check(principal, tokens_estimate=estimate, request_id=request_id)
     if not decision.allowed:
+        seconds = retry_seconds(decision.retry_after_s)
         raise RateLimited(
             _DENIED.get(decision.denied_by or "", "Rate limit reached."),
-            fix=f"Retry after {decision.retry_after_s:.1f}s, or ask an admin to raise the limit.",
-            retry_after_s=decision.retry_after_s,
+            fix=f"Retry after {seconds}s, or ask an admin to raise the limit.",
+            retry_after_s=seconds,
             details={"headers": decision.headers, "limit": decision.denied_by},
         )
     response.headers.update(decision.headers)

@@ -32,4 +32,7 @@ async def ready(ctx: ContextDep) -> JSONResponse:
         return JSONResponse(
             {**body, "status": "unavailable", "reason": "migrations pending"}, status_code=503
         )
+    if ctx.settings.redis_url and not await ctx.rate_limiter.ready():
+        # limited keys are refused (or unlimited, if fail-open) while Redis is down: not ready
+        return JSONResponse({**body, "status": "unavailable", "reason": "redis unreachable"}, status_code=503)
     return JSONResponse({**body, "status": "ready", "migrations": "current"})

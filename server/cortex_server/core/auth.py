@@ -4,24 +4,35 @@ The cache holds a principal for at most CACHE_TTL_S; `invalidate()` drops it at 
 on this daemon after a change, and on every daemon through Redis pub/sub, see
 services/invalidation.py). Last-used times are collected here and written in batches
 (services/last_used.py), never on the request path.
+
+Floods of made-up tokens must cost little and never push real keys out: found principals
+and "no such key" answers live in two caches. The negative one is a bounded LRU (junk
+evicts only junk), and each client address may send only so many unknown tokens to the
+database per second (UnknownKeyBudget); past that it gets a 429 without a lookup.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.security import hash_api_key
 from cortex_server.db.models import Organization, User
 from cortex_server.services.keys import find_active_key
+from cortex_server.services.sessions import find_live_session
 
 CACHE_TTL_S = 2.0  # a revocation is visible on every daemon within this time
+NEGATIVE_TTL_S = 30.0  # "no such key": keys are 256-bit random, so a miss stays a miss
+NEGATIVE_MAX = 10_000  # LRU bound of the negative cache
+POSITIVE_PRUNE_AT = 50_000  # the valid-principal cache drops expired entries past this size
+SEEN_VALID_MAX = 100_000  # digests of keys that were valid once (LRU)
 DEFAULT_ORG = "default"  # its admins operate the appliance (see Principal.is_operator)
 
 # Browser users get the scopes of their role. "admin" implies every scope.
@@ -57,7 +68,8 @@ class Principal:
     limits: Limits = field(default_factory=Limits)
     org_limits: Limits = field(default_factory=Limits)
     csrf_token: str | None = None  # sessions: the token writes must echo in X-CSRF-Token
-    expires_at: float | None = None  # keys: epoch seconds; checked on every use, cache hits included
+    expires_at: datetime | None = None  # keys: the key's expiry, checked on every use, cache hits included
+    session_id: int | None = None  # sessions: the auth_sessions row
 
     def has_scope(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -75,17 +87,6 @@ class Principal:
         return f"{'user' if self.kind == 'session' else self.kind}:{self.name}"
 
 
-def password_version(password_hash: str) -> str:
-    """Changes whenever the password does: sessions carry it, so a password change ends them."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
-def _epoch(when: datetime | None) -> float | None:
-    if when is None:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # stored naive = UTC
-
-
 def _org_fields(org: Organization) -> dict[str, object]:
     return {
         "org_name": org.name,
@@ -94,33 +95,100 @@ def _org_fields(org: Organization) -> dict[str, object]:
     }
 
 
+class UnknownKeyBudget:
+    """Per client address: how many unknown tokens may still reach the database (token bucket).
+
+    `burst` lookups at once, then `per_s` a second. Bounded: at most `max_clients` addresses
+    are remembered (least recently seen dropped first).
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 30,
+        per_s: float = 5.0,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst, self.per_s, self.max_clients = burst, per_s, max_clients
+        self._clock = clock
+        self._spent: OrderedDict[str, tuple[float, float]] = OrderedDict()  # ip → (tokens left, at)
+        self._lock = threading.Lock()
+
+    def _level(self, ip: str, now: float) -> float:
+        left, at = self._spent.get(ip, (float(self.burst), now))
+        return min(float(self.burst), left + (now - at) * self.per_s)
+
+    def retry_after_s(self, ip: str | None) -> float:
+        """0 if this address may look up an unknown token now, else seconds until it may."""
+        with self._lock:
+            level = self._level(ip or "?", self._clock())
+        return 0.0 if level >= 1 else (1 - level) / self.per_s
+
+    def spend(self, ip: str | None) -> None:
+        """One lookup of this address found no key."""
+        key, now = ip or "?", self._clock()
+        with self._lock:
+            self._spent[key] = (self._level(key, now) - 1, now)
+            self._spent.move_to_end(key)
+            while len(self._spent) > self.max_clients:
+                self._spent.popitem(last=False)
+
+
 class KeyAuthenticator:
     def __init__(
         self,
         *,
         session_factory: sessionmaker[Session],
         secret: bytes,
+        session_idle_s: int = 7200,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session_factory = session_factory
         self._secret = secret
         self._clock = clock
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._session_idle_s = session_idle_s
+        self._valid: dict[str, tuple[float, Principal]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # digest → expiry; bounded LRU
+        # digests that named a valid key before: their lookups skip the per-address budget, so a
+        # flood from a shared address never locks out the real keys used there
+        self._seen_valid: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.unknown_budget = UnknownKeyBudget(clock=clock)
+        self.db_lookups = 0  # how many key/session lookups reached the database (tests, metrics)
         self.last_used: dict[int, float] = {}  # key id → wall time; drained by LastUsedWriter
 
     def _cached(self, cache_key: str) -> tuple[bool, Principal | None]:
-        hit = self._cache.get(cache_key)
-        if hit is None or hit[0] <= self._clock():
-            return False, None
-        principal = hit[1]
-        if principal is not None and principal.expires_at is not None and time.time() >= principal.expires_at:
-            return True, None  # expired while cached: the cache TTL must not extend a key's life
-        return True, principal
+        now = self._clock()
+        hit = self._valid.get(cache_key)
+        if hit is not None and hit[0] > now:
+            expires = hit[1].expires_at
+            if expires is not None and datetime.now(UTC) >= expires:
+                return True, None  # expired while cached: the cache TTL must not extend a key's life
+            return True, hit[1]
+        expiry = self._unknown.get(cache_key)
+        if expiry is not None and expiry > now:
+            return True, None
+        return False, None
 
     def _store(self, cache_key: str, principal: Principal | None) -> None:
-        if len(self._cache) > 10_000:  # bounded: unknown keys must not grow it forever
-            self._cache.clear()
-        self._cache[cache_key] = (self._clock() + CACHE_TTL_S, principal)
+        now = self._clock()
+        with self._lock:
+            if principal is not None:
+                if len(self._valid) >= POSITIVE_PRUNE_AT:  # only real keys/sessions land here
+                    for k in [k for k, (exp, _) in self._valid.items() if exp <= now]:
+                        del self._valid[k]
+                self._valid[cache_key] = (now + CACHE_TTL_S, principal)
+                self._unknown.pop(cache_key, None)
+                self._seen_valid[cache_key] = None
+                self._seen_valid.move_to_end(cache_key)
+                while len(self._seen_valid) > SEEN_VALID_MAX:
+                    self._seen_valid.popitem(last=False)
+                return
+            self._unknown[cache_key] = now + NEGATIVE_TTL_S
+            self._unknown.move_to_end(cache_key)
+            while len(self._unknown) > NEGATIVE_MAX:
+                self._unknown.popitem(last=False)
 
     def authenticate(self, key: str) -> Principal | None:
         """Blocking (may hit the DB on a cache miss): call from a worker thread."""
@@ -134,6 +202,7 @@ class KeyAuthenticator:
         return principal
 
     def _load_key(self, digest: str) -> Principal | None:
+        self.db_lookups += 1
         with self._session_factory() as session:
             row = find_active_key(session, key_hash=digest)
             if row is None:
@@ -151,38 +220,53 @@ class KeyAuthenticator:
                 allowed_models=tuple(row.allowed_models or ()),
                 allowed_ips=tuple(row.allowed_ips or ()),
                 limits=Limits(rpm=row.rpm_limit, tpm=row.tpm_limit, concurrent=row.max_concurrent),
-                expires_at=_epoch(row.expires_at),
+                expires_at=row.expires_at,
                 **_org_fields(org),  # type: ignore[arg-type]
             )
 
-    def authenticate_user(self, *, user_id: int, pw_version: str) -> Principal | None:
-        """A session's user, if still active and the password unchanged since login (blocking)."""
-        cache_key = f"user:{user_id}:{pw_version}"
+    def authenticate_session(self, sid: str) -> Principal | None:
+        """The user of a live session record, if still active (blocking)."""
+        cache_key = "session:" + hash_api_key(sid, self._secret)
         found, principal = self._cached(cache_key)
         if found:
             return principal
+        self.db_lookups += 1
+        principal = None
         with self._session_factory() as session:
-            row = session.scalar(select(User).where(User.id == user_id))
+            record = find_live_session(session, sid=sid, idle_s=self._session_idle_s)
+            row = session.get(User, record.user_id) if record is not None else None
             org = session.get(Organization, row.org_id) if row is not None else None
-            principal = None
-            if row is not None and org is not None and row.is_active:
-                if password_version(row.password_hash) == pw_version:
-                    principal = Principal(
-                        kind="session",
-                        key_id=None,
-                        org_id=row.org_id,
-                        user_id=row.id,
-                        name=row.username,
-                        scopes=ROLE_SCOPES.get(row.role, frozenset()),
-                        role=row.role,
-                        **_org_fields(org),  # type: ignore[arg-type]
-                    )
-        self._store(cache_key, principal)
+            if record is not None and row is not None and org is not None and row.is_active:
+                principal = Principal(
+                    kind="session",
+                    key_id=None,
+                    org_id=row.org_id,
+                    user_id=row.id,
+                    name=row.username,
+                    scopes=ROLE_SCOPES.get(row.role, frozenset()),
+                    role=row.role,
+                    session_id=record.id,
+                    **_org_fields(org),  # type: ignore[arg-type]
+                )
+        if principal is not None:
+            self._store(cache_key, principal)  # an ended session is not cached: it stays ended
         return principal
 
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """(hit, principal) from the cache alone: safe to call on the event loop."""
         return self._cached(hash_api_key(key, self._secret))
 
+    def known_valid(self, key: str) -> bool:
+        """Did this key authenticate before (on this daemon)? Its lookups are not flood-limited."""
+        return hash_api_key(key, self._secret) in self._seen_valid
+
     def invalidate(self) -> None:
-        self._cache.clear()
+        """Forget everything cached (a key, user, session or org changed)."""
+        with self._lock:
+            self._valid.clear()
+            self._unknown.clear()
+
+
+def retry_seconds(seconds: float) -> int:
+    """Whole seconds for Retry-After and messages: rounded up, never 0."""
+    return max(1, math.ceil(seconds - 1e-9))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,8 +41,10 @@ def sse_error_event(exc: CortexError) -> bytes:
 def response_for(exc: CortexError) -> JSONResponse:
     headers = {}
     if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(max(1, int(exc.retry_after_s + 0.999)))
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s - 1e-9)))
         headers.update(exc.details.get("headers") or {})  # x-ratelimit-* from the limiter
+    elif exc.details.get("retry_after_s"):  # e.g. the limiter's fail-closed 503
+        headers["Retry-After"] = str(max(1, math.ceil(float(exc.details["retry_after_s"]))))
     return JSONResponse(body_for(exc), status_code=exc.status_code, headers=headers)
 
 

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cortex_server.schemas.keys import NAME_PATTERN
+from cortex_server.core.security import MAX_PASSWORD_BYTES
+from cortex_server.schemas.keys import IDENT_MAX, LIST_MAX, NAME_PATTERN, Cidr, Concurrency, Rpm, Tpm
 
 Role = Literal["owner", "admin", "member", "viewer"]
 
@@ -16,19 +17,19 @@ class OrgCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
-    rpm_limit: int | None = Field(None, ge=1)
-    tpm_limit: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
-    allowed_ips: list[str] = Field(default_factory=list)
+    rpm_limit: Rpm | None = None
+    tpm_limit: Tpm | None = None
+    max_concurrent: Concurrency | None = None
+    allowed_ips: list[Cidr] = Field(default_factory=list, max_length=LIST_MAX)
 
 
 class OrgUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rpm_limit: int | None = Field(None, ge=1)
-    tpm_limit: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
-    allowed_ips: list[str] | None = None
+    rpm_limit: Rpm | None = None
+    tpm_limit: Tpm | None = None
+    max_concurrent: Concurrency | None = None
+    allowed_ips: list[Cidr] | None = Field(None, max_length=LIST_MAX)
 
 
 class OrgPublic(BaseModel):
@@ -48,8 +49,10 @@ class UserCreate(BaseModel):
 
     username: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
     role: Role = "member"
-    password: str | None = Field(None, description="default: a generated one, returned once")
-    org: str | None = Field(None, description="org name or id (operators only)")
+    password: str | None = Field(
+        None, max_length=MAX_PASSWORD_BYTES, description="default: a generated one, returned once"
+    )
+    org: str | None = Field(None, max_length=IDENT_MAX, description="org name or id (operators only)")
 
 
 class UserUpdate(BaseModel):
@@ -57,7 +60,7 @@ class UserUpdate(BaseModel):
 
     role: Role | None = None
     is_active: bool | None = None
-    password: str | None = None
+    password: str | None = Field(None, max_length=MAX_PASSWORD_BYTES)
 
 
 class UserPublic(BaseModel):
@@ -79,14 +82,14 @@ class Login(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(min_length=1, max_length=128)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_BYTES)
 
 
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD_BYTES)
+    new_password: str = Field(min_length=1, max_length=MAX_PASSWORD_BYTES)
 
 
 class Me(BaseModel):
@@ -98,6 +101,18 @@ class Me(BaseModel):
     scopes: list[str]
     operator: bool
     csrf_token: str | None = Field(None, description="sessions: send it as X-CSRF-Token on writes")
+
+
+class SessionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    client_ip: str | None
+    user_agent: str | None
+    current: bool = False
 
 
 class UsageRow(BaseModel):

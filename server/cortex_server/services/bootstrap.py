@@ -1,8 +1,16 @@
-"""First-run bootstrap: the default org, the first admin user, the local admin token."""
+"""First-run bootstrap: the default org, the first admin user, the local admin token.
+
+The local admin token's key is named after this host and home (`local_token_key_name`), so
+several daemons sharing one database (each with its own home) keep their own token: one
+re-minting its token never deletes another's.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -14,7 +22,14 @@ from cortexctl.core.settings import Settings
 
 DEFAULT_ORG = "default"
 ADMIN_USERNAME = "admin"
-LOCAL_TOKEN_KEY_NAME = "cortexctl-local"
+LOCAL_TOKEN_KEY_PREFIX = "cortexctl-local"
+
+
+def local_token_key_name(home: Path, hostname: str | None = None) -> str:
+    """`cortexctl-local@<host>:<hash of home>`: unique per host and home, ≤ 128 characters."""
+    host = "".join(c for c in (hostname or socket.gethostname()) if c.isalnum() or c in "-.")[:80]
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return f"{LOCAL_TOKEN_KEY_PREFIX}@{host or 'host'}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -53,8 +68,9 @@ def _ensure_local_token(session: Session, *, settings: Settings, secret: bytes, 
         token = path.read_text().strip()
         if token and find_active_key(session, key_hash=hash_api_key(token, secret)) is not None:
             return False
-    # The old local key (if any) belongs to a token file that is gone: retire it.
-    session.execute(delete(ApiKey).where(ApiKey.org_id == org_id, ApiKey.name == LOCAL_TOKEN_KEY_NAME))
-    created = create_key(session, secret=secret, org_id=org_id, name=LOCAL_TOKEN_KEY_NAME, scopes=["admin"])
+    # This host+home's old local key (if any) belongs to a token file that is gone: retire it.
+    name = local_token_key_name(settings.home)
+    session.execute(delete(ApiKey).where(ApiKey.org_id == org_id, ApiKey.name == name))
+    created = create_key(session, secret=secret, org_id=org_id, name=name, scopes=["admin"])
     write_secret_file(path, created.plaintext + "\n")
     return True

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.core.security import generate_api_key, hash_api_key, key_display_prefix
-from cortex_server.db.models import ApiKey, utcnow
+from cortex_server.db.models import ApiKey, is_row_id, utcnow
 from cortex_server.services.netaccess import parse_cidrs
 from cortexctl.core.errors import Conflict, InvalidRequest, NotFound
 
@@ -46,6 +46,20 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
+def normalize(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validated, canonical key fields (400 naming the field for a bad one); absent stay absent."""
+    out = dict(fields)
+    if "scopes" in out:
+        out["scopes"] = validate_scopes(out["scopes"] or [])
+    if "allowed_ips" in out:
+        out["allowed_ips"] = parse_cidrs(out["allowed_ips"] or [])
+    if "allowed_models" in out:
+        out["allowed_models"] = sorted(set(out["allowed_models"] or []))
+    if "expires_at" in out:
+        _check_expiry(out["expires_at"])
+    return out
+
+
 def create_key(
     session: Session,
     *,
@@ -54,6 +68,7 @@ def create_key(
     name: str,
     scopes: list[str],
     user_id: int | None = None,
+    created_by_key_id: int | None = None,
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
     allowed_ips: list[str] | None = None,
@@ -72,6 +87,7 @@ def create_key(
     row = ApiKey(
         org_id=org_id,
         user_id=user_id,
+        created_by_key_id=created_by_key_id,
         name=name,
         prefix=key_display_prefix(plaintext),
         key_hash=hash_api_key(plaintext, secret),
@@ -109,28 +125,19 @@ UPDATABLE = (
 )
 
 
-def update_key(session: Session, *, org_id: int, ident: str, changes: dict[str, Any]) -> ApiKey:
-    row = get_key(session, org_id=org_id, ident=ident)
+def update_key(session: Session, *, row: ApiKey, changes: dict[str, Any]) -> ApiKey:
+    """Apply `changes` (see UPDATABLE) to a key found with `get_key`."""
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise InvalidRequest(
             f"Cannot change {', '.join(sorted(unknown))}.", fix=f"Change only {', '.join(UPDATABLE)}."
         )
-    if "scopes" in changes:
-        changes["scopes"] = validate_scopes(changes["scopes"] or [])
-    if "allowed_ips" in changes:
-        changes["allowed_ips"] = parse_cidrs(changes["allowed_ips"] or [])
-    if "allowed_models" in changes:
-        changes["allowed_models"] = sorted(set(changes["allowed_models"] or []))
-    if "expires_at" in changes:
-        _check_expiry(changes["expires_at"])
-    for name, value in changes.items():
+    for name, value in normalize(changes).items():
         setattr(row, name, value)
     return row
 
 
-def delete_key(session: Session, *, org_id: int, ident: str) -> ApiKey:
-    row = get_key(session, org_id=org_id, ident=ident)
+def delete_key(session: Session, *, row: ApiKey) -> ApiKey:
     session.delete(row)
     return row
 
@@ -142,15 +149,15 @@ def list_keys(session: Session, *, org_id: int) -> list[ApiKey]:
 def get_key(session: Session, *, org_id: int, ident: str) -> ApiKey:
     """A key of this org by numeric id or by name."""
     query = select(ApiKey).where(ApiKey.org_id == org_id)
-    query = query.where(ApiKey.id == int(ident)) if ident.isdigit() else query.where(ApiKey.name == ident)
+    by_id = is_row_id(ident)
+    query = query.where(ApiKey.id == int(ident)) if by_id else query.where(ApiKey.name == ident)
     row = session.scalar(query)
     if row is None:
         raise NotFound(f"No API key {ident!r}.", fix="List keys with `cortexctl keys list`.")
     return row
 
 
-def revoke_key(session: Session, *, org_id: int, ident: str) -> ApiKey:
-    row = get_key(session, org_id=org_id, ident=ident)
+def revoke_key(session: Session, *, row: ApiKey) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     return row

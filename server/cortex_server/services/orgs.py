@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.core.auth import DEFAULT_ORG
-from cortex_server.db.models import Organization
+from cortex_server.db.models import Organization, is_row_id
 from cortex_server.services.netaccess import parse_cidrs
 from cortexctl.core.errors import Conflict, InvalidRequest, NotFound
 
@@ -48,7 +48,7 @@ def get_org(session: Session, *, ident: str) -> Organization:
     query = select(Organization)
     query = (
         query.where(Organization.id == int(ident))
-        if ident.isdigit()
+        if is_row_id(ident)
         else query.where(Organization.name == ident)
     )
     org = session.scalar(query)

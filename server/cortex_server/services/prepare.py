@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cortex_server.core.security import load_or_create_secret
+from cortex_server.core.security import load_or_create_secret, private_umask, secure_home
 from cortex_server.db.engine import check_connection, make_engine, make_session_factory, session_scope
 from cortex_server.db.migrate import upgrade_to_head
 from cortex_server.services.bootstrap import BootstrapResult, bootstrap
@@ -10,12 +10,14 @@ from cortexctl.core.settings import Settings
 
 
 def prepare_database(settings: Settings) -> BootstrapResult:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        check_connection(engine)
-        upgrade_to_head(engine)
-        with session_scope(make_session_factory(engine)) as session:
-            return bootstrap(session, settings=settings, secret=load_or_create_secret(settings))
-    finally:
-        engine.dispose()
+    with private_umask():  # the SQLite file, secret key and admin token are created private
+        secure_home(settings.home)
+        engine = make_engine(settings.effective_database_url)
+        try:
+            check_connection(engine)
+            upgrade_to_head(engine)
+            with session_scope(make_session_factory(engine)) as session:
+                return bootstrap(session, settings=settings, secret=load_or_create_secret(settings))
+        finally:
+            engine.dispose()
+            secure_home(settings.home)  # and files an older version left 0644

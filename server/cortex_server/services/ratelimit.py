@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PERIOD_MS = 60_000
 LEASE_MS = 15 * 60_000  # a slot whose holder died is freed after this long
+FAIL_CLOSED_RETRY_S = 5  # Retry-After of the 503 while the limiter's Redis is unreachable
 
 RATELIMIT_BACKEND_ERRORS = Counter(
     "cortex_ratelimit_backend_errors_total",
@@ -87,22 +88,27 @@ def _fmt_reset(ms: float) -> str:
 
 
 def _decision(raw: list[object]) -> Decision:
-    """The script's reply: allowed, denied_by, retry_ms, limit/remaining/reset for requests, then tokens."""
+    """The script's reply: allowed, denied_by, retry_ms, limit/remaining/reset for requests, then
+    tokens, then limit/remaining for concurrency."""
     denied_by = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
-    numbers = [int(str(x)) for x in (raw[0], *raw[2:])]
-    allowed, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset = numbers
+    numbers = [int(float(str(x))) for x in (raw[0], *raw[2:])]
+    allowed, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset, c_lim, c_rem = numbers
     headers: dict[str, str] = {}
     for kind, lim, rem, reset in (("requests", r_lim, r_rem, r_reset), ("tokens", t_lim, t_rem, t_reset)):
         if lim > 0:
             headers[f"x-ratelimit-limit-{kind}"] = str(lim)
             headers[f"x-ratelimit-remaining-{kind}"] = str(max(rem, 0))
-            headers[f"x-ratelimit-reset-{kind}"] = _fmt_reset(reset)
+            headers[f"x-ratelimit-reset-{kind}"] = _fmt_reset(min(reset, PERIOD_MS))
+    if c_lim > 0:
+        headers["x-ratelimit-limit-concurrency"] = str(c_lim)
+        headers["x-ratelimit-remaining-concurrency"] = str(max(c_rem, 0))
     return Decision(
         allowed=bool(allowed), denied_by=denied_by or None, retry_after_s=retry_ms / 1000, headers=headers
     )
 
 
 class Backend(Protocol):
+    async def ping(self) -> bool: ...
     async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision: ...
     async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None: ...
     async def close(self) -> None: ...
@@ -120,6 +126,9 @@ class MemoryBackend:
     def _now(self) -> float:
         return self._clock() * 1000
 
+    async def ping(self) -> bool:
+        return True
+
     async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision:
         with self._lock:
             return _decision(self._check(groups, cost=cost, request_id=request_id))
@@ -129,6 +138,8 @@ class MemoryBackend:
         commits: list[tuple[str, float]] = []
         rq = [-1, -1, 0]
         tk = [-1, -1, 0]
+        cc = [-1, -1]
+        resets: dict[str, int] = {}
 
         def gcra(key: str, limit: int, amount: int, hdr: list[int]) -> float | None:
             interval = PERIOD_MS / limit
@@ -136,6 +147,7 @@ class MemoryBackend:
             new_tat = tat + amount * interval
             over = new_tat - now - PERIOD_MS
             if over > 0.001:
+                resets[key] = min(PERIOD_MS, math.ceil(tat - now))  # full again in; ≤ the window
                 return float(PERIOD_MS) if amount > limit else over
             remaining = math.floor((PERIOD_MS - (new_tat - now)) / interval + 0.001)
             if hdr[1] < 0 or remaining < hdr[1]:
@@ -145,21 +157,25 @@ class MemoryBackend:
 
         for g in groups:
             if g.rpm > 0 and (retry := gcra(f"{g.name}:req", g.rpm, 1, rq)) is not None:
-                return [0, "requests", math.ceil(retry), g.rpm, 0, math.ceil(retry + PERIOD_MS), -1, -1, 0]
+                reset = resets[f"{g.name}:req"]
+                return [0, "requests", math.ceil(retry), g.rpm, 0, reset, -1, -1, 0, -1, -1]
             if g.tpm > 0 and (retry := gcra(f"{g.name}:tok", g.tpm, cost, tk)) is not None:
-                return [0, "tokens", math.ceil(retry), -1, -1, 0, g.tpm, 0, math.ceil(retry + PERIOD_MS)]
+                reset = resets[f"{g.name}:tok"]
+                return [0, "tokens", math.ceil(retry), -1, -1, 0, g.tpm, 0, reset, -1, -1]
             if g.concurrent > 0:
                 leases = self._leases.setdefault(g.name, {})
                 for rid in [r for r, exp in leases.items() if exp <= now]:
                     del leases[rid]
                 if len(leases) >= g.concurrent:
-                    return [0, "concurrency", 1000, *rq, *tk]
+                    return [0, "concurrency", 1000, *rq, *tk, g.concurrent, 0]
+                if cc[1] < 0 or g.concurrent - len(leases) - 1 < cc[1]:
+                    cc[:] = [g.concurrent, g.concurrent - len(leases) - 1]
         for key, tat in commits:
             self._tat[key] = tat
         for g in groups:
             if g.concurrent > 0:
                 self._leases.setdefault(g.name, {})[request_id] = now + LEASE_MS
-        return [1, "", 0, *rq, *tk]
+        return [1, "", 0, *rq, *tk, *cc]
 
     async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
         with self._lock:
@@ -186,6 +202,12 @@ class RedisBackend:
         )
         self._check = self._redis.register_script(CHECK)
         self._finish = self._redis.register_script(FINISH)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
 
     def _keys(self, g: LimitGroup, *parts: str) -> list[str]:
         return [f"{self._prefix}rl:{g.name}:{p}" for p in parts]
@@ -227,6 +249,7 @@ class RateLimiter:
                 "The rate limiter is unavailable, so requests with limits are refused.",
                 fix="Check that Redis (CORTEX_REDIS_URL) is running; retry shortly.",
                 code="ratelimiter_unavailable",
+                details={"retry_after_s": FAIL_CLOSED_RETRY_S},
             ) from None
 
     async def finish(
@@ -242,6 +265,10 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
             log.warning("rate limiter finish failed (%s); the slot expires by lease", type(exc).__name__)
+
+    async def ready(self) -> bool:
+        """False while a configured Redis is unreachable (/ready reports it)."""
+        return await self.backend.ping()
 
     async def close(self) -> None:
         await self.backend.close()

@@ -18,9 +18,11 @@ local lease = tonumber(ARGV[3])
 local period = tonumber(ARGV[4])
 local groups = #KEYS / 3
 local commits = {}
--- best (tightest) header values: limit, remaining, reset ms for requests and tokens
+-- best (tightest) header values: limit, remaining, reset ms for requests and tokens;
+-- limit, remaining (after this request) for concurrency
 local rq = {-1, -1, 0}
 local tk = {-1, -1, 0}
+local cc = {-1, -1}
 
 local function gcra(key, limit, amount, hdr)
   local interval = period / limit
@@ -31,7 +33,8 @@ local function gcra(key, limit, amount, hdr)
   if over > 0.001 then
     local retry = over
     if amount > limit then retry = period end
-    return false, retry
+    -- reset: until the bucket is full again (tat - now), never more than the window
+    return false, retry, math.min(period, math.ceil(tat - now))
   end
   local remaining = math.floor((period - (new_tat - now)) / interval + 0.001)
   if hdr[2] < 0 or remaining < hdr[2] then
@@ -46,18 +49,22 @@ for g = 0, groups - 1 do
   local tpm = tonumber(ARGV[6 + 3 * g])
   local conc = tonumber(ARGV[7 + 3 * g])
   if rpm > 0 then
-    local ok, retry = gcra(KEYS[3 * g + 1], rpm, 1, rq)
-    if not ok then return {0, 'requests', math.ceil(retry), rpm, 0, math.ceil(retry + period), -1, -1, 0} end
+    local ok, retry, reset = gcra(KEYS[3 * g + 1], rpm, 1, rq)
+    if not ok then return {0, 'requests', math.ceil(retry), rpm, 0, reset, -1, -1, 0, -1, -1} end
   end
   if tpm > 0 then
-    local ok, retry = gcra(KEYS[3 * g + 2], tpm, cost, tk)
-    if not ok then return {0, 'tokens', math.ceil(retry), -1, -1, 0, tpm, 0, math.ceil(retry + period)} end
+    local ok, retry, reset = gcra(KEYS[3 * g + 2], tpm, cost, tk)
+    if not ok then return {0, 'tokens', math.ceil(retry), -1, -1, 0, tpm, 0, reset, -1, -1} end
   end
   if conc > 0 then
     local zkey = KEYS[3 * g + 3]
     redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
-    if redis.call('ZCARD', zkey) >= conc then
-      return {0, 'concurrency', 1000, rq[1], rq[2], rq[3], tk[1], tk[2], tk[3]}
+    local inflight = redis.call('ZCARD', zkey)
+    if inflight >= conc then
+      return {0, 'concurrency', 1000, rq[1], rq[2], rq[3], tk[1], tk[2], tk[3], conc, 0}
+    end
+    if cc[2] < 0 or conc - inflight - 1 < cc[2] then
+      cc[1] = conc; cc[2] = conc - inflight - 1
     end
   end
 end
@@ -71,7 +78,7 @@ for g = 0, groups - 1 do
     redis.call('PEXPIRE', zkey, lease)
   end
 end
-return {1, '', 0, rq[1], rq[2], rq[3], tk[1], tk[2], tk[3]}
+return {1, '', 0, rq[1], rq[2], rq[3], tk[1], tk[2], tk[3], cc[1], cc[2]}
 """
 
 # KEYS: per group: 2g+1 = tokens TAT, 2g+2 = in-flight zset

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cortex_server.core.security import generate_password, hash_password, verify_password
-from cortex_server.db.models import User
+from cortex_server.core.security import MAX_PASSWORD_BYTES, generate_password, hash_password, verify_password
+from cortex_server.db.models import User, is_row_id
+from cortex_server.services.sessions import end_user_sessions
 from cortexctl.core.errors import AuthenticationError, Conflict, InvalidRequest, NotFound
 
 MIN_PASSWORD = 12
@@ -26,6 +27,12 @@ def check_password_strength(password: str) -> None:
         raise InvalidRequest(
             f"The password is too short (minimum {MIN_PASSWORD} characters).",
             fix="Choose a longer password, or leave it out to get a generated one.",
+            param="password",
+        )
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidRequest(
+            f"The password is too long (maximum {MAX_PASSWORD_BYTES} bytes).",
+            fix="Choose a shorter password.",
             param="password",
         )
 
@@ -53,7 +60,7 @@ def list_users(session: Session, *, org_id: int) -> list[User]:
 
 def get_user(session: Session, *, org_id: int, ident: str) -> User:
     query = select(User).where(User.org_id == org_id)
-    query = query.where(User.id == int(ident)) if ident.isdigit() else query.where(User.username == ident)
+    query = query.where(User.id == int(ident)) if is_row_id(ident) else query.where(User.username == ident)
     row = session.scalar(query)
     if row is None:
         raise NotFound(f"No user {ident!r}.", fix="List users with `cortexctl users list`.")
@@ -61,13 +68,22 @@ def get_user(session: Session, *, org_id: int, ident: str) -> User:
 
 
 def update_user(session: Session, *, org_id: int, ident: str, changes: dict[str, Any]) -> User:
+    """A new password, role or deactivation ends every session of the user at once."""
     row = get_user(session, org_id=org_id, ident=ident)
-    if "password" in changes:
+    ends_sessions = False
+    if changes.get("password") is not None:
         check_password_strength(changes["password"])
         row.password_hash = hash_password(changes.pop("password"))
-    for name in ("role", "is_active"):
-        if name in changes:
-            setattr(row, name, changes[name])
+        ends_sessions = True
+    changes.pop("password", None)
+    if changes.get("role") is not None and changes["role"] != row.role:
+        row.role = changes["role"]
+        ends_sessions = True
+    if changes.get("is_active") is not None and changes["is_active"] != row.is_active:
+        row.is_active = changes["is_active"]
+        ends_sessions = ends_sessions or not row.is_active
+    if ends_sessions:
+        end_user_sessions(session, user_id=row.id)
     return row
 
 
@@ -89,12 +105,16 @@ def login(session: Session, *, username: str, password: str) -> User:
     return row
 
 
-def change_password(session: Session, *, user_id: int, current: str, new: str) -> User:
+def change_password(
+    session: Session, *, user_id: int, current: str, new: str, keep_session_id: int | None = None
+) -> User:
+    """Every session of the user but `keep_session_id` ends."""
     row = session.get(User, user_id)
     if row is None or not verify_password(row.password_hash, current):
         raise AuthenticationError("The current password is wrong.", fix="Retry with the right one.")
     check_password_strength(new)
     row.password_hash = hash_password(new)
+    end_user_sessions(session, user_id=row.id, keep_id=keep_session_id)
     return row
 
 

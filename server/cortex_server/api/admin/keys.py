@@ -1,19 +1,25 @@
-"""/admin/keys: create (plaintext once), list, show, update, revoke, delete — always inside one org."""
+"""/admin/keys: create (plaintext once), list, show, update, revoke, delete — always inside one org.
+
+Every write is bounded by its caller (services/policy.py): a new or changed key never exceeds
+the principal making it, and members and keys:write keys touch only the keys they created.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from cortex_server.api.deps import ClientIpDep, ContextDep, KeysWriter, SessionDep
 from cortex_server.core.auth import Principal
-from cortex_server.schemas.keys import KeyCreate, KeyCreated, KeyPublic, KeyUpdate
+from cortex_server.db.models import ApiKey
+from cortex_server.schemas.keys import IDENT_MAX, KeyCreate, KeyCreated, KeyPublic, KeyUpdate
 from cortex_server.services import audit, keys, orgs
-from cortex_server.services.policy import ensure_grantable, target_org
+from cortex_server.services.policy import ensure_key_within, ensure_manages_key, key_fields, target_org
 
 router = APIRouter(prefix="/admin/keys", tags=["admin: keys"])
-OrgQuery = Annotated[str | None, Query(description="org name or id (operators only)")]
+OrgQuery = Annotated[str | None, Query(max_length=IDENT_MAX, description="org name or id (operators only)")]
+Ident = Annotated[str, Path(min_length=1, max_length=IDENT_MAX, description="key id or name")]
 
 
 def _org_id(session: SessionDep, principal: Principal, org: str | None) -> int:
@@ -22,23 +28,25 @@ def _org_id(session: SessionDep, principal: Principal, org: str | None) -> int:
     return target_org(principal, orgs.get_org(session, ident=org).id if principal.is_operator else -1)
 
 
+def _managed_key(session: SessionDep, principal: Principal, org: str | None, ident: str) -> ApiKey:
+    row = keys.get_key(session, org_id=_org_id(session, principal, org), ident=ident)
+    ensure_manages_key(principal, row)
+    return row
+
+
 @router.post("", response_model=KeyCreated, status_code=201)
 def create_key(body: KeyCreate, principal: KeysWriter, session: SessionDep, ctx: ContextDep, ip: ClientIpDep):
-    ensure_grantable(principal, body.scopes)
+    fields = keys.normalize(body.model_dump(exclude={"name", "org"}))
+    ensure_key_within(principal, fields)
     org_id = _org_id(session, principal, body.org)
     created = keys.create_key(
         session,
         secret=ctx.secret,
         org_id=org_id,
         name=body.name,
-        scopes=body.scopes,
         user_id=principal.user_id,
-        expires_at=body.expires_at,
-        allowed_models=body.allowed_models,
-        allowed_ips=body.allowed_ips,
-        rpm_limit=body.rpm_limit,
-        tpm_limit=body.tpm_limit,
-        max_concurrent=body.max_concurrent,
+        created_by_key_id=principal.key_id,
+        **fields,
     )
     audit.record(
         session,
@@ -58,13 +66,13 @@ def list_keys(principal: KeysWriter, session: SessionDep, org: OrgQuery = None):
 
 
 @router.get("/{ident}", response_model=KeyPublic)
-def show_key(ident: str, principal: KeysWriter, session: SessionDep, org: OrgQuery = None):
+def show_key(ident: Ident, principal: KeysWriter, session: SessionDep, org: OrgQuery = None):
     return keys.get_key(session, org_id=_org_id(session, principal, org), ident=ident)
 
 
 @router.patch("/{ident}", response_model=KeyPublic)
 def update_key(
-    ident: str,
+    ident: Ident,
     body: KeyUpdate,
     principal: KeysWriter,
     session: SessionDep,
@@ -72,10 +80,10 @@ def update_key(
     ip: ClientIpDep,
     org: OrgQuery = None,
 ):
-    changes = body.model_dump(exclude_unset=True)
-    if "scopes" in changes:
-        ensure_grantable(principal, changes["scopes"] or [])
-    row = keys.update_key(session, org_id=_org_id(session, principal, org), ident=ident, changes=changes)
+    changes = keys.normalize(body.model_dump(exclude_unset=True))
+    row = _managed_key(session, principal, org, ident)
+    ensure_key_within(principal, {**key_fields(row), **changes})  # the key as it would be
+    row = keys.update_key(session, row=row, changes=changes)
     audit.record(
         session,
         principal=principal,
@@ -91,14 +99,14 @@ def update_key(
 
 @router.post("/{ident}/revoke", response_model=KeyPublic)
 def revoke_key(
-    ident: str,
+    ident: Ident,
     principal: KeysWriter,
     session: SessionDep,
     ctx: ContextDep,
     ip: ClientIpDep,
     org: OrgQuery = None,
 ):
-    row = keys.revoke_key(session, org_id=_org_id(session, principal, org), ident=ident)
+    row = keys.revoke_key(session, row=_managed_key(session, principal, org, ident))
     audit.record(session, principal=principal, action="keys.revoke", target=row.name, client_ip=ip)
     session.commit()
     ctx.invalidator.notify()
@@ -107,14 +115,14 @@ def revoke_key(
 
 @router.delete("/{ident}", status_code=204)
 def delete_key(
-    ident: str,
+    ident: Ident,
     principal: KeysWriter,
     session: SessionDep,
     ctx: ContextDep,
     ip: ClientIpDep,
     org: OrgQuery = None,
 ) -> None:
-    row = keys.delete_key(session, org_id=_org_id(session, principal, org), ident=ident)
+    row = keys.delete_key(session, row=_managed_key(session, principal, org, ident))
     audit.record(session, principal=principal, action="keys.delete", target=row.name, client_ip=ip)
     session.commit()
     ctx.invalidator.notify()

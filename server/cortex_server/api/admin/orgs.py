@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from cortex_server.api.deps import AdminPrincipal, ClientIpDep, ContextDep, OperatorPrincipal, SessionDep
 from cortex_server.schemas.access import OrgCreate, OrgPublic, OrgUpdate
+from cortex_server.schemas.keys import IDENT_MAX
 from cortex_server.services import audit, orgs
 from cortexctl.core.errors import NotFound
 
 router = APIRouter(prefix="/admin/orgs", tags=["admin: orgs"])
+Ident = Annotated[str, Path(min_length=1, max_length=IDENT_MAX, description="org id or name")]
 
 
 @router.post("", response_model=OrgPublic, status_code=201)
@@ -26,7 +30,7 @@ def list_orgs(principal: AdminPrincipal, session: SessionDep):
 
 
 @router.get("/{ident}", response_model=OrgPublic)
-def show_org(ident: str, principal: AdminPrincipal, session: SessionDep):
+def show_org(ident: Ident, principal: AdminPrincipal, session: SessionDep):
     org = orgs.get_org(session, ident=ident)
     if not principal.is_operator and org.id != principal.org_id:
         raise NotFound(f"No organization {ident!r}.", fix="List them with `cortexctl orgs list`.")
@@ -35,7 +39,7 @@ def show_org(ident: str, principal: AdminPrincipal, session: SessionDep):
 
 @router.patch("/{ident}", response_model=OrgPublic)
 def update_org(
-    ident: str,
+    ident: Ident,
     body: OrgUpdate,
     principal: OperatorPrincipal,
     session: SessionDep,
@@ -59,7 +63,7 @@ def update_org(
 
 @router.delete("/{ident}", status_code=204)
 def delete_org(
-    ident: str, principal: OperatorPrincipal, session: SessionDep, ctx: ContextDep, ip: ClientIpDep
+    ident: Ident, principal: OperatorPrincipal, session: SessionDep, ctx: ContextDep, ip: ClientIpDep
 ) -> None:
     org = orgs.delete_org(session, ident=ident)
     audit.record(session, principal=principal, action="orgs.delete", target=org.name, client_ip=ip)

@@ -63,6 +63,6 @@ def get_audit(
     principal: AdminPrincipal,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    action: str | None = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
 ):
     return audit.list_records(session, org_id=principal.org_id, limit=limit, action=action)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from cortex_server.api.deps import ClientIpDep, ContextDep, SessionDep, UsersWriter
 from cortex_server.core.auth import Principal
 from cortex_server.schemas.access import UserCreate, UserCreated, UserPublic, UserUpdate
-from cortex_server.services import audit, orgs, users
+from cortex_server.schemas.keys import IDENT_MAX
+from cortex_server.services import audit, orgs, sessions, users
 from cortex_server.services.policy import ensure_role_assignable, target_org
 
 router = APIRouter(prefix="/admin/users", tags=["admin: users"])
-OrgQuery = Annotated[str | None, Query(description="org name or id (operators only)")]
+OrgQuery = Annotated[str | None, Query(max_length=IDENT_MAX, description="org name or id (operators only)")]
+Ident = Annotated[str, Path(min_length=1, max_length=IDENT_MAX, description="user id or name")]
 
 
 def _org_id(session: SessionDep, principal: Principal, org: str | None) -> int:
@@ -47,13 +49,13 @@ def list_users(principal: UsersWriter, session: SessionDep, org: OrgQuery = None
 
 
 @router.get("/{ident}", response_model=UserPublic)
-def show_user(ident: str, principal: UsersWriter, session: SessionDep, org: OrgQuery = None):
+def show_user(ident: Ident, principal: UsersWriter, session: SessionDep, org: OrgQuery = None):
     return users.get_user(session, org_id=_org_id(session, principal, org), ident=ident)
 
 
 @router.patch("/{ident}", response_model=UserPublic)
 def update_user(
-    ident: str,
+    ident: Ident,
     body: UserUpdate,
     principal: UsersWriter,
     session: SessionDep,
@@ -83,7 +85,7 @@ def update_user(
 
 @router.delete("/{ident}", status_code=204)
 def delete_user(
-    ident: str,
+    ident: Ident,
     principal: UsersWriter,
     session: SessionDep,
     ctx: ContextDep,
@@ -94,5 +96,31 @@ def delete_user(
     ensure_role_assignable(principal, users.get_user(session, org_id=org_id, ident=ident).role)
     row = users.delete_user(session, org_id=org_id, ident=ident)
     audit.record(session, principal=principal, action="users.delete", target=row.username, client_ip=ip)
+    session.commit()
+    ctx.invalidator.notify()
+
+
+@router.delete("/{ident}/sessions", status_code=204)
+def end_user_sessions(
+    ident: Ident,
+    principal: UsersWriter,
+    session: SessionDep,
+    ctx: ContextDep,
+    ip: ClientIpDep,
+    org: OrgQuery = None,
+) -> None:
+    """End every browser session of a user at once (e.g. a lost laptop)."""
+    org_id = _org_id(session, principal, org)
+    row = users.get_user(session, org_id=org_id, ident=ident)
+    ensure_role_assignable(principal, row.role)
+    ended = sessions.end_user_sessions(session, user_id=row.id)
+    audit.record(
+        session,
+        principal=principal,
+        action="users.sessions_end",
+        target=row.username,
+        client_ip=ip,
+        details={"ended": ended},
+    )
     session.commit()
     ctx.invalidator.notify()

@@ -1,17 +1,41 @@
-"""Refuse request bodies over the configured size before anything parses them (413)."""
+"""Request bodies: refuse oversized ones (413, chunked too) and slow ones (408), before parsing.
+
+A declared Content-Length over the limit is answered at once. A chunked body is counted as
+it arrives; once over, reading it raises (so no route acts on a truncated body) and the
+response, whatever the app made of the exception, is replaced by the 413. The same for a
+body not fully received within `read_timeout_s` of the app's first read (slowloris: a 1 MiB
+Content-Length with 10 bytes sent held a connection forever): 408. Both close the
+connection (`Connection: close`), since the rest of the body is never read.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cortex_server.core.errors import response_for
-from cortexctl.core.errors import PayloadTooLarge
+from cortex_server.core.errors import body_for, error_body
+from cortexctl.core.errors import CortexError, PayloadTooLarge
+
+
+class BodyRefused(CortexError):
+    """Raised from `receive` so nothing downstream acts on a partial body. A CortexError, so
+    a route that reads the body itself renders it without an 'unhandled error' log; whatever
+    the app answers, `guarded_send` replaces it with `response`."""
+
+    status_code = 400
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__("The request body was refused.", code="body_refused")
+        self.response = response
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, read_timeout_s: float = 60.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -24,28 +48,71 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await response_for(self._error())(scope, receive, send)
+                    await self._too_large()(scope, receive, send)
                     return
                 break
-        await self.app(scope, self._counting(receive), send)
-
-    def _counting(self, receive: Receive) -> Receive:
-        """For chunked bodies (no Content-Length): count as they arrive."""
+        refused: list[JSONResponse] = []
         seen = 0
+        deadline: float | None = None  # from the app's first read: time spent before it is not the client's
+        body_done = False
 
-        async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal seen, body_done, deadline
+            if refused:
+                raise BodyRefused(refused[0])
+            if body_done:  # after the body, receive() only waits for a disconnect: no deadline
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.read_timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):  # no extra task, unlike wait_for
+                    message = await receive()
+            except TimeoutError:
+                refused.append(self._timed_out())
+                raise BodyRefused(refused[0]) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise self._error()  # rendered by the app's CortexError handler
+                    refused.append(self._too_large())
+                    raise BodyRefused(refused[0])
+                body_done = not message.get("more_body", False)
             return message
 
-        return wrapped
+        started = False
 
-    def _error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await refused[0](scope, _nothing, send)
+                return  # the app's own answer to the refused body is dropped
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except BodyRefused as exc:
+            if not started:
+                await exc.response(scope, _nothing, send)
+
+    def _too_large(self) -> JSONResponse:
+        exc = PayloadTooLarge(
             f"The request body is larger than the limit of {self.max_bytes} bytes.",
             fix="Send a smaller request, or raise max_request_body_bytes in cortex.yaml.",
         )
+        return JSONResponse(body_for(exc), status_code=413, headers={"Connection": "close"})
+
+    def _timed_out(self) -> JSONResponse:
+        body = error_body(
+            f"The request body was not received within {self.read_timeout_s:g}s.",
+            type_="invalid_request_error",
+            code="body_timeout",
+            fix="Send the whole body promptly, or raise body_read_timeout_s in cortex.yaml.",
+        )
+        return JSONResponse(body, status_code=408, headers={"Connection": "close"})
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
