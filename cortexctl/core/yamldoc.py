@@ -137,7 +137,10 @@ def parse_yaml(text: str, *, source: str, limits: YamlLimits = DEFAULT_LIMITS) -
         raise YamlSyntaxError(
             source, 1, f"{size} bytes is more than the {limits.max_bytes} a YAML document may have"
         )
-    loader = _LimitedLoader(text)
+    try:
+        loader = _LimitedLoader(text)  # its reader refuses control characters (NUL, …) right here
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(source, 1, f"invalid YAML: {exc}") from None
     loader.limits = limits
     try:
         node = loader.get_single_node()

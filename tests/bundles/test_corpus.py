@@ -38,12 +38,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _allow_list_present() -> bool:
-    from cortexctl.recipes.extra_args import check_extra_args
-
-    return bool(check_extra_args("llamacpp", ["--tools", "exec_shell_command"]))
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("corpus")
@@ -194,11 +188,6 @@ def test_the_same_corpus_through_the_bootstrap(corpus: dict[str, Any], tmp_path:
           f"slowest {max(r['seconds'] for r in out['results']):.2f} s")  # fmt: skip
 
 
-@pytest.mark.xfail(
-    not _allow_list_present(),
-    reason="the engine-flag allow-list of the recipes trust-boundary work is not on this branch yet",
-    strict=True,
-)
 @pytest.mark.parametrize("name", [c.name for c in CASES if c.extra.get("needs") == "allow-list"])
 def test_a_bundle_recipe_with_a_forbidden_engine_flag_is_refused_by_the_recipe_validator(
     name: str, corpus: dict[str, Any], tmp_path: Path
