@@ -142,6 +142,20 @@ def check_bundle_staging(settings: Settings) -> Check:
     return Check("bundle staging", OK, "; ".join(done))
 
 
+def daemon_checks(settings: Settings) -> list[Check]:
+    """What the daemon reports on /admin/system (and the console's System page): doctor's checks
+    that only read. The port is the daemon's own and bundle staging is tidied by imports and
+    `cortexctl doctor`, so neither is run from a request."""
+    return [
+        check_python(),
+        check_disk(settings),
+        check_database(settings),
+        check_redis(settings),
+        check_docker(),
+        check_gpus(),
+    ]
+
+
 def run_checks(settings: Settings, extra: list[Callable[[Settings], Check]] | None = None) -> list[Check]:
     checks = [
         check_python(),

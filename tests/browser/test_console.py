@@ -57,6 +57,8 @@ def test_admin_sees_the_model_running_and_every_page(
             page.get_by_role("tab", name="Validate").click()
             page.get_by_role("button", name="Run validation").click()
             expect(page.get_by_label("Memory breakdown")).to_contain_text("Total")
+        if path == "/system":  # doctor's checks, each with its status
+            expect(page.get_by_label("Health checks")).to_contain_text("database")
         if path == "/guide":
             expect(page.get_by_role("region", name="Recipe format")).to_contain_text("apiVersion")
             expect(page.get_by_role("region", name="Troubleshooting")).to_contain_text("port-in-use")

@@ -7,6 +7,7 @@ instead of failing the whole report.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from cortex_server import __version__
 from cortex_server.services.observability.collectors import engine_pids, owner_of
 from cortex_server.services.observability.host import as_dict, disks, host_info
 from cortexctl.bundles.ledger import Ledger
+from cortexctl.core.doctor import daemon_checks
 from cortexctl.core.errors import CortexError
 from cortexctl.engines.binaries import LLAMA_CPP_VERSION
 from cortexctl.recipes.flags import VLLM_VERSION
@@ -45,6 +47,7 @@ def system_report(ctx: AppContext) -> dict[str, Any]:
         "database": settings.database_kind,
         "redis": settings.redis_url is not None,
         "uptime_s": round(time.time() - ctx.started_at, 1),
+        "checks": [dataclasses.asdict(check) for check in daemon_checks(settings)],
         "hosts": [host_info()],
         "disks": [as_dict(d) for d in disks({"home": settings.home, "models": settings.models_dir})],
         "gpus": gpus,
