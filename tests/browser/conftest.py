@@ -90,7 +90,7 @@ class Appliance:
         return password
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down when the browser tests end (see `chromium`)
 def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     if not (STATIC / "index.html").is_file():
         _missing(f"the console is not built into {STATIC} (run ./install.sh with Node.js >= 18)")
@@ -179,7 +179,10 @@ class Browser:
         ]
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps its event loop marked as running in the
+# main thread while it lives, so every asyncio test collected after tests/browser/ would fail
+# ("Runner.run() cannot be called from a running event loop").
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         _missing(f"no {CHROMIUM}: apt-get install -y chromium (./install.sh --dev does it as root)")

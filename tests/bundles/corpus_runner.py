@@ -102,7 +102,16 @@ def run_import(spec: dict[str, Any]) -> dict[str, Any]:
             }
         )
         shutil.rmtree(ws)
-    return {"results": results, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    return {"results": results, "peak_rss_kib": own_peak_rss_kib()}
+
+
+def own_peak_rss_kib() -> int:
+    """This process's own high-water RSS. Not getrusage(RUSAGE_SELF): Linux carries the maximum
+    across fork and exec, so a runner started by a big pytest process would report the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def run_bootstrap(spec: dict[str, Any]) -> dict[str, Any]:
