@@ -72,17 +72,26 @@ class CapturedStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = self.inner.media_type == "text/event-stream"
+        saved = False
+
+        async def save() -> None:
+            nonlocal saved
+            if not saved:
+                saved = True
+                self.collector.close()
+                await asyncio.shield(self._on_done(self.collector.text))
 
         async def capture(message: Message) -> None:
             if streaming and message["type"] == "http.response.body":
                 self.collector.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await save()  # stored before the client sees the end: a reload right after finds it
             await send(message)
 
         try:
             await self.inner(scope, receive, capture)
         finally:
-            self.collector.close()
             try:
-                await asyncio.shield(self._on_done(self.collector.text))
+                await save()  # a stream cut short (stop button, disconnect) keeps what was streamed
             finally:
                 await self._finish()
