@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from cortex_server.services.lifecycle import DesiredState, State
 
 
 def utcnow() -> datetime:
@@ -51,6 +54,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(TypeDecorator[E]):
+    """A StrEnum stored as its string: rows read back as the enum, never as a bare string."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value  # ValueError for a stray word
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -146,8 +169,13 @@ class Model(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     recipe_id: Mapped[int] = mapped_column(ForeignKey("recipes.id", ondelete="RESTRICT"), index=True)
     served_name: Mapped[str] = mapped_column(String(256), index=True)
-    desired_state: Mapped[str] = mapped_column(String(16), default="stopped")  # running | stopped
-    state: Mapped[str] = mapped_column(String(16), default="stopped")
+    # Intent, written by admin calls; everything else about the state is the supervisor's.
+    desired_state: Mapped[DesiredState] = mapped_column(
+        StrEnumType(DesiredState), default=DesiredState.STOPPED
+    )
+    start_requested_at: Mapped[datetime | None] = mapped_column()  # clear failures, try again (0005)
+    restart_requested_at: Mapped[datetime | None] = mapped_column()  # stop the replicas, start afresh
+    state: Mapped[State] = mapped_column(StrEnumType(State), default=State.STOPPED)
     state_reason: Mapped[str | None] = mapped_column(Text)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -163,7 +191,7 @@ class ModelReplica(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     replica_index: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="stopped")
+    state: Mapped[State] = mapped_column(StrEnumType(State), default=State.STOPPED)
     state_reason: Mapped[str | None] = mapped_column(Text)
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     runtime: Mapped[str | None] = mapped_column(String(16))  # process | docker

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cortex_server.services.lifecycle import DesiredState, State
+
 
 class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +24,7 @@ class ReplicaPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     replica_index: int
-    state: str
+    state: State
     state_reason: str | None
     state_changed_at: datetime
     runtime: str | None
@@ -39,8 +41,8 @@ class ModelPublic(BaseModel):
     recipe: str
     engine: str
     served_name: str
-    desired_state: str
-    state: str
+    desired_state: DesiredState
+    state: State
     state_reason: str | None
     state_changed_at: datetime
     diagnosis: dict[str, Any] | None

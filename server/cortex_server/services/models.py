@@ -1,4 +1,8 @@
-"""Models (deployments of recipes) in the DB: create, find, desired state, delete."""
+"""Models (deployments of recipes) in the DB: create, find, record intent, delete.
+
+Admin calls only record intent here (the desired state, a start or restart request);
+the supervisor alone moves states (services/lifecycle.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import Model, ModelReplica, Recipe, utcnow
-from cortex_server.services.lifecycle import State
+from cortex_server.services.lifecycle import DesiredState, State
 from cortexctl.core.errors import Conflict, NotFound
 from cortexctl.recipes.loader import parse_recipe
 from cortexctl.recipes.schema import Recipe as RecipeDoc
@@ -61,31 +65,21 @@ def create_model(session: Session, *, recipe: Recipe, name: str | None = None) -
     return row
 
 
-def set_desired(session: Session, *, model: Model, desired: str, reason: str) -> Model:
+def record_intent(model: Model, *, desired: DesiredState, restart: bool = False) -> Model:
+    """What an admin asked for. Asking for `running` is also a start request (failed replicas get
+    a fresh set of tries); `restart` stops the running replicas first. The supervisor acts on it."""
     model.desired_state = desired
-    if desired == "running" and model.state in (State.STOPPED, State.FAILED):
-        model.diagnosis = None
-        for replica in replicas_of(session, model_id=model.id):
-            replica.restart_count = 0
-            replica.diagnosis = None
-            if replica.state == State.FAILED:
-                replica.state = State.STOPPED
-        _transition(model, State.STARTING, reason)
-    elif desired == "stopped" and model.state not in (State.STOPPED,):
-        _transition(model, State.STOPPING, reason)
+    if desired == DesiredState.RUNNING:
+        model.start_requested_at = utcnow()
+        if restart:
+            model.restart_requested_at = model.start_requested_at
     return model
 
 
 def delete_model(session: Session, *, model: Model) -> None:
-    if model.state not in (State.STOPPED, State.FAILED) or model.desired_state != "stopped":
+    if model.state not in (State.STOPPED, State.FAILED) or model.desired_state != DesiredState.STOPPED:
         raise Conflict(
             f"Model {model.name!r} is {model.state}.",
             fix=f"Stop it first: `cortexctl model stop {model.name}`.",
         )
     session.delete(model)
-
-
-def _transition(model: Model, state: str, reason: str) -> None:
-    model.state = state
-    model.state_reason = reason
-    model.state_changed_at = utcnow()

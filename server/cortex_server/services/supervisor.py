@@ -1,5 +1,9 @@
 """The supervisor: reconcile desired model state (DB) with the engines actually running.
 
+It is the one writer of model and replica states: admin calls only record intent
+(desired state, start and restart requests; services/models.py), which the supervisor
+takes here, and each replica move is checked against the lifecycle's transition table.
+
 One loop per daemon. Each tick it loads the models, starts missing replicas, checks
 that running ones are alive, probes their health, restarts crashes with backoff,
 stops what should not run, writes states back, and refreshes the routing registry.
@@ -30,8 +34,10 @@ from cortex_server.services import models as model_store
 from cortex_server.services.lifecycle import (
     MAX_RESTARTS,
     STABLE_AFTER_S,
+    DesiredState,
     State,
     aggregate_state,
+    check_transition,
     restart_delay_s,
 )
 from cortex_server.services.ports import PortAllocator
@@ -76,7 +82,7 @@ class LiveReplica:
     engine: Engine
     runtime: Runtime | None = None
     handle: RunningEngine | None = None
-    state: str = State.STOPPED
+    state: State = State.STOPPED
     reason: str | None = None
     started_at: float = 0.0  # monotonic
     ready_since: float | None = None
@@ -87,7 +93,9 @@ class LiveReplica:
     max_model_len: int | None = None
     gpus: str | tuple[int, ...] = "none"
 
-    def set(self, state: str, reason: str | None) -> None:
+    def set(self, state: State, reason: str | None) -> None:
+        """Move to `state` (IllegalTransition when the lifecycle does not allow it)."""
+        state = check_transition(self.state, state)
         if state != self.state or reason != self.reason:
             log.info(
                 "model %s replica %s: %s → %s (%s)",
@@ -139,7 +147,7 @@ class Supervisor:
             await self._http.aclose()
 
     def request_start(self, model_id: int, *, force: bool = False) -> None:
-        """An admin asked to (re)start: failed replicas get a fresh set of tries. Thread-safe.
+        """An admin recorded intent for this model (in the DB): reconcile now. Thread-safe.
 
         force=True skips the preflight check (the admin accepts that it may not fit)."""
         if force:
@@ -147,20 +155,7 @@ class Supervisor:
         else:
             self.forced.discard(model_id)
         if self._event_loop is not None:
-            self._event_loop.call_soon_threadsafe(self._reset_failed, model_id)
-
-    def _reset_failed(self, model_id: int) -> None:
-        for live in self._replicas_of(model_id):
-            if live.state == State.FAILED:
-                live.diagnosis, live.restart_count, live.next_start_at = None, 0, 0.0
-                live.set(State.STOPPED, "start requested")
-        self.poke()
-
-    async def restart_model(self, model_id: int) -> None:
-        """Stop every replica of the model; the next tick starts them afresh."""
-        for live in self._replicas_of(model_id):
-            await self._stop(live, reason="restart requested")
-        self.poke()
+            self._event_loop.call_soon_threadsafe(self.poke)
 
     def logs(self, model_id: int, replica_index: int, *, tail: int) -> str | None:
         """Recent engine log of a replica this daemon runs (None if it runs none)."""
@@ -194,10 +189,14 @@ class Supervisor:
         for entry in snapshot:
             model, recipe = entry.model, entry.recipe
             rows = {r.replica_index: r for r in entry.replicas}
-            n = recipe.spec.replicas if model.desired_state == "running" else 0
+            requested = await self._take_requests(model)
+            n = recipe.spec.replicas if model.desired_state == DesiredState.RUNNING else 0
             for idx in range(n):
                 wanted.add((model.id, idx))
                 live = self._live_for(model.id, idx, recipe, rows.get(idx))
+                if requested and live.state == State.FAILED:  # a start request: a fresh set of tries
+                    live.diagnosis, live.restart_count, live.next_start_at = None, 0, 0.0
+                    live.set(State.STOPPED, "start requested")
                 await self._drive(live, model, recipe)
         for key in [k for k in self.live if k not in wanted]:
             await self._stop(self.live[key], reason="stopped by request")
@@ -207,6 +206,31 @@ class Supervisor:
         self._publish(snapshot)
         if self.prune_upstreams is not None:
             await self.prune_upstreams({r.base_url for m in self.registry.all() for r in m.replicas})
+
+    async def _take_requests(self, model: Model) -> bool:
+        """Act on the admin's start/restart request for `model` and mark it taken; True if any."""
+        if model.start_requested_at is None and model.restart_requested_at is None:
+            return False
+        if model.restart_requested_at is not None:
+            for live in self._replicas_of(model.id):
+                await self._stop(live, reason="restart requested")
+        await asyncio.to_thread(self._clear_requests, model)
+        return True
+
+    def _clear_requests(self, model: Model) -> None:
+        # Only the requests read this tick: one made meanwhile stays for the next tick.
+        taken = [t for t in (model.start_requested_at, model.restart_requested_at) if t is not None]
+        with self.session_factory() as session, session.begin():
+            session.execute(
+                update(Model)
+                .where(Model.id == model.id, Model.start_requested_at <= max(taken))
+                .values(start_requested_at=None, diagnosis=None)
+            )
+            session.execute(
+                update(Model)
+                .where(Model.id == model.id, Model.restart_requested_at <= max(taken))
+                .values(restart_requested_at=None)
+            )
 
     def _live_for(self, model_id: int, idx: int, recipe: Recipe, row: ModelReplica | None) -> LiveReplica:
         key = (model_id, idx)
@@ -385,7 +409,7 @@ class Supervisor:
                 except (KeyError, ValueError):
                     continue
                 entry = snapshot.get(key[0])
-                if entry is None or entry.model.desired_state != "running":
+                if entry is None or entry.model.desired_state != DesiredState.RUNNING:
                     log.info("stopping orphan engine %s (model gone or stopped)", handle.name)
                     await asyncio.to_thread(runtime.stop, handle)
                     continue

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
 from cortex_server.api.deps import ContextDep, SessionDep, require_scope
 from cortex_server.core.auth import Principal
 from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
 from cortex_server.services import audit, deployments
 from cortex_server.services import models as model_store
+from cortex_server.services.lifecycle import DesiredState
 from cortexctl.core.preflight import preflight
 from cortexctl.recipes.paths import store_roots
 
@@ -46,7 +46,7 @@ def create_model(
         roots=store_roots(ctx.settings),
     )
     if body.start:
-        model_store.set_desired(session, model=model, desired="running", reason="started on create")
+        model_store.record_intent(model, desired=DesiredState.RUNNING)
     audit.record(
         session, principal=principal, action="models.create", target=model.name, client_ip=_ip(request)
     )
@@ -71,7 +71,7 @@ def show_model(name: str, principal: ModelsReader, session: SessionDep):
 
 def _set_desired(
     name: str,
-    desired: str,
+    desired: DesiredState,
     action: str,
     request: Request,
     principal: Principal,
@@ -80,9 +80,7 @@ def _set_desired(
     force: bool = False,
 ):
     model = model_store.get_model(session, name=name)
-    model_store.set_desired(
-        session, model=model, desired=desired, reason=f"{action} requested by {principal.actor}"
-    )
+    model_store.record_intent(model, desired=desired, restart=action == "restart")
     details = {"force": True} if force else None
     audit.record(
         session,
@@ -106,7 +104,7 @@ def start_model(
     ctx: ContextDep,
     force: Annotated[bool, Query(description="start even if the preflight check fails")] = False,
 ):
-    return _set_desired(name, "running", "start", request, principal, session, ctx, force=force)
+    return _set_desired(name, DesiredState.RUNNING, "start", request, principal, session, ctx, force=force)
 
 
 @router.post("/{name}/validate")
@@ -137,17 +135,12 @@ def validate_model(
 
 @router.post("/{name}/stop", response_model=ModelPublic)
 def stop_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
-    return _set_desired(name, "stopped", "stop", request, principal, session, ctx)
+    return _set_desired(name, DesiredState.STOPPED, "stop", request, principal, session, ctx)
 
 
 @router.post("/{name}/restart", response_model=ModelPublic)
-async def restart_model(
-    name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
-):
-    model = await run_in_threadpool(model_store.get_model, session, name=name)
-    if ctx.supervisor is not None:
-        await ctx.supervisor.restart_model(model.id)
-    return await run_in_threadpool(_set_desired, name, "running", "restart", request, principal, session, ctx)
+def restart_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+    return _set_desired(name, DesiredState.RUNNING, "restart", request, principal, session, ctx)
 
 
 @router.delete("/{name}", status_code=204)
