@@ -272,7 +272,10 @@ class _Job:
             self.tx.recipes = [final for _, _, _, final in recipes]
             self.tx.install_files(lambda n: self.checkpoint(f"moved-{n}"))
             if db is not None:
-                db.apply([(text, str(final)) for _, _, text, final in recipes])
+                db.apply(
+                    [(text, str(final)) for _, _, text, final in recipes],
+                    actor=f"bundle:{self.head.manifest.name}",
+                )
             self.checkpoint("applied")
             entry = LedgerEntry(
                 bundle_id=self.head.id,

@@ -102,14 +102,15 @@ class RecipeSession:
                     "then retry.",
                 )
 
-    def apply(self, texts: list[tuple[str, str]]) -> None:
-        """(yaml_text, source) pairs through the one insert-or-update path; flushed, not committed."""
-        from cortex_server.services.recipes import apply_recipe
+    def apply(self, texts: list[tuple[str, str]], *, actor: str = "bundle-import") -> None:
+        """(yaml_text, source) pairs through the recipes service (the one insert-or-update path,
+        audited as the admin API's writes are, by `actor`); flushed, not committed."""
+        from cortex_server.services.recipes import register_recipe
 
         self._begin_write()
         for text, source in texts:
-            _, outcome = apply_recipe(
-                self.session, yaml_text=text, source=source, roots=store_roots(self.settings)
+            _, outcome = register_recipe(
+                self.session, yaml_text=text, source=source, roots=store_roots(self.settings), actor=actor
             )
             log.info("recipe from %s: %s", source, outcome)
         self.session.flush()

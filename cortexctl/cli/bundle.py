@@ -302,7 +302,7 @@ def sign_cmd(
     key: Annotated[Path, typer.Option("--key", help="The ed25519 private key (NAME.key).", exists=True)],
 ) -> None:
     """Verify every checksum, then sign the manifest (rewrites only the head of the file)."""
-    from cortexctl.bundles.sign import sign_bundle
+    from cortexctl.bundles.sign_bundle import sign_bundle
 
     with progress_bar() as progress:
         signature = sign_bundle(bundle, key_path=key, progress=progress)

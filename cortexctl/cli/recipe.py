@@ -14,7 +14,7 @@ from rich.table import Table
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
 from cortexctl.cli.tables import Col, WideOpt, fit_table, print_table
 from cortexctl.core.client import AdminClient
-from cortexctl.core.errors import Conflict, CortexError, RecipeError
+from cortexctl.core.errors import Conflict, RecipeError
 
 if TYPE_CHECKING:  # the recipe code (pydantic, yaml) is imported by the commands that use it
     from cortexctl.recipes.loader import RecipeReport
@@ -112,10 +112,8 @@ def _preflight_all(
     vram: str | None,
 ) -> dict[str, Any]:
     """The validation package's preflight for each recipe that passed the static checks."""
-    try:
-        from cortexctl.core.preflight import preflight
-    except ImportError:  # a build without the engines/validation packages
-        raise CortexError("The fit check is not part of this build.", fix="Run without --fit.") from None
+    from cortexctl.core.preflight import preflight
+
     settings = settings_of(ctx)
     return {
         r.source: preflight(r.recipe, settings=settings, select_gpus=gpus, gpu_profile=gpu_profile, vram=vram)

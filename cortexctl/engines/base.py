@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import httpx
 
 from cortexctl.core.errors import EngineError, RecipeError
+from cortexctl.core.sizes import parse_size
 from cortexctl.recipes.paths import require_in_store, store_roots
 
 if TYPE_CHECKING:
@@ -296,30 +297,18 @@ def gpus_of(recipe: Recipe) -> str | tuple[int, ...]:
     return g if isinstance(g, str) else tuple(g)
 
 
-_SIZE_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
-    "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2,
-    "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
-    "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4,
-}  # fmt: skip
-
-
 def parse_memory(text: str | None) -> int | None:
-    """'8GiB' / '512m' / '1000000' → bytes; RecipeError on nonsense."""
+    """spec.resources.memory in bytes (core/sizes.py: binary units); RecipeError on nonsense."""
     if text is None:
         return None
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _SIZE_UNITS:
+    try:
+        return parse_size(text)
+    except ValueError:
         raise RecipeError(
             f"invalid memory size {text!r}",
             fix="Write it as a number with a unit, e.g. 8GiB, 512MiB or 16G.",
             param="spec.resources.memory",
-        )
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+        ) from None
 
 
 async def get_json(

@@ -8,10 +8,10 @@ package's job, not this one.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from cortexctl.core.sizes import parse_size
 from cortexctl.core.yamldoc import Loc
 from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.flags import accepted_flags, engine_version
@@ -21,7 +21,6 @@ from cortexctl.recipes.schema import Recipe, RecipeSpec
 Finding = tuple[Loc, str]
 
 ARGS: Loc = ("spec", "args")
-MEMORY_PATTERN = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
 def check_recipe(recipe: Recipe, *, roots: Sequence[Path] | None) -> list[Finding]:
@@ -37,7 +36,7 @@ def check_recipe(recipe: Recipe, *, roots: Sequence[Path] | None) -> list[Findin
     if roots is not None and confine(spec.model.path, roots) is None:
         out.append((("spec", "model", "path"), outside_message(spec.model.path, roots)))
     out += get_engine(spec.engine).check_recipe(spec, spec.engine_args(), roots)
-    if spec.resources.memory is not None and not MEMORY_PATTERN.match(spec.resources.memory):
+    if spec.resources.memory is not None and not _is_size(spec.resources.memory):
         out.append(
             (
                 ("spec", "resources", "memory"),
@@ -45,6 +44,14 @@ def check_recipe(recipe: Recipe, *, roots: Sequence[Path] | None) -> list[Findin
             )
         )
     return out
+
+
+def _is_size(text: str) -> bool:
+    try:
+        parse_size(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_gpus(spec: RecipeSpec) -> list[Finding]:

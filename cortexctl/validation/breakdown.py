@@ -56,34 +56,3 @@ def fmt_bytes(n: int | float) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {unit}"
     return f"{int(n)} B"
-
-
-def parse_size(text: str) -> int:
-    """'24GiB', '24 GB', '80g', '512MiB' → bytes (GB and G are read as GiB, as GPU specs mean)."""
-    s = text.strip().lower().replace(" ", "")
-    units = {
-        "tib": 1024**4,
-        "tb": 1024**4,
-        "t": 1024**4,
-        "gib": GiB,
-        "gb": GiB,
-        "g": GiB,
-        "mib": MiB,
-        "mb": MiB,
-        "m": MiB,
-        "kib": 1024,
-        "kb": 1024,
-        "k": 1024,
-        "b": 1,
-    }
-    for unit in sorted(units, key=len, reverse=True):
-        if s.endswith(unit):
-            number = s[: -len(unit)]
-            try:
-                value = float(number)
-            except ValueError:
-                break
-            if value <= 0:
-                break
-            return int(value * units[unit])
-    raise ValueError(f"cannot read {text!r} as a size; use e.g. 24GiB or 512MiB")

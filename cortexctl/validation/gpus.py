@@ -16,7 +16,8 @@ from typing import Any, Literal
 import psutil
 
 from cortexctl.core.errors import InvalidRequest
-from cortexctl.validation.breakdown import MiB, parse_size
+from cortexctl.core.sizes import parse_size
+from cortexctl.validation.breakdown import MiB
 
 log = logging.getLogger(__name__)
 

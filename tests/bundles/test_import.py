@@ -35,6 +35,20 @@ def _recipe_rows(settings: Settings) -> list[tuple[str, str]]:
         engine.dispose()
 
 
+def _audit_rows(settings: Settings) -> list[tuple[str, str, str | None]]:
+    from sqlalchemy.orm import Session
+
+    from cortex_server.db.engine import make_engine
+    from cortex_server.db.models import AuditLog
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as s:
+            return [(r.actor, r.action, r.target) for r in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    finally:
+        engine.dispose()
+
+
 def _no_staging_left(*roots: Path) -> None:
     for root in roots:
         if root.exists():
@@ -66,6 +80,8 @@ def test_round_trip_installs_everything_where_it_belongs(
     assert binary.read_bytes() == (sources / "llama-server").read_bytes()
     assert os.access(binary, os.X_OK)
     assert _recipe_rows(settings) == [("demo", str(settings.home / "recipes" / "demo.yaml"))]
+    # registered through the recipes service the admin API uses, audited as its writes are
+    assert _audit_rows(settings) == [(f"bundle:{head.manifest.name}", "recipes.create", "demo")]
     [entry] = list_imports(settings)
     assert entry.bundle_id == result.bundle_id and entry.file == str(result.path)
     assert not Ledger(settings.home).journal_path.exists()

@@ -13,7 +13,7 @@ import pytest
 from cortexctl.bundles.container import read_head
 from cortexctl.bundles.errors import BundleError
 from cortexctl.bundles.install import import_bundle, list_imports, trusted_dir, verify_bundle
-from cortexctl.bundles.sign import sign_bundle
+from cortexctl.bundles.sign_bundle import sign_bundle
 from cortexctl.bundles.signing import generate_keypair, load_private_key
 from cortexctl.core.settings import Settings
 from tests.bundles.helpers import manifest_of, read_entries, snapshot, with_manifest, write_entries

@@ -13,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway_support import free_port, start_daemon
+from sqlalchemy import select
 
+from cortex_server.db.models import Model
+from cortex_server.services.lifecycle import DesiredState, State
 from cortexctl.core.errors import RecipeError
 from cortexctl.core.settings import Settings
 from cortexctl.engines.registry import engine_names, get_engine, register_engine, unregister_engine
@@ -119,6 +122,10 @@ def test_the_supervisor_launches_it_and_the_gateway_routes_to_it(toy: None, tmp_
             time.sleep(0.2)
         (replica,) = model["replicas"]
         assert replica["pid"] and model["runtime"] == "process"
+        with daemon.ctx.session_factory() as session:  # the supervisor took the start request
+            row = session.scalar(select(Model).where(Model.name == "toy-chat"))
+            assert row is not None and row.start_requested_at is None
+            assert row.desired_state == DesiredState.RUNNING and row.state == State.RUNNING
 
         body = {"model": "toy-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
         answer = httpx.post(f"{base}/v1/chat/completions", json=body, headers=admin, timeout=30)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cortexctl.core.errors import InvalidRequest
+from cortexctl.core.sizes import parse_size
 from cortexctl.validation import GPU_PROFILES, detect_gpus, pretend_gpus
-from cortexctl.validation.breakdown import GiB, MiB, parse_size
+from cortexctl.validation.breakdown import GiB, MiB
 from cortexctl.validation.gpus import host_memory
 
 

@@ -14,8 +14,9 @@ from rich.console import Console
 from cortexctl.core.errors import InvalidRequest
 from cortexctl.core.settings import Settings
 from cortexctl.recipes.schema import Recipe
-from cortexctl.validation import GpuInfo, Status, ValidationFailed, print_report, validate
+from cortexctl.validation import GpuInfo, Status, ValidationFailed, validate
 from cortexctl.validation.breakdown import GiB
+from cortexctl.validation.render import print_report
 from tests.validation.ggufmodels import Shape, write_gguf
 from tests.validation.hfmodels import LLAMA_31_8B_INSTRUCT, dense_tensors, write_hf_folder
 

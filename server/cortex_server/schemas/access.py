@@ -115,17 +115,6 @@ class SessionPublic(BaseModel):
     current: bool = False
 
 
-class UsageRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    errors: int
-    avg_latency_ms: float
-
-
 class AuditPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

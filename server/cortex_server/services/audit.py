@@ -20,14 +20,31 @@ def record(
     client_ip: str | None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    record_as(
+        session,
+        actor=principal.actor,
+        org_id=principal.org_id,
+        action=action,
+        target=target,
+        client_ip=client_ip,
+        details=details,
+    )
+
+
+def record_as(
+    session: Session,
+    *,
+    actor: str,
+    org_id: int | None,
+    action: str,
+    target: str | None,
+    client_ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An audit record for an actor that is no principal of a request (the bundle importer)."""
     session.add(
         AuditLog(
-            org_id=principal.org_id,
-            actor=principal.actor,
-            action=action,
-            target=target,
-            client_ip=client_ip,
-            details=details,
+            org_id=org_id, actor=actor, action=action, target=target, client_ip=client_ip, details=details
         )
     )
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import Model, Recipe
@@ -17,7 +16,6 @@ from cortexctl.core.errors import InvalidRequest
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import engine_container_name
 from cortexctl.engines.base import engine_log_file as log_file_of
-from cortexctl.recipes.loader import parse_recipe
 
 
 def deploy(
@@ -33,16 +31,9 @@ def deploy(
 
     `roots` confine the files the recipe names (paths.store_roots(settings))."""
 
-    if yaml_text is not None:
-        doc = parse_recipe(yaml_text, source=source or "request", roots=roots)
-        existing = session.scalar(select(Recipe).where(Recipe.name == doc.name))
-        if existing is None:
-            recipe_store.create_recipe(session, yaml_text=yaml_text, source=source, roots=roots)
-        elif existing.yaml_text != yaml_text:
-            recipe_store.update_recipe(
-                session, name=doc.name, yaml_text=yaml_text, source=source, roots=roots
-            )
-        recipe_name = doc.name
+    if yaml_text is not None:  # the one insert-or-update path
+        row, _ = recipe_store.apply_recipe(session, yaml_text=yaml_text, source=source, roots=roots)
+        recipe_name = row.name
     if recipe_name is None:
         raise InvalidRequest("Give either a recipe YAML or the name of a registered recipe.", param="recipe")
     recipe = recipe_store.get_recipe(session, name=recipe_name)

@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cortex_server.db.models import Model
+from cortex_server.db.models import Model, Organization
 from cortex_server.db.models import Recipe as RecipeRow
+from cortex_server.services import audit
 from cortexctl.core.errors import Conflict, InvalidRequest, NotFound
 from cortexctl.recipes.loader import parse_recipe
 from cortexctl.recipes.schema import Recipe
@@ -23,6 +24,7 @@ from cortexctl.recipes.schema import Recipe
 log = logging.getLogger(__name__)
 
 API_SOURCE = "<api>"  # the source of YAML that came without a file name
+DEFAULT_ORG = "default"  # whose audit log holds appliance-wide writes (core/auth.DEFAULT_ORG)
 
 
 def recipe_of(row: RecipeRow, *, roots: Sequence[Path] | None = None) -> Recipe:
@@ -92,6 +94,24 @@ def apply_recipe(
     return update_recipe(
         session, name=recipe.name, yaml_text=yaml_text, source=source, roots=roots
     ), "updated"
+
+
+def register_recipe(
+    session: Session, *, yaml_text: str, source: str | None, roots: Sequence[Path], actor: str
+) -> tuple[RecipeRow, str]:
+    """`apply_recipe` for callers outside a request (the bundle importer), audited like the admin
+    API's recipe writes: `recipes.create` / `recipes.update` under the default org, by `actor`."""
+    row, outcome = apply_recipe(session, yaml_text=yaml_text, source=source, roots=roots)
+    if outcome != "unchanged":
+        audit.record_as(
+            session,
+            actor=actor,
+            org_id=session.scalar(select(Organization.id).where(Organization.name == DEFAULT_ORG)),
+            action=f"recipes.{outcome.removesuffix('d')}",
+            target=row.name,
+            details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
+        )
+    return row, outcome
 
 
 def get_recipe(session: Session, *, name: str) -> RecipeRow:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from cortex_server.api.deps import ContextDep, SessionDep, require_scope
+from cortex_server.api.deps import ContextDep, SessionDep, request_ip, require_scope
 from cortex_server.core.auth import Principal
 from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
 from cortex_server.services import audit, deployments
@@ -27,10 +27,6 @@ ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
 HostReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
 # Models are appliance-wide (no org column): only operators (default-org admins) change them.
 ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
@@ -48,7 +44,7 @@ def create_model(
     if body.start:
         model_store.record_intent(model, desired=DesiredState.RUNNING)
     audit.record(
-        session, principal=principal, action="models.create", target=model.name, client_ip=_ip(request)
+        session, principal=principal, action="models.create", target=model.name, client_ip=request_ip(request)
     )
     session.commit()
     ctx.poke_supervisor(model.id)
@@ -87,7 +83,7 @@ def _set_desired(
         principal=principal,
         action=f"models.{action}",
         target=name,
-        client_ip=_ip(request),
+        client_ip=request_ip(request),
         details=details,
     )
     session.commit()
@@ -147,7 +143,9 @@ def restart_model(name: str, request: Request, principal: ModelsWriter, session:
 def delete_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep) -> None:
     model = model_store.get_model(session, name=name)
     model_store.delete_model(session, model=model)
-    audit.record(session, principal=principal, action="models.delete", target=name, client_ip=_ip(request))
+    audit.record(
+        session, principal=principal, action="models.delete", target=name, client_ip=request_ip(request)
+    )
 
 
 @router.get("/{name}/logs", response_model=ModelLogs)

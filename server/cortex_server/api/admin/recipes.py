@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from cortex_server.api.deps import ContextDep, SessionDep, require_scope
+from cortex_server.api.deps import ContextDep, SessionDep, request_ip, require_scope
 from cortex_server.core.auth import Principal
 from cortex_server.db.models import Recipe as RecipeRow
 from cortex_server.schemas.recipes import RecipeApply, RecipeDetail, RecipePublic
@@ -25,12 +25,9 @@ from cortexctl.recipes.paths import store_roots
 
 router = APIRouter(prefix="/admin/recipes", tags=["admin: recipes"])
 
-ModelsReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
+# Recipes name host paths: reading them is for operators (unlike models:read on /admin/models).
+RecipesReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
 ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _detail(row: RecipeRow, roots: Sequence[Path]) -> RecipeDetail:
@@ -52,17 +49,17 @@ def _detail(row: RecipeRow, roots: Sequence[Path]) -> RecipeDetail:
 
 
 @router.get("", response_model=list[RecipePublic])
-def list_recipes(_: ModelsReader, session: SessionDep) -> list[RecipeRow]:
+def list_recipes(_: RecipesReader, session: SessionDep) -> list[RecipeRow]:
     return recipes.list_recipes(session)
 
 
 @router.get("/{name}", response_model=RecipeDetail)
-def show_recipe(name: str, _: ModelsReader, session: SessionDep, ctx: ContextDep) -> RecipeDetail:
+def show_recipe(name: str, _: RecipesReader, session: SessionDep, ctx: ContextDep) -> RecipeDetail:
     return _detail(recipes.get_recipe(session, name=name), store_roots(ctx.settings))
 
 
 @router.get("/{name}/yaml", response_class=PlainTextResponse)
-def export_recipe(name: str, _: ModelsReader, session: SessionDep) -> PlainTextResponse:
+def export_recipe(name: str, _: RecipesReader, session: SessionDep) -> PlainTextResponse:
     return PlainTextResponse(recipes.export_recipe(session, name=name), media_type="application/yaml")
 
 
@@ -78,7 +75,7 @@ def create_recipe(
         principal=principal,
         action="recipes.create",
         target=row.name,
-        client_ip=_client_ip(request),
+        client_ip=request_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
     return _detail(row, store_roots(ctx.settings))
@@ -101,7 +98,7 @@ def update_recipe(
         principal=principal,
         action="recipes.update",
         target=row.name,
-        client_ip=_client_ip(request),
+        client_ip=request_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
     return _detail(row, store_roots(ctx.settings))
@@ -111,6 +108,6 @@ def update_recipe(
 def delete_recipe(name: str, request: Request, principal: ModelsWriter, session: SessionDep) -> Response:
     recipes.delete_recipe(session, name=name)
     audit.record(
-        session, principal=principal, action="recipes.delete", target=name, client_ip=_client_ip(request)
+        session, principal=principal, action="recipes.delete", target=name, client_ip=request_ip(request)
     )
     return Response(status_code=204)

@@ -1,4 +1,5 @@
-"""`bundle sign FILE --key KEY`: verify every checksum, then splice in a signed head.
+"""`bundle sign FILE --key KEY`: verify every checksum, then splice in a signed head (the keys and
+the ed25519 signature itself are signing.py's).
 
 Only the head (manifest + signature) is rewritten; the item bytes are copied verbatim
 (with zstd the head is its own frame, see container.head_boundary).
