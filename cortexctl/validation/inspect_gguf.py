@@ -143,8 +143,23 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         memory=memory,
         causal=is_causal(arch, key("attention.causal")),
         recurrent=_recurrent(key, n_embd),
+        recurrent_layers=_recurrent_layers(arch, memory, n_kv),
+        # MLA (deepseek2 and kin, llama-kv-cache.cpp has_v = !is_mla): no V cache
+        v_cache=not (key("attention.key_length_mla") and key("attention.value_length_mla")),
         approximate=tuple(approximate),
     )
+
+
+def _recurrent_layers(arch: str, memory: str, n_kv: tuple[int, ...]) -> tuple[bool, ...]:
+    """Which layers of a hybrid hold recurrent state (llama-model.cpp create_memory's filters).
+
+    falcon-h1 runs both on every layer; the others mark an SSM layer by head_count_kv 0
+    (hparams.is_recr, set that way by jamba, granitehybrid, nemotron_h, lfm2 …)."""
+    if memory != "hybrid":
+        return ()
+    if arch == "falcon-h1":
+        return tuple(True for _ in n_kv)
+    return tuple(n == 0 for n in n_kv)
 
 
 def _recurrent(key: Any, n_embd: int) -> dict[str, int]:

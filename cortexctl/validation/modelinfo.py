@@ -65,6 +65,8 @@ class ModelInfo:
     memory: str = "kv"  # llama.cpp's memory module: kv, recurrent, hybrid, none
     causal: bool = True
     recurrent: dict[str, int] = field(default_factory=dict)  # r/s floats per sequence and layer
+    recurrent_layers: tuple[bool, ...] = ()  # hybrids: True for a layer with recurrent state
+    v_cache: bool = True  # False with multi-head latent attention (V is read from the K cache)
     approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
 
     @property

@@ -3,9 +3,10 @@
 Cases are generated, not picked: every architecture that is in the generated llama.cpp
 architecture data, in the `gguf` package's table and known to our writer
 (ggufmodels.WRITABLE), crossed with context size, parallel slots, KV cache types, flash
-attention, batch/ubatch, weight type (including the CPU-repacked Q4_0/Q4_K), embeddings
-mode and load mode. The selection is a deterministic greedy all-pairs cover (every pair
-of values of any two dimensions appears in some case), so the CI profile stays small
+attention, batch/ubatch, weight type (including the CPU-repacked Q4_0/Q4_K), mode
+(generation, embeddings, reranking) and load mode. The selection is a deterministic
+greedy all-pairs cover (every pair of values of any two dimensions appears in some
+case), so the CI profile stays small
 while touching every value; the long profile covers all pairs per architecture.
 
 The oracle for each case is llama-server itself: the buffer sizes it logs at `-lv 4`
@@ -37,7 +38,7 @@ DIMENSIONS: dict[str, tuple[Any, ...]] = {
     "fa": ("on", "off"),
     "batch": ((2048, 512), (512, 128), (256, 256)),
     "weights": ("F16", "Q8_0", "Q4_0", "Q4_K"),
-    "embeddings": (False, True),
+    "mode": ("generate", "embeddings", "rerank"),
     "load": ("mmap", "no-repack", "no-mmap"),
 }
 
@@ -89,8 +90,12 @@ def base_shape(arch: str, weights: str) -> Shape:
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
                                   "attention.scale": 0.125})  # fmt: skip
-    if arch == "mamba":
+    if arch in ("mamba", "mamba2"):
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
+    if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
+        common.update(attention_layers=(3, 7))
+    if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
+        common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)
 
 
@@ -110,14 +115,20 @@ class Case:
     fa: str
     batch: tuple[int, int]
     weights: str
-    embeddings: bool
+    mode: str  # generate | embeddings | rerank
     load: str
 
     @property
+    def embeddings(self) -> bool:
+        """Embeddings and reranking both run llama.cpp in embeddings mode (--reranking sets it)."""
+        return self.mode != "generate"
+
+    @property
     def id(self) -> str:
+        suffix = {"generate": "", "embeddings": "-emb", "rerank": "-rerank"}[self.mode]
         return (
             f"{self.model}-{self.weights}-c{self.ctx}-np{self.parallel}-{self.kv[0]}.{self.kv[1]}-fa{self.fa}"
-            f"-b{self.batch[0]}.{self.batch[1]}{'-emb' if self.embeddings else ''}-{self.load}"
+            f"-b{self.batch[0]}.{self.batch[1]}{suffix}-{self.load}"
         )
 
     def shape(self) -> Shape:
@@ -130,8 +141,10 @@ class Case:
     def server_flags(self) -> list[str]:
         args = ["-c", str(self.ctx), "-np", str(self.parallel), "-ctk", self.kv[0], "-ctv", self.kv[1],
                 "-fa", self.fa, "-b", str(self.batch[0]), "-ub", str(self.batch[1])]  # fmt: skip
-        if self.embeddings:
+        if self.mode == "embeddings":
             args += ["--embeddings", "--pooling", "mean"]
+        elif self.mode == "rerank":
+            args += ["--reranking"]
         if self.load == "no-repack":
             args += ["--no-repack"]
         elif self.load == "no-mmap":
@@ -163,6 +176,7 @@ class Measured:
     rss_before: int  # bytes, after load (health OK), before any request
     rss_after: int  # bytes, after the first request
     recurrent: float = 0.0  # MiB
+    n_prompt: int = 0  # tokens the first request evaluated
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -229,7 +243,14 @@ def run_case(
                 time.sleep(0.1)
             before = _rss(proc.pid)
             tokens = prompt_tokens(case, n_ctx_seq, n_vocab)
-            if case.embeddings:
+            n_prompt = len(tokens)
+            if case.mode == "rerank":
+                # /rerank takes text only: bos + query + doc; each 'a' is one byte-fallback token
+                # with the synthetic vocabulary, plus 3 for the leading '▁'. The server counts them.
+                doc = "a" * max(1, len(tokens) - 12)
+                answer = _post(port, "/rerank", {"query": "q", "documents": [doc]}, timeout_s)
+                n_prompt = int(answer["usage"]["prompt_tokens"])
+            elif case.embeddings:
                 _post(port, "/embeddings", {"input": [tokens]}, timeout_s)
             else:
                 _post(
@@ -242,7 +263,9 @@ def run_case(
             proc.wait()
     text = log_path.read_text(errors="replace")
     rs = sum(float(m.group(2)) for m in _RS.finditer(text))
-    return Measured(buffers=parse_log(text), rss_before=before, rss_after=after, recurrent=rs)
+    return Measured(
+        buffers=parse_log(text), rss_before=before, rss_after=after, recurrent=rs, n_prompt=n_prompt
+    )
 
 
 def measured_buffers_mib(m: Measured) -> float:
