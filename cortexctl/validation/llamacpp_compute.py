@@ -11,8 +11,10 @@ ggml-alloc reuses freed tensors, so on top of the graph inputs that live through
 phase counts: attention (q, k, v, a few hidden-size tensors, plus the n_kv × n_tokens ×
 n_head f32 KQ matrix without flash attention), the FFN (gate, up and their product;
 for MoE the router logits and the gate/up/down of n_expert_used experts per token), or
-the output (logits for n_outputs rows). Checked against llama-server's own `compute
-buffer size` across the generated matrix in tests/validation/test_fit_matrix.py.
+the output (logits for n_outputs rows; none for encoders, which have no LM head).
+Encoders keep no KV cache and attend over the ubatch itself (a t × t mask).
+Checked against llama-server's own `compute buffer size` across the generated matrix
+in tests/validation/test_fit_matrix.py.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     much of that buffer the request touches (its pages become resident).
     """
     has_kv = model.memory in ("kv", "hybrid")
+    if model.memory == "none" and model.n_heads:
+        # encoders (bert-like) keep no cache: attention runs over the ubatch itself, with a
+        # t × t mask (llm_graph_context::build_attn_inp_no_cache)
+        has_kv, n_kv_full, n_kv_swa = True, t, t
     has_full = has_kv and (not model.swa_layers or not all(model.swa_layers))
     has_swa = has_kv and model.n_swa_layers > 0
     mask_bytes = 2 if f.flash_attn else F32
@@ -62,5 +68,7 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         ffn = t * F32 * 7 * d_inner  # ssm in-projection (2·d_inner), conv, x/dt projections
     else:
         ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
-    output = model.vocab_size * n_out * F32 + t * F32 * 4 * model.n_embd
+    # encoders have no LM head in their graph (pooling reads the hidden states): no logits
+    logits = 0 if model.memory == "none" else model.vocab_size * n_out * F32
+    output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)

@@ -94,6 +94,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
+    if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
+        common.update(n_kv_head=8, context_length=16384)
     if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
         common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)
@@ -160,9 +162,20 @@ def cases(long: bool) -> list[Case]:
     models = [*archs(), "llama-moe"]
     cover = all_pairs(DIMENSIONS)
     if long:
-        return [Case(model=m, **c) for m in models for c in cover]
-    n = max(len(cover), len(models))
-    return [Case(model=models[i % len(models)], **cover[i % len(cover)]) for i in range(n)]
+        out = [_case(m, c) for m in models for c in cover]
+    else:
+        n = max(len(cover), len(models))
+        out = [_case(models[i % len(models)], cover[i % len(cover)]) for i in range(n)]
+    return list({c.id: c for c in out}.values())
+
+
+ENCODERS = ("bert",)  # embedding-only models: no generation, so their generate cases embed instead
+
+
+def _case(model: str, values: dict[str, Any]) -> Case:
+    if model in ENCODERS and values["mode"] == "generate":
+        values = {**values, "mode": "embeddings"}
+    return Case(model=model, **values)
 
 
 # ---- the oracle: the real llama-server ---------------------------------------------------
@@ -245,9 +258,9 @@ def run_case(
             tokens = prompt_tokens(case, n_ctx_seq, n_vocab)
             n_prompt = len(tokens)
             if case.mode == "rerank":
-                # /rerank takes text only: bos + query + doc; each 'a' is one byte-fallback token
-                # with the synthetic vocabulary, plus 3 for the leading '▁'. The server counts them.
-                doc = "a" * max(1, len(tokens) - 12)
+                # /rerank takes text only: query + document. With the synthetic vocabularies a
+                # word " a" is 4 byte-fallback tokens (1 with bert's); the server counts them.
+                doc = " ".join(["a"] * max(1, (len(tokens) - 12) // 4))
                 answer = _post(port, "/rerank", {"query": "q", "documents": [doc]}, timeout_s)
                 n_prompt = int(answer["usage"]["prompt_tokens"])
             elif case.embeddings:

@@ -38,6 +38,7 @@ _EXTRAS: dict[str, set[str]] = {
     "deepseek2": {"mla"},  # multi-head latent attention: one compressed K row per cell, no V cache
     "mamba2": {"ssm2"},  # mamba2 SSM layers only
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
+    "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -144,13 +145,20 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(n_ssm_head)
         w.add_ssm_group_count(n_group)
+    if "bert" in extras:
+        from gguf import PoolingType
+
+        w.add_layer_norm_eps(1e-12)
+        w.add_causal_attention(False)
+        w.add_pooling_type(PoolingType.MEAN)
+        w.add_token_type_count(2)
     for k, v in shape.extra_keys.items():
         if isinstance(v, float):
             w.add_float32(f"{shape.arch}.{k}", v)
         else:
             w.add_uint32(f"{shape.arch}.{k}", v)
     tokens, scores, types = _vocab(shape.n_vocab)
-    w.add_tokenizer_model("llama")
+    w.add_tokenizer_model("bert" if "bert" in extras else "llama")
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
@@ -181,6 +189,13 @@ def write_gguf(shape: Shape, path: Path) -> Path:
 
     e, hd = shape.n_embd, shape.hd
     mat("token_embd.weight", shape.n_vocab, e)
+    if "bert" in extras:
+        _bert(w, shape, mat, vec)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
     vec("output_norm.weight", e)
     if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
         mat("output.weight", shape.n_vocab, e)
@@ -241,6 +256,27 @@ def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
         if row % GGML_QUANT_SIZES[qtype][0] == 0:
             return qtype
     return GGMLQuantizationType.F16
+
+
+def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
+    """src/models/bert.cpp load_arch_tensors (biases, which it does not require, left out)."""
+    e = shape.n_embd
+    mat("token_types.weight", 2, e)
+    mat("position_embd.weight", shape.context_length, e)
+    vec("token_embd_norm.weight", e)
+    vec("token_embd_norm.bias", e)
+    for i in range(shape.n_layer):
+        p = f"blk.{i}."
+        mat(p + "attn_q.weight", e, e)
+        mat(p + "attn_k.weight", shape.n_kv_head * shape.hd, e)
+        mat(p + "attn_v.weight", shape.n_kv_head * shape.hd, e)
+        mat(p + "attn_output.weight", e, e)
+        vec(p + "attn_output_norm.weight", e)
+        vec(p + "attn_output_norm.bias", e)
+        mat(p + "ffn_up.weight", shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        vec(p + "layer_output_norm.weight", e)
+        vec(p + "layer_output_norm.bias", e)
 
 
 def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
