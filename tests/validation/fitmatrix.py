@@ -95,7 +95,7 @@ def base_shape(arch: str, weights: str) -> Shape:
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
-        common.update(n_kv_head=8, context_length=16384)
+        common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
     if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
         common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)

@@ -86,6 +86,17 @@ def _vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
     return tokens[:n], [0.0] * n, types[:n]
 
 
+def _wordpiece_vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
+    # BERT's layout: [PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103 (llama-vocab.cpp's
+    # WPM defaults), no byte tokens (WPM has none), then word pieces.
+    special = {0: b"[PAD]", 100: b"[UNK]", 101: b"[CLS]", 102: b"[SEP]", 103: b"[MASK]"}
+    tokens = [special.get(i, f"[unused{i}]".encode()) for i in range(104)]
+    types = [2 if i == 100 else 3 for i in range(104)]
+    tokens += [f"w{i}".encode() for i in range(n - len(tokens))]
+    types += [1] * (n - len(types))
+    return tokens[:n], [0.0] * n, types[:n]
+
+
 def write_gguf(shape: Shape, path: Path) -> Path:
     extras = _EXTRAS.get(shape.arch, set())
     w = GGUFWriter(str(path), shape.arch)
@@ -157,14 +168,18 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             w.add_float32(f"{shape.arch}.{k}", v)
         else:
             w.add_uint32(f"{shape.arch}.{k}", v)
-    tokens, scores, types = _vocab(shape.n_vocab)
-    w.add_tokenizer_model("bert" if "bert" in extras else "llama")
+    if "bert" in extras:
+        tokens, scores, types = _wordpiece_vocab(shape.n_vocab)
+        w.add_tokenizer_model("bert")
+    else:
+        tokens, scores, types = _vocab(shape.n_vocab)
+        w.add_tokenizer_model("llama")
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
 
     wanted = GGMLQuantizationType[shape.weight_type]
 
@@ -261,7 +276,9 @@ def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
 def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
     """src/models/bert.cpp load_arch_tensors (biases, which it does not require, left out)."""
     e = shape.n_embd
-    mat("token_types.weight", 2, e)
+    w.add_tensor(
+        "token_types.weight", np.zeros((2, e), dtype=np.float32)
+    )  # added as a view: f32, as converted
     mat("position_embd.weight", shape.context_length, e)
     vec("token_embd_norm.weight", e)
     vec("token_embd_norm.bias", e)

@@ -42,7 +42,8 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     much of that buffer the request touches (its pages become resident).
     """
     has_kv = model.memory in ("kv", "hybrid")
-    if model.memory == "none" and model.n_heads:
+    encoder = model.memory == "none" and model.n_heads > 0
+    if encoder:
         # encoders (bert-like) keep no cache: attention runs over the ubatch itself, with a
         # t × t mask (llm_graph_context::build_attn_inp_no_cache)
         has_kv, n_kv_full, n_kv_swa = True, t, t
@@ -52,7 +53,8 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if has_swa else 0)
     kvh = max(model.n_kv_heads)
     qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
-    attn = t * F32 * (qkv + 4 * model.n_embd)
+    # encoders: one hidden-size tensor fewer beside q, k, v (measured on the bert matrix)
+    attn = t * F32 * (qkv + (3 if encoder else 4) * model.n_embd)
     if not f.flash_attn and has_kv:
         attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
     if model.n_experts:
@@ -66,6 +68,9 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     elif model.memory == "recurrent" and model.recurrent.get("d_state"):
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
         ffn = t * F32 * 7 * d_inner  # ssm in-projection (2·d_inner), conv, x/dt projections
+    elif encoder:
+        # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token)
+        ffn = t * F32 * ((model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
     else:
         ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
     # encoders have no LM head in their graph (pooling reads the hidden states): no logits
