@@ -146,6 +146,8 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         recurrent_layers=_recurrent_layers(arch, memory, n_kv),
         # MLA (deepseek2 and kin, llama-kv-cache.cpp has_v = !is_mla): no V cache
         v_cache=not (key("attention.key_length_mla") and key("attention.value_length_mla")),
+        head_dim_k_mla=int(key("attention.key_length_mla", 0) or 0),
+        n_dense_lead=int(key("leading_dense_block_count", 0) or 0),
         approximate=tuple(approximate),
     )
 

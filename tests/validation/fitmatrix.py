@@ -172,9 +172,17 @@ def cases(long: bool) -> list[Case]:
 ENCODERS = ("bert",)  # embedding-only models: no generation, so their generate cases embed instead
 
 
+MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA
+
+
 def _case(model: str, values: dict[str, Any]) -> Case:
     if model in ENCODERS and values["mode"] == "generate":
         values = {**values, "mode": "embeddings"}
+    if model in MLA and values["kv"][0] != values["kv"][1]:
+        values = {
+            **values,
+            "kv": (values["kv"][0], values["kv"][0]) if values["fa"] == "on" else ("f16", "f16"),
+        }
     return Case(model=model, **values)
 
 
