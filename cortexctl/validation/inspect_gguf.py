@@ -173,6 +173,7 @@ def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
             "r": (d_conv - 1) * (int(d_inner) + 2 * n_group * d_state) if d_conv else 0,
             "s": d_state * int(d_inner),
             "d_state": d_state,
+            "n_group": n_group,
         }
     if (head := key("wkv.head_size")) is not None:  # rwkv6/7
         shift = int(key("token_shift_count", 2) or 2)

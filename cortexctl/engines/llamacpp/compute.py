@@ -81,13 +81,25 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
             ffn = max(ffn, t * F32 * (3 * model.n_ff + 4 * model.n_embd))
     elif model.memory == "recurrent" and model.recurrent.get("d_state"):
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
-        ffn = t * F32 * 7 * d_inner  # ssm in-projection (2·d_inner), conv, x/dt projections
+        ffn = t * F32 * 7 * d_inner + _ssm2_states(model, f)  # ssm in-projection, conv, x/dt projections
     elif encoder:
         # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token)
         ffn = t * F32 * ((model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
     else:
         ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
+        if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
+            d_inner = model.recurrent["s"] // model.recurrent["d_state"]
+            ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
     # encoders have no LM head in their graph (pooling reads the hidden states): no logits
     logits = 0 if model.memory == "none" else model.vocab_size * n_out * F32
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def _ssm2_states(model: ModelInfo, f: LlamaCppFlags) -> int:
+    """Mamba2 layers (n_group > 0) take each sequence's conv and SSM state into the graph:
+    n_seq_max × (s + 2·r) floats (measured on the mamba2 and granitehybrid matrix)."""
+    rec = model.recurrent
+    if not rec.get("n_group"):
+        return 0
+    return f.parallel * (rec.get("s", 0) + 2 * rec.get("r", 0)) * F32
