@@ -48,9 +48,18 @@ def valid(case: dict[str, Any]) -> bool:
     return not (case.get("kv", ("f16", "f16"))[1] != "f16" and case.get("fa") == "off")
 
 
+# Architectures the writer knows that the matrix leaves out, and why (each has its own test).
+NOT_IN_MATRIX = {
+    # buffers match (KV, RS exact; total within 2.2 % on 18 cases), but RSS after the first
+    # request is 3–34 MiB above our prediction (0.74–0.96): not modelled yet
+    # (test_estimate_llamacpp.py::test_qwen35_hybrid_buffers_match_llama_server)
+    "qwen35": "RSS after the first request not modelled",
+}
+
+
 def archs() -> list[str]:
     data = known_archs()
-    return [a for a in WRITABLE if a in data]
+    return [a for a in WRITABLE if a in data and a not in NOT_IN_MATRIX]
 
 
 def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -94,6 +103,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
+    if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
+        common.update(head_dim=64)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
     if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert

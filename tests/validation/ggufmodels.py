@@ -39,6 +39,7 @@ _EXTRAS: dict[str, set[str]] = {
     "mamba2": {"ssm2"},  # mamba2 SSM layers only
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
     "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
+    "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -70,6 +71,7 @@ class Shape:
     # deepseek2 MLA: q_lora_rank, kv_lora_rank, rope dim, qk_nope dim, v head dim
     mla: tuple[int, int, int, int, int] = (256, 256, 64, 128, 128)
     n_layer_dense_lead: int = 1
+    gdn: tuple[int, int, int, int] = (4, 64, 2, 4)  # qwen35: d_conv, head dim, n_k_heads, n_v_heads
     n_expert_shared: int = 1
 
     @property
@@ -149,6 +151,14 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_inner_size(d_inner)
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(dt_rank)
+    if "gdn" in extras:  # src/models/qwen35.cpp load_arch_hparams
+        d_conv, gd, n_k, n_v = shape.gdn
+        w.add_ssm_conv_kernel(d_conv)
+        w.add_ssm_inner_size(gd * n_v)
+        w.add_ssm_state_size(gd)
+        w.add_ssm_time_step_rank(n_v)
+        w.add_ssm_group_count(n_k)
+        w.add_rope_dimension_sections([11, 11, 10, 0])
     if "ssm2" in extras:
         d_conv, d_inner, d_state, n_group, n_ssm_head = shape.ssm2
         w.add_ssm_conv_kernel(d_conv)
@@ -226,6 +236,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         if "mla" in extras:
             _deepseek2_layer(w, p, i, shape, mat)
             continue
+        if "gdn" in extras:
+            _qwen35_layer(w, p, i, shape, mat)
+            continue
         if "ssm2" in extras and i not in shape.attention_layers:
             _mamba2_mixer(w, p, shape, mat)
             if shape.arch == "mamba2":
@@ -294,6 +307,38 @@ def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[
         mat(p + "ffn_down.weight", e, shape.n_ff)
         vec(p + "layer_output_norm.weight", e)
         vec(p + "layer_output_norm.bias", e)
+
+
+def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/qwen35.cpp load_arch_tensors: gated delta net, or (every 4th layer) gated attention."""
+    e, hd = shape.n_embd, shape.hd
+    d_conv, gd, n_k, n_v = shape.gdn
+    key_dim, value_dim = gd * n_k, gd * n_v
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    f32(p + "post_attention_norm.weight", e)
+    if (il + 1) % 4 == 0:
+        mat(p + "attn_q.weight", hd * shape.n_head * 2, e)  # query and its gate
+        mat(p + "attn_k.weight", hd * shape.n_kv_head, e)
+        mat(p + "attn_v.weight", hd * shape.n_kv_head, e)
+        mat(p + "attn_output.weight", e, hd * shape.n_head)
+        f32(p + "attn_q_norm.weight", hd)
+        f32(p + "attn_k_norm.weight", hd)
+    else:
+        mat(p + "attn_qkv.weight", 2 * key_dim + value_dim, e)
+        mat(p + "attn_gate.weight", value_dim, e)
+        f32(p + "ssm_conv1d.weight", 2 * key_dim + value_dim, d_conv)
+        f32(p + "ssm_dt.bias", n_v)
+        f32(p + "ssm_a", n_v)
+        mat(p + "ssm_beta.weight", n_v, e)
+        mat(p + "ssm_alpha.weight", n_v, e)
+        f32(p + "ssm_norm.weight", gd)
+        mat(p + "ssm_out.weight", e, value_dim)
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
 
 
 def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
