@@ -6,6 +6,8 @@
 #   ./install.sh --dev            also the test dependencies (and system test tools when run as root)
 #   ./install.sh --no-engine      skip the llama-server build and the demo model
 #   ./install.sh --wheelhouse DIR install Python packages from DIR only (no network)
+#   ./install.sh --systemd        also install the cortex.service unit (root: dedicated user `cortex`,
+#                                 home /var/lib/cortex); then `cortexctl up/down/status` drive the service
 #   ./install.sh --bundle FILE [--allow-unsigned]
 #                                 air-gapped: install CORTEX from the bundle's wheelhouse (pip --no-index),
 #                                 then import the bundle (models, recipes, engine binary, images)
@@ -17,15 +19,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$ROOT/.venv"
 DEV=0
 ENGINE=1
+SYSTEMD=0
 WHEELHOUSE=""
 BUNDLE=""
 ALLOW_UNSIGNED=()
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dev) DEV=1; shift ;;
     --no-engine) ENGINE=0; shift ;;
+    --systemd) SYSTEMD=1; shift ;;
     --wheelhouse) WHEELHOUSE="$(cd "$2" && pwd)"; shift 2 ;;
     --bundle) BUNDLE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
     --allow-unsigned) ALLOW_UNSIGNED=(--allow-unsigned); shift ;;
@@ -161,6 +165,12 @@ if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     fi
   fi
   done_step "${MISSING[*]:-all present}"
+fi
+
+if [[ $SYSTEMD -eq 1 ]]; then
+  step "systemd service cortex.service (user cortex, home /var/lib/cortex, restart on failure, hardened)"
+  "$VENV/bin/cortexctl" service install
+  done_step "start it with: $VENV/bin/cortexctl up"
 fi
 
 CURRENT_STEP=""
