@@ -109,7 +109,7 @@ elif ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.vers
 else
   # rebuild only when the sources (or the docs the Guide renders) changed
   SRC_HASH="$(cd "$ROOT" && cat frontend/package-lock.json README.md recipes/README.md bundles/FORMAT.md \
-    cortexctl/engines/diagnosis.py $(find frontend/app frontend/components frontend/lib frontend/content \
+    cortexctl/engines/diagnosis.py cortexctl/engines/*/diagnosis.py $(find frontend/app frontend/components frontend/lib frontend/content \
     frontend/scripts -type f -not -name diagnosis.json | sort) frontend/*.mjs frontend/*.json 2>/dev/null \
     | sha256sum | cut -c1-16)"
   if [[ -f "$STATIC/.source-hash" && "$(cat "$STATIC/.source-hash")" == "$SRC_HASH" ]]; then
@@ -123,8 +123,7 @@ else
       echo "    npm ci failed (offline, or no registry): the console is not built."
     else
       NPM_T1=$(date +%s)
-      "$VPY" -c 'import json; from cortexctl.engines.diagnosis import RULES
-print(json.dumps([{"rule": r.rule, "engines": sorted(r.engines), "summary": r.summary, "fix": r.fix} for r in RULES]))' \
+      "$VPY" -c 'import json; from cortexctl.engines.diagnosis import rule_catalog; print(json.dumps(rule_catalog()))' \
         > "$ROOT/frontend/content/diagnosis.json"
       (cd "$ROOT/frontend" && NEXT_TELEMETRY_DISABLED=1 npm run --silent build >/dev/null)
       rm -rf "$STATIC" && mkdir -p "$(dirname "$STATIC")" && cp -r "$ROOT/frontend/out" "$STATIC"
