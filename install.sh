@@ -7,7 +7,7 @@
 #   ./install.sh --no-engine      skip the llama-server build and the demo model
 #   ./install.sh --wheelhouse DIR install Python packages from DIR only (no network)
 #   ./install.sh --systemd        also install the cortex.service unit (root: dedicated user `cortex`,
-#                                 home /var/lib/cortex); then `cortexctl up/down/status` drive the service
+#                                 home /var/lib/cortex); then cortexctl up, down and status drive it
 #   ./install.sh --bundle FILE [--allow-unsigned]
 #                                 air-gapped: install CORTEX from the bundle's wheelhouse (pip --no-index),
 #                                 then import the bundle (models, recipes, engine binary, images)

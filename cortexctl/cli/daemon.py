@@ -261,7 +261,9 @@ def _start_unit(settings, unit, *, demo: bool) -> int:
         try:
             control.wait_ready(settings, pid, timeout_s=settings.ready_timeout_s)
         except DaemonError as exc:
-            raise DaemonError(exc.message, fix=f"See `journalctl -u {unit.path.name}` and {settings.logs_dir}.") from None
+            raise DaemonError(
+                exc.message, fix=f"See `journalctl -u {unit.path.name}` and {settings.logs_dir}."
+            ) from None
     return pid
 
 

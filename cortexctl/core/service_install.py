@@ -1,13 +1,12 @@
 """Install and remove the systemd service (root-side): user, home, engine binary, unit file.
 
 Kept apart from `systemd.py` (what every `up/down/status` reads) because only
-`cortexctl service install/uninstall` needs it.
+`cortexctl service install` and `uninstall` needs it.
 """
 
 from __future__ import annotations
 
 import grp
-import os
 import pwd
 import shutil
 import subprocess
@@ -45,7 +44,9 @@ def plan(*, user: str, home: Path, unit_file: Path | None) -> Plan:
             fix="Run `cortexctl service install` from the virtual environment install.sh made.",
         )
     groups = ["docker"] if _group_exists("docker") else []
-    result = Plan(user=user, home=home, unit_file=unit_file or systemd.unit_path(), cortexctl=cortexctl, groups=groups)
+    result = Plan(
+        user=user, home=home, unit_file=unit_file or systemd.unit_path(), cortexctl=cortexctl, groups=groups
+    )
     engine = _built_llama_server()
     if engine is not None and not _reachable_by_others(engine):
         # The build cache lives in root's home, which the service user cannot enter.
@@ -60,7 +61,8 @@ def apply(p: Plan, *, enable: bool) -> dict[str, object]:
     _ensure_user(p.user, p.home)
     if not _can_execute_as(p.user, p.cortexctl):
         raise DaemonError(
-            f"The service user {p.user!r} cannot run {p.cortexctl} (a directory on the way is private).",
+            f"The service user {p.user!r} cannot run {p.cortexctl} (it, its Python or a directory on the way "
+            "is private to another user).",
             fix="Install CORTEX where every user can read it (e.g. clone into /opt/cortex and run "
             "/opt/cortex/install.sh --systemd), or pass --user root.",
         )
@@ -122,10 +124,14 @@ def _ensure_user(user: str, home: Path) -> None:
 
 
 def _can_execute_as(user: str, path: Path) -> bool:
-    """Whether `user` can run `path` (every directory on the way must let it through)."""
-    if user == "root":
-        return os.access(path, os.X_OK)
-    return subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(path)], capture_output=True).returncode == 0
+    """Whether `user` can run `path` for real: its interpreter and packages must be reachable too."""
+    argv = [str(path), "--version"]
+    if user != "root":
+        argv = ["runuser", "-u", user, "--", *argv]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=60, cwd="/").returncode == 0
+    except OSError:
+        return False
 
 
 def _built_llama_server() -> Path | None:

@@ -2,7 +2,7 @@
 
 `cortexctl service install` (what `install.sh --systemd` calls) writes one unit,
 `cortex.service`, that runs `cortexctl serve` as a dedicated system user with the
-data in that user's home. `cortexctl up/down/status` notice the unit when its
+data in that user's home. `cortexctl up`, `down` and `status` notice the unit when its
 `CORTEX_HOME` is the home they act on and drive it through systemctl, so there is
 never a second, hand-started daemon beside the service.
 
@@ -37,7 +37,6 @@ HARDENING = (
     "NoNewPrivileges=yes",
     "ProtectSystem=strict",
     "ProtectHome=read-only",
-    "PrivateTmp=yes",
     "ProtectKernelTunables=yes",
     "ProtectKernelModules=yes",
     "ProtectKernelLogs=yes",
@@ -76,7 +75,6 @@ def render_unit(
         "# Written by `cortexctl service install`; rerun it rather than editing this file.",
         "[Unit]",
         "Description=CORTEX LLM inference appliance (gateway daemon)",
-        "Documentation=man:cortexctl(1)",
         "After=network-online.target docker.service postgresql.service redis-server.service",
         "Wants=network-online.target",
         "",
@@ -98,12 +96,18 @@ def render_unit(
         "LimitNOFILE=65536",
         f"ReadWritePaths={home}",
         *HARDENING,
+        # a private /tmp would hide a home kept under /tmp
+        *([] if _under_tmp(home) else ["PrivateTmp=yes"]),
         "",
         "[Install]",
         "WantedBy=multi-user.target",
         "",
     ]
     return "\n".join(lines)
+
+
+def _under_tmp(path: Path) -> bool:
+    return any(path == Path(t) or Path(t) in path.parents for t in ("/tmp", "/var/tmp"))
 
 
 def read_unit(path: Path) -> Unit | None:
@@ -158,7 +162,7 @@ def systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
         detail = (proc.stderr or proc.stdout).strip() or f"exit {proc.returncode}"
         raise DaemonError(
             f"`systemctl {' '.join(args)}` failed: {detail}",
-            fix=f"See `journalctl -u {UNIT_NAME}`; is systemd running on this host (`systemctl is-system-running`)?",
+            fix=f"See `journalctl -u {UNIT_NAME}`; is systemd running here (`systemctl is-system-running`)?",
         )
     return proc
 

@@ -38,7 +38,7 @@ def _reachable_by_others(path: Path) -> bool:
 class Service:
     def __init__(self, root: Path, user: str) -> None:
         self.root, self.user = root, user
-        self.unit = root / f"cortex-test-{root.name[-8:]}.service"
+        self.unit = root / f"cortex-test-{root.name.rsplit('-', 1)[-1]}.service"
         self.home = root / "home"
         self.port = free_tcp_port()
         self.bin = root / "bin"
@@ -57,7 +57,11 @@ class Service:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cortexctl", *args], env=self.env(), capture_output=True, text=True, timeout=180
+            [sys.executable, "-m", "cortexctl", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
 
     def json(self, *args: str) -> dict:
@@ -72,7 +76,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = Path(f"/tmp/cortex-svc-{uuid.uuid4().hex[:8]}")
     root.mkdir(mode=0o755)
     # a user of our own (removed after), unless this checkout is private to root
-    user = f"ctxt{uuid.uuid4().hex[:8]}" if _reachable_by_others(CORTEXCTL) else "root"
+    python = Path(os.path.realpath(sys.executable))
+    shared = _reachable_by_others(CORTEXCTL) and _reachable_by_others(python)
+    user = f"ctxt{uuid.uuid4().hex[:8]}" if shared else "root"
     svc = Service(root, user)
     try:
         yield svc
@@ -90,13 +96,16 @@ def test_rendered_unit_passes_systemd_analyze(service: Service) -> None:
     unit_file.write_text(printed.stdout)
     verify = subprocess.run(["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True)
     # only the warning about running as root may remain: the unit itself is valid
-    problems = [line for line in verify.stderr.splitlines() if "root" not in line.lower() or "error" in line.lower()]
+    problems = [
+        line for line in verify.stderr.splitlines() if "root" not in line.lower() or "error" in line.lower()
+    ]
     assert verify.returncode == 0 and not problems, verify.stderr
     text = printed.stdout
     assert f'Environment="CORTEX_HOME={service.home}"' in text
     assert f"ExecStart={CORTEXCTL} serve" in text
     assert "Restart=on-failure" in text and "KillMode=process" in text  # engines outlive a daemon restart
     assert "ProtectSystem=strict" in text and f"ReadWritePaths={service.home}" in text
+    assert "PrivateTmp" not in text  # this home is under /tmp: a private /tmp would hide it
     assert not service.unit.exists(), "--print must change nothing"
 
 
@@ -105,7 +114,14 @@ def test_install_then_up_status_down_drive_the_unit(service: Service) -> None:
     (service.home / "cortex.yaml").write_text(f"port: {service.port}\n")
 
     installed = service.json(
-        "service", "install", "--user", service.user, "--home", str(service.home), "--unit-file", str(service.unit)
+        "service",
+        "install",
+        "--user",
+        service.user,
+        "--home",
+        str(service.home),
+        "--unit-file",
+        str(service.unit),
     )
     assert installed["warnings"] == [] and installed["enabled"]
     assert stat.S_IMODE(service.unit.stat().st_mode) == 0o644
@@ -117,7 +133,9 @@ def test_install_then_up_status_down_drive_the_unit(service: Service) -> None:
 
     up = service.json("up")
     assert up["status"] == "started" and up["service"] == service.unit.name
-    assert up["admin_username"] == "admin" and len(up["admin_password"]) >= 16  # shown: root prepared the home
+    assert (
+        up["admin_username"] == "admin" and len(up["admin_password"]) >= 16
+    )  # shown: root prepared the home
     daemon = psutil.Process(up["pid"])
     assert daemon.username() == service.user
     assert "serve" in daemon.cmdline()
