@@ -21,6 +21,7 @@ import gzip
 import re
 import struct
 import zipfile
+import zlib
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ MAX_SDIST_SCAN = 2 * 1024 * 1024 * 1024  # decompressed bytes walked to find PKG
 _EOCD = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
 _ZIP64_EOCD = b"PK\x06\x06"
+
+
+# what a damaged zip raises: zlib.error is not an OSError (a bad deflate stream)
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, zlib.error)
 
 
 class WheelFileError(Exception):
@@ -104,7 +109,14 @@ def _zip_metadata(path: Path, *, wheel: bool) -> tuple[str, str]:
                 )
             with zf.open(info) as fh:  # reads at most file_size bytes, then checks the CRC
                 data = fh.read(MAX_METADATA_BYTES + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        OSError,
+        zlib.error,
+    ) as exc:
         raise WheelFileError(f"not a readable zip file ({exc})") from None
     if len(data) > MAX_METADATA_BYTES:
         raise WheelFileError(f"metadata record larger than {MAX_METADATA_BYTES} bytes")
@@ -146,7 +158,7 @@ def _targz_metadata(path: Path, tarstream: Any) -> tuple[str, str]:
                     return _parse_metadata(stream.read(member.size), member.name)
     except tarstream.Refused as exc:
         raise WheelFileError(f"not a readable sdist ({exc})") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise WheelFileError(f"not a readable gzip file ({exc})") from None
 
 

@@ -24,6 +24,7 @@ from tests.bundles.helpers import (
     Entry,
     manifest_of,
     read_entries,
+    sdist_bytes,
     wheel_bytes,
     with_manifest,
     write_entries,
@@ -310,6 +311,24 @@ def _metadata_bomb() -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("alpha-1.0.dist-info/METADATA", b"Name: alpha\n" + b"X" * ((64 << 20) - 12))
     return buf.getvalue()
+
+
+def _corrupt_deflate() -> bytes:
+    """A wheel whose METADATA's deflate stream is damaged (CRC and sizes as written)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("alpha-1.0.dist-info/METADATA", "Name: alpha\nVersion: 1.0\n" * 64)
+    data = bytearray(buf.getvalue())
+    start = data.find(b"alpha-1.0.dist-info/METADATA") + len("alpha-1.0.dist-info/METADATA")
+    data[start + 4 : start + 16] = b"\xff" * 12
+    return bytes(data)
+
+
+def _corrupt_gzip_sdist() -> bytes:
+    """An sdist named beta-2.0.tar.gz whose gzip stream is damaged after its header."""
+    data = bytearray(sdist_bytes("beta-2.0.tar.gz"))
+    data[20:60] = b"\xff" * 40
+    return bytes(data)
 
 
 def _huge_central_directory() -> bytes:

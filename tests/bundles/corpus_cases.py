@@ -15,6 +15,8 @@ from tests.bundles.corpus import (
     _big_window,
     _bytes,
     _copy,
+    _corrupt_deflate,
+    _corrupt_gzip_sdist,
     _cut,
     _deep,
     _dirty_padding,
@@ -678,6 +680,22 @@ def cases() -> list[Case]:
             "wheels",
             _edit("plain", _replace_wheel("alpha-1.0-py3-none-any.whl", _huge_central_directory)),
             r"zip central directory of 2147483647 bytes",
+        )
+    )
+    add(
+        Case(
+            "wheel with a damaged deflate stream",
+            "wheels",
+            _edit("plain", _replace_wheel("alpha-1.0-py3-none-any.whl", _corrupt_deflate)),
+            r"not a readable zip file",
+        )
+    )
+    add(
+        Case(
+            "sdist with a damaged gzip stream",
+            "wheels",
+            _edit("plain", _replace_wheel("beta-2.0.tar.gz", _corrupt_gzip_sdist)),
+            r"not a readable (gzip file|sdist)",
         )
     )
     add(
