@@ -107,7 +107,6 @@ class RecipeSession:
         audited as the admin API's writes are, by `actor`); flushed, not committed."""
         from cortex_server.services.recipes import register_recipe
 
-        self._begin_write()
         for text, source in texts:
             _, outcome = register_recipe(
                 self.session, yaml_text=text, source=source, roots=store_roots(self.settings), actor=actor
@@ -117,18 +116,6 @@ class RecipeSession:
 
     def commit(self) -> None:
         self.session.commit()
-
-    def _begin_write(self) -> None:
-        """SQLite: open a real transaction, holding the write lock, right before the rows change.
-
-        pysqlite begins transactions lazily (before INSERT/UPDATE/DELETE only), so the SAVEPOINT
-        the recipes service takes (`begin_nested`) would otherwise start a transaction of its own
-        whose RELEASE commits the row before the ledger commit. IMMEDIATE takes the write lock
-        now (waiting out the busy timeout) instead of failing on a stale read snapshot later;
-        it is held only for the file moves' journal, the ledger write and the commit.
-        """
-        if self._engine.dialect.name == "sqlite":
-            self.session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def register_recipe_files(settings: Settings, paths: list[Path]) -> None:

@@ -19,6 +19,7 @@ SERVER_ENTRY_POINTS = {
 # Outside an engine's own package, only the registry names engines; these read engine data on purpose.
 ENGINE_PACKAGE_READERS = {
     "cortexctl/validation/inspect_gguf.py",  # GGUF is llama.cpp's format: its architecture table reads it
+    "cortexctl/core/service_install.py",  # copies the llama-server install.sh built for the service user
 }
 
 
