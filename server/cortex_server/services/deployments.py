@@ -83,8 +83,8 @@ def _without_host(replica: ReplicaPublic) -> ReplicaPublic:
 def engine_log_file(settings: Settings, *, session: Session, model: Model, replica: int) -> Path:
     """Where the engine of one replica writes its log (both runtimes mirror into this file)."""
     recipe = session.get(Recipe, model.recipe_id)
-    engine = recipe.engine if recipe is not None else "llamacpp"
-    return log_file_of(settings, engine_container_name(engine, model.id, replica))
+    assert recipe is not None  # FK RESTRICT keeps a model's recipe
+    return log_file_of(settings, engine_container_name(recipe.engine, model.id, replica))
 
 
 def read_tail(path: Path, *, lines: int) -> str:
