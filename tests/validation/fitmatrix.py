@@ -322,8 +322,9 @@ def summarize(lines: Sequence[str]) -> str:
 
     def ratio(r: dict[str, Any], key: str) -> float:
         ours, real = r[key]
-        if key == "rss":  # ours counts the read buffer glibc may keep: a range [ours - staging, ours]
-            return float(ours / real) if real > ours else max(1.0, (ours - r.get("staging", 0)) / real)
+        if key == "rss":  # a range [low - staging, ours]: compute touched, the read buffer glibc may keep
+            low = r.get("rss_low", ours) - r.get("staging", 0)
+            return float(ours / real) if real > ours else max(1.0, low / real)
         return float(ours / real)
 
     def worst(rs: list[dict[str, Any]], key: str) -> float:
