@@ -40,7 +40,11 @@ _EXTRAS: dict[str, set[str]] = {
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
     "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
     "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
-    "lfm2": {"shortconv", "qk_norm"},  # short-convolution layers + attention layers (KV heads 0 marks conv)
+    "lfm2": {"shortconv", "qk_norm"},
+    "falcon-h1": {
+        "ssm2",
+        "parallel_ssm",
+    },  # every layer: a mamba2 mixer and attention side by side  # short-convolution layers + attention layers (KV heads 0 marks conv)
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -121,7 +125,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_kv_lora_rank(kv_lora)
         w.add_leading_dense_block_count(shape.n_layer_dense_lead)
         w.add_expert_shared_count(shape.n_expert_shared)
-    elif ("ssm2" in extras and shape.arch != "mamba2") or "shortconv" in extras:  # hybrid: no KV on SSM/conv
+    elif (
+        "ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras
+    ) or "shortconv" in extras:  # hybrid: no KV on SSM/conv
         kv = [shape.n_kv_head if i in shape.attention_layers else 0 for i in range(shape.n_layer)]
         w.add_head_count_kv(kv)
         w.add_key_length(shape.hd)
@@ -243,6 +249,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             continue
         if "gdn" in extras:
             _qwen35_layer(w, p, i, shape, mat)
+            continue
+        if "parallel_ssm" in extras:
+            _falcon_h1_layer(w, p, shape, mat)
             continue
         if "shortconv" in extras and i not in shape.attention_layers:
             _lfm2_conv_layer(w, p, shape, mat)
@@ -380,6 +389,20 @@ def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable
     mat(p + "ffn_gate_shexp.weight", shared, e)
     mat(p + "ffn_up_shexp.weight", shared, e)
     mat(p + "ffn_down_shexp.weight", e, shared)
+
+
+def _falcon_h1_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/falcon-h1.cpp load_arch_tensors: mamba2 mixer + attention + FFN in every layer."""
+    e, hd = shape.n_embd, shape.hd
+    _mamba2_mixer(w, p, shape, mat)
+    mat(p + "attn_q.weight", shape.n_head * hd, e)
+    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_output.weight", e, shape.n_head * hd)
+    w.add_tensor(p + "ffn_norm", np.ones(e, dtype=np.float32))  # tn(LLM_TENSOR_FFN_NORM, i): no suffix
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
 
 
 def _lfm2_conv_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
