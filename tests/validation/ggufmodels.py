@@ -40,11 +40,8 @@ _EXTRAS: dict[str, set[str]] = {
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
     "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
     "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
-    "lfm2": {"shortconv", "qk_norm"},
-    "falcon-h1": {
-        "ssm2",
-        "parallel_ssm",
-    },  # every layer: a mamba2 mixer and attention side by side  # short-convolution layers + attention layers (KV heads 0 marks conv)
+    "lfm2": {"shortconv", "qk_norm"},  # short-convolution layers + attention (KV heads 0 marks conv)
+    "falcon-h1": {"ssm2", "parallel_ssm"},  # every layer: a mamba2 mixer and attention side by side
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 

@@ -32,12 +32,8 @@ _CREATED = re.compile(r"created context checkpoint \d+ of (\d+) \(.*n_tokens = (
         ("gemma3", "Q4_0", 16384),
         ("mamba2", "F16", 4096),
         ("granitehybrid", "Q8_0", 4096),
-        ("lfm2", "Q4_0", 16384),
-        (
-            "falcon-h1",
-            "Q8_0",
-            4096,
-        ),  # mamba2 and attention in every layer: the recurrent state  # hybrid with sliding attention: SWA cells + conv state
+        ("lfm2", "Q4_0", 16384),  # hybrid with sliding attention: SWA cells + conv state
+        ("falcon-h1", "Q8_0", 4096),  # mamba2 and attention in every layer: the recurrent state
         ("llama", "F16", 4096),
     ],
 )
