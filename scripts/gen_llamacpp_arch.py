@@ -62,6 +62,8 @@ _READS_WINDOW = re.compile(
 _NON_CAUSAL = re.compile(r"hparams\.causal_attn\s*=\s*false")
 _READS_CAUSAL = re.compile(r"LLM_KV_ATTENTION_CAUSAL")
 _IS_SWA_LOOP = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=")
+# lfm2: every layer that is not recurrent slides (is_swa_impl[il] = !hparams.is_recr_impl[il])
+_SWA_NOT_RECR = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=\s*!\s*hparams\.is_recr_impl\s*\[\s*il\s*\]")
 # Which layers of a hybrid hold recurrent state (hparams.is_recr_impl, create_memory's filter)
 _RECR_ALL = re.compile(r"std::fill\s*\(\s*hparams\.is_recr_impl\.begin\(\)[^;]*,\s*true\s*\)")
 _RECR_KEY = re.compile(r"LLM_KV_ATTENTION_RECURRENT_LAYERS")
@@ -236,8 +238,8 @@ def generate(src: Path) -> dict[str, Any]:
         entry: dict[str, Any] = {"class": cls, "memory": memory}
         swa = parse_swa(body)
         if swa is not None:
-            if swa.get("pattern") == "custom" and _IS_SWA_LOOP.search(body):
-                swa["pattern"] = "custom"
+            if swa.get("pattern") == "custom" and _SWA_NOT_RECR.search(body):
+                swa["pattern"] = "not_recurrent"
             entry["swa"] = swa
         if _NON_CAUSAL.search(body):
             entry["causal"] = False

@@ -11,7 +11,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cortexctl.engines.llamacpp.arch import is_causal, known_archs, memory_kind, resolve_swa
+from cortexctl.engines.llamacpp.arch import (
+    is_causal,
+    known_archs,
+    memory_kind,
+    resolve_swa,
+    swa_not_recurrent,
+)
 from cortexctl.validation.gguf_header import ArrayInfo, GGUFFormatError, read_gguf_header
 from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError, QuantInfo, TensorInfo
 
@@ -106,6 +112,9 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     recr_layers, n_kv, recr_guess = _recurrent_layers(arch, memory, n_kv, ff, key)
     if recr_guess:
         approximate.append(recr_guess)
+    swa_layers = swa.layers
+    if swa_layers and recr_layers and swa_not_recurrent(arch):
+        swa_layers = tuple(not r for r in recr_layers)
     by_dtype: Counter[str] = Counter()
     n_params = 0
     for t in tensors:
@@ -134,7 +143,7 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         weight_bytes=sum(by_dtype.values()),
         bytes_by_dtype=dict(by_dtype),
         sliding_window=swa.window,
-        swa_layers=swa.layers,
+        swa_layers=swa_layers,
         n_experts=_int_or_none(key("expert_count")),
         n_experts_used=_int_or_none(key("expert_used_count")),
         quantization=QuantInfo(method="gguf", details={"file_type": ftype_name}) if ftype_name else None,
@@ -194,6 +203,8 @@ def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
             "d_state": d_state,
             "n_group": n_group,
         }
+    if (l_cache := key("shortconv.l_cache")) is not None:  # lfm2: conv state only (n_embd_r)
+        return {"r": n_embd * (int(l_cache) - 1), "s": 0}
     if (head := key("wkv.head_size")) is not None:  # rwkv6/7
         shift = int(key("token_shift_count", 2) or 2)
         return {"r": shift * n_embd, "s": n_embd * int(head)}

@@ -50,10 +50,16 @@ def valid(case: dict[str, Any]) -> bool:
 
 # Architectures the writer knows that the matrix leaves out, and why (each has its own test).
 NOT_IN_MATRIX = {
-    # buffers match (KV, RS exact; total within 2.2 % on 18 cases), but RSS after the first
-    # request is 3–34 MiB above our prediction (0.74–0.96): not modelled yet
+    # buffers match (KV, RS exact; total within 2.2 %), and its context checkpoint is sized
+    # exactly (test_fit_checkpoints.py), but RSS after the first request is still above the
+    # range on 7 of 18 long-profile cases (0.78–0.95; up to 22.7 MiB at -c 512 generate):
+    # an allocation outside the ggml buffers, not modelled
     # (test_estimate_llamacpp.py::test_qwen35_hybrid_buffers_match_llama_server)
     "qwen35": "RSS after the first request not modelled",
+    # KV (sliding), conv state and generation buffers match (test_estimate_llamacpp.py::
+    # test_lfm2_hybrid_buffers_match_llama_server); in embeddings mode llama.cpp reserves
+    # 13.8 MiB of compute where ours says 67 (no vocab-wide logits there): not modelled
+    "lfm2": "embeddings-mode compute buffer not modelled",
 }
 
 
@@ -103,6 +109,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
+    if arch == "lfm2":  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
+        common.update(attention_layers=(2, 5, 7), head_dim=64)
     if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
@@ -322,8 +330,9 @@ def summarize(lines: Sequence[str]) -> str:
 
     def ratio(r: dict[str, Any], key: str) -> float:
         ours, real = r[key]
-        if key == "rss":  # ours counts the read buffer glibc may keep: a range [ours - staging, ours]
-            return float(ours / real) if real > ours else max(1.0, (ours - r.get("staging", 0)) / real)
+        if key == "rss":  # a range [low - staging, ours]: compute touched, the read buffer glibc may keep
+            low = r.get("rss_low", ours) - r.get("staging", 0)
+            return float(ours / real) if real > ours else max(1.0, low / real)
         return float(ours / real)
 
     def worst(rs: list[dict[str, Any]], key: str) -> float:

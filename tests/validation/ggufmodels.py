@@ -40,6 +40,8 @@ _EXTRAS: dict[str, set[str]] = {
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
     "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
     "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
+    "lfm2": {"shortconv", "qk_norm"},  # short-convolution layers + attention (KV heads 0 marks conv)
+    "falcon-h1": {"ssm2", "parallel_ssm"},  # every layer: a mamba2 mixer and attention side by side
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -73,6 +75,7 @@ class Shape:
     n_layer_dense_lead: int = 1
     gdn: tuple[int, int, int, int] = (4, 64, 2, 4)  # qwen35: d_conv, head dim, n_k_heads, n_v_heads
     n_expert_shared: int = 1
+    shortconv_l_cache: int = 3  # lfm2: the short convolution's kernel (its state keeps l_cache - 1 rows)
 
     @property
     def hd(self) -> int:
@@ -119,7 +122,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_kv_lora_rank(kv_lora)
         w.add_leading_dense_block_count(shape.n_layer_dense_lead)
         w.add_expert_shared_count(shape.n_expert_shared)
-    elif "ssm2" in extras and shape.arch != "mamba2":  # hybrid: no KV heads on the SSM layers
+    elif (
+        "ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras
+    ) or "shortconv" in extras:  # hybrid: no KV on SSM/conv
         kv = [shape.n_kv_head if i in shape.attention_layers else 0 for i in range(shape.n_layer)]
         w.add_head_count_kv(kv)
         w.add_key_length(shape.hd)
@@ -166,6 +171,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(n_ssm_head)
         w.add_ssm_group_count(n_group)
+    if "shortconv" in extras:  # src/models/lfm2.cpp load_arch_hparams
+        w.add_uint32(f"{shape.arch}.shortconv.l_cache", shape.shortconv_l_cache)
     if "bert" in extras:
         from gguf import PoolingType
 
@@ -221,7 +228,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.write_tensors_to_file()
         w.close()
         return path
-    vec("output_norm.weight", e)
+    # lfm2's output norm is named token_embd_norm (llama-arch.cpp LLM_TENSOR_OUTPUT_NORM_LFM2)
+    vec("token_embd_norm.weight" if "shortconv" in extras else "output_norm.weight", e)
     if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
         mat("output.weight", shape.n_vocab, e)
     for i in range(shape.n_layer):
@@ -238,6 +246,12 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             continue
         if "gdn" in extras:
             _qwen35_layer(w, p, i, shape, mat)
+            continue
+        if "parallel_ssm" in extras:
+            _falcon_h1_layer(w, p, shape, mat)
+            continue
+        if "shortconv" in extras and i not in shape.attention_layers:
+            _lfm2_conv_layer(w, p, shape, mat)
             continue
         if "ssm2" in extras and i not in shape.attention_layers:
             _mamba2_mixer(w, p, shape, mat)
@@ -372,6 +386,32 @@ def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable
     mat(p + "ffn_gate_shexp.weight", shared, e)
     mat(p + "ffn_up_shexp.weight", shared, e)
     mat(p + "ffn_down_shexp.weight", e, shared)
+
+
+def _falcon_h1_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/falcon-h1.cpp load_arch_tensors: mamba2 mixer + attention + FFN in every layer."""
+    e, hd = shape.n_embd, shape.hd
+    _mamba2_mixer(w, p, shape, mat)
+    mat(p + "attn_q.weight", shape.n_head * hd, e)
+    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_output.weight", e, shape.n_head * hd)
+    w.add_tensor(p + "ffn_norm", np.ones(e, dtype=np.float32))  # tn(LLM_TENSOR_FFN_NORM, i): no suffix
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
+
+
+def _lfm2_conv_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/lfm2.cpp load_arch_tensors: a short-convolution layer and its dense FFN."""
+    e = shape.n_embd
+    w.add_tensor(p + "shortconv.conv.weight", np.ones((e, shape.shortconv_l_cache), dtype=np.float32))
+    mat(p + "shortconv.in_proj.weight", 3 * e, e)
+    mat(p + "shortconv.out_proj.weight", e, e)
+    w.add_tensor(p + "ffn_norm.weight", np.ones(e, dtype=np.float32))
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
 
 
 def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:

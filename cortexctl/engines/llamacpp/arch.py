@@ -87,12 +87,19 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
     if isinstance(p, int):
         n = int(pattern) if pattern is not None and swa.get("pattern_key") == "optional" else p
         return SwaResolution(int(w), _pattern_layers(n, bool(swa.get("dense_first")), n_layers), kind)
+    if p == "not_recurrent":  # lfm2: the attention layers slide; inspect_gguf masks the recurrent ones
+        return SwaResolution(int(w), (True,) * n_layers, kind)
     return SwaResolution(
         int(w),
         (True,) * n_layers,
         kind,
         guessed=f"{arch}: llama.cpp sets its sliding-window layers in code (pattern {p!r}); assumed all",
     )
+
+
+def swa_not_recurrent(arch: str) -> bool:
+    """The loader makes exactly the non-recurrent layers sliding (lfm2)."""
+    return (known_archs().get(arch, {}).get("swa") or {}).get("pattern") == "not_recurrent"
 
 
 def memory_kind(arch: str) -> str | None:

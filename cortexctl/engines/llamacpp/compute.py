@@ -47,7 +47,11 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # encoders (bert-like) keep no cache: attention runs over the ubatch itself, with a
         # t × t mask (llm_graph_context::build_attn_inp_no_cache)
         has_kv, n_kv_full, n_kv_swa = True, t, t
-    has_full = has_kv and (not model.swa_layers or not all(model.swa_layers))
+    # a full-attention mask only if some layer with KV heads does not slide (lfm2's
+    # sliding attention layers sit between conv layers that have no KV at all)
+    has_full = has_kv and any(
+        not (model.swa_layers and model.swa_layers[il]) for il in range(model.n_layers) if model.kv_heads(il)
+    )
     has_swa = has_kv and model.n_swa_layers > 0
     mask_bytes = 2 if f.flash_attn else F32
     masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if has_swa else 0)

@@ -14,6 +14,10 @@ Sources of each rule (llama.cpp as vendored in llama-cpp-python 0.3.36):
 - the output buffer holds n_vocab floats for each of n_seq_max outputs (output_reserve);
   in embeddings mode the first request grows it to n_batch rows (every token is an output).
 - the compute buffer is the ggml-alloc peak of the worst-case graph (llamacpp_compute).
+- context checkpoints (server-context.cpp): before the last tokens of a completion prompt the
+  server copies the slot's state that cannot be rolled back (llama_state_seq_get_data with
+  PARTIAL_ONLY: the sliding-window cache, a hybrid's or recurrent model's recurrent state)
+  to the heap, and keeps up to --ctx-checkpoints (32) of them per slot; none for embeddings.
 - what the process holds besides ggml buffers (runtime) and the server's prompt cache,
   which keeps finished prompts' KV state up to `--cache-ram` (default 8 GiB).
 - `-ngl k` offloads the last k repeating layers; `-ngl > n_layer` also offloads the output
@@ -99,6 +103,32 @@ def _recurrent_bytes(model: ModelInfo, f: LlamaCppFlags) -> int:
     return max(1, f.parallel) * per_layer * n_rec
 
 
+def checkpoint_bytes(model: ModelInfo, f: LlamaCppFlags, n_tokens: int | None = None) -> int:
+    """One context checkpoint of one slot: 0 when llama-server takes none for this model/mode.
+
+    The server checkpoints when the model has sliding-window layers (and no --swa-full) or
+    recurrent state (server-context.cpp: n_swa > 0, or seq_rm FULL/RS), for completions only.
+    A sliding-window cache holds at most n_swa cells of a sequence when the checkpoint is
+    taken (measured: 256 of 508 prompt tokens at n_swa 256); `n_tokens` caps it for a
+    shorter prompt.
+    """
+    if f.embeddings or f.ctx_checkpoints <= 0:
+        return 0
+    size = 0
+    if model.sliding_window and model.n_swa_layers and not f.swa_full:
+        cells = model.sliding_window if n_tokens is None else min(model.sliding_window, n_tokens)
+        per_cell = sum(
+            row_bytes(f.cache_type_k, model.head_dim_k * model.kv_heads(il))
+            + (row_bytes(f.cache_type_v, model.head_dim_v * model.kv_heads(il)) if model.v_cache else 0)
+            for il in range(model.n_layers)
+            if model.swa_layers[il] and model.kv_heads(il)
+        )
+        size += cells * per_cell
+    if model.memory in ("recurrent", "hybrid") and model.recurrent:
+        size += _recurrent_bytes(model, f) // max(1, f.parallel)
+    return size
+
+
 def runtime_bytes(model: ModelInfo, f: LlamaCppFlags, staging: int = 0) -> int:
     """llama-server's own resident memory next to the ggml buffers (see RUNTIME_* above).
 
@@ -149,6 +179,8 @@ def estimate_llamacpp(
     compute = compute_bytes(model, f, cells)
     compute_host = compute if f.gpu_layers == 0 else model.n_embd * min(cells["n_ctx"], f.ubatch) * F32 * 2
     compute_gpu = compute if f.gpu_layers > 0 else 0
+    checkpoint = checkpoint_bytes(model, f)
+    checkpoints = checkpoint * f.ctx_checkpoints * f.parallel
     prompt_cache = f.cache_ram_mib * MiB if f.cache_ram_mib > 0 else 0
     if f.cache_ram_mib < 0:
         prompt_cache = (kv["full_host"] + kv["swa_host"]) * 2
@@ -173,6 +205,11 @@ def estimate_llamacpp(
         notes.append(
             f"prompt cache: llama-server keeps finished prompts' KV state in RAM up to --cache-ram "
             f"({fmt_bytes(prompt_cache)}); set `--cache-ram N` (MiB) in extra_args to bound it"
+        )
+    if checkpoints:
+        notes.append(
+            f"context checkpoints: up to {f.ctx_checkpoints} per slot of {fmt_bytes(checkpoint)} each "
+            f"(the state a completion cannot roll back); `--ctx-checkpoints N` in extra_args bounds it"
         )
     if f.gpu_layers:
         notes.append("GPU path (-ngl): same graph model as on CPU, not checked against a CUDA build")
@@ -205,6 +242,7 @@ def estimate_llamacpp(
             "host",
             "llama-server process (code, vocab, slots" + ("" if f.mmap else ", load read buffer") + ")",
         ),
+        Component("checkpoints", checkpoints, "host", f"{f.ctx_checkpoints} per slot × {f.parallel} slot(s)"),
         Component("prompt_cache", prompt_cache, "host", "grows with distinct prompts, up to --cache-ram"),
     ]
     facts = dict(
@@ -219,6 +257,8 @@ def estimate_llamacpp(
         mmap=f.mmap,
         repack=f.repack,
         staging=0 if f.mmap else w.largest_repacked,  # counted in runtime; glibc may or may not keep it
+        checkpoint=checkpoint,
+        ctx_checkpoints=f.ctx_checkpoints,
         estimate="approximate" if guessed else "exact-rules",
         guessed=guessed,
     )

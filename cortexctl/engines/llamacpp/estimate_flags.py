@@ -30,8 +30,11 @@ _VALUE_FLAGS = {
     "-lm": "load_mode", "--load-mode": "load_mode",
     "-cram": "cache_ram", "--cache-ram": "cache_ram",
     "--pooling": "pooling",
+    "-ctxcp": "ctx_checkpoints", "--ctx-checkpoints": "ctx_checkpoints",
+    "--swa-checkpoints": "ctx_checkpoints",
 }  # fmt: skip
 DEFAULT_CACHE_RAM_MIB = 8192  # common.h: cache_ram_mib, the server's prompt cache limit
+DEFAULT_CTX_CHECKPOINTS = 32  # common.h: n_ctx_checkpoints, context checkpoints kept per slot
 _NO_MMAP_MODES = {"none", "mlock", "dio"}
 
 
@@ -54,6 +57,7 @@ class LlamaCppFlags:
     pooling: str | None = None
     rerank: bool = False
     cache_ram_mib: int = DEFAULT_CACHE_RAM_MIB  # -1: no limit, 0: prompt cache off
+    ctx_checkpoints: int = DEFAULT_CTX_CHECKPOINTS  # per slot; 0: none
 
     @classmethod
     def from_args(cls, args: LlamaCppArgs, model: ModelInfo) -> LlamaCppFlags:
@@ -80,6 +84,7 @@ class LlamaCppFlags:
             pooling="rank" if rerank else values.get("pooling", args.pooling),
             rerank=rerank,
             cache_ram_mib=int(values.get("cache_ram", DEFAULT_CACHE_RAM_MIB)),
+            ctx_checkpoints=max(0, int(values.get("ctx_checkpoints", DEFAULT_CTX_CHECKPOINTS))),
         )
 
     @classmethod
@@ -119,6 +124,7 @@ class LlamaCppFlags:
             pooling="rank" if switches & {"--rerank", "--reranking"} else values.get("pooling"),
             rerank=bool(switches & {"--rerank", "--reranking"}),
             cache_ram_mib=int(values.get("cache_ram", DEFAULT_CACHE_RAM_MIB)),
+            ctx_checkpoints=max(0, int(values.get("ctx_checkpoints", DEFAULT_CTX_CHECKPOINTS))),
         )
 
     @property
