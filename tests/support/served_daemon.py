@@ -40,7 +40,7 @@ spec:
     context_length: 8192
     parallel: 4
     threads: 1
-  timeouts:
+{args}{spec}  timeouts:
     load_s: 120
 """
 
@@ -121,10 +121,15 @@ def up(cli: Cortexctl, *, llama_server_bin: Path, tiny_gguf: Path, **env: str) -
     )
 
 
-def create_tiny_model(daemon: ServedDaemon, recipe_dir: Path, name: str = "tiny") -> None:
-    """`cortexctl model create -f … --start --wait`: the supervisor starts llama-server from the recipe."""
+def create_tiny_model(
+    daemon: ServedDaemon, recipe_dir: Path, name: str = "tiny", *, args: str = "", spec: str = ""
+) -> None:
+    """`cortexctl model create -f … --start --wait`: the supervisor starts llama-server from the recipe.
+
+    `args` and `spec` are YAML lines added under spec.args and spec (indented 4 and 2 spaces).
+    """
     recipe = recipe_dir / f"{name}.yaml"
-    recipe.write_text(TINY_RECIPE.format(name=name))
+    recipe.write_text(TINY_RECIPE.format(name=name, args=args, spec=spec))
     created = daemon.cli.json("model", "create", "-f", str(recipe), "--start", "--wait", "--timeout", "180")
     assert created["state"] == "running", created
 
