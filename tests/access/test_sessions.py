@@ -83,8 +83,10 @@ def test_csrf_header_required_on_writes_only(env: AccessEnv) -> None:
 
 def test_sessions_cannot_call_inference_and_keys_cannot_log_out(env: AccessEnv) -> None:
     cookie, csrf = env.login("admin", env.admin_password)
-    resp = env.client.post("/test/inference", json={"model": "m"}, headers=env.session_headers(cookie, csrf))
-    assert resp.status_code == 401
+    for path in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings"):
+        resp = env.client.post(path, json={"model": "m"}, headers=env.session_headers(cookie, csrf))
+        assert resp.status_code == 401, (path, resp.text)
+    assert env.client.get("/v1/models", headers=env.session_headers(cookie, csrf)).status_code == 401
     assert env.client.post("/auth/logout", headers=env.auth(env.admin_token)).status_code == 401
 
 
