@@ -35,7 +35,7 @@ spec:
   served_name: {name}
   model:
     path: tiny.gguf
-  runtime: process
+  runtime: {runtime}
   args:
     context_length: 8192
     parallel: 4
@@ -122,14 +122,20 @@ def up(cli: Cortexctl, *, llama_server_bin: Path, tiny_gguf: Path, **env: str) -
 
 
 def create_tiny_model(
-    daemon: ServedDaemon, recipe_dir: Path, name: str = "tiny", *, args: str = "", spec: str = ""
+    daemon: ServedDaemon,
+    recipe_dir: Path,
+    name: str = "tiny",
+    *,
+    args: str = "",
+    spec: str = "",
+    runtime: str = "process",
 ) -> None:
     """`cortexctl model create -f … --start --wait`: the supervisor starts llama-server from the recipe.
 
     `args` and `spec` are YAML lines added under spec.args and spec (indented 4 and 2 spaces).
     """
     recipe = recipe_dir / f"{name}.yaml"
-    recipe.write_text(TINY_RECIPE.format(name=name, args=args, spec=spec))
+    recipe.write_text(TINY_RECIPE.format(name=name, args=args, spec=spec, runtime=runtime))
     created = daemon.cli.json("model", "create", "-f", str(recipe), "--start", "--wait", "--timeout", "180")
     assert created["state"] == "running", created
 
