@@ -139,6 +139,28 @@ def test_429_carries_retry_after_and_openai_headers(served: ServedDaemon) -> Non
     assert other.status_code == 403 and other.json()["error"]["code"] == "model_not_allowed"
 
 
+def test_token_admission_counts_what_the_engine_may_generate(served: ServedDaemon) -> None:
+    """The estimate reserved at admission (seen in x-ratelimit-remaining-tokens): the request's
+    max_tokens, else the model's whole per-request context; a request that can never fit the
+    key's tokens per minute is a 400 that says so, not a 429 to retry."""
+    key = served.key("tpm", tpm_limit=1_000_000)
+    asked = completion(served.url, key, max_tokens=30)
+    assert asked.status_code == 200
+    assert 30 <= 1_000_000 - int(asked.headers["x-ratelimit-remaining-tokens"]) < 60
+    fresh = served.key("tpm-implicit", tpm_limit=1_000_000)
+    implicit = completion(served.url, fresh, max_tokens=None)
+    assert implicit.status_code == 200
+    # 8,192 tokens of context over 4 parallel slots: up to 2,048 tokens for one request
+    assert 2048 <= 1_000_000 - int(implicit.headers["x-ratelimit-remaining-tokens"]) < 2100
+
+    small = served.key("small-tpm", tpm_limit=300)
+    never = completion(served.url, small, max_tokens=5000)
+    assert never.status_code == 400 and never.json()["error"]["code"] == "exceeds_token_limit"
+    assert "300 tokens per minute" in never.json()["error"]["message"]
+    assert completion(served.url, small, max_tokens=None).status_code == 400  # 2,048 never fits 300
+    assert completion(served.url, small, max_tokens=100).status_code == 200
+
+
 def test_a_stream_holds_its_concurrency_slot_until_it_ends(served: ServedDaemon) -> None:
     key = served.key("one-stream", max_concurrent=1)
     body = {"model": "tiny", "prompt": "hi", "max_tokens": 1500, "ignore_eos": True, "stream": True}

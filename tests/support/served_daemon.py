@@ -157,6 +157,7 @@ def completion(
     url: str, key: str, *, model: str = "tiny", client: httpx.Client | None = None, **body: Any
 ) -> httpx.Response:
     payload = {"model": model, "prompt": "hi", "max_tokens": 2, "temperature": 0, **body}
+    payload = {k: v for k, v in payload.items() if v is not None}  # None: leave the field out
     headers = {"Authorization": f"Bearer {key}"}
     if client is not None:
         return client.post(url + "/v1/completions", json=payload, headers=headers)
