@@ -50,7 +50,7 @@ _port_slices = iter(range(0, 10_000))
 
 def engine_port_range() -> str:
     """A private slice of engine ports for one daemon (engines of two daemons never race for one)."""
-    base = 20000 + (os.getpid() % 50) * 200 + (next(_port_slices) % 10) * 20
+    base = 30000 + ((os.getpid() % 100) * 10 + next(_port_slices) % 10) * 20
     return f"[{base}, {base + 19}]"
 
 
@@ -103,12 +103,14 @@ class ServedDaemon:
 def up(cli: Cortexctl, *, llama_server_bin: Path, tiny_gguf: Path, **env: str) -> ServedDaemon:
     """`cortexctl up` with the process runtime, the real llama-server and the tiny model in its store."""
     cli.extra_env.update(
-        CORTEX_LLAMA_SERVER_BIN=str(llama_server_bin),
-        CORTEX_RUNTIME="process",
-        CORTEX_HEALTH_POLL_INTERVAL_S="0.5",
-        CORTEX_ENGINE_PORT_RANGE=engine_port_range(),
-        CORTEX_LOG_LEVEL="debug",  # the secrets test wants every line the daemon can write
-        **env,
+        {
+            "CORTEX_LLAMA_SERVER_BIN": str(llama_server_bin),
+            "CORTEX_RUNTIME": "process",
+            "CORTEX_HEALTH_POLL_INTERVAL_S": "0.5",
+            "CORTEX_ENGINE_PORT_RANGE": engine_port_range(),
+            "CORTEX_LOG_LEVEL": "debug",  # the secrets test wants every line the daemon can write
+            **env,
+        }
     )
     models = cli.home / "models"
     models.mkdir(parents=True, exist_ok=True)
