@@ -163,13 +163,14 @@ def test_token_admission_counts_what_the_engine_may_generate(served: ServedDaemo
 
 def test_a_stream_holds_its_concurrency_slot_until_it_ends(served: ServedDaemon) -> None:
     key = served.key("one-stream", max_concurrent=1)
-    body = {"model": "tiny", "prompt": "hi", "max_tokens": 1500, "ignore_eos": True, "stream": True}
+    body = {"model": "tiny", "prompt": "hi", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    engines = served.engine_pids()  # looked up first: it takes a CLI call, the stream lasts ~1 s
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         with client.stream("POST", "/v1/completions", json=body) as first:
             assert first.status_code == 200
             chunks = first.iter_bytes()
             assert next(chunks)  # streaming: the route has returned, the body is flowing
-            with engines_frozen(served.engine_pids()):  # the stream cannot end while we look
+            with engines_frozen(engines):  # the stream cannot end while we look
                 second = completion(served.url, key)
                 assert second.status_code == 429, second.text
                 assert second.headers["x-ratelimit-remaining-concurrency"] == "0"
