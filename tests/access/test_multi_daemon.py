@@ -45,6 +45,14 @@ def postgres_url() -> Iterator[str]:
     yield from _fresh_postgres_database()
 
 
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A database of this test's own (the module's pair keeps its models in the shared one)."""
+    if not os.environ.get(PG_URL_ENV):
+        pytest.skip(f"{PG_URL_ENV} not set")
+    yield from _fresh_postgres_database()
+
+
 @pytest.fixture(scope="module")
 def shared_redis() -> str:
     url = os.environ.get(REDIS_URL_ENV)
@@ -143,13 +151,13 @@ def test_revocation_on_one_daemon_is_refused_by_the_other_within_the_bound_postg
 
 def test_redis_dying_mid_test_fails_as_configured_never_500_postgresql(
     tmp_path: Path,
-    postgres_url: str,
+    own_postgres_url: str,
     private_redis: tuple[str, Any],
     llama_server_bin: Path,
     tiny_gguf_file: Path,
 ) -> None:
     redis_url, redis_proc = private_redis
-    env = scale_out_env(postgres_url, redis_url)
+    env = scale_out_env(own_postgres_url, redis_url)
     engine = {"llama_server_bin": llama_server_bin, "tiny_gguf": tiny_gguf_file}
     with (
         daemon_up(tmp_path / "closed", **engine, **env) as closed,
