@@ -82,7 +82,7 @@ def export(
 ) -> None:
     """Build a bundle from a definition (images via Docker, models, recipes, wheels, engines)."""
     from cortexctl.bundles.export import export_bundle
-    from cortexctl.engines.binaries import default_cache_root
+    from cortexctl.engines.cache import default_cache_root
 
     with progress_bar(not json_out) as progress:
         result = export_bundle(
@@ -149,6 +149,9 @@ def inspect(ctx: typer.Context, bundle: BundleArg, json_out: JsonOpt = False) ->
         table.add_row(item.kind, item.name, _size(item.size), item.sha256[:16] + "…")
     console.print(table)
     console.print(f"  {len(m.items)} items, {_size(m.total_size)}")
+    if m.distributions:  # format v2: the signed list the wheelhouse must match
+        listed = ", ".join(f"{d.name} {d.version}" for d in m.distributions)
+        console.print(f"  wheelhouse distributions (signed list): {listed}")
 
 
 @app.command("verify")
@@ -202,7 +205,7 @@ def import_(
 ) -> None:
     """Verify, then install atomically: images into Docker, models, recipes, wheelhouse, engines."""
     from cortexctl.bundles.install import import_bundle
-    from cortexctl.engines.binaries import default_cache_root
+    from cortexctl.engines.cache import default_cache_root
 
     with progress_bar(not json_out) as progress:
         result = import_bundle(
