@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_URL_ENV, REDIS_URL_ENV, _fresh_postgres_database
+from tests.support.engine_fixtures import wait_until
 from tests.support.served_daemon import (
     ServedDaemon,
     burst,
@@ -116,6 +117,16 @@ def test_requests_per_minute_are_exact_across_two_daemons_postgresql(pair: Pair)
     assert (
         int(refused.headers["retry-after"]) >= 1 and refused.headers["x-ratelimit-remaining-requests"] == "0"
     )
+    # usage is complete across daemons: both wrote to the one database, each answer counted once
+    expected = {"requests": 5, "ok": 5, "rejected_429": 25}
+    assert wait_until(lambda: _usage_of(pair.a, "rpm") == expected, timeout_s=30), _usage_of(pair.a, "rpm")
+
+
+def _usage_of(daemon: ServedDaemon, key_name: str) -> dict[str, int] | None:
+    key = daemon.admin("GET", f"/admin/keys/{key_name}")
+    rows = daemon.admin("GET", "/admin/usage", params={"by": "key"})["data"]
+    row = next((r for r in rows if r.get("key") in (key_name, key.get("id"), key.get("prefix"))), None)
+    return None if row is None else {field: row[field] for field in ("requests", "ok", "rejected_429")}
 
 
 def test_concurrency_slots_are_exact_across_two_daemons_postgresql(pair: Pair) -> None:
