@@ -1,17 +1,18 @@
-"""Access-control fixtures: an in-process daemon (TestClient) on a prepared database, plus helpers."""
+"""Access-control fixtures: an in-process app (TestClient) on a prepared database, plus helpers.
+
+What proves access control end to end runs on real daemon processes in front of the real engine
+(tests/support/served_daemon.py); the in-process app serves the unit-level checks.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
@@ -20,8 +21,9 @@ from cortex_server.app import create_app
 from cortex_server.core.sessions import CSRF_HEADER, SESSION_COOKIE
 from cortex_server.services.prepare import prepare_database
 from cortexctl.core.settings import Settings, load_settings
-from tests.access.inference_route import add_test_inference_route, add_test_stream_route
+from tests.access.inference_route import add_test_inference_route
 from tests.conftest import free_port
+from tests.support.engine_fixtures import llama_server_bin, tiny_gguf_file  # noqa: F401 - fixtures
 
 PEER = ("127.0.0.1", 50000)
 
@@ -85,7 +87,6 @@ def make_env(home: Path, *, peer: tuple[str, int] = PEER, **overrides: Any) -> I
     assert boot.admin_password is not None
     app = create_app(settings)
     add_test_inference_route(app)
-    add_test_stream_route(app)
     with TestClient(app, client=peer) as client:
         yield AccessEnv(
             app=app,
@@ -108,77 +109,7 @@ def env_db(cortex_home: Path, database_url: str) -> Iterator[AccessEnv]:
     yield from make_env(cortex_home, database_url=database_url)
 
 
-# ---- real daemon processes ---------------------------------------------------------------
-
-
-@dataclass
-class Daemon:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-
-def start_daemon(home: Path, *, log_path: Path, env_extra: dict[str, str]) -> Daemon:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
-    env.update({"CORTEX_HOME": str(home), "CORTEX_PORT": str(port), "CORTEX_SUPERVISE": "false", **env_extra})
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.access.daemon_app:create",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-proxy-headers",
-            "--log-level",
-            "debug",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                return Daemon(url=url, proc=proc, log_path=log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"daemon did not start:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_daemon(daemon: Daemon) -> None:
-    daemon.proc.terminate()
-    try:
-        daemon.proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        daemon.proc.kill()
-        daemon.proc.wait()
-
-
-@pytest.fixture
-def daemons() -> Iterator[Callable[..., Daemon]]:
-    started: list[Daemon] = []
-
-    def start(home: Path, *, log_path: Path, **env_extra: str) -> Daemon:
-        d = start_daemon(home, log_path=log_path, env_extra=env_extra)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        stop_daemon(d)
+# ---- real daemon processes: tests/support/served_daemon.py (`cortexctl up`, real engine) ----
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
 
 from cortex_server.api.deps import InferenceDep, InferenceKeyDep
 
@@ -31,19 +30,3 @@ def add_test_inference_route(app: FastAPI) -> None:
             "estimate": grant.tokens_estimate,
             "key": grant.principal.name,
         }
-
-
-TEST_STREAM_PATH = "/test/inference-stream"
-
-
-def add_test_stream_route(app: FastAPI) -> None:
-    """Streams for `sleep_s`; never calls finish itself, so only the dependency's teardown frees the slot."""
-
-    @app.post(TEST_STREAM_PATH, response_model=None)
-    async def test_stream(body: dict[str, Any], grant: InferenceDep) -> StreamingResponse:
-        async def chunks() -> Any:
-            for _ in range(5):
-                await asyncio.sleep(float(body.get("sleep_s", 0)) / 5)
-                yield b"data: {}\n\n"
-
-        return StreamingResponse(chunks(), media_type="text/event-stream", headers=grant.headers)

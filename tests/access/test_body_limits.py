@@ -25,10 +25,16 @@ def test_chunked_bodies_over_the_limit_get_413_and_change_nothing(tmp_path: Path
         assert create.status_code == 413 and create.json()["error"]["type"] == "invalid_request_error"
         assert "sneaky" not in [k["name"] for k in env.admin("GET", "/admin/keys")]
         infer = env.client.post(
-            "/test/inference",
+            "/v1/chat/completions",
             content=_chunks(b'{"model": "m"}', pad=512 * 1024),
             headers={**env.auth(key), "Content-Type": "application/json"},
         )
         assert infer.status_code == 413
-        small = env.client.post("/test/inference", json={"model": "m"}, headers=env.auth(key))
-        assert small.status_code == 200
+        small = env.client.post(
+            "/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            headers=env.auth(key),
+        )
+        assert (
+            small.status_code == 404 and small.json()["error"]["code"] == "model_not_found"
+        )  # read, admitted

@@ -45,7 +45,8 @@ def test_wrong_password_and_unknown_user_get_the_same_401(env: AccessEnv) -> Non
     assert SESSION_COOKIE not in a.cookies
 
 
-def test_tampered_forged_and_expired_cookies_are_rejected(env: AccessEnv) -> None:
+def test_tampered_forged_and_expired_cookies_are_rejected(env_db: AccessEnv) -> None:
+    env = env_db  # SQLite and PostgreSQL
     cookie, _ = env.login("admin", env.admin_password)
     assert env.client.get("/auth/me", headers=env.session_headers(cookie)).status_code == 200
     payload, _, sig = cookie.partition(".")
@@ -83,12 +84,15 @@ def test_csrf_header_required_on_writes_only(env: AccessEnv) -> None:
 
 def test_sessions_cannot_call_inference_and_keys_cannot_log_out(env: AccessEnv) -> None:
     cookie, csrf = env.login("admin", env.admin_password)
-    resp = env.client.post("/test/inference", json={"model": "m"}, headers=env.session_headers(cookie, csrf))
-    assert resp.status_code == 401
+    for path in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings"):
+        resp = env.client.post(path, json={"model": "m"}, headers=env.session_headers(cookie, csrf))
+        assert resp.status_code == 401, (path, resp.text)
+    assert env.client.get("/v1/models", headers=env.session_headers(cookie, csrf)).status_code == 401
     assert env.client.post("/auth/logout", headers=env.auth(env.admin_token)).status_code == 401
 
 
-def test_password_change_ends_other_sessions_and_logout_clears_cookies(env: AccessEnv) -> None:
+def test_password_change_ends_other_sessions_and_logout_clears_cookies(env_db: AccessEnv) -> None:
+    env = env_db  # SQLite and PostgreSQL
     password = env.user("alice", "member")
     old_cookie, _ = env.login("alice", password)
     cookie, csrf = env.login("alice", password)
@@ -116,7 +120,8 @@ def test_password_change_ends_other_sessions_and_logout_clears_cookies(env: Acce
     env.client.cookies.clear()
 
 
-def test_disabled_user_loses_session(env: AccessEnv) -> None:
+def test_disabled_user_loses_session(env_db: AccessEnv) -> None:
+    env = env_db  # SQLite and PostgreSQL
     password = env.user("bob", "viewer")
     cookie, _ = env.login("bob", password)
     env.admin("PATCH", "/admin/users/bob", json={"is_active": False})
@@ -142,7 +147,8 @@ def test_secure_cookie_behind_a_trusted_tls_proxy(tmp_path: Path) -> None:
         assert "secure" not in direct.headers["set-cookie"].lower()
 
 
-def test_sessions_are_listed_and_ended_by_their_user(env: AccessEnv) -> None:
+def test_sessions_are_listed_and_ended_by_their_user(env_db: AccessEnv) -> None:
+    env = env_db  # SQLite and PostgreSQL
     password = env.user("sam", "member")
     laptop, _ = env.login("sam", password)
     phone, phone_csrf = env.login("sam", password)
@@ -161,7 +167,8 @@ def test_sessions_are_listed_and_ended_by_their_user(env: AccessEnv) -> None:
     assert env.client.get("/auth/me", headers=env.session_headers(other)).status_code == 200
 
 
-def test_role_change_deactivation_and_admin_end_sessions_at_once(env: AccessEnv) -> None:
+def test_role_change_deactivation_and_admin_end_sessions_at_once(env_db: AccessEnv) -> None:
+    env = env_db  # SQLite and PostgreSQL
     password = env.user("rita", "admin")
     first, _ = env.login("rita", password)
     env.admin("PATCH", "/admin/users/rita", json={"role": "viewer"})  # demoted: the admin session ends
@@ -175,7 +182,8 @@ def test_role_change_deactivation_and_admin_end_sessions_at_once(env: AccessEnv)
     assert env.client.get("/auth/me", headers=env.session_headers(third)).status_code == 401
 
 
-def test_idle_and_absolute_timeouts_end_sessions(env: AccessEnv) -> None:
+def test_idle_and_absolute_timeouts_end_sessions(env_db: AccessEnv) -> None:
+    env = env_db  # SQLite and PostgreSQL
     from datetime import timedelta
 
     from cortex_server.db.models import AuthSession
