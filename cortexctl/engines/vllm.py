@@ -130,6 +130,8 @@ class VllmEngine:
                 args, model=model, template=template, port=port, served_name=recipe.spec.served_name
             ),
             env=dict(OFFLINE_ENV),
+            # vLLM reserves its share of every GPU it sees: replicas never share GPUs.
+            gpus_per_replica=args.tensor_parallel_size * args.pipeline_parallel_size,
         )
 
     async def probe(

@@ -66,6 +66,7 @@ class ModelInfo:
     causal: bool = True
     recurrent: dict[str, int] = field(default_factory=dict)  # r/s floats per sequence and layer
     approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
+    mla: tuple[int, int] | None = None  # multi-head latent attention: (kv_lora_rank, qk_rope_head_dim)
 
     @property
     def n_swa_layers(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from cortexctl.validation.capability import check_capability
 from cortexctl.validation.checks import (
     Check,
     Status,
+    UsedGpus,
     check_context,
     check_engine_format,
     check_fits,
@@ -31,6 +32,7 @@ from cortexctl.validation.checks import (
     check_image,
     check_llamacpp_flags,
     check_model_file,
+    check_placement,
     check_port,
     check_tensor_parallel,
     fail,
@@ -42,6 +44,7 @@ from cortexctl.validation.checks import (
 from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
 from cortexctl.validation.estimate_vllm import estimate_vllm
 from cortexctl.validation.gpus import (
+    DRIVER_RESERVED_GUESS,
     GpuInfo,
     HostMemory,
     detect_gpus,
@@ -110,6 +113,10 @@ class ValidationReport:
         )
 
 
+def _with_note(b: Breakdown, note: str) -> Breakdown:
+    return Breakdown(engine=b.engine, components=b.components, notes=(*b.notes, note), facts=b.facts)
+
+
 def _is_llama_server_argv(command: object) -> bool:
     if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
         return False
@@ -122,7 +129,7 @@ def _needed_gpus(recipe: Recipe) -> int:
         return max(spec.gpus, default=-1) + 1
     if spec.engine == "vllm":
         a = vllm_args(spec)
-        return a.tensor_parallel_size * a.pipeline_parallel_size
+        return a.tensor_parallel_size * a.pipeline_parallel_size * spec.replicas
     return 1
 
 
@@ -142,7 +149,8 @@ def validate(
     select_gpus: str | None = None,
     gpu_profile: str | None = None,
     vram: str | None = None,
-    used_gpus: Mapping[int, str] | None = None,
+    used_gpus: UsedGpus | None = None,
+    replica_index: int | None = None,
     command: list[str] | dict[str, Any] | None = None,
     port: int | None = None,
     runtime: str | None = None,
@@ -153,9 +161,10 @@ def validate(
     """Validate `recipe` for this host (or pretend hardware).
 
     gpus: the GPUs to plan for (default: NVML); select_gpus: `--gpus` override of spec.gpus;
-    gpu_profile / vram: pretend hardware; used_gpus: GPU index → name of the running model
-    that holds it (the supervisor's view); command: the dry-run argv/container spec (for
-    llama-server argv the estimate reads its flags); port: the engine port to check;
+    gpu_profile / vram: pretend hardware; used_gpus: GPU index → the running model that holds
+    it, or the tenants sharing it (the supervisor's view, checks.UsedGpus); replica_index: check
+    only that replica's GPUs (the supervisor starting one replica); command: the dry-run
+    argv/container spec (for llama-server argv the estimate reads its flags); port: the engine port to check;
     runtime + images: check the engine image is present for the docker runtime.
     Never raises for bad model input; raises InvalidRequest for a bad --gpu-profile,
     --vram or --gpus value.
@@ -184,7 +193,12 @@ def validate(
         return report
     checks.append(check_model_file(path, spec.model.sha256, verify=verify_sha256))
     checks.append(check_gpus_exist(spec, gpu_list))
-    checks.append(check_gpus_not_used(spec, gpu_list, dict(used_gpus or {})))
+    checks.extend(check_placement(spec))
+    checks.append(
+        check_gpus_not_used(
+            spec, gpu_list, dict(used_gpus or {}), replica_index=replica_index, name_of_model=recipe.name
+        )
+    )
     for extra in (check_port(port), check_image(spec, runtime, images)):
         if extra is not None:
             checks.append(extra)
@@ -213,9 +227,23 @@ def validate(
                 checks.append(flags_check)
         else:
             vargs = vllm_args(spec)
-            total = min((g.total_bytes for g in selected), default=None)
-            breakdown = estimate_vllm(model, vargs, gpu_total_bytes=total)
-            checks.append(check_tensor_parallel(model, vargs, len(selected_indices(spec, gpu_list))))
+            smallest = min(selected, key=lambda g: g.cuda_total_bytes, default=None)
+            breakdown = estimate_vllm(
+                model,
+                vargs,
+                gpu_total_bytes=smallest.cuda_total_bytes if smallest else None,
+                gpu_name=smallest.name if smallest else None,
+            )
+            if smallest is not None and smallest.cuda_total is None:
+                breakdown = _with_note(
+                    breakdown,
+                    f"CUDA total of GPU {smallest.index} taken as NVML's total less "
+                    f"{DRIVER_RESERVED_GUESS // 1024**2} MiB driver reservation (not measured on this host)",
+                )
+            # GPUs one replica sees (placement splits the list; a short list is check_placement's FAIL)
+            n_selected = len(selected_indices(spec, gpu_list))
+            per_replica = n_selected if spec.replicas == 1 else n_selected // spec.replicas
+            checks.append(check_tensor_parallel(model, vargs, per_replica))
             checks.extend(check_capability(model, vargs, selected))
     except (CortexError, KeyError, ValueError, ZeroDivisionError) as exc:
         # Metadata we could read but not use (an exotic architecture): say so, don't crash.
