@@ -6,7 +6,11 @@ Rules are tried in table order (most specific first) and the first rule with a
 matching line wins, so a root cause (the file is missing) beats its echoes
 (failed to load model). The patterns come from the error strings of the pinned
 llama.cpp (the llama-cpp-python 0.3.36 vendored tree) and of vLLM's Python
-stack (vLLM, transformers, huggingface_hub, torch, uvicorn).
+stack (vLLM, transformers, huggingface_hub, torch, uvicorn); each vLLM rule's test
+(tests/engines/test_vllm_diagnosis.py) quotes the message and names its source file.
+Patterns never match a bare variable name vLLM may log on a healthy start (it logs
+HF_HUB_OFFLINE, which CORTEX always sets): only the error's own words. A start that
+fails with a diagnosis is not retried (the supervisor marks the model failed with the fix).
 """
 
 from __future__ import annotations
@@ -97,16 +101,62 @@ RULES: tuple[Rule, ...] = (
         "unsupported-architecture",
         BOTH,
         r"unknown model architecture|Model architectures? \[.*\] (are|is) not supported"
-        r"|Model architectures? \[.*\] failed to be inspected|model type `.*` but Transformers does not recognize",
+        r"|model type `.*` but Transformers does not recognize",
         "The engine version does not support this model's architecture.",
         "Use a model architecture the pinned engine supports, or an engine image/bundle with a newer engine.",
+    ),
+    # -- vLLM's own start checks (messages of the vLLM source named in each test) ----------
+    _r(
+        "gpu-memory-in-use",
+        VLLM,
+        r"Free memory on device .*on startup is less than desired GPU memory utilization",
+        "Not enough GPU memory was free at start for the share vLLM reserves "
+        "(gpu_memory_utilization × the GPU's total): something else holds memory on that GPU.",
+        "Stop what uses the GPU (`nvidia-smi` lists it; another model or another replica on the same GPU), "
+        "or lower spec.args.gpu_memory_utilization so the shares of all models on the GPU plus about 0.5 GiB "
+        "each fit; `cortexctl recipe validate` checks it.",
+    ),
+    _r(
+        "trust-remote-code",
+        VLLM,
+        r"consider setting `trust_remote_code=True`|requires you to execute the (configuration|tokenizer) file"
+        r"|Please pass the argument `trust_remote_code=True`|set the option `trust_remote_code=True`",
+        "The model needs its own Python code from its folder (a custom architecture or tokenizer), which "
+        "vLLM runs only with trust_remote_code.",
+        "If you trust the model's code (the *.py files in its folder), set spec.args.trust_remote_code: true; "
+        "otherwise use a model the pinned vLLM supports natively.",
+    ),
+    _r(
+        "tokenizer-load-failed",
+        VLLM,
+        r"Can't load tokenizer for|Couldn't instantiate the backend tokenizer|Failed to load the tokenizer"
+        r"|tokenizer\.json.*(No such file|not found)",
+        "vLLM could not load the model's tokenizer from the model folder.",
+        "Copy the tokenizer files (tokenizer.json, tokenizer_config.json, and any tokenizer.model) into the "
+        "model folder next to config.json, then start the model again.",
+    ),
+    _r(
+        "nccl-error",
+        VLLM,
+        r"NCCL error|ncclCommInitRank|ncclUnhandledCudaError|ncclSystemError|ncclInternalError",
+        "The GPUs of a tensor/pipeline-parallel replica could not talk to each other (NCCL).",
+        "Check the GPUs of the replica see each other (`nvidia-smi topo -m`) and the driver/fabric manager "
+        "are healthy; as a workaround set NCCL_P2P_DISABLE=1 for the engine, or run with "
+        "tensor_parallel_size: 1 on a GPU that holds the model.",
+    ),
+    _r(
+        "dtype-unsupported",
+        VLLM,
+        r"Bfloat16 is only supported on GPUs with compute capability of at least 8\.0",
+        "The GPU cannot run bfloat16 (compute capability below 8.0).",
+        "Set spec.args.dtype: half (float16) for this GPU.",
     ),
     # -- the environment -------------------------------------------------------------------
     _r(
         "offline-download",
         BOTH,
         r"LocalEntryNotFoundError|couldn't connect to 'https://huggingface\.co'|outgoing traffic has been disabled"
-        r"|HF_HUB_OFFLINE|Max retries exceeded with url: /(api/models|.*resolve)|NameResolutionError.*huggingface"
+        r"|offline mode is enabled|Max retries exceeded with url: /(api/models|.*resolve)|NameResolutionError.*huggingface"
         r"|built without (CURL|SSL|libcurl)",
         "The engine tried to download a model or tokenizer from the internet, and this host is offline.",
         "Give spec.model.path as a local folder that holds every file (config.json, tokenizer, weights); "
@@ -130,6 +180,15 @@ RULES: tuple[Rule, ...] = (
         "The engine found no usable GPU.",
         "Check `nvidia-smi` and the NVIDIA container toolkit (docker runtime), or run the model on CPU with "
         "llama.cpp (spec.gpus: none).",
+    ),
+    _r(
+        "model-inspection-failed",
+        VLLM,
+        r"Model architectures? \[.*\] failed to be inspected",
+        "vLLM could not import its own code for this model: the subprocess that inspects it died, which in "
+        "the pinned image is almost always CUDA failing to start (driver), not the model.",
+        "Check `nvidia-smi` and that the driver supports the engine image's CUDA version (the lines above "
+        "this one in the log name the error); this is not an unsupported architecture.",
     ),
     _r(
         "tensor-parallel-exceeds-gpus",
