@@ -27,7 +27,7 @@ from cortexctl.engines.base import (
     served_names,
 )
 from cortexctl.engines.binaries import find_vllm
-from cortexctl.recipes.flags import VLLM_VERSION  # the one pin: flags data and image tag
+from cortexctl.recipes.flags import VLLM_IMAGE, VLLM_VERSION  # noqa: F401 - the one pin; VLLM_VERSION re-exported
 from cortexctl.recipes.schema import Recipe, VllmArgs
 
 # `--task` gave way to `--runner` / `--convert` (vLLM ≥ 0.10); recipes keep the task words.
@@ -90,7 +90,7 @@ def vllm_serve_args(
 
 class VllmEngine:
     name: ClassVar[str] = "vllm"
-    default_image: ClassVar[str] = f"vllm/vllm-openai:v{VLLM_VERSION}"
+    default_image: ClassVar[str] = VLLM_IMAGE
     metrics_path: ClassVar[str] = "/metrics"
     api_key_env: ClassVar[str] = "VLLM_API_KEY"  # read by the pinned version as --api-key
     client_errors: ClassVar[tuple[tuple[str, str | None], ...]] = ()  # vLLM answers 400 itself

@@ -128,3 +128,17 @@ def test_mla_kv_per_token(tmp_path: Path) -> None:
     assert kv_per_token(m, VllmArgs(tensor_parallel_size=2)).total == 31104
     # the per-head formula would have said 27 × 2 × 16 heads × 192 × 2 = 331776 (10.7× more)
     assert 27 * 2 * 16 * 192 * 2 / 31104 > 10
+
+
+def test_generated_min_capability_wins_over_the_written_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cortexctl.validation import capability
+
+    assert capability.minimum_capability("awq_marlin")[0] == 7.5  # type: ignore[index]
+    # when scripts/gen_vllm_flags.py recorded vLLM's own get_min_capability() (80 = 8.0), that one counts
+    monkeypatch.setattr(
+        capability, "flag_data", lambda engine: {"quantization_min_capability": {"awq_marlin": 80}}
+    )
+    assert capability.minimum_capability("awq_marlin")[0] == 8.0  # type: ignore[index]
+    # a method only the generated table knows still gets a rule
+    monkeypatch.setattr(capability, "flag_data", lambda engine: {"quantization_min_capability": {"newq": 90}})
+    assert capability.minimum_capability("newq")[0] == 9.0  # type: ignore[index]

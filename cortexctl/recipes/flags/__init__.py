@@ -19,6 +19,10 @@ from cortexctl.core.errors import RecipeError
 LLAMACPP_VERSION = "0.3.36"  # llama-cpp-python release whose vendored llama.cpp we build
 VLLM_VERSION = "0.33.0"  # vLLM release: `vllm serve` flags and the default vllm/vllm-openai image tag
 
+# The one vLLM pin: the flags data above is generated from this release, VllmEngine runs this
+# image, bundles/gpu-vllm.yaml ships it (tests/engines/test_image_pins.py holds them together).
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+
 ENGINE_VERSIONS: dict[str, str] = {"llamacpp": LLAMACPP_VERSION, "vllm": VLLM_VERSION}
 ENGINE_PROGRAMS: dict[str, str] = {"llamacpp": "llama-server", "vllm": "vllm serve"}
 
