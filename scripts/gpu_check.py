@@ -38,13 +38,14 @@ import httpx
 
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import LaunchSpec, new_engine_key
-from cortexctl.engines.vllm import VllmEngine
-from cortexctl.recipes.flags import VLLM_IMAGE, flag_data
+from cortexctl.engines.vllm.adapter import VllmEngine
+from cortexctl.engines.vllm.capability import QUANT_MIN_CC
+from cortexctl.engines.vllm.pin import DEFAULT_IMAGE
+from cortexctl.recipes.flags import flag_data
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import Runtime
 from cortexctl.validation import validate
 from cortexctl.validation.breakdown import GiB
-from cortexctl.validation.capability import QUANT_MIN_CC
 from cortexctl.validation.gpus import GpuInfo, detect_gpus, pretend_gpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -463,7 +464,7 @@ def step_replicas(host: Host, report: Report) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, help="the model store holding the check's model folders")
-    ap.add_argument("--image", default=VLLM_IMAGE)
+    ap.add_argument("--image", default=DEFAULT_IMAGE)
     ap.add_argument("--report", type=Path, default=Path("gpu-check-report.txt"))
     ap.add_argument("--budget-s", type=float, default=570.0)
     ap.add_argument("--self-test", action="store_true", help="VllmTestDouble as vllm, pretend GPUs")

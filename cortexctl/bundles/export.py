@@ -30,7 +30,7 @@ from cortexctl.bundles.manifest import Item, Kind, Manifest, TargetPlatform, bun
 from cortexctl.bundles.progress import NullProgress, Progress
 from cortexctl.bundles.recipes_adapter import load_recipe
 from cortexctl.bundles.signing import load_private_key, sign
-from cortexctl.engines.base import get_engine
+from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,15 @@ from cortexctl.core.errors import RecipeError
 from cortexctl.recipes.schema import RecipeSpec
 
 GpuSet = str | tuple[int, ...]  # "all" | "none" | indices
+MiB = 1024**2
+# Memory an engine process holds besides its share (estimates; scripts/gpu-check.sh measures them)
+CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context + cuBLAS workspaces per process
+NCCL_BYTES = 256 * MiB  # NCCL communicator buffers when a replica spans GPUs
+
+
+def outside_share_bytes(gpus_per_replica: int) -> int:
+    """What one process holds on each of its GPUs outside its reserved share."""
+    return CUDA_CONTEXT_BYTES + (NCCL_BYTES if gpus_per_replica > 1 else 0)
 
 
 def replica_gpus(spec: RecipeSpec, replica_index: int, *, per_replica: int | None) -> GpuSet:

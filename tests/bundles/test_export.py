@@ -15,7 +15,7 @@ from cortexctl.bundles.errors import BundleError
 from cortexctl.bundles.install import import_bundle
 from cortexctl.bundles.manifest import check_name, check_relative_path
 from cortexctl.core.settings import Settings
-from cortexctl.recipes.flags import VLLM_VERSION
+from cortexctl.engines.vllm.pin import VERSION as VLLM_VERSION
 from tests.bundles.helpers import RECIPE
 
 REPO = Path(__file__).resolve().parents[2]

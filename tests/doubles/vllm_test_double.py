@@ -413,7 +413,7 @@ def fake_embedding(text: str, dim: int) -> list[float]:
 
 def accepted_spellings() -> set[str]:
     """Every option spelling the pinned vLLM accepts, from the generated flag data."""
-    flags_dir = Path(__file__).resolve().parents[2] / "cortexctl" / "recipes" / "flags"
+    flags_dir = Path(__file__).resolve().parents[2] / "cortexctl" / "engines" / "vllm" / "data"
     (data_file,) = flags_dir.glob("vllm-*.json")
     data = json.loads(data_file.read_text(encoding="utf-8"))
     return {n for o in data["options"] for n in o["names"]} | {"--help", "-h"}

@@ -1,7 +1,7 @@
 """Engine images named in shipped bundle definitions and recipes carry the engines' own pins.
 
-The pins live in one place (`cortexctl.recipes.flags`: the versions whose flags CORTEX
-checks, and the engines' default images); a bundle that ships another tag would run an
+The pins live in one place per engine (`cortexctl/engines/<name>/pin.py`: the version whose
+flags CORTEX checks, and the engine's default image); a bundle that ships another tag would run an
 engine whose flags were never checked.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cortexctl.engines.binaries import LLAMA_CPP_VERSION
-from cortexctl.engines.vllm import VllmEngine
-from cortexctl.recipes.flags import VLLM_VERSION
+from cortexctl.engines.llamacpp.pin import VERSION as LLAMA_CPP_VERSION
+from cortexctl.engines.vllm.adapter import VllmEngine
+from cortexctl.engines.vllm.pin import VERSION as VLLM_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS = {"vllm/vllm-openai": f"v{VLLM_VERSION}", "cortex/llamacpp-": LLAMA_CPP_VERSION}
@@ -42,3 +42,14 @@ def test_shipped_engine_images_use_the_pinned_versions(where: str, image: str) -
     for prefix, pinned in PINS.items():
         if repo.startswith(prefix):
             assert tag == pinned, f"{where}: {image} is not the pinned {prefix}…:{pinned}"
+
+
+def test_one_vllm_pin_for_adapter_flag_data_and_bundle() -> None:
+    from cortexctl.engines.vllm.pin import DEFAULT_IMAGE
+    from cortexctl.recipes.flags import flag_data
+
+    data = flag_data("vllm")
+    assert data["version"] == VLLM_VERSION
+    assert data["image"] == DEFAULT_IMAGE == VllmEngine.default_image
+    gpu_bundle = yaml.safe_load((ROOT / "bundles" / "gpu-vllm.yaml").read_text())
+    assert DEFAULT_IMAGE in gpu_bundle["spec"]["images"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from cortexctl.engines.base import get_engine
+from cortexctl.engines.registry import get_engine
 
 # vllm/v1/worker/utils.py, request_memory()
 FREE_MEMORY = """\

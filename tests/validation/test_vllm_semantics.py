@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.recipes.schema import VllmArgs
-from cortexctl.validation import estimate_vllm, inspect_model
+from cortexctl.engines.vllm.args import VllmArgs
+from cortexctl.engines.vllm.estimate import batch_defaults, estimate_vllm, kv_per_token
+from cortexctl.validation import inspect_model
 from cortexctl.validation.breakdown import GiB, MiB
-from cortexctl.validation.estimate_vllm import batch_defaults, kv_per_token
 from cortexctl.validation.gpus import DRIVER_RESERVED_GUESS, pretend_gpus
 from tests.validation.hfmodels import LLAMA_31_8B_INSTRUCT, dense_tensors, write_hf_folder
 
@@ -131,7 +131,7 @@ def test_mla_kv_per_token(tmp_path: Path) -> None:
 
 
 def test_generated_min_capability_wins_over_the_written_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cortexctl.validation import capability
+    from cortexctl.engines.vllm import capability
 
     assert capability.minimum_capability("awq_marlin")[0] == 7.5  # type: ignore[index]
     # when scripts/gen_vllm_flags.py recorded vLLM's own get_min_capability() (80 = 8.0), that one counts

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cortexctl.recipes.schema import VllmArgs
+from cortexctl.engines.vllm.args import VllmArgs
+from cortexctl.recipes.placement import outside_share_bytes
 from cortexctl.validation.breakdown import Breakdown, Component, GiB, MiB
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -31,8 +32,6 @@ FLOAT_DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
 LARGE_GPU_BYTES = 70 * GiB
 LARGE_GPU_BATCH = (8192, 1024)
 SMALL_GPU_BATCH = (2048, 256)
-CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context + cuBLAS workspaces per process (estimate)
-NCCL_BYTES = 256 * MiB  # NCCL communicator buffers when tp × pp > 1 (estimate)
 
 
 def batch_defaults(gpu_total_bytes: int | None, gpu_name: str | None) -> tuple[int, int]:
@@ -45,8 +44,7 @@ def batch_defaults(gpu_total_bytes: int | None, gpu_name: str | None) -> tuple[i
 
 def outside_budget_bytes(args: VllmArgs) -> int:
     """Memory a vLLM process holds outside util × total: CUDA context, NCCL (estimates)."""
-    parallel = args.tensor_parallel_size * args.pipeline_parallel_size > 1
-    return CUDA_CONTEXT_BYTES + (NCCL_BYTES if parallel else 0)
+    return outside_share_bytes(args.tensor_parallel_size * args.pipeline_parallel_size)
 
 
 @dataclass(frozen=True)
@@ -242,4 +240,4 @@ def estimate_vllm(
             f"sliding-window layers keep at most {kv.window} tokens per sequence "
             f"({kv.swa} of {kv.total} KV bytes/token)"
         )
-    return Breakdown(engine="vllm", components=tuple(comps), notes=tuple(notes), facts=facts)
+    return Breakdown(engine="vllm", components=tuple(comps), notes=tuple(notes), facts=facts, per_gpu=True)

@@ -17,13 +17,14 @@ build before that field existed: scripts/gpu-check.sh regenerates it in the imag
 
 from __future__ import annotations
 
+from cortexctl.engines.vllm.args import VllmArgs
 from cortexctl.recipes.flags import flag_data
-from cortexctl.recipes.schema import VllmArgs
 from cortexctl.validation.checks import Check, fail, ok, warn
 from cortexctl.validation.gpus import GpuInfo
 from cortexctl.validation.modelinfo import ModelInfo
 
 # method → (minimum capability, capability below which a faster kernel is missing, note)
+_NVFP4 = "NVFP4 is native on Blackwell (10.0+); below it vLLM falls back to Marlin (weight-only)"
 QUANT_MIN_CC: dict[str, tuple[float, float | None, str]] = {
     "fp8": (8.0, 8.9, "FP8 W8A8 needs Ada/Hopper (8.9+); Ampere runs it weight-only via Marlin (W8A16)"),
     "fbgemm_fp8": (8.0, 8.9, "FP8 needs 8.9+ for W8A8"),
