@@ -83,3 +83,15 @@ def test_llamacpp_replicas_still_see_the_whole_list(engine_settings: Settings) -
         )
         assert spec.gpus == (0, 1)
         assert spec.env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+
+
+def test_docker_gets_each_replicas_own_devices(engine_settings: Settings) -> None:
+    from cortexctl.runtimes.docker import container_kwargs
+
+    recipe = _recipe([2, 3], 2)
+    spec = VllmEngine().launch_spec(recipe, model_id=9, replica_index=1, port=18001, settings=engine_settings)
+    kwargs = container_kwargs(spec)
+    assert [r["DeviceIDs"] for r in kwargs["device_requests"]] == [["3"]]
+    # the device request renumbers from 0 inside the container; the order rule still travels
+    assert "CUDA_VISIBLE_DEVICES" not in kwargs["environment"]
+    assert kwargs["environment"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
