@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.flags import (
@@ -38,10 +39,10 @@ def flags_reference(engine: str) -> str:
 
 
 def data_path(engine: str) -> str:
-    """The flag data file, relative to the repository (as error messages name it)."""
+    """The flag data file, relative to the source tree when it is in it (as messages name it)."""
     path = flags_file(engine)
-    parts = path.parts
-    return "/".join(parts[len(parts) - 1 - parts[::-1].index("cortexctl") :])
+    root = Path(__file__).resolve().parents[2]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _owned(engine: str, table: Mapping[str, str]) -> dict[str, tuple[str, str]]:
