@@ -115,11 +115,31 @@ def generate() -> dict[str, Any]:
                 f"VLLM_TARGET_DEVICE={os.environ.get('VLLM_TARGET_DEVICE', '')}"
             ),
         },
+        "quantization_min_capability": quantization_min_capability(),
         "equals_syntax": True,
         "underscores": True,
         "positional": ["model_tag"],
         "options": options,
     }
+
+
+def with_derived(data: dict[str, Any]) -> dict[str, Any]:
+    """The image tag CORTEX runs for this version (the one pin: cortexctl/engines/vllm/pin.py)."""
+    return {**data, "image": f"vllm/vllm-openai:v{data['version']}"}
+
+
+def quantization_min_capability() -> dict[str, int | None]:
+    """Each quantization method's own minimum (QuantizationConfig.get_min_capability(), e.g. 75 = 7.5),
+    as vLLM declares it; None where the config class cannot be imported in this environment."""
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS, get_quantization_config
+
+    out: dict[str, int | None] = {}
+    for method in QUANTIZATION_METHODS:
+        try:
+            out[method] = int(get_quantization_config(method).get_min_capability())
+        except Exception:  # noqa: BLE001 - a CPU build cannot import every kernel's config
+            out[method] = None
+    return out
 
 
 def _load(relative: str, name: str) -> Any:
@@ -170,7 +190,7 @@ def main() -> int:
     data = (
         json.loads(args.allow_list_only.read_text(encoding="utf-8")) if args.allow_list_only else generate()
     )
-    text = dump(with_allow_list(data))
+    text = dump(with_allow_list(with_derived(data)))
     if args.output:
         args.output.write_text(text, encoding="utf-8")
         print(f"wrote {args.output}", file=sys.stderr)

@@ -40,6 +40,8 @@ from cortexctl.bundles.manifest import (
 from cortexctl.bundles.progress import NullProgress, Progress
 from cortexctl.bundles.recipes_adapter import load_recipe
 from cortexctl.bundles.signing import load_private_key, sign
+from cortexctl.engines.registry import get_engine
+from cortexctl.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +163,7 @@ def gather(
     sources: list[Source] = []
     for rel in spec.recipes:
         path = _existing(base / rel, f"spec.recipes: {rel}")
-        load_recipe(path)  # refuse to ship a recipe that does not validate
+        check_recipe_image(load_recipe(path), path.name, spec.images)  # also: the recipe validates
         sources.append(Source("recipe", path.name, path))
     for model in spec.models:
         sources += _model_sources(model.name, model.path, model.python, base=base, work=work)
@@ -267,6 +269,26 @@ def _pip(args: list[str]) -> None:
         raise BundleError(
             f"building the wheelhouse failed: pip {args[0]} exited {proc.returncode}:\n{tail}",
             fix="Check that the package index is reachable from the exporting host, then export again.",
+        )
+
+
+# Engines that reach an air-gapped host only as their container image: no bundle carries vLLM
+# as a program (its Python/CUDA stack is the image), so a vLLM recipe needs its image inside.
+IMAGE_ONLY_ENGINES = frozenset({"vllm"})
+
+
+def check_recipe_image(recipe: Recipe, where: str, images: list[str]) -> None:
+    """Refuse a definition whose recipe would run an image the bundle does not carry."""
+    spec = recipe.spec
+    if spec.engine not in IMAGE_ONLY_ENGINES or spec.runtime == "process":
+        return
+    needed = spec.image or get_engine(spec.engine).default_image  # what the docker runtime would run
+    if needed not in images:
+        raise BundleError(
+            f"recipe {where} runs {needed}, which the bundle does not carry "
+            f"(spec.images: {', '.join(images) or 'none'})",
+            fix=f"Add {needed} to spec.images (the pinned image of the engine), or drop spec.image from the "
+            "recipe so it uses the pinned one.",
         )
 
 

@@ -6,14 +6,15 @@ and the supervisor's check before a start, so all three say the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from cortexctl.core.errors import RecipeError
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import LaunchSpec
 from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.schema import Recipe
 from cortexctl.validation import ValidationReport, validate
+from cortexctl.validation.checks import UsedGpus
 
 
 def resolved_runtime(recipe: Recipe, settings: Settings) -> str:
@@ -42,7 +43,8 @@ def preflight(
     model_id: int = 0,
     port: int | None = None,
     runtime: str | None = None,
-    used_gpus: Mapping[int, str] | None = None,
+    used_gpus: UsedGpus | None = None,
+    replica_index: int | None = None,  # the supervisor starting one replica; None: the whole recipe
     select_gpus: str | None = None,
     gpu_profile: str | None = None,
     vram: str | None = None,
@@ -50,11 +52,15 @@ def preflight(
 ) -> ValidationReport:
     runtime = runtime or resolved_runtime(recipe, settings)
     engine_port = port or settings.engine_port_range[0]
-    spec = get_engine(recipe.spec.engine).launch_spec(
-        recipe, model_id=model_id, replica_index=0, port=engine_port, settings=settings
-    )
+    try:
+        spec = get_engine(recipe.spec.engine).launch_spec(
+            recipe, model_id=model_id, replica_index=replica_index or 0, port=engine_port, settings=settings
+        )
+    except RecipeError:
+        # a placement that cannot be split: validation's placement check says so, with the fix
+        spec = None
     images = None
-    if runtime == "docker":
+    if runtime == "docker" and spec is not None:
         from cortexctl.runtimes.docker import DockerRuntime
 
         docker = DockerRuntime(settings=settings)
@@ -68,7 +74,8 @@ def preflight(
         gpu_profile=gpu_profile,
         vram=vram,
         used_gpus=used_gpus,
-        command=dry_run_command(spec, runtime),
+        replica_index=replica_index,
+        command=dry_run_command(spec, runtime) if spec is not None else None,
         port=port,
         runtime=runtime,
         images=images,

@@ -25,6 +25,7 @@ import httpx
 from cortexctl.core.errors import EngineError, RecipeError
 from cortexctl.core.sizes import parse_size
 from cortexctl.recipes.paths import require_in_store, store_roots
+from cortexctl.recipes.placement import replica_gpus
 
 if TYPE_CHECKING:
     from cortexctl.core.settings import Settings
@@ -62,7 +63,7 @@ class LaunchSpec:
     labels: dict[str, str]
     log_file: Path  # $CORTEX_HOME/logs/engines/{name}.log
     api_key: str | None = field(default=None, repr=False)  # the engine key; also in env[api_key_env]
-    api_key_env: str | None = None
+    api_key_env: str | None = None  # the variable the engine reads its key from (set or not)
     # What the runtimes need beyond the command, as data (they never branch on the engine):
     ipc_host: bool = False  # share the host's IPC namespace (/dev/shm) in a container
     missing_binary_fix: str = "Install the engine binary."  # the fix when argv[0] is not found
@@ -226,6 +227,7 @@ def build_launch_spec(
     projector: str | None = None,
     ipc_host: bool = False,
     missing_binary_fix: str = "Install the engine binary.",
+    gpus_per_replica: int | None = None,
 ) -> LaunchSpec:
     """The parts every adapter shares: file placement (host paths for the process runtime,
     read-only mounts for containers), name, labels, GPUs, limits and log file.
@@ -233,6 +235,8 @@ def build_launch_spec(
     `engine_args(model, template)` renders the engine's own flags for one placement
     (`engine_args(model, template, projector)` when the recipe names a projector file,
     e.g. llama.cpp's mmproj, which is found and mounted like the model).
+    `gpus_per_replica`: split spec.gpus so each replica gets its own (recipes/placement.py);
+    None gives every replica the whole list.
     """
     spec = recipe.spec
     if spec.engine != engine:
@@ -261,8 +265,11 @@ def build_launch_spec(
         if api_key_env is None:
             raise EngineError(f"engine {engine} takes no API key from its environment")
         env[api_key_env] = api_key
-    gpus = gpus_of(recipe)
+    gpus = replica_gpus(spec, replica_index, per_replica=gpus_per_replica)
     if isinstance(gpus, tuple):
+        # NVML (nvidia-smi, validation) numbers GPUs by PCI bus; CUDA's default order is
+        # "fastest first", which differs on mixed-GPU hosts: make CUDA count as NVML does.
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
     name = engine_container_name(engine, model_id, replica_index)
     return LaunchSpec(
@@ -286,7 +293,8 @@ def build_launch_spec(
         ),
         log_file=engine_log_file(settings, name),
         api_key=api_key,
-        api_key_env=api_key_env if api_key is not None else None,
+        # named even without a key: the process runtime must not pass an inherited value on
+        api_key_env=api_key_env,
         ipc_host=ipc_host,
         missing_binary_fix=missing_binary_fix,
     )

@@ -7,7 +7,10 @@ rules and the shared ones below. Rules are tried in table order (most specific
 first) and the first rule with a matching line wins, so a root cause (the file is
 missing) beats its echoes (failed to load model). The shared patterns come from the
 error strings of the pinned llama.cpp and of vLLM's Python stack (vLLM,
-transformers, huggingface_hub, torch, uvicorn).
+transformers, huggingface_hub, torch, uvicorn). Patterns never match a bare variable
+name an engine may log on a healthy start (vLLM logs HF_HUB_OFFLINE, which CORTEX
+always sets): only the error's own words. A start that fails with a diagnosis is not
+retried (the supervisor marks the model failed with the fix).
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ MODEL_FILE_CORRUPT = _r(
 UNSUPPORTED_ARCHITECTURE = _r(
     "unsupported-architecture",
     r"unknown model architecture|Model architectures? \[.*\] (are|is) not supported"
-    r"|Model architectures? \[.*\] failed to be inspected|model type `.*` but Transformers does not recognize",
+    r"|model type `.*` but Transformers does not recognize",
     "The engine version does not support this model's architecture.",
     "Use a model architecture the pinned engine supports, or an engine image/bundle with a newer engine.",
 )
@@ -86,7 +89,7 @@ UNSUPPORTED_ARCHITECTURE = _r(
 OFFLINE_DOWNLOAD = _r(
     "offline-download",
     r"LocalEntryNotFoundError|couldn't connect to 'https://huggingface\.co'|outgoing traffic has been disabled"
-    r"|HF_HUB_OFFLINE|Max retries exceeded with url: /(api/models|.*resolve)|NameResolutionError.*huggingface"
+    r"|offline mode is enabled|Max retries exceeded with url: /(api/models|.*resolve)|NameResolutionError.*huggingface"
     r"|built without (CURL|SSL|libcurl)",
     "The engine tried to download a model or tokenizer from the internet, and this host is offline.",
     "Give spec.model.path as a local folder that holds every file (config.json, tokenizer, weights); "

@@ -197,7 +197,7 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         # The device request already limits the container to these GPUs, renumbered from 0.
         env.pop("CUDA_VISIBLE_DEVICES", None)
     labels = dict(spec.labels)
-    if spec.api_key_env:
+    if spec.api_key_env and spec.api_key is not None:
         labels[API_KEY_ENV_LABEL] = spec.api_key_env
     kwargs: dict[str, Any] = {
         "command": list(spec.container_argv),

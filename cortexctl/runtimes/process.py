@@ -74,7 +74,7 @@ class ProcessRuntime:
                     stdin=subprocess.DEVNULL,
                     stdout=logf,
                     stderr=subprocess.STDOUT,
-                    env=_engine_env(spec.env),
+                    env=_engine_env(spec.env, key_env=spec.api_key_env),
                     start_new_session=True,
                     close_fds=True,
                 )
@@ -190,10 +190,12 @@ class ProcessRuntime:
         )
 
 
-def _engine_env(extra: dict[str, str]) -> dict[str, str]:
+def _engine_env(extra: dict[str, str], *, key_env: str | None = None) -> dict[str, str]:
     # Engines inherit the daemon's environment (PATH, locale, CUDA_*), never its CORTEX_*
     # settings: those hold database URLs and secret keys an engine has no business seeing.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
+    # Nor the engine's API-key variable (e.g. VLLM_API_KEY exported in the operator's shell):
+    # the engine would demand a key the probe does not send and never look ready.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_") and k != key_env}
     return {**inherited, **extra}
 
 

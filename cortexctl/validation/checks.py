@@ -7,14 +7,23 @@ GPUs other models hold), so the CLI, the admin route and the supervisor share th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cortexctl.core.daemon import port_owner
+from cortexctl.core.errors import RecipeError
 from cortexctl.engines.registry import get_engine
+from cortexctl.recipes.placement import (
+    GpuTenant,
+    colocation_fits,
+    outside_share_bytes,
+    placement,
+    replica_gpus,
+    unused_gpus,
+)
 from cortexctl.recipes.schema import RecipeSpec
 from cortexctl.validation.breakdown import Breakdown, fmt_bytes
 from cortexctl.validation.gpus import GpuInfo, HostMemory
@@ -96,14 +105,97 @@ def check_gpus_exist(spec: RecipeSpec, gpus: list[GpuInfo]) -> Check:
     return ok(name, "selected: " + ", ".join(f"{i} ({_gpu(gpus, i).name})" for i in wanted))
 
 
-def check_gpus_not_used(spec: RecipeSpec, gpus: list[GpuInfo], used_gpus: dict[int, str]) -> Check:
-    name = "gpus_free"
-    clash = {i: used_gpus[i] for i in selected_indices(spec, gpus) if i in used_gpus}
-    if clash:
-        who = ", ".join(f"GPU {i} by {m}" for i, m in sorted(clash.items()))
-        return fail(
-            name, f"already in use: {who}", "Stop that model first, or select other GPUs in spec.gpus."
+# GPU index → who holds it: a name (holds it whole) or the tenants sharing it (placement.GpuTenant)
+UsedGpus = Mapping[int, "str | Sequence[GpuTenant]"]
+
+
+def gpus_per_replica(spec: RecipeSpec) -> int | None:
+    """GPUs each replica needs of its own, or None when replicas may all see the whole list.
+
+    An engine whose args reserve a share of each GPU (`gpu_memory_utilization`, e.g. vLLM)
+    cannot run two replicas on one GPU; it needs tensor × pipeline parallel GPUs per replica."""
+    args = spec.engine_args()
+    if getattr(args, "gpu_memory_utilization", None) is None:
+        return None
+    return int(getattr(args, "tensor_parallel_size", 1)) * int(getattr(args, "pipeline_parallel_size", 1))
+
+
+def tenant_of(name: str, spec: RecipeSpec) -> GpuTenant:
+    """This recipe's claim on each of its GPUs, for co-location (placement.colocation_fits)."""
+    share = getattr(spec.engine_args(), "gpu_memory_utilization", None)
+    if share is None:
+        return GpuTenant(name, None)
+    return GpuTenant(name, float(share), outside_share_bytes(gpus_per_replica(spec) or 1))
+
+
+def check_placement(spec: RecipeSpec) -> list[Check]:
+    name = "placement"
+    per = gpus_per_replica(spec)
+    try:
+        sets = placement(spec, per_replica=per)
+    except RecipeError as exc:
+        return [fail(name, exc.message, exc.fix or "Fix spec.gpus / spec.replicas.")]
+    if per is None or spec.replicas == 1 and isinstance(spec.gpus, str):
+        listed = spec.gpus if isinstance(spec.gpus, str) else list(spec.gpus)
+        return [ok(name, f"{spec.replicas} replica(s), each on GPUs {listed}")]
+    out = [ok(name, "; ".join(f"replica {i}: GPU {','.join(map(str, g))}" for i, g in enumerate(sets)))]
+    if extra := unused_gpus(spec, per_replica=per):
+        out.append(
+            warn(
+                f"{name}_unused",
+                f"GPU(s) {extra} are listed but no replica uses them ({spec.replicas} × {per})",
+                "Drop them from spec.gpus, or raise spec.replicas.",
+            )
         )
+    return out
+
+
+def check_gpus_not_used(
+    spec: RecipeSpec,
+    gpus: list[GpuInfo],
+    used_gpus: UsedGpus,
+    *,
+    replica_index: int | None = None,
+    name_of_model: str = "this model",
+) -> Check:
+    """The GPUs this recipe (or one replica of it) would use are free, or may be shared.
+
+    Sharing follows placement.colocation_fits: every tenant reserves a known share and the
+    shares plus each process's memory outside its share fit the GPU's CUDA total."""
+    name = "gpus_free"
+    mine = selected_indices(spec, gpus)
+    if replica_index is not None:
+        try:
+            got = replica_gpus(spec, replica_index, per_replica=gpus_per_replica(spec))
+            mine = [g.index for g in gpus] if got == "all" else [] if got == "none" else list(got)
+        except RecipeError:
+            pass  # check_placement reports it
+    me = tenant_of(name_of_model, spec)
+    shared: list[str] = []
+    for i in mine:
+        holder = used_gpus.get(i)
+        if holder is None:
+            continue
+        if isinstance(holder, str):
+            return fail(
+                name,
+                f"GPU {i} is already in use by {holder}",
+                "Stop that model first, or select other GPUs in spec.gpus.",
+            )
+        gpu = next((g for g in gpus if g.index == i), None)
+        total = gpu.cuda_total_bytes if gpu else 0
+        verdict = colocation_fits(me, list(holder), total_bytes=total)
+        if not verdict.fits:
+            return fail(
+                name,
+                f"GPU {i} is shared with {', '.join(t.name for t in holder)} and the sum does not fit: "
+                + verdict.detail,
+                "Lower gpu_memory_utilization of the models sharing the GPU (the shares plus "
+                "about 0.5 GiB each must fit), or select another GPU in spec.gpus.",
+            )
+        shared.append(f"GPU {i}: {verdict.detail}")
+    if shared:
+        return ok(name, "shared, fits: " + "; ".join(shared))
     return ok(name, "no other running model uses the selected GPUs")
 
 

@@ -22,6 +22,12 @@ from cortexctl.validation.breakdown import MiB
 log = logging.getLogger(__name__)
 
 
+# NVML counts memory the driver keeps for itself (nvidia-smi's "Reserved" row), CUDA does not:
+# vLLM logs e.g. "Free memory on device cuda:0 (3.25/23.43 GiB)" on a 24 GiB card. Without
+# NVML's own figure (memory info v2) we take off this much; scripts/gpu-check.sh measures it.
+DRIVER_RESERVED_GUESS = 512 * MiB
+
+
 @dataclass(frozen=True)
 class GpuInfo:
     index: int
@@ -30,6 +36,16 @@ class GpuInfo:
     free_bytes: int
     compute_capability: tuple[int, int] | None  # None: unknown (generic --vram GPU)
     pretend: bool = False
+    # What CUDA reports as the total (torch.cuda.mem_get_info): NVML's total less what the
+    # driver reserves. vLLM's budget is a fraction of this one. None: not known.
+    cuda_total: int | None = None
+
+    @property
+    def cuda_total_bytes(self) -> int:
+        """CUDA's total; without a measured one, NVML's total less DRIVER_RESERVED_GUESS."""
+        if self.cuda_total is not None:
+            return self.cuda_total
+        return max(0, self.total_bytes - DRIVER_RESERVED_GUESS)
 
     @property
     def cc(self) -> float | None:
@@ -79,6 +95,7 @@ def detect_gpus() -> list[GpuInfo]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
             mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            cuda_total = _cuda_total(pynvml, h)
             name = pynvml.nvmlDeviceGetName(h)
             cc = pynvml.nvmlDeviceGetCudaComputeCapability(h)
             gpus.append(
@@ -88,6 +105,7 @@ def detect_gpus() -> list[GpuInfo]:
                     total_bytes=int(mem.total),
                     free_bytes=int(mem.free),
                     compute_capability=(int(cc[0]), int(cc[1])),
+                    cuda_total=cuda_total,
                 )
             )
         return gpus
@@ -99,6 +117,18 @@ def detect_gpus() -> list[GpuInfo]:
             pynvml.nvmlShutdown()
         except pynvml.NVMLError:
             pass
+
+
+def _cuda_total(pynvml: Any, handle: Any) -> int | None:
+    """NVML memory info v2 names the driver's reservation; total less it is what CUDA sees."""
+    version = getattr(pynvml, "nvmlMemory_v2", None)
+    if version is None:
+        return None
+    try:
+        mem = pynvml.nvmlDeviceGetMemoryInfo(handle, version=version)
+        return int(mem.total) - int(mem.reserved)
+    except (pynvml.NVMLError, TypeError, AttributeError):
+        return None
 
 
 def pretend_gpus(*, profile: str | None = None, vram: str | None = None, count: int = 1) -> list[GpuInfo]:

@@ -202,6 +202,13 @@ def inspect_hf(folder: Path) -> ModelInfo:
         ) from None
 
 
+def _mla(cfg: dict[str, Any]) -> tuple[int, int] | None:
+    """DeepSeek-style multi-head latent attention caches kv_lora_rank + qk_rope_head_dim per token."""
+    if not cfg.get("kv_lora_rank"):
+        return None
+    return int(cfg["kv_lora_rank"]), int(cfg.get("qk_rope_head_dim") or 0)
+
+
 def _model_info(
     folder: Path,
     raw: dict[str, Any],
@@ -243,4 +250,5 @@ def _model_info(
         quantization=quantization_of(folder, raw),
         rope_scaling=cfg.get("rope_scaling"),
         tensors=tuple(tensors),
+        mla=_mla(cfg),
     )

@@ -70,6 +70,7 @@ class ModelInfo:
     head_dim_k_mla: int = 0  # MLA: the decompressed q/k head (nope + rope); 0 without MLA
     n_dense_lead: int = 0  # MoE models whose first layers have a dense FFN (deepseek2 …)
     approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
+    mla: tuple[int, int] | None = None  # multi-head latent attention: (kv_lora_rank, qk_rope_head_dim)
 
     @property
     def n_swa_layers(self) -> int:

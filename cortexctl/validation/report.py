@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +23,16 @@ from cortexctl.validation.breakdown import Breakdown
 from cortexctl.validation.checks import (
     Check,
     Status,
+    UsedGpus,
     check_fits,
     check_gpus_exist,
     check_gpus_not_used,
     check_image,
     check_model_file,
+    check_placement,
     check_port,
     fail,
+    gpus_per_replica,
     selected_indices,
     warn,
 )
@@ -106,7 +109,7 @@ def _needed_gpus(recipe: Recipe) -> int:
     spec = recipe.spec
     if isinstance(spec.gpus, list):
         return max(spec.gpus, default=-1) + 1
-    return get_engine(spec.engine).needed_gpus(spec)
+    return get_engine(spec.engine).needed_gpus(spec) * (spec.replicas if gpus_per_replica(spec) else 1)
 
 
 def resolve_gpus(
@@ -125,7 +128,8 @@ def validate(
     select_gpus: str | None = None,
     gpu_profile: str | None = None,
     vram: str | None = None,
-    used_gpus: Mapping[int, str] | None = None,
+    used_gpus: UsedGpus | None = None,
+    replica_index: int | None = None,
     command: list[str] | dict[str, Any] | None = None,
     port: int | None = None,
     runtime: str | None = None,
@@ -136,9 +140,10 @@ def validate(
     """Validate `recipe` for this host (or pretend hardware).
 
     gpus: the GPUs to plan for (default: NVML); select_gpus: `--gpus` override of spec.gpus;
-    gpu_profile / vram: pretend hardware; used_gpus: GPU index → name of the running model
-    that holds it (the supervisor's view); command: the dry-run argv/container spec (for
-    llama-server argv the estimate reads its flags); port: the engine port to check;
+    gpu_profile / vram: pretend hardware; used_gpus: GPU index → the running model that holds
+    it, or the tenants sharing it (the supervisor's view, checks.UsedGpus); replica_index: check
+    only that replica's GPUs (the supervisor starting one replica); command: the dry-run
+    argv/container spec (for llama-server argv the estimate reads its flags); port: the engine port to check;
     runtime + images: check the engine image is present for the docker runtime.
     Never raises for bad model input; raises InvalidRequest for a bad --gpu-profile,
     --vram or --gpus value.
@@ -167,7 +172,12 @@ def validate(
         return report
     checks.append(check_model_file(path, spec.model.sha256, verify=verify_sha256))
     checks.append(check_gpus_exist(spec, gpu_list))
-    checks.append(check_gpus_not_used(spec, gpu_list, dict(used_gpus or {})))
+    checks.extend(check_placement(spec))
+    checks.append(
+        check_gpus_not_used(
+            spec, gpu_list, dict(used_gpus or {}), replica_index=replica_index, name_of_model=recipe.name
+        )
+    )
     for extra in (check_port(port), check_image(spec, runtime, images)):
         if extra is not None:
             checks.append(extra)
@@ -194,7 +204,10 @@ def validate(
             spec,
             model,
             selected=selected,
-            n_selected=len(selected_indices(spec, gpu_list)),
+            # GPUs one replica sees (placement splits the list; a short list is check_placement's FAIL)
+            n_selected=len(selected_indices(spec, gpu_list)) // max(1, spec.replicas)
+            if gpus_per_replica(spec)
+            else len(selected_indices(spec, gpu_list)),
             command=command,
         )
         checks.extend(engine_checks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from cortexctl.bundles.errors import BundleError
 from cortexctl.bundles.install import import_bundle
 from cortexctl.bundles.manifest import check_name, check_relative_path
 from cortexctl.core.settings import Settings
+from cortexctl.engines.vllm.pin import VERSION as VLLM_VERSION
 from tests.bundles.helpers import RECIPE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +136,58 @@ def test_model_file_and_folder_of_the_same_name_conflict() -> None:
     ]
     with pytest.raises(BundleError, match="conflicts with model 'qwen'"):
         check_items(items)
+
+
+VLLM_RECIPE = """\
+apiVersion: cortex/v1
+kind: Recipe
+metadata: {{name: chat}}
+spec:
+  engine: vllm
+  served_name: chat
+  model: {{path: some-model}}
+  gpus: [0]
+{extra}"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "images", "missing"),
+    [
+        ("", [], f"vllm/vllm-openai:v{VLLM_VERSION}"),  # the pinned image, not carried
+        ("", ["vllm/vllm-openai:v0.18.0"], f"vllm/vllm-openai:v{VLLM_VERSION}"),  # another tag is not it
+        (
+            "  image: registry.local/vllm:custom\n",
+            [f"vllm/vllm-openai:v{VLLM_VERSION}"],
+            "registry.local/vllm:custom",
+        ),
+    ],
+)
+def test_vllm_recipe_needing_an_image_the_bundle_lacks_is_refused(
+    make_bundle: Any, sources: Path, tmp_path: Path, extra: str, images: list[str], missing: str
+) -> None:
+    (sources / "chat.yaml").write_text(VLLM_RECIPE.format(extra=extra))
+
+    def no_docker() -> Any:
+        raise AssertionError("refused before any image is saved")
+
+    with pytest.raises(
+        BundleError, match=f"recipe chat.yaml runs {re.escape(missing)}, which the bundle does not carry"
+    ):
+        make_bundle(recipes=["demo.yaml", "chat.yaml"], images=images, docker_factory=no_docker)
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_process_runtime_vllm_recipe_needs_no_image(make_bundle: Any, sources: Path) -> None:
+    (sources / "chat.yaml").write_text(VLLM_RECIPE.format(extra="  runtime: process\n"))
+    assert make_bundle(recipes=["demo.yaml", "chat.yaml"]).manifest.items
+
+
+def test_shipped_gpu_bundle_carries_its_vllm_recipes_images() -> None:
+    from cortexctl.bundles.export import check_recipe_image
+    from cortexctl.bundles.recipes_adapter import load_recipe
+
+    definition = load_definition(REPO / "bundles" / "gpu-vllm.yaml")
+    assert f"vllm/vllm-openai:v{VLLM_VERSION}" in definition.spec.images
+    for rel in definition.spec.recipes:
+        path = (REPO / "bundles" / rel).resolve()
+        check_recipe_image(load_recipe(path), path.name, definition.spec.images)

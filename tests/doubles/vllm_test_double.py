@@ -1,29 +1,43 @@
 # ruff: noqa: E501  (vLLM messages are reproduced whole)
 """VllmTestDouble: a stand-in for `vllm serve` on hosts without a GPU (tests only).
 
-vLLM needs a GPU, so the tests run this program in its place. It accepts the
-`vllm serve MODEL --host H --port P --served-model-name N --max-model-len L …`
-command line (unknown flags are ignored) and speaks vLLM's HTTP surface:
-`/health`, `/v1/models` (with `max_model_len`), `/metrics` (Prometheus text with
-real `vllm:` metric names), `/v1/completions` and `/v1/chat/completions`
-(streaming SSE too, `stream_options.include_usage`), and `/v1/embeddings`.
-The text it "generates" is deterministic filler; it is NOT a model.
+vLLM needs a GPU, so the tests run this program in its place. It is NOT vLLM and
+NOT a model: the text it "generates" is deterministic filler.
 
-It also reproduces a few startup failures with vLLM's own log lines, so the
-diagnosis of a vLLM start can be tested end to end:
-- MODEL is neither an existing folder → "Invalid repository ID or local directory"
-- --tensor-parallel-size > VLLM_TEST_DOUBLE_GPUS (default 1) → vLLM's GPU-count error
-- --max-model-len > the model's config.json max_position_embeddings → vLLM's error
+Where it behaves like vLLM (the parts CORTEX depends on):
+- the command line: every option the pinned vLLM accepts (the generated flag data,
+  cortexctl/recipes/flags/vllm-<version>.json) is accepted and, beyond the few it uses,
+  ignored; anything else is refused as vLLM's argparse does ("vllm serve: error:
+  unrecognized arguments: …", exit 2);
+- the port: bound at start but not listened on until the model "loaded", so clients get
+  connection refused while loading (vLLM binds its socket before building the engine and
+  serves only after); a port already taken fails with "[Errno 98] Address already in use";
+- the log format: `(APIServer pid=N) INFO MM-DD HH:MM:SS [file.py:line] message` and
+  `(EngineCore_DP0 pid=N) …`, errors as `ERROR … [core.py:866] ValueError: …` inside a
+  traceback, followed by "Engine core initialization failed"; it logs `HF_HUB_OFFLINE is
+  True, …` on offline starts and vLLM's memory lines (Model loading took / Available KV
+  cache memory / GPU KV cache size / Maximum concurrency);
+- the start-up memory check of vllm/v1/worker/utils.py `request_memory`: with
+  VLLM_TEST_DOUBLE_GPU_LEDGER=DIR, each double reserves ceil(util × total) (+ a CUDA
+  context) on the GPUs of CUDA_VISIBLE_DEVICES in DIR, and one that finds less free than
+  its share exits with vLLM's "Free memory on device cuda:0 (…) on startup is less than
+  desired GPU memory utilization (…)" — so replicas placed on the same GPU fail as on hardware;
+- HTTP: `/health`, `/v1/models` (with `max_model_len`), `/metrics` (real `vllm:` metric
+  names), `/v1/completions`, `/v1/chat/completions` (SSE, `stream_options.include_usage`),
+  `/v1/embeddings`; API keys as vLLM's AuthenticationMiddleware (`--api-key`, else
+  VLLM_API_KEY; /v1 paths need `Authorization: Bearer <key>`, else 401 `{"error": "Unauthorized"}`);
+- failures with vLLM's messages: a model path that is not a folder, tp × pp above
+  VLLM_TEST_DOUBLE_GPUS (default 1), --max-model-len above the config's maximum.
 
-API keys as vLLM checks them (AuthenticationMiddleware of its OpenAI server): the
-keys of `--api-key` (several allowed), else the VLLM_API_KEY environment
-variable; when any is set, every path starting with /v1 needs
-`Authorization: Bearer <key>` (compared by sha256 digest in constant time) or
-gets 401 `{"error": "Unauthorized"}`; /health and /metrics stay open, OPTIONS too.
+What it cannot model (verified only on a GPU host, scripts/gpu-check.sh): real memory use
+(its memory lines are its own arithmetic from config.json and file sizes, not a profile),
+CUDA/driver/NCCL errors, kernels and quantization support, tokenizers and chat templates
+(it never loads them), generation quality or speed, and any flag's effect beyond parsing.
 
-Environment: VLLM_TEST_DOUBLE_LOAD_S (simulated loading, /health answers 503;
-default 2), VLLM_TEST_DOUBLE_TOKEN_DELAY_S (per streamed token; default 0.005),
-VLLM_TEST_DOUBLE_GPUS (default 1), VLLM_TEST_DOUBLE_EMBED_DIM (default 16).
+Environment: VLLM_TEST_DOUBLE_LOAD_S (simulated loading; default 2),
+VLLM_TEST_DOUBLE_TOKEN_DELAY_S (per streamed token; default 0.005), VLLM_TEST_DOUBLE_GPUS
+(default 1), VLLM_TEST_DOUBLE_EMBED_DIM (default 16), VLLM_TEST_DOUBLE_GPU_TOTAL_GIB
+(CUDA total per GPU; default 79.19), VLLM_TEST_DOUBLE_GPU_LEDGER (see above).
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import json
 import math
 import os
 import secrets
+import socket
 import sys
 import time
 import uuid
@@ -54,9 +69,25 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 
 
-def log(level: str, msg: str) -> None:
+def log(level: str, msg: str, where: str = "api_server.py:1953", proc: str = "APIServer") -> None:
+    """One line as vLLM V1 prints it: process prefix, level, date, [file:line], message."""
     stamp = time.strftime("%m-%d %H:%M:%S")
-    print(f"{level} {stamp} [api_server.py] {msg}", flush=True)
+    print(f"({proc} pid={os.getpid()}) {level} {stamp} [{where}] {msg}", flush=True)
+
+
+def engine_error(exc_line: str, frames: list[str]) -> None:
+    """An EngineCore start failure laid out as vLLM prints it (traceback, then the API server's line)."""
+    where = "core.py:866"
+    log("ERROR", "EngineCore failed to start.", where, "EngineCore_DP0")
+    log("ERROR", "Traceback (most recent call last):", where, "EngineCore_DP0")
+    for frame in frames:
+        log("ERROR", frame, where, "EngineCore_DP0")
+    log("ERROR", exc_line, where, "EngineCore_DP0")
+    print(
+        f"(APIServer pid={os.getpid()}) RuntimeError: Engine core initialization failed. "
+        "See root cause above. Failed core proc(s): {}",
+        flush=True,
+    )
 
 
 class Histogram:
@@ -380,6 +411,38 @@ def fake_embedding(text: str, dim: int) -> list[float]:
     return [x / norm for x in raw]
 
 
+def accepted_spellings() -> set[str]:
+    """Every option spelling the pinned vLLM accepts, from the generated flag data."""
+    flags_dir = Path(__file__).resolve().parents[2] / "cortexctl" / "engines" / "vllm" / "data"
+    (data_file,) = flags_dir.glob("vllm-*.json")
+    data = json.loads(data_file.read_text(encoding="utf-8"))
+    return {n for o in data["options"] for n in o["names"]} | {"--help", "-h"}
+
+
+def unrecognized(tokens: list[str], accepted: set[str]) -> list[str]:
+    """What argparse would report: unknown options and the values that follow them."""
+    out: list[str] = []
+    skipping = False
+    for token in tokens:
+        if token.startswith("-") and not _is_number(token):
+            name = token.split("=", 1)[0]
+            if name.startswith("--"):
+                name = "--" + name[2:].replace("_", "-")  # FlexibleArgumentParser takes --foo_bar
+                name = name.split(".", 1)[0]  # --opt.key value for JSON-object options
+            skipping = name not in accepted
+        if skipping:
+            out.append(token)
+    return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="vllm serve (VllmTestDouble)")
     p.add_argument("model")
@@ -389,36 +452,133 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
     p.add_argument("--pipeline-parallel-size", "-pp", type=int, default=1)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--api-key", nargs="+", default=None)
     args, unknown = p.parse_known_args(argv)
     args.ignored = unknown
     return args
 
 
-def model_max_len(model: Path) -> int | None:
+def model_config(model: Path) -> dict[str, Any]:
     try:
         config = json.loads((model / "config.json").read_text())
     except (OSError, ValueError):
-        return None
-    value = config.get("max_position_embeddings")
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def model_max_len(model: Path) -> int | None:
+    value = model_config(model).get("max_position_embeddings")
     return int(value) if isinstance(value, int) else None
 
 
+GIB = 1024**3
+CONTEXT_BYTES = 512 * 1024**2  # the double's stand-in for a CUDA context (outside vLLM's budget)
+
+
+def reserve_gpu_memory(util: float) -> str | None:
+    """vLLM's start check against a shared ledger of the doubles running; an error line or None."""
+    ledger = os.environ.get("VLLM_TEST_DOUBLE_GPU_LEDGER")
+    if not ledger:
+        return None
+    total = int(float(os.environ.get("VLLM_TEST_DOUBLE_GPU_TOTAL_GIB", "79.19")) * GIB)
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",") if d.strip()]
+    root = Path(ledger)
+    requested = math.ceil(total * util)
+    for local, device in enumerate(visible):
+        gpu_dir = root / f"gpu{device.strip()}"
+        gpu_dir.mkdir(parents=True, exist_ok=True)
+        used = 0
+        for entry in gpu_dir.iterdir():
+            try:
+                os.kill(int(entry.name), 0)  # a reservation of a process that still runs
+            except (ValueError, ProcessLookupError):
+                continue
+            except PermissionError:
+                pass
+            used += int(entry.read_text() or 0)
+        free = max(0, total - used - CONTEXT_BYTES)  # our own context exists before the snapshot
+        if free < requested:
+            return (
+                f"ValueError: Free memory on device cuda:{local} ({free / GIB:.2f}/{total / GIB:.2f} GiB) on startup "
+                f"is less than desired GPU memory utilization ({util}, {requested / GIB:.2f} GiB). Decrease GPU "
+                "memory utilization or reduce GPU memory used by other processes."
+            )
+    for device in visible:
+        (root / f"gpu{device.strip()}" / str(os.getpid())).write_text(str(requested + CONTEXT_BYTES))
+    return None
+
+
+def memory_lines(model: Path, util: float, max_model_len: int) -> None:
+    """vLLM's memory log lines, from the double's own arithmetic (config.json, file sizes): not a profile."""
+    cfg = model_config(model)
+    total = float(os.environ.get("VLLM_TEST_DOUBLE_GPU_TOTAL_GIB", "79.19")) * GIB
+    weights = sum(f.stat().st_size for f in model.glob("*.safetensors"))
+    layers = int(cfg.get("num_hidden_layers") or 1)
+    heads = int(cfg.get("num_attention_heads") or 1)
+    kv_heads = int(cfg.get("num_key_value_heads") or heads)
+    head_dim = int(cfg.get("head_dim") or int(cfg.get("hidden_size") or 64) // heads)
+    per_token = layers * 2 * kv_heads * head_dim * 2
+    available = max(0.0, math.ceil(total * util) - weights - 1 * GIB)
+    tokens = int(available // per_token) // 16 * 16
+    eng = "EngineCore_DP0"
+    log(
+        "INFO",
+        f"Model loading took {weights / GIB:.2f} GiB memory and 0.010000 seconds",
+        "gpu_model_runner.py:4130",
+        eng,
+    )
+    log("INFO", f"Available KV cache memory: {available / GIB:.2f} GiB", "gpu_worker.py:356", eng)
+    log("INFO", f"GPU KV cache size: {tokens:,} tokens", "kv_cache_utils.py:1307", eng)
+    log(
+        "INFO",
+        f"Maximum concurrency for {max_model_len:,} tokens per request: {tokens / max_model_len:.2f}x",
+        "kv_cache_utils.py:1312",
+        eng,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    raw = sys.argv[1:] if argv is None else argv
+    args = parse_args(raw)
+    if bad := unrecognized(args.ignored, accepted_spellings()):
+        print("usage: vllm serve [model_tag] [options]", flush=True)
+        print(f"vllm serve: error: unrecognized arguments: {' '.join(bad)}", flush=True)
+        return 2
     log(
         "WARNING", "this is VllmTestDouble, a test stand-in for vLLM: it generates filler text, not a model's"
     )
-    log("INFO", f"vLLM API server version 0.33.0 (test double); args: {vars(args)}")
+    log("INFO", "vLLM API server version 0.33.0 (test double)", "utils.py:233")
+    log(
+        "INFO",
+        f"non-default args: {{'model': {args.model!r}, 'max_model_len': {args.max_model_len}}}",
+        "utils.py:253",
+    )
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        log(
+            "INFO",
+            f"HF_HUB_OFFLINE is True, replace model_id [{args.model}] to model_path [{args.model}]",
+            "arg_utils.py:612",
+        )
+    try:
+        # vLLM binds its socket before building the engine and listens only once it serves
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"(APIServer pid={os.getpid()}) OSError: [Errno {exc.errno}] {exc.strerror}", flush=True)
+        return 1
     model = Path(args.model)
     if not model.is_dir():
-        print(f"ValueError: Invalid repository ID or local directory specified: '{args.model}'.", flush=True)
+        print(
+            f"(APIServer pid={os.getpid()}) ValueError: Invalid repository ID or local directory specified: '{args.model}'.",
+            flush=True,
+        )
         return 1
     gpus = int(os.environ.get("VLLM_TEST_DOUBLE_GPUS", "1"))
     world = args.tensor_parallel_size * args.pipeline_parallel_size
     if world > gpus:
         print(
-            f"ValueError: World size ({world}) is larger than the number of available GPUs ({gpus}) in this node. "
+            f"(APIServer pid={os.getpid()}) ValueError: World size ({world}) is larger than the number of available GPUs ({gpus}) in this node. "
             "If this is intentional and you are using:\n- ray, set '--distributed-executor-backend ray'.",
             flush=True,
         )
@@ -426,23 +586,32 @@ def main(argv: list[str] | None = None) -> int:
     derived = model_max_len(model)
     if args.max_model_len is not None and derived is not None and args.max_model_len > derived:
         print(
-            f"pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
+            f"(APIServer pid={os.getpid()}) pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
             f"  Value error, User-specified max_model_len ({args.max_model_len}) is greater than the derived "
             f"max_model_len (max_position_embeddings={derived} or model_max_length=None in model's config.json). "
             "To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.",
             flush=True,
         )
         return 1
+    if problem := reserve_gpu_memory(args.gpu_memory_utilization):
+        engine_error(
+            problem,
+            [
+                '  File "/usr/local/lib/python3.12/dist-packages/vllm/v1/worker/gpu_worker.py", line 236, in init_device',
+                "    self.requested_memory = request_memory(init_snapshot, self.cache_config)",
+            ],
+        )
+        return 1
     served = (args.served_model_name or [args.model])[0]
-    state = State(
-        model=args.model,
-        served_name=served,
-        max_model_len=args.max_model_len or derived or 4096,
-        load_s=float(os.environ.get("VLLM_TEST_DOUBLE_LOAD_S", "2")),
-    )
-    log("INFO", f"Starting vLLM API server 0 on http://{args.host}:{args.port}")
+    max_len = args.max_model_len or derived or 4096
+    load_s = float(os.environ.get("VLLM_TEST_DOUBLE_LOAD_S", "2"))
+    time.sleep(load_s)  # "loading": the port refuses connections meanwhile
+    memory_lines(model, args.gpu_memory_utilization, max_len)
+    state = State(model=args.model, served_name=served, max_model_len=max_len, load_s=0)
+    log("INFO", f"Starting vLLM API server 0 on http://{args.host}:{args.port}", "launcher.py:46")
     api_keys = args.api_key or [os.environ.get("VLLM_API_KEY", "")]  # vLLM: args.api_key or envs.VLLM_API_KEY
-    uvicorn.run(make_app(state, api_keys), host=args.host, port=args.port, log_level="info", access_log=False)
+    config = uvicorn.Config(make_app(state, api_keys), log_level="info", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from cortexctl.engines.diagnosis import rule_names
 from cortexctl.engines.registry import get_engine
+from tests.engines.test_vllm_diagnosis import CASES as VLLM_SOURCE_CASES
 
 VLLM_CUDA_OOM = """\
 INFO 03-14 10:02:11 [gpu_model_runner.py:1843] Starting to load model /models/Llama-3.1-70B-Instruct...
@@ -135,7 +136,7 @@ def test_every_rule_is_covered_by_a_test() -> None:
         "unknown-argument",
         "oom-host",
     }
-    recorded = {c[2] for c in CASES}
+    recorded = {c[2] for c in CASES} | {c[1] for c in VLLM_SOURCE_CASES}
     assert set(rule_names()) <= recorded | provoked_for_real
 
 

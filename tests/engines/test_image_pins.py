@@ -42,3 +42,14 @@ def test_shipped_engine_images_use_the_pinned_versions(where: str, image: str) -
     for prefix, pinned in PINS.items():
         if repo.startswith(prefix):
             assert tag == pinned, f"{where}: {image} is not the pinned {prefix}…:{pinned}"
+
+
+def test_one_vllm_pin_for_adapter_flag_data_and_bundle() -> None:
+    from cortexctl.engines.vllm.pin import DEFAULT_IMAGE
+    from cortexctl.recipes.flags import flag_data
+
+    data = flag_data("vllm")
+    assert data["version"] == VLLM_VERSION
+    assert data["image"] == DEFAULT_IMAGE == VllmEngine.default_image
+    gpu_bundle = yaml.safe_load((ROOT / "bundles" / "gpu-vllm.yaml").read_text())
+    assert DEFAULT_IMAGE in gpu_bundle["spec"]["images"]

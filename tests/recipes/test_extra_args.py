@@ -168,6 +168,14 @@ def test_dangerous_flags_are_refused_with_why_and_what_instead(
 )
 def test_engine_key_flags_are_cortex_s(engine: str, flag: str) -> None:
     ((_, problem),) = problems(engine, [flag, "k"])
-    assert (
-        problem == f"{flag}: CORTEX sets a fresh engine key per launch (the gateway checks client API keys)"
-    )
+    key_env = {"llamacpp": "LLAMA_API_KEY", "vllm": "VLLM_API_KEY"}[engine]
+    if engine == "vllm":  # says where the key really goes: the environment, not this flag
+        assert problem.startswith(
+            f"{flag}: CORTEX gives each launch a fresh engine key in the engine's environment"
+        )
+        assert key_env in problem and "never argv" in problem
+    else:
+        assert (
+            problem
+            == f"{flag}: CORTEX sets a fresh engine key per launch (the gateway checks client API keys)"
+        )

@@ -191,3 +191,13 @@ def test_refuses_a_second_copy(engine_settings: Settings, fake_engine: Path) -> 
             ProcessRuntime(settings=engine_settings).start(spec_for(engine_settings, fake_engine, "run"))
     finally:
         rt.stop(handle, timeout_s=5)
+
+
+def test_inherited_engine_key_is_not_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an operator's shell exported VLLM_API_KEY: the engine would demand it and the probe (which
+    # sends the launch's own key, or none) would never see it ready
+    from cortexctl.runtimes.process import _engine_env
+
+    monkeypatch.setenv("VLLM_API_KEY", "from-the-shell")
+    assert "VLLM_API_KEY" not in _engine_env({}, key_env="VLLM_API_KEY")
+    assert _engine_env({"VLLM_API_KEY": "launch-key"}, key_env="VLLM_API_KEY")["VLLM_API_KEY"] == "launch-key"

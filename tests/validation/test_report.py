@@ -318,6 +318,24 @@ def test_command_without_binary_name(settings: Settings, tiny_gguf: Path) -> Non
     assert (rep.breakdown.facts["n_ctx"], rep.breakdown.facts["parallel"]) == (4096, 2)
 
 
+def test_marlin_on_turing_and_nvfp4_fallback(settings: Settings, llama8b: Path) -> None:
+    # Marlin kernels run on 7.5 (Turing) now: AWQ/GPTQ Marlin on a T4 is accepted
+    t4 = validate(
+        recipe("vllm", llama8b, gpus=[0], quantization="awq_marlin", dtype="half", max_model_len=2048),
+        settings=settings,
+        gpu_profile="t4-16g",
+    )
+    assert by_name(t4, "gpu_capability_quant").status == Status.OK
+    # NVFP4 below Blackwell falls back to a Marlin weight-only path: a warning, not a failure
+    h100 = validate(
+        recipe("vllm", llama8b, gpus=[0], quantization="modelopt_fp4", max_model_len=2048),
+        settings=settings,
+        gpu_profile="h100-80g",
+    )
+    c = by_name(h100, "gpu_capability_quant")
+    assert c.status == Status.WARN and "Marlin" in c.detail
+
+
 def test_mla_model_with_different_k_and_v_cache_types_fails_as_llama_server_does(
     settings: Settings, tmp_path: Path, llama_server_bin: Path
 ) -> None:

@@ -39,7 +39,7 @@ from cortexctl.engines.vllm.estimate import estimate_vllm
 from cortexctl.recipes.schema import EngineArgs, Recipe, RecipeSpec
 from cortexctl.validation.breakdown import Breakdown
 from cortexctl.validation.checks import Check
-from cortexctl.validation.gpus import GpuInfo
+from cortexctl.validation.gpus import DRIVER_RESERVED_GUESS, GpuInfo
 from cortexctl.validation.modelinfo import ModelInfo
 
 # `--task` gave way to `--runner` / `--convert` (vLLM ≥ 0.10); recipes keep the task words.
@@ -155,6 +155,8 @@ class VllmEngine:
             env=dict(OFFLINE_ENV),
             ipc_host=True,  # vLLM's workers share tensors through /dev/shm; Docker's 64 MB is far too small
             missing_binary_fix=MISSING_BINARY_FIX,
+            # vLLM reserves its share of every GPU it sees: replicas never share GPUs.
+            gpus_per_replica=args.tensor_parallel_size * args.pipeline_parallel_size,
         )
 
     async def probe(
@@ -210,8 +212,25 @@ class VllmEngine:
         command: list[str] | dict[str, object] | None,
     ) -> tuple[Breakdown, list[Check]]:
         args = checks.vllm_args(spec)
-        total = min((g.total_bytes for g in selected), default=None)
-        breakdown = estimate_vllm(model, args, gpu_total_bytes=total)
+        # vLLM's budget and batch defaults come from CUDA's total of the GPU (not NVML's)
+        smallest = min(selected, key=lambda g: g.cuda_total_bytes, default=None)
+        breakdown = estimate_vllm(
+            model,
+            args,
+            gpu_total_bytes=smallest.cuda_total_bytes if smallest else None,
+            gpu_name=smallest.name if smallest else None,
+        )
+        if smallest is not None and smallest.cuda_total is None:
+            note = (
+                f"CUDA total of GPU {smallest.index} taken as NVML's total less "
+                f"{DRIVER_RESERVED_GUESS // 1024**2} MiB driver reservation (not measured on this host)"
+            )
+            breakdown = Breakdown(
+                engine=breakdown.engine,
+                components=breakdown.components,
+                notes=(*breakdown.notes, note),
+                facts=breakdown.facts,
+            )
         return breakdown, [
             checks.check_tensor_parallel(model, args, n_selected),
             *check_capability(model, args, selected),

@@ -3,34 +3,64 @@
 Minimums follow vLLM's quantization configs (`get_min_capability`) and docs:
 FP8 W8A8 runs natively on Ada (8.9) and Hopper (9.0); Ampere (8.0–8.6) runs FP8
 checkpoints weight-only through Marlin (W8A16, slower); below 8.0 FP8 is refused.
-AWQ/GPTQ Marlin kernels need 8.0; plain AWQ 7.5; plain GPTQ 6.0; bitsandbytes 7.0;
-bf16 needs 8.0 (vLLM refuses an explicit --dtype bfloat16 below it).
+Marlin kernels (AWQ/GPTQ Marlin) run on Turing (7.5) and newer; plain GPTQ 6.0;
+bitsandbytes 7.0; NVFP4 is native on Blackwell (10.0) and falls back to a Marlin
+weight-only path below it (a warning, not a failure); bf16 needs 8.0 (vLLM refuses
+an explicit --dtype bfloat16 below it: vllm/v1/worker/gpu_worker.py).
+
+The flag generator (scripts/gen_vllm_flags.py) also records each method's own
+`get_min_capability()` in the flag data (`quantization_min_capability`) when it runs
+where the configs import; where that table is present its minimum wins over the one
+written here (`minimum_capability`). The committed 0.33.0 data was generated on a CPU
+build before that field existed: scripts/gpu-check.sh regenerates it in the image.
 """
 
 from __future__ import annotations
 
 from cortexctl.engines.vllm.args import VllmArgs
+from cortexctl.recipes.flags import flag_data
 from cortexctl.validation.checks import Check, fail, ok, warn
 from cortexctl.validation.gpus import GpuInfo
 from cortexctl.validation.modelinfo import ModelInfo
 
 # method → (minimum capability, capability below which a faster kernel is missing, note)
+_NVFP4 = "NVFP4 is native on Blackwell (10.0+); below it vLLM falls back to Marlin (weight-only)"
 QUANT_MIN_CC: dict[str, tuple[float, float | None, str]] = {
     "fp8": (8.0, 8.9, "FP8 W8A8 needs Ada/Hopper (8.9+); Ampere runs it weight-only via Marlin (W8A16)"),
     "fbgemm_fp8": (8.0, 8.9, "FP8 needs 8.9+ for W8A8"),
     "modelopt": (8.9, None, "ModelOpt FP8 needs 8.9+"),
-    "awq_marlin": (8.0, None, "AWQ Marlin kernels need 8.0+"),
-    "gptq_marlin": (8.0, None, "GPTQ Marlin kernels need 8.0+"),
-    "marlin": (8.0, None, "Marlin kernels need 8.0+"),
-    "awq": (7.5, 8.0, "plain AWQ needs 7.5+; 8.0+ uses the faster AWQ Marlin kernels"),
-    "gptq": (6.0, 8.0, "plain GPTQ needs 6.0+; 8.0+ uses GPTQ Marlin kernels"),
+    "awq_marlin": (7.5, None, "AWQ Marlin kernels need 7.5+ (Turing)"),
+    "gptq_marlin": (7.5, None, "GPTQ Marlin kernels need 7.5+ (Turing)"),
+    "marlin": (7.5, None, "Marlin kernels need 7.5+ (Turing)"),
+    "awq": (7.5, None, "AWQ needs 7.5+ (vLLM picks the AWQ Marlin kernels there)"),
+    "gptq": (6.0, 7.5, "plain GPTQ needs 6.0+; 7.5+ uses the faster GPTQ Marlin kernels"),
     "bitsandbytes": (7.0, None, "bitsandbytes needs 7.0+"),
     "compressed-tensors": (7.0, None, "compressed-tensors schemes need 7.0+ (FP8 schemes 8.9+)"),
     "gguf": (6.0, None, "GGUF in vLLM needs 6.0+"),
-    "nvfp4": (10.0, None, "NVFP4 needs Blackwell (10.0+)"),
-    "modelopt_fp4": (10.0, None, "NVFP4 needs Blackwell (10.0+)"),
+    "nvfp4": (
+        7.5,
+        10.0,
+        "NVFP4 is native on Blackwell (10.0+); below it vLLM falls back to Marlin (weight-only)",
+    ),
+    "modelopt_fp4": (
+        7.5,
+        10.0,
+        "NVFP4 is native on Blackwell (10.0+); below it vLLM falls back to Marlin (weight-only)",
+    ),
     "mxfp4": (8.0, 9.0, "MXFP4 runs natively on Hopper+; Ampere uses Marlin"),
 }
+
+
+def minimum_capability(method: str) -> tuple[float, float | None, str] | None:
+    """The rule for `method`: vLLM's own minimum from the generated flag data when recorded there."""
+    rule = QUANT_MIN_CC.get(method)
+    generated = flag_data("vllm").get("quantization_min_capability") or {}
+    cc = generated.get(method)
+    if isinstance(cc, int):
+        low = cc / 10
+        fast, note = (rule[1], rule[2]) if rule else (None, f"{method} needs {low:.1f}+")
+        return low, fast if fast is not None and fast > low else None, note
+    return rule
 
 
 def _quant_method(model: ModelInfo, args: VllmArgs) -> str | None:
@@ -83,7 +113,7 @@ def check_capability(model: ModelInfo, args: VllmArgs, selected: list[GpuInfo]) 
 
     method = _quant_method(model, args)
     if method:
-        rule = QUANT_MIN_CC.get(method)
+        rule = minimum_capability(method)
         if rule is None:
             out.append(warn(f"{name}_quant", f"quantization {method}: no capability rule known", None))
         else:

@@ -6,6 +6,7 @@ recipes/semantic.py's and validation/checks.py's; the registry hands these to th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -152,17 +153,22 @@ def _fits(args: VllmArgs, b: Breakdown, selected: list[GpuInfo]) -> list[Check]:
     if not selected:
         return out
     util = args.gpu_memory_utilization
+    outside = int(b.facts.get("outside_budget_bytes", 0))
     for g in selected:
-        want = int(g.total_bytes * util)
+        # vLLM's start check (vllm/v1/worker/utils.py request_memory): free ≥ ceil(util × CUDA
+        # total), measured after its CUDA context and NCCL exist, so those must be free too.
+        total = g.cuda_total_bytes
+        want = math.ceil(total * util) + outside
         if g.free_bytes < want:
+            room = (g.free_bytes - outside) / total if total else 0.0
             out.append(
                 fail(
                     f"fits_gpu{g.index}",
-                    f"vLLM takes {util:.0%} of GPU {g.index}'s {fmt_bytes(g.total_bytes)} "
-                    f"= {fmt_bytes(want)}, "
-                    f"but only {fmt_bytes(g.free_bytes)} is free",
-                    f"Lower gpu_memory_utilization to {max(0.05, g.free_bytes / g.total_bytes - 0.02):.2f} "
-                    "or free the GPU.",
+                    f"vLLM takes {util:.0%} of GPU {g.index}'s {fmt_bytes(total)} (CUDA total) "
+                    f"plus {fmt_bytes(outside)} of CUDA context/NCCL = {fmt_bytes(want)}, "
+                    f"but only {fmt_bytes(g.free_bytes)} is free; vLLM would exit with "
+                    '"Free memory on device … is less than desired GPU memory utilization"',
+                    f"Lower gpu_memory_utilization to {max(0.05, room - 0.01):.2f} or free the GPU.",
                 )
             )
     kv = int(b.facts.get("kv_cache_bytes", 0))

@@ -1,27 +1,50 @@
 """vLLM memory estimate per GPU, with `gpu_memory_utilization` semantics.
 
-vLLM (v1 engine) loads the weights, profiles one forward pass of
-max_num_batched_tokens tokens (activation peak), counts memory torch does not own
-(CUDA context, NCCL, cuBLAS workspaces), captures CUDA graphs, and gives whatever is
-left of `util × total memory` to the KV cache. It refuses to start when that cache
-cannot hold one sequence of max_model_len tokens. The activation, graph and runtime
-figures here are estimates from the model's shape; the weights and KV-per-token
-figures are exact.
+What vLLM does at start (v1 engine; read in vllm/v1/worker/gpu_worker.py and
+vllm/v1/worker/utils.py `request_memory`): it creates the CUDA context and the NCCL
+communicators, takes a memory snapshot, and refuses to start unless the free memory is
+at least `ceil(util × CUDA total)` ("Free memory on device … on startup is less than
+desired GPU memory utilization"). That budget then holds the weights, the profiling
+pass's activation peak (max_num_batched_tokens tokens) and the non-torch memory that
+grew during it; the rest is the KV cache. The CUDA context and NCCL were allocated
+before the snapshot: they lie OUTSIDE the budget but must be free at start and count
+when models share a GPU. The KV cache must hold one sequence of max_model_len tokens
+or vLLM refuses to start (vllm/v1/core/kv_cache_utils.py). The activation, graph and
+context figures are estimates from the model's shape; weights and KV per token are
+exact. Batch defaults follow vllm/engine/arg_utils.py `get_batch_defaults` for the
+OpenAI server (UsageContext.OPENAI_API_SERVER).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from cortexctl.engines.vllm.args import VllmArgs
+from cortexctl.recipes.placement import outside_share_bytes
 from cortexctl.validation.breakdown import Breakdown, Component, GiB, MiB
 from cortexctl.validation.modelinfo import ModelInfo
 
 FLOAT_DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}
-DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192  # vLLM's default for the OpenAI server on data-center GPUs
-DEFAULT_MAX_NUM_SEQS = 256
-CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context + cuBLAS/cuDNN workspaces, seen per process
-NCCL_BYTES = 256 * MiB  # NCCL buffers when tensor parallel > 1
+# vllm/engine/arg_utils.py get_batch_defaults, OPENAI_API_SERVER column: GPUs of 70 GiB or
+# more whose name does not contain "a100" get 8192 tokens / 1024 sequences, all others
+# 2048 / 256 ("Setting large max_num_batched_tokens for A100 reduces throughput, see PR #17885").
+LARGE_GPU_BYTES = 70 * GiB
+LARGE_GPU_BATCH = (8192, 1024)
+SMALL_GPU_BATCH = (2048, 256)
+
+
+def batch_defaults(gpu_total_bytes: int | None, gpu_name: str | None) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) vLLM's OpenAI server picks for this GPU."""
+    if gpu_total_bytes is not None and gpu_total_bytes >= LARGE_GPU_BYTES:
+        if "a100" not in (gpu_name or "").lower():
+            return LARGE_GPU_BATCH
+    return SMALL_GPU_BATCH
+
+
+def outside_budget_bytes(args: VllmArgs) -> int:
+    """Memory a vLLM process holds outside util × total: CUDA context, NCCL (estimates)."""
+    return outside_share_bytes(args.tensor_parallel_size * args.pipeline_parallel_size)
 
 
 @dataclass(frozen=True)
@@ -51,10 +74,19 @@ def kv_dtype_bytes(model: ModelInfo, args: VllmArgs) -> int:
 
 
 def kv_per_token(model: ModelInfo, args: VllmArgs) -> KvPerToken:
-    """2 (K and V) × KV heads on this GPU × head_dim × dtype bytes, summed over layers."""
+    """2 (K and V) × KV heads on this GPU × head_dim × dtype bytes, summed over layers.
+
+    MLA models (DeepSeek-V2/V3, Kimi K2: config.json has kv_lora_rank) cache one
+    compressed latent per token and layer instead: kv_lora_rank + qk_rope_head_dim
+    values, the same on every tensor-parallel rank (vllm/v1/kv_cache_interface.py
+    MLAAttentionSpec: one "head" of that size, not split by tp)."""
     tp = args.tensor_parallel_size
     pp = args.pipeline_parallel_size
     dtype = kv_dtype_bytes(model, args)
+    if model.mla is not None:
+        kv_lora_rank, rope_dim = model.mla
+        full = model.n_layers * (kv_lora_rank + rope_dim) * dtype
+        return KvPerToken(full=-(-full // pp), swa=0, window=None)
     full = swa = 0
     for il in range(model.n_layers):
         heads = max(1, model.kv_heads(il) // tp)  # KV heads are replicated when tp > n_kv_heads
@@ -81,8 +113,14 @@ def weight_bytes_per_gpu(model: ModelInfo, args: VllmArgs) -> tuple[int, list[st
         else:
             total += n * target // size
     if online_fp8:
-        total = total // 2
-        notes.append("--quantization fp8 on a 16-bit checkpoint: weights quantized to 8 bits while loading")
+        # vLLM's Fp8LinearMethod quantizes linear layers only; the embedding and lm_head
+        # (VocabParallelEmbedding / ParallelLMHead) keep the model dtype.
+        keep = embedding_bytes(model) * target // 2
+        total = keep + (total - keep) // 2
+        notes.append(
+            "--quantization fp8 on a 16-bit checkpoint: linear layers quantized to 8 bits while loading; "
+            "embeddings and lm_head stay 16-bit"
+        )
     shards = args.tensor_parallel_size * args.pipeline_parallel_size
     if shards > 1:
         notes.append(
@@ -92,10 +130,20 @@ def weight_bytes_per_gpu(model: ModelInfo, args: VllmArgs) -> tuple[int, list[st
     return -(-total // shards), notes
 
 
-def activation_peak(model: ModelInfo, args: VllmArgs) -> int:
+def embedding_bytes(model: ModelInfo) -> int:
+    """16-bit bytes of the input embedding plus an untied lm_head (from the tensor names)."""
+    named = [
+        t.nbytes * 2 // FLOAT_DTYPES[t.dtype]
+        for t in model.tensors
+        if t.dtype in FLOAT_DTYPES and (t.name.endswith("embed_tokens.weight") or t.name == "lm_head.weight")
+    ]
+    return sum(named) if named else model.vocab_size * model.n_embd * 2
+
+
+def activation_peak(model: ModelInfo, args: VllmArgs, batch: tuple[int, int] = SMALL_GPU_BATCH) -> int:
     """Profiling pass of max_num_batched_tokens tokens, plus fp32 logits of max_num_seqs rows."""
-    tokens = args.max_num_batched_tokens or DEFAULT_MAX_NUM_BATCHED_TOKENS
-    seqs = args.max_num_seqs or DEFAULT_MAX_NUM_SEQS
+    tokens = args.max_num_batched_tokens or batch[0]
+    seqs = args.max_num_seqs or batch[1]
     tp = args.tensor_parallel_size
     dtype = target_dtype_bytes(model, args)
     n_ff = (model.n_ff or 4 * model.n_embd) * (model.n_experts_used or 1)
@@ -104,20 +152,25 @@ def activation_peak(model: ModelInfo, args: VllmArgs) -> int:
     return tokens * per_token * dtype + seqs * (model.vocab_size // tp) * 4 * 2
 
 
-def cuda_graph_bytes(model: ModelInfo, args: VllmArgs) -> int:
+def cuda_graph_bytes(model: ModelInfo, args: VllmArgs, batch: tuple[int, int] = SMALL_GPU_BATCH) -> int:
     if args.enforce_eager:
         return 0
     # Captured graphs keep their largest batch's intermediates; a rough, shape-based
     # figure (vLLM logs 0.3–1.5 GiB for 7–70B models).
-    seqs = args.max_num_seqs or DEFAULT_MAX_NUM_SEQS
+    seqs = args.max_num_seqs or batch[1]
     return 256 * MiB + min(seqs, 512) * model.n_layers * model.n_embd * 2 * 4 // args.tensor_parallel_size
 
 
-def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | None = None) -> Breakdown:
+def estimate_vllm(
+    model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | None = None, gpu_name: str | None = None
+) -> Breakdown:
+    """Per-GPU need; `gpu_total_bytes` is CUDA's total (GpuInfo.cuda_total_bytes), which vLLM's
+    budget and its batch defaults are computed from."""
+    batch = batch_defaults(gpu_total_bytes, gpu_name)
     weights, notes = weight_bytes_per_gpu(model, args)
-    act = activation_peak(model, args)
-    graphs = cuda_graph_bytes(model, args)
-    runtime = CUDA_CONTEXT_BYTES + (NCCL_BYTES if args.tensor_parallel_size > 1 else 0)
+    act = activation_peak(model, args, batch)
+    graphs = cuda_graph_bytes(model, args, batch)
+    outside = outside_budget_bytes(args)
     kv = kv_per_token(model, args)
     max_len = args.max_model_len or model.context_length
     per_seq = kv.per_sequence(max_len)
@@ -130,8 +183,15 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
             "gpu",
             "enforce_eager" if args.enforce_eager else "estimate; counted inside the budget (conservative)",
         ),
-        Component("runtime_overhead", runtime, "gpu", "CUDA context, cuBLAS, NCCL (estimate)"),
+        Component(
+            "runtime_overhead",
+            outside,
+            "gpu",
+            "CUDA context, cuBLAS, NCCL (estimate); outside vLLM's util × total budget",
+        ),
     ]
+    tokens = args.max_num_batched_tokens or batch[0]
+    seqs = args.max_num_seqs or batch[1]
     facts: dict[str, object] = {
         "kv_bytes_per_token": kv.total,
         "kv_bytes_per_token_full": kv.full,
@@ -139,11 +199,26 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
         "max_model_len": max_len,
         "kv_bytes_max_model_len": per_seq,
         "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_num_batched_tokens": tokens,
+        "max_num_seqs": seqs,
+        "outside_budget_bytes": outside,
     }
+    if args.max_num_batched_tokens is None or args.max_num_seqs is None:
+        notes.append(
+            f"vLLM's defaults for this GPU: max_num_batched_tokens {batch[0]}, max_num_seqs {batch[1]} "
+            "(8192/1024 on GPUs of 70 GiB or more other than A100, else 2048/256)"
+        )
+    if model.mla is not None:
+        notes.append(
+            f"MLA attention: {model.mla[0]} + {model.mla[1]} cached values per token and layer, "
+            "the same on every tensor-parallel GPU"
+        )
     if gpu_total_bytes:
-        budget = int(gpu_total_bytes * args.gpu_memory_utilization)
-        kv_bytes = budget - weights - act - graphs - runtime
-        facts.update(vllm_budget=budget, kv_cache_bytes=max(0, kv_bytes))
+        budget = math.ceil(gpu_total_bytes * args.gpu_memory_utilization)
+        kv_bytes = budget - weights - act - graphs
+        facts.update(
+            vllm_budget=budget, kv_cache_bytes=max(0, kv_bytes), free_needed_at_start=budget + outside
+        )
         if kv_bytes > 0:
             comps.append(
                 Component("kv_cache", kv_bytes, "gpu", "what vLLM keeps of util × total for the KV cache")
@@ -151,14 +226,14 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
             facts["max_concurrent_tokens"] = kv_bytes // kv.total if kv.total else 0
             facts["max_concurrent_sequences_at_max_len"] = kv_bytes // per_seq if per_seq else 0
             notes.append(
-                f"vLLM takes {args.gpu_memory_utilization:.0%} of {gpu_total_bytes / GiB:.1f} GiB = "
+                f"vLLM takes {args.gpu_memory_utilization:.0%} of CUDA's {gpu_total_bytes / GiB:.2f} GiB = "
                 f"{budget / GiB:.2f} GiB; {kv_bytes / GiB:.2f} GiB remain for the KV cache: "
                 f"{facts['max_concurrent_tokens']} tokens at {kv.total} B/token, "
                 f"{facts['max_concurrent_sequences_at_max_len']} sequence(s) of {max_len} tokens"
             )
         else:
             notes.append(
-                f"util × total = {budget / GiB:.2f} GiB does not even hold weights + activations + overhead"
+                f"util × total = {budget / GiB:.2f} GiB does not even hold weights + activations + graphs"
             )
     if kv.swa:
         notes.append(

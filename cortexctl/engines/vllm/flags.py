@@ -35,7 +35,8 @@ CORTEX_FLAGS: dict[str, str] = {
     "--port": "CORTEX sets this (it picks a free port per replica)",
     "--model": "CORTEX sets this from spec.model.path",
     "--served-model-name": "CORTEX sets this from spec.served_name",
-    "--api-key": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
+    "--api-key": "CORTEX gives each launch a fresh engine key in the engine's environment (VLLM_API_KEY, "
+    "never argv); the gateway checks client API keys",
     "--uds": "CORTEX sets this (engines listen on 127.0.0.1 TCP)",
     "--headless": "CORTEX runs the API server itself; headless mode is not supported",
 }

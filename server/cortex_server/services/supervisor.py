@@ -48,9 +48,11 @@ from cortexctl.core.preflight import preflight
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import Diagnosis, Engine, ProbeState, auth_headers, new_engine_key
 from cortexctl.engines.registry import get_engine
+from cortexctl.recipes.placement import GpuTenant
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import RunningEngine, Runtime
 from cortexctl.validation import ValidationReport
+from cortexctl.validation.checks import tenant_of
 
 if TYPE_CHECKING:
     from cortex_server.services.observability.engines import EngineMetricsStore
@@ -92,6 +94,7 @@ class LiveReplica:
     diagnosis: dict[str, Any] | None = None
     max_model_len: int | None = None
     gpus: str | tuple[int, ...] = "none"
+    tenant: GpuTenant | None = None  # its claim on each of its GPUs (co-location)
 
     def set(self, state: State, reason: str | None) -> None:
         """Move to `state` (IllegalTransition when the lifecycle does not allow it)."""
@@ -290,7 +293,8 @@ class Supervisor:
                     model_id=model.id,
                     port=port,
                     runtime=runtime.name,
-                    used_gpus=self.gpus_in_use(exclude_model=model.id),
+                    used_gpus=self.gpus_in_use(exclude_model=model.id, exclude_replica=live.replica_index),
+                    replica_index=live.replica_index,
                 )
                 if not report.ok:
                     self._fail(live, _refusal(report))
@@ -310,6 +314,7 @@ class Supervisor:
             )
             return
         live.runtime, live.handle, live.gpus = runtime, handle, spec.gpus
+        live.tenant = tenant_of(f"{recipe.spec.served_name} (replica {live.replica_index})", recipe.spec)
         live.started_at, live.ready_since = time.monotonic(), None
         live.set(State.STARTING, f"{runtime.name} runtime, port {handle.port}")
 
@@ -531,15 +536,24 @@ class Supervisor:
         for sm in served.values():
             self.registry.put(sm)
 
-    def gpus_in_use(self, *, exclude_model: int) -> dict[int, str]:
-        """GPU index → model holding it, from the recipes of replicas that run here."""
-        used: dict[int, str] = {}
+    def gpus_in_use(
+        self, *, exclude_model: int, exclude_replica: int | None = None
+    ) -> dict[int, list[GpuTenant]]:
+        """GPU index → the replicas running on it (their claims), from the replicas that run here.
+
+        `exclude_replica` given: only that replica of `exclude_model` is left out, so a model's
+        own other replicas count as in use; without it, the whole model is left out."""
+        used: dict[int, list[GpuTenant]] = {}
         for live in self.live.values():
-            if live.model_id == exclude_model or live.handle is None or live.gpus == "none":
+            if live.model_id == exclude_model and exclude_replica in (None, live.replica_index):
+                continue
+            if live.handle is None or live.gpus == "none":
                 continue
             indices = live.gpus if isinstance(live.gpus, tuple) else ()
+            name = live.handle.labels.get("cortex.served-name", str(live.model_id))
+            tenant = live.tenant or GpuTenant(name, None)
             for index in indices:
-                used[index] = live.handle.labels.get("cortex.served-name", str(live.model_id))
+                used.setdefault(index, []).append(tenant)
         return used
 
     def _port_is_free(self, port: int) -> bool:
