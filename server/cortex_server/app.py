@@ -29,6 +29,7 @@ from cortex_server.core.errors import install_error_handlers
 from cortex_server.core.security import HASH_SLOTS, load_or_create_secret
 from cortex_server.core.sessions import SessionCodec
 from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.services.gateway.admission import Admission
 from cortex_server.services.gateway.balancer import ReplicaBalancer
 from cortex_server.services.gateway.proxy import Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
@@ -70,6 +71,11 @@ def build_context(settings: Settings) -> AppContext:
         cooldown_s=settings.circuit_breaker_cooldown_s,
         metrics=observability.gateway,
     )
+    rate_limiter = make_rate_limiter(
+        redis_url=settings.redis_url,
+        prefix=settings.redis_key_prefix,
+        fail_mode=settings.ratelimit_fail_mode,
+    )
     return AppContext(
         settings=settings,
         engine=engine,
@@ -96,10 +102,13 @@ def build_context(settings: Settings) -> AppContext:
             max_s=settings.login_max_backoff_s,
         ),
         login_gate=LoginGate(slots=HASH_SLOTS),
-        rate_limiter=make_rate_limiter(
-            redis_url=settings.redis_url,
-            prefix=settings.redis_key_prefix,
-            fail_mode=settings.ratelimit_fail_mode,
+        rate_limiter=rate_limiter,
+        admission=Admission(
+            authenticator=authenticator,
+            rate_limiter=rate_limiter,
+            registry=registry,
+            engine=engine,
+            trusted_proxies=settings.trusted_proxies,
         ),
         invalidator=AuthInvalidator(
             authenticator=authenticator, redis_url=settings.redis_url, prefix=settings.redis_key_prefix

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.sessions import SessionCodec
+from cortex_server.services.gateway.admission import Admission
 from cortex_server.services.gateway.proxy import Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.metering.writer import UsageWriter
@@ -41,6 +42,7 @@ class AppContext:
     upstreams: UpstreamClients
     usage_writer: UsageWriter
     gateway: Gateway
+    admission: Admission  # who may call /v1, within which limits; owns each request's lease
     login_throttle: LoginThrottle
     login_gate: LoginGate
     supervisor: Supervisor | None = None

@@ -155,6 +155,7 @@ def delete_model(name: str, request: Request, principal: ModelsWriter, session: 
     model = model_store.get_model(session, name=name)
     model_store.delete_model(session, model=model)
     audit.record(session, principal=principal, action="models.delete", target=name, client_ip=_ip(request))
+    session.commit()
 
 
 @router.get("/{name}/logs", response_model=ModelLogs)

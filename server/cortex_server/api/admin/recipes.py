@@ -81,6 +81,7 @@ def create_recipe(
         client_ip=_client_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
+    session.commit()
     return _detail(row, store_roots(ctx.settings))
 
 
@@ -104,6 +105,7 @@ def update_recipe(
         client_ip=_client_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
+    session.commit()
     return _detail(row, store_roots(ctx.settings))
 
 
@@ -113,4 +115,5 @@ def delete_recipe(name: str, request: Request, principal: ModelsWriter, session:
     audit.record(
         session, principal=principal, action="recipes.delete", target=name, client_ip=_client_ip(request)
     )
+    session.commit()
     return Response(status_code=204)

@@ -75,8 +75,10 @@ class Gateway:
         raw: bytes,
         principal: Principal,
         on_usage: UsageSink | None = None,
+        request_id: str | None = None,
     ) -> Response:
-        """Proxy one request. `on_usage(row)` also sees the usage row (rate-limit reconciliation)."""
+        """Proxy one request. `on_usage(row)` also sees the usage row (rate-limit reconciliation);
+        `request_id` (the admission's) names the usage row and the `x-request-id` header."""
         sink = self._usage if on_usage is None else _tee(on_usage, self._usage)
         model = self.registry.require(payload["model"])
         body, stream, strip_usage = prepare_body(model, payload, raw, can_stream=endpoint.can_stream)
@@ -89,7 +91,11 @@ class Gateway:
                 code="model_not_ready",
             )
         meter = CallMeter(
-            principal=principal, model=model.served_name, endpoint=endpoint.name, streamed=stream
+            principal=principal,
+            model=model.served_name,
+            endpoint=endpoint.name,
+            streamed=stream,
+            request_id=request_id,
         )
         timeout = timeout_for(connect_s=model.connect_timeout_s, request_s=model.request_timeout_s)
         if stream:
