@@ -23,6 +23,7 @@ from cortex_server.api.chat.router import router as chat_router
 from cortex_server.api.console import mount_console
 from cortex_server.api.middleware.body_limit import BodyLimitMiddleware
 from cortex_server.api.middleware.header_limit import HeaderLimitMiddleware
+from cortex_server.api.openai.fastpath import InferenceFastPath
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.errors import install_error_handlers
@@ -181,6 +182,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     count_rejections(app)
+    # added first: runs last of ours, after the header and body limits
+    app.add_middleware(InferenceFastPath, routes=openai_api.INFERENCE_ROUTES)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_body_bytes,
