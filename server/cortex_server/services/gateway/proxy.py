@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from starlette.responses import Response
 
@@ -24,7 +23,12 @@ from cortex_server.services.gateway.engine_errors import client_facing
 from cortex_server.services.gateway.metering import CallMeter, UsageSink
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
 from cortex_server.services.gateway.streaming import RelayResponse
-from cortex_server.services.gateway.upstreams import UpstreamClients, map_upstream_errors, timeout_for
+from cortex_server.services.gateway.upstreams import (
+    UpstreamClients,
+    UpstreamResponse,
+    map_upstream_errors,
+    timeout_for,
+)
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortexctl.core.errors import ServiceUnavailable, UpstreamConnectionError, UpstreamTimeout
 
@@ -182,7 +186,7 @@ class Gateway:
             upstream = self.clients.get(replica.base_url)
             meter.replica = replica.key
             replica.outstanding += 1
-            resp: httpx.Response | None = None
+            resp: UpstreamResponse | None = None
             handed_over = False
             try:
                 with map_upstream_errors(replica.base_url):
@@ -301,7 +305,7 @@ def prepare_body(
     return (orjson.dumps(payload) if changed else raw), stream, strip_usage
 
 
-def _passthrough(resp: httpx.Response, content: bytes, request_id: str) -> Response:
+def _passthrough(resp: UpstreamResponse, content: bytes, request_id: str) -> Response:
     media_type = resp.headers.get("content-type", "application/json")
     return Response(
         content, status_code=resp.status_code, media_type=media_type, headers={"x-request-id": request_id}
