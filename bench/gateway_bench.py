@@ -178,7 +178,9 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
                 prof.dump_stats(profile_to)
 
     app.router.lifespan_context = lifespan
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    from cortex_server.main import server_options
+
+    uvicorn.run(app, **{**server_options(settings), "host": "127.0.0.1", "port": port})
 
 
 # ----------------------------------------------------------------------------- a lean HTTP client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import uvicorn
 
@@ -22,13 +23,18 @@ def serve(settings: Settings) -> None:
     configure_logging(level=settings.log_level, logs_dir=settings.logs_dir)
     prepare_database(settings)
     log.info("cortexd listening on %s", settings.url)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,  # X-Forwarded-* is judged by our trusted_proxies setting, not uvicorn
-        timeout_graceful_shutdown=10,
-        h11_max_incomplete_event_size=settings.max_header_bytes,  # the h11 parser's own head cap
-    )
+    uvicorn.run(create_app(settings), **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for the daemon (bench/ runs the daemon with the same ones)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,  # X-Forwarded-* is judged by our trusted_proxies setting, not uvicorn
+        "server_header": False,  # one header less per response, and no version advertised
+        "timeout_graceful_shutdown": 10,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,  # the h11 parser's own head cap
+    }
