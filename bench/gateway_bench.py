@@ -351,7 +351,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--concurrency", default="1,8,32,64")
     ap.add_argument(
-        "--llama-bin", default=None, help="default: the llama-server cortexctl would run (engines.binaries)"
+        "--llama-bin",
+        default=None,
+        help="default: the llama-server cortexctl would run",
     )
     ap.add_argument("--gguf", default=None)
     ap.add_argument("--skip-llama", action="store_true")
@@ -381,7 +383,7 @@ def _llama_server() -> Path:
     """The binary cortexctl itself would run: llama_server_bin, install.sh's build, or PATH."""
     from cortexctl.core.errors import EngineError
     from cortexctl.core.settings import load_settings
-    from cortexctl.engines.binaries import find_llama_server
+    from cortexctl.engines.llamacpp.binary import find_llama_server
 
     try:
         return find_llama_server(load_settings())

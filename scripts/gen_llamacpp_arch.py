@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Generate cortexctl/recipes/flags/llamacpp-arch-<version>.json from the vendored llama.cpp source.
+"""Generate cortexctl/engines/llamacpp/data/llamacpp-arch-<version>.json from the vendored llama.cpp source.
 
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
     python3 scripts/gen_llamacpp_arch.py --sdist /tmp/lcp/llama_cpp_python-0.3.36.tar.gz \
-        -o cortexctl/recipes/flags/llamacpp-arch-0.3.36.json
+        -o cortexctl/engines/llamacpp/data/llamacpp-arch-0.3.36.json
 
 The memory estimate needs, per architecture, what llama.cpp's model loader decides,
 not what the GGUF says: a `<arch>.attention.sliding_window` key is honoured by some

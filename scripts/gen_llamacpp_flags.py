@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Generate cortexctl/recipes/flags/llamacpp-<version>.json from the real `llama-server --help`.
+"""Generate cortexctl/engines/llamacpp/data/llamacpp-<version>.json from the real `llama-server --help`.
 
     python3 scripts/gen_llamacpp_flags.py \
         --binary ~/.cache/cortex/llama-server/0.3.36/bin/llama-server \
-        -o cortexctl/recipes/flags/llamacpp-0.3.36.json
+        -o cortexctl/engines/llamacpp/data/llamacpp-0.3.36.json
 
 llama.cpp prints each option as `-s,    --long, --other VALUE_HINT   help…` (see
 common_arg::to_string in common/arg.cpp): every spelling, then an optional value
@@ -26,7 +26,7 @@ from typing import Any
 ENGINE = "llamacpp"
 ALLOW_LIST_NOTE = (
     'options a recipe\'s extra_args may set carry "allowed": <category>, from '
-    "cortexctl/recipes/flags/allowlist.py; every other option is refused in recipes"
+    "cortexctl/engines/llamacpp/flags.py; every other option is refused in recipes"
 )
 
 HELP_COLUMN = 40
@@ -118,7 +118,7 @@ def generate(binary: Path) -> dict[str, Any]:
     return {
         "engine": "llamacpp",
         "program": "llama-server",
-        "version": "0.3.36",
+        "version": PIN.VERSION,
         "generated": {
             "script": "scripts/gen_llamacpp_flags.py",
             "method": (
@@ -127,7 +127,7 @@ def generate(binary: Path) -> dict[str, Any]:
                 "{a,b} / [a|b] hints and 'allowed values:' help lines)"
             ),
             "binary": (
-                "llama-server built from the llama.cpp vendored in the llama-cpp-python 0.3.36 sdist "
+                f"llama-server built from the llama.cpp vendored in the llama-cpp-python {PIN.VERSION} sdist "
                 f"(scripts/build-llama-server.sh); `--version`: {version}"
             ),
         },
@@ -138,22 +138,32 @@ def generate(binary: Path) -> dict[str, Any]:
     }
 
 
-def _allowlist_module() -> Any:
-    """cortexctl/recipes/flags/allowlist.py, loaded by path (this script may run outside the venv)."""
+def _load(relative: str, name: str) -> Any:
+    """A module of the cortexctl package, loaded by path (this script may run outside the venv)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "cortexctl" / "recipes" / "flags" / "allowlist.py"
-    spec = importlib.util.spec_from_file_location("cortex_flag_allowlist", path)
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+PIN = _load("cortexctl/engines/llamacpp/pin.py", "cortex_llamacpp_pin")  # the one version pin
+
+
+def _allow_list() -> Any:
+    """The engine's allow-list table (its package's flags.py)."""
+    return _load(f"cortexctl/engines/{ENGINE}/flags.py", "cortex_engine_flags").ALLOWED
+
+
 def with_allow_list(data: dict[str, Any]) -> dict[str, Any]:
     """`data` with each option's recipe allow-list category (see allowlist.py) written in."""
     data = dict(data)
-    data["options"] = _allowlist_module().apply_allow_list(ENGINE, data["options"])
+    data["options"] = _load("cortexctl/recipes/flags/allowlist.py", "cortex_flag_allowlist").apply_allow_list(
+        ENGINE, data["options"], _allow_list()
+    )
     data.setdefault("generated", {})["allow_list"] = ALLOW_LIST_NOTE
     return data
 

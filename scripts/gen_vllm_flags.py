@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate cortexctl/recipes/flags/vllm-<version>.json from vLLM's own `vllm serve` parser.
+"""Generate cortexctl/engines/vllm/data/vllm-<version>.json from vLLM's own `vllm serve` parser.
 
 Run it with a Python that has vLLM importable, NEVER the project venv. On a host
 without a GPU (how the committed file was made):
@@ -9,7 +9,7 @@ without a GPU (how the committed file was made):
     /tmp/vllmenv/bin/pip install --no-deps vllm==0.33.0
     /tmp/vllmenv/bin/pip install transformers fastapi ...        # what importing vllm's CLI needs
     VLLM_TARGET_DEVICE=cpu /tmp/vllmenv/bin/python scripts/gen_vllm_flags.py \
-        -o cortexctl/recipes/flags/vllm-0.33.0.json
+        -o cortexctl/engines/vllm/data/vllm-0.33.0.json
 
 VLLM_TARGET_DEVICE=cpu only lets vLLM pick a platform during import; the option
 set of `vllm serve` does not depend on it (some defaults do; we record none).
@@ -27,7 +27,7 @@ from typing import Any
 ENGINE = "vllm"
 ALLOW_LIST_NOTE = (
     'options a recipe\'s extra_args may set carry "allowed": <category>, from '
-    "cortexctl/recipes/flags/allowlist.py; every other option is refused in recipes"
+    "cortexctl/engines/vllm/flags.py; every other option is refused in recipes"
 )
 
 
@@ -122,22 +122,29 @@ def generate() -> dict[str, Any]:
     }
 
 
-def _allowlist_module() -> Any:
-    """cortexctl/recipes/flags/allowlist.py, loaded by path (this script may run outside the venv)."""
+def _load(relative: str, name: str) -> Any:
+    """A module of the cortexctl package, loaded by path (this script may run outside the venv)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "cortexctl" / "recipes" / "flags" / "allowlist.py"
-    spec = importlib.util.spec_from_file_location("cortex_flag_allowlist", path)
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _allow_list() -> Any:
+    """The engine's allow-list table (its package's flags.py)."""
+    return _load(f"cortexctl/engines/{ENGINE}/flags.py", "cortex_engine_flags").ALLOWED
+
+
 def with_allow_list(data: dict[str, Any]) -> dict[str, Any]:
     """`data` with each option's recipe allow-list category (see allowlist.py) written in."""
     data = dict(data)
-    data["options"] = _allowlist_module().apply_allow_list(ENGINE, data["options"])
+    data["options"] = _load("cortexctl/recipes/flags/allowlist.py", "cortex_flag_allowlist").apply_allow_list(
+        ENGINE, data["options"], _allow_list()
+    )
     data.setdefault("generated", {})["allow_list"] = ALLOW_LIST_NOTE
     return data
 

@@ -82,7 +82,7 @@ def export(
 ) -> None:
     """Build a bundle from a definition (images via Docker, models, recipes, wheels, engines)."""
     from cortexctl.bundles.export import export_bundle
-    from cortexctl.engines.binaries import default_cache_root
+    from cortexctl.engines.cache import default_cache_root
 
     with progress_bar(not json_out) as progress:
         result = export_bundle(
@@ -202,7 +202,7 @@ def import_(
 ) -> None:
     """Verify, then install atomically: images into Docker, models, recipes, wheelhouse, engines."""
     from cortexctl.bundles.install import import_bundle
-    from cortexctl.engines.binaries import default_cache_root
+    from cortexctl.engines.cache import default_cache_root
 
     with progress_bar(not json_out) as progress:
         result = import_bundle(

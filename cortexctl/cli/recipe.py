@@ -191,7 +191,7 @@ def show(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Recipe name.")], json_out: JsonOpt = False
 ) -> None:
     """Show a registered recipe: a summary and its YAML."""
-    from cortexctl.recipes.flags import ENGINE_VERSIONS
+    from cortexctl.engines.registry import engine_names, get_engine
 
     row = AdminClient(settings_of(ctx)).get(f"/admin/recipes/{name}")
     if json_out:
@@ -206,8 +206,9 @@ def show(
     spec = row["recipe"]["spec"]
     args = spec.get("args") or {}
     console.print(f"[bold]{escape(row['name'])}[/]  {escape(row['description'])}", highlight=False)
+    version = get_engine(spec["engine"]).version if spec["engine"] in engine_names() else "?"
     facts = {
-        "engine": f"{spec['engine']} {ENGINE_VERSIONS.get(spec['engine'], '?')}",
+        "engine": f"{spec['engine']} {version}",
         "served name": spec["served_name"],
         "model": spec["model"]["path"]
         + (f"  (sha256 {spec['model']['sha256'][:12]}…)" if spec["model"]["sha256"] else ""),

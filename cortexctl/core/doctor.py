@@ -129,7 +129,7 @@ def check_bundle_staging(settings: Settings) -> Check:
     """An interrupted bundle import is finished or rolled back, and its staging removed, here too."""
     from cortexctl.bundles.install import tidy_imports
     from cortexctl.core.errors import CortexError
-    from cortexctl.engines.binaries import default_cache_root
+    from cortexctl.engines.cache import default_cache_root
 
     try:
         done = tidy_imports(settings, engine_cache_dir=default_cache_root())

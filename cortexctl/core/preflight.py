@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import LaunchSpec, get_engine
+from cortexctl.engines.base import LaunchSpec
+from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.schema import Recipe
 from cortexctl.validation import ValidationReport, validate
 

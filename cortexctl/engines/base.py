@@ -14,7 +14,7 @@ probe and scrape; anything else on the host calling the engine port gets 401.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,9 +27,14 @@ from cortexctl.recipes.paths import require_in_store, store_roots
 
 if TYPE_CHECKING:
     from cortexctl.core.settings import Settings
-    from cortexctl.recipes.schema import Recipe
+    from cortexctl.core.yamldoc import Loc
+    from cortexctl.engines.diagnosis import Rule
+    from cortexctl.recipes.schema import EngineArgs, Recipe, RecipeSpec
+    from cortexctl.validation.breakdown import Breakdown
+    from cortexctl.validation.checks import Check
+    from cortexctl.validation.gpus import GpuInfo
+    from cortexctl.validation.modelinfo import ModelInfo
 
-ENGINE_NAMES = ("llamacpp", "vllm")
 LOOPBACK = "127.0.0.1"
 
 
@@ -43,7 +48,7 @@ class Mount:
 @dataclass(frozen=True)
 class LaunchSpec:
     name: str  # "llamacpp-model-{id}" for replica 0, "llamacpp-model-{id}-{index}" for others
-    engine: str  # "llamacpp" | "vllm"
+    engine: str  # an engine of the registry (engines/registry.py)
     argv: list[str]  # process runtime: full command line, argv[0] = binary
     container_argv: list[str]  # docker runtime: args after the image entrypoint, in-container paths
     image: str | None
@@ -57,6 +62,9 @@ class LaunchSpec:
     log_file: Path  # $CORTEX_HOME/logs/engines/{name}.log
     api_key: str | None = field(default=None, repr=False)  # the engine key; also in env[api_key_env]
     api_key_env: str | None = None
+    # What the runtimes need beyond the command, as data (they never branch on the engine):
+    ipc_host: bool = False  # share the host's IPC namespace (/dev/shm) in a container
+    missing_binary_fix: str = "Install the engine binary."  # the fix when argv[0] is not found
 
 
 def new_engine_key() -> str:
@@ -90,13 +98,31 @@ class Diagnosis:
 
 
 class Engine(Protocol):
+    """Everything CORTEX knows about one engine; its package's `ENGINE` implements it.
+
+    Adapter (launch, probe, diagnose), recipe rules (arguments model, flag data,
+    allow-list, semantic checks) and validation (format, estimate, fit, context):
+    callers reach all of them through `engines.registry.get_engine(name)`.
+    """
+
     name: ClassVar[str]
+    display_name: ClassVar[str]  # in messages: "llama.cpp", "vLLM"
+    version: ClassVar[str]  # the pinned version (its package's pin.py)
+    program: ClassVar[str]  # the command line's program, e.g. "llama-server", "vllm serve"
     default_image: ClassVar[str]
     metrics_path: ClassVar[str]
     api_key_env: ClassVar[str]  # the environment variable the engine reads its API key from
     # (text in the engine's error message, fix): answers the engine gives as a 5xx although the
     # request was at fault; the gateway turns them into 400s (services/gateway/engine_errors.py)
     client_errors: ClassVar[tuple[tuple[str, str | None], ...]]
+    args_model: ClassVar[type[EngineArgs]]  # spec.args
+    needs_gpu: ClassVar[bool]
+    flags_dir: ClassVar[Path]  # holds `<name>-<version>.json`, the pinned version's flags
+    typed_flags: ClassVar[Mapping[str, str]]  # flag → the spec.args field that owns it
+    cortex_flags: ClassVar[Mapping[str, str]]  # flag → why CORTEX sets it itself
+    allowed: ClassVar[Mapping[str, tuple[str, ...]]]  # allow-list: category → flags
+    refused: ClassVar[Mapping[str, str]]  # flag → why a recipe may not set it
+    diagnosis_rules: ClassVar[tuple[Rule, ...]]  # tried in order (engines/diagnosis.py)
 
     def launch_spec(
         self,
@@ -115,22 +141,41 @@ class Engine(Protocol):
 
     def diagnose(self, log_text: str) -> Diagnosis | None: ...
 
+    # ---- recipes -----------------------------------------------------------------------
+    def shorthand_width(self, args: Sequence[str], index: int) -> int:
+        """How many items at `index` of extra_args are an engine shorthand the flag data lacks (0: none)."""
+        ...
 
-def get_engine(name: str) -> Engine:
-    """The adapter for an engine name; RecipeError (listing the known ones) otherwise."""
-    # Imported here: each adapter imports this module for the shared types.
-    from cortexctl.engines.llamacpp import LlamaCppEngine
-    from cortexctl.engines.vllm import VllmEngine
+    def check_recipe(
+        self, spec: RecipeSpec, args: EngineArgs, roots: Sequence[Path] | None
+    ) -> list[tuple[Loc, str]]:
+        """Cross-field problems of this engine's arguments (recipes/semantic.py)."""
+        ...
 
-    engines: dict[str, Engine] = {"llamacpp": LlamaCppEngine(), "vllm": VllmEngine()}
-    try:
-        return engines[name]
-    except KeyError:
-        raise RecipeError(
-            f"unknown engine {name!r}",
-            fix=f"Use one of: {', '.join(ENGINE_NAMES)}.",
-            param="spec.engine",
-        ) from None
+    # ---- validation --------------------------------------------------------------------
+    def needed_gpus(self, spec: RecipeSpec) -> int: ...
+
+    def check_model_format(self, spec: RecipeSpec, model: ModelInfo) -> Check:
+        """A FAIL stops validation there (the engine cannot read the model at all)."""
+        ...
+
+    def estimate(
+        self,
+        spec: RecipeSpec,
+        model: ModelInfo,
+        *,
+        selected: list[GpuInfo],
+        n_selected: int,
+        command: list[str] | dict[str, object] | None,
+    ) -> tuple[Breakdown, list[Check]]:
+        """The memory breakdown and the engine's own checks that come with it."""
+        ...
+
+    def check_context(self, spec: RecipeSpec, model: ModelInfo, breakdown: Breakdown) -> Check: ...
+
+    def check_fits_gpu(
+        self, spec: RecipeSpec, breakdown: Breakdown, selected: list[GpuInfo]
+    ) -> list[Check]: ...
 
 
 # ---- helpers shared by the adapters --------------------------------------------------
@@ -178,6 +223,8 @@ def build_launch_spec(
     api_key: str | None = None,
     api_key_env: str | None = None,
     projector: str | None = None,
+    ipc_host: bool = False,
+    missing_binary_fix: str = "Install the engine binary.",
 ) -> LaunchSpec:
     """The parts every adapter shares: file placement (host paths for the process runtime,
     read-only mounts for containers), name, labels, GPUs, limits and log file.
@@ -239,6 +286,8 @@ def build_launch_spec(
         log_file=engine_log_file(settings, name),
         api_key=api_key,
         api_key_env=api_key_env if api_key is not None else None,
+        ipc_host=ipc_host,
+        missing_binary_fix=missing_binary_fix,
     )
 
 

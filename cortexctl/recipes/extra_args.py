@@ -3,7 +3,7 @@
 A flag must exist for that version (else: close matches and where the full list
 lives), must not repeat a typed field of `spec.args` (its value would fight the
 typed one), must not be one that CORTEX sets itself (host, port, model, …), and
-must be on the engine's allow-list (flags/allowlist.py, written into the flag
+must be on the engine's allow-list (its package's flags.py, written into the flag
 data by the generators): a recipe decides what runs on the host, so flags that
 run code, name host files or addresses are refused, each with why and what to
 use instead.
@@ -12,11 +12,12 @@ use instead.
 from __future__ import annotations
 
 import difflib
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.flags import (
-    ENGINE_PROGRAMS,
     FlagInfo,
     accepted_flags,
     engine_version,
@@ -24,79 +25,7 @@ from cortexctl.recipes.flags import (
     flags_file,
     normalize_flag,
 )
-from cortexctl.recipes.flags.allowlist import REFUSED, takes_path
-
-# The typed `spec.args` field that owns each flag; every spelling of the flag's option
-# is covered through the data file. The engine adapters render these fields.
-TYPED_FLAGS: dict[str, dict[str, str]] = {
-    "llamacpp": {
-        "--ctx-size": "context_length",
-        "--parallel": "parallel",
-        "--n-gpu-layers": "gpu_layers",
-        "--threads": "threads",
-        "--batch-size": "batch_size",
-        "--ubatch-size": "ubatch_size",
-        "--cache-type-k": "cache_type_k",
-        "--cache-type-v": "cache_type_v",
-        "--flash-attn": "flash_attn",
-        "--chat-template": "chat_template",
-        "--chat-template-file": "chat_template_file",
-        "--embedding": "embeddings",
-        "--pooling": "pooling",
-        "--mmproj": "mmproj",
-        # args.mlock has no flag of its own in this llama.cpp: the adapter renders it as
-        # `--load-mode mmap+mlock` (semantic.py refuses --load-mode next to mlock: true).
-    },
-    "vllm": {
-        "--max-model-len": "max_model_len",
-        "--tensor-parallel-size": "tensor_parallel_size",
-        "--pipeline-parallel-size": "pipeline_parallel_size",
-        "--gpu-memory-utilization": "gpu_memory_utilization",
-        "--max-num-seqs": "max_num_seqs",
-        "--max-num-batched-tokens": "max_num_batched_tokens",
-        "--dtype": "dtype",
-        "--quantization": "quantization",
-        "--kv-cache-dtype": "kv_cache_dtype",
-        "--enforce-eager": "enforce_eager",
-        "--enable-prefix-caching": "enable_prefix_caching",
-        "--trust-remote-code": "trust_remote_code",
-        "--chat-template": "chat_template",
-        "--runner": "task",
-        "--convert": "task",
-        "--swap-space": "swap_space_gib",
-    },
-}
-
-# Flags CORTEX derives from other parts of the recipe or from the host; the reason says which.
-CORTEX_FLAGS: dict[str, dict[str, str]] = {
-    "llamacpp": {
-        "--host": "CORTEX sets this (engines listen on 127.0.0.1 only)",
-        "--port": "CORTEX sets this (it picks a free port per replica)",
-        "--model": "CORTEX sets this from spec.model.path",
-        "--alias": "CORTEX sets this from spec.served_name",
-        "--metrics": "CORTEX sets this (the gateway reads the engine's metrics)",
-        "--api-key": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
-        "--api-key-file": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
-        "--model-url": "CORTEX runs offline: put the file in the model store and use spec.model.path",
-        "--hf-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
-        "--hf-file": "CORTEX runs offline: put the file in the model store and use spec.model.path",
-        "--docker-repo": "CORTEX runs offline: put the file in the model store and use spec.model.path",
-        "--help": "prints help and exits; not for a served model",
-        "--version": "prints the version and exits; not for a served model",
-        "--completion-bash": "prints a script and exits; not for a served model",
-        "--cache-list": "lists the download cache and exits; not for a served model",
-        "--list-devices": "lists devices and exits; not for a served model",
-    },
-    "vllm": {
-        "--host": "CORTEX sets this (engines listen on 127.0.0.1 only)",
-        "--port": "CORTEX sets this (it picks a free port per replica)",
-        "--model": "CORTEX sets this from spec.model.path",
-        "--served-model-name": "CORTEX sets this from spec.served_name",
-        "--api-key": "CORTEX sets a fresh engine key per launch (the gateway checks client API keys)",
-        "--uds": "CORTEX sets this (engines listen on 127.0.0.1 TCP)",
-        "--headless": "CORTEX runs the API server itself; headless mode is not supported",
-    },
-}
+from cortexctl.recipes.flags.allowlist import refused_reasons, takes_path
 
 
 @dataclass(frozen=True)
@@ -106,14 +35,21 @@ class ArgProblem:
 
 
 def flags_reference(engine: str) -> str:
-    return f"`cortexctl recipe flags {engine}` (data: cortexctl/recipes/flags/{flags_file(engine).name})"
+    return f"`cortexctl recipe flags {engine}` (data: {data_path(engine)})"
 
 
-def _owned(engine: str, table: dict[str, dict[str, str]]) -> dict[str, tuple[str, str]]:
+def data_path(engine: str) -> str:
+    """The flag data file, relative to the source tree when it is in it (as messages name it)."""
+    path = flags_file(engine)
+    root = Path(__file__).resolve().parents[2]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _owned(engine: str, table: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """Every spelling of each listed option → (canonical flag, value)."""
     accepted = accepted_flags(engine)
     out: dict[str, tuple[str, str]] = {}
-    for flag, value in table[engine].items():
+    for flag, value in table.items():
         info = accepted.get(flag)
         for name in info.names if info else (flag,):
             out[name] = (flag, value)
@@ -131,19 +67,17 @@ def check_engine_argv(engine: str, argv: list[str]) -> list[ArgProblem]:
 
 def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool = True) -> list[ArgProblem]:
     """Problems with `extra_args` for `engine`; an empty list means they are fine."""
+    spec = get_engine(engine)
     accepted = accepted_flags(engine)
-    typed = _owned(engine, TYPED_FLAGS)
-    cortex = _owned(engine, CORTEX_FLAGS)
-    program = f"{ENGINE_PROGRAMS[engine]} ({engine} {engine_version(engine)})"
+    typed = _owned(engine, spec.typed_flags)
+    cortex = _owned(engine, spec.cortex_flags)
+    program = f"{spec.program} ({engine} {engine_version(engine)})"
     problems: list[ArgProblem] = []
     i = 0
     while i < len(extra_args):
         token = str(extra_args[i])
-        if engine == "vllm" and re.fullmatch(r"-O=?\w+", token):
-            i += 1  # vLLM's shorthand for --optimization-level (-O3, -O=2); -O alone takes the next item
-            continue
-        if engine == "vllm" and token == "-O" and i + 1 < len(extra_args):
-            i += 2
+        if width := spec.shorthand_width(extra_args, i):
+            i += width  # a shorthand the engine's parser knows but its flag data cannot list
             continue
         if not token.startswith("-") or token in ("-", "--"):
             problems.append(
@@ -186,7 +120,7 @@ def check_extra_args(engine: str, extra_args: list[str], *, refuse_owned: bool =
 def refusal(engine: str, info: FlagInfo) -> str:
     """Why a recipe may not set this (existing, not allow-listed) flag, and what to do instead."""
     flag = info.canonical
-    reasons = REFUSED.get(engine, {})
+    reasons = refused_reasons(engine)
     why = next((reasons[n] for n in info.names if n in reasons), None)
     if why is None and takes_path(info.value_hint, info.help, info.nargs):
         why = "it names a file or folder on the host; recipes name files only in spec.model and spec.args"
@@ -198,7 +132,7 @@ def refusal(engine: str, info: FlagInfo) -> str:
     return (
         f"{flag} is not allowed in a recipe: {why}. Flags a recipe may set: "
         f"`cortexctl recipe flags {engine} --allowed` "
-        f"(data: cortexctl/recipes/flags/{flags_file(engine).name})"
+        f"(data: {data_path(engine)})"
     )
 
 
@@ -224,7 +158,7 @@ def _check_values(
             out.append(
                 ArgProblem(
                     i,
-                    f"{ENGINE_PROGRAMS[engine]} does not read 'flag=value': "
+                    f"{get_engine(engine).program} does not read 'flag=value': "
                     f"give {flag!r} and {inline!r} as two list items",
                 )
             )

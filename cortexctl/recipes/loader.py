@@ -24,8 +24,9 @@ from cortexctl.core.yamldoc import (
     parse_yaml,
     validation_problems,
 )
+from cortexctl.engines.registry import args_model
 from cortexctl.recipes.extra_args import check_extra_args
-from cortexctl.recipes.schema import ENGINE_ARG_MODELS, NAME_PATTERN, Recipe
+from cortexctl.recipes.schema import NAME_PATTERN, Recipe
 from cortexctl.recipes.semantic import check_recipe
 
 API_VERSION = "cortex/v1"
@@ -219,16 +220,16 @@ def _flag_problems(doc: YamlDoc) -> list[Problem]:
 def _engine_of(data: dict[str, Any]) -> str | None:
     spec = data.get("spec")
     engine = spec.get("engine") if isinstance(spec, dict) else None
-    return engine if isinstance(engine, str) and engine in ENGINE_ARG_MODELS else None
+    return engine if isinstance(engine, str) and args_model(engine) is not None else None
 
 
 def _accepted_fields(data: dict[str, Any]) -> dict[Loc, list[str]]:
     """Field names each mapping of the document accepts (for unknown-field errors)."""
     out: dict[Loc, list[str]] = {}
     _walk_fields(Recipe, (), out)
-    engine = _engine_of(data)
-    if engine is not None:
-        _walk_fields(ENGINE_ARG_MODELS[engine], ("spec", "args"), out)
+    model = args_model(_engine_of(data))
+    if model is not None:
+        _walk_fields(model, ("spec", "args"), out)
     return out
 
 

@@ -13,19 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cortexctl.core.yamldoc import Loc
-from cortexctl.recipes.extra_args import TYPED_FLAGS
-from cortexctl.recipes.flags import VLLM_VERSION, accepted_flags, engine_version, flag_data
+from cortexctl.engines.registry import get_engine
+from cortexctl.recipes.flags import accepted_flags, engine_version
 from cortexctl.recipes.paths import confine, outside_message
-from cortexctl.recipes.schema import LlamaCppArgs, Recipe, RecipeSpec, VllmArgs
+from cortexctl.recipes.schema import Recipe, RecipeSpec
 
 Finding = tuple[Loc, str]
 
 ARGS: Loc = ("spec", "args")
-# With Jinja on (llama-server's default) llama.cpp 0.3.36 resolves only `chatml` of its
-# built-in names; any other is read as the template's own text (measured: `--chat-template
-# gemma` renders the prompt "gemma"). So the adapter puts `--no-jinja` before a named
-# template, and extra_args must not switch Jinja on or off again.
-JINJA_FLAGS = ("--jinja", "--no-jinja")
 MEMORY_PATTERN = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -41,11 +36,7 @@ def check_recipe(recipe: Recipe, *, roots: Sequence[Path] | None) -> list[Findin
     out += _check_typed_flags(spec)
     if roots is not None and confine(spec.model.path, roots) is None:
         out.append((("spec", "model", "path"), outside_message(spec.model.path, roots)))
-    args = spec.engine_args()
-    if isinstance(args, LlamaCppArgs):
-        out += _check_llamacpp(spec, args, roots)
-    else:
-        out += _check_vllm(spec, args, roots)
+    out += get_engine(spec.engine).check_recipe(spec, spec.engine_args(), roots)
     if spec.resources.memory is not None and not MEMORY_PATTERN.match(spec.resources.memory):
         out.append(
             (
@@ -58,11 +49,13 @@ def check_recipe(recipe: Recipe, *, roots: Sequence[Path] | None) -> list[Findin
 
 def _check_gpus(spec: RecipeSpec) -> list[Finding]:
     out: list[Finding] = []
-    if spec.engine == "vllm" and spec.gpus == "none":
+    engine = get_engine(spec.engine)
+    if engine.needs_gpu and spec.gpus == "none":
         out.append(
             (
                 ("spec", "gpus"),
-                "vLLM needs a GPU: set gpus to 'all' or a list of indices (or use engine llamacpp on CPU)",
+                f"{engine.display_name} needs a GPU: set gpus to 'all' or a list of indices "
+                "(or use engine llamacpp on CPU)",
             )
         )
     if isinstance(spec.gpus, list):
@@ -82,7 +75,7 @@ def _check_typed_flags(spec: RecipeSpec) -> list[Finding]:
     version = f"{spec.engine} {engine_version(spec.engine)}"
     out: list[Finding] = []
     owners: dict[str, list[str]] = {}
-    for flag, field in TYPED_FLAGS[spec.engine].items():
+    for flag, field in get_engine(spec.engine).typed_flags.items():
         owners.setdefault(field, []).append(flag)
     for field, flags in owners.items():
         if field not in set_fields:
@@ -110,131 +103,7 @@ def _check_typed_flags(spec: RecipeSpec) -> list[Finding]:
     return out
 
 
-def _check_llamacpp(spec: RecipeSpec, args: LlamaCppArgs, roots: Sequence[Path] | None) -> list[Finding]:
-    out: list[Finding] = []
-    if spec.gpus == "none" and args.gpu_layers not in (0,):
-        out.append(
-            (
-                ARGS + ("gpu_layers",),
-                "offloads layers to a GPU but spec.gpus is 'none': select GPUs or set gpu_layers: 0",
-            )
-        )
-    if args.chat_template and args.chat_template_file:
-        out.append((ARGS + ("chat_template_file",), "give chat_template or chat_template_file, not both"))
-    if args.chat_template and "{" not in args.chat_template:
-        builtin = flag_data("llamacpp").get("chat_templates", [])
-        jinja = [i for i, a in enumerate(args.extra_args) if a in JINJA_FLAGS]
-        for i in jinja:
-            out.append(
-                (
-                    ARGS + ("extra_args", i),
-                    f"{args.extra_args[i]}: CORTEX runs a named chat_template with --no-jinja "
-                    "(llama.cpp reads built-in names only without Jinja); remove it",
-                )
-            )
-        if args.chat_template not in builtin:
-            close = difflib.get_close_matches(args.chat_template, builtin, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            out.append(
-                (
-                    ARGS + ("chat_template",),
-                    f"{args.chat_template!r} is not a built-in template of llama.cpp "
-                    f"{engine_version('llamacpp')}"
-                    f"{hint}; use one of `cortexctl recipe flags llamacpp --templates`, a Jinja template, "
-                    "or chat_template_file",
-                )
-            )
-    if args.jinja and args.chat_template and "{" not in args.chat_template and args.chat_template != "chatml":
-        out.append(
-            (
-                ARGS + ("jinja",),
-                "with Jinja on, llama.cpp knows only the built-in name 'chatml' (any other name is read as "
-                "the template's own text): use chat_template: chatml or a Jinja chat_template_file",
-            )
-        )
-    if args.chat_template_file:
-        out += _check_file(ARGS + ("chat_template_file",), args.chat_template_file, roots)
-    if args.mmproj and roots is not None and confine(args.mmproj, roots) is None:
-        out.append((ARGS + ("mmproj",), outside_message(args.mmproj, roots)))
-    if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":
-        out.append(
-            (
-                ARGS + ("cache_type_v",),
-                "a quantized V cache needs flash attention: set flash_attn: on or auto",
-            )
-        )
-    if args.mlock and "--load-mode" in args.extra_args:
-        out.append(
-            (
-                ARGS + ("mlock",),
-                "mlock is --load-mode mmap+mlock in this llama.cpp: drop --load-mode from extra_args",
-            )
-        )
-    if args.pooling is not None and not args.embeddings:
-        out.append((ARGS + ("pooling",), "pooling applies to embeddings: also set embeddings: true"))
-    if args.parallel > args.context_length:
-        out.append(
-            (
-                ARGS + ("parallel",),
-                f"{args.parallel} slots cannot share a context of {args.context_length} tokens",
-            )
-        )
-    per_slot = args.context_length // args.parallel
-    out += _check_max_tokens(spec, per_slot, "args.context_length / args.parallel (tokens per slot)")
-    return out
-
-
-def _check_vllm(spec: RecipeSpec, args: VllmArgs, roots: Sequence[Path] | None) -> list[Finding]:
-    out: list[Finding] = []
-    needed = args.tensor_parallel_size * args.pipeline_parallel_size
-    if isinstance(spec.gpus, list) and spec.gpus:
-        per = (
-            "tensor_parallel_size × pipeline_parallel_size"
-            if args.pipeline_parallel_size > 1
-            else "tensor_parallel_size"
-        )
-        if len(spec.gpus) < needed:
-            out.append(
-                (
-                    ARGS + ("tensor_parallel_size",),
-                    f"{per} = {needed} needs {needed} GPUs but spec.gpus lists {len(spec.gpus)}",
-                )
-            )
-        elif len(spec.gpus) < needed * spec.replicas:
-            out.append(
-                (
-                    ("spec", "replicas"),
-                    f"{spec.replicas} replicas × {needed} GPUs each need {needed * spec.replicas} GPUs "
-                    f"but spec.gpus lists {len(spec.gpus)}",
-                )
-            )
-    tag = _vllm_image_tag(spec.image)
-    if tag is not None and tag.lstrip("v") != VLLM_VERSION:
-        out.append(
-            (
-                ("spec", "image"),
-                f"CORTEX checks flags for vLLM {VLLM_VERSION} but this image is {tag}; "
-                f"use vllm/vllm-openai:v{VLLM_VERSION} or leave image out",
-            )
-        )
-    if args.chat_template and "{" not in args.chat_template:  # a path, not an inline Jinja template
-        out += _check_file(ARGS + ("chat_template",), args.chat_template, roots)
-    if args.max_model_len is not None:
-        out += _check_max_tokens(spec, args.max_model_len, "args.max_model_len")
-    return out
-
-
-def _vllm_image_tag(image: str | None) -> str | None:
-    """The tag of an official vLLM image (`vllm/vllm-openai:v0.33.0` → `v0.33.0`); None for others."""
-    if not image:
-        return None
-    repo, _, tag = image.rpartition(":")
-    if "/" in tag or not repo.split("/")[-1].startswith("vllm-openai") or tag == "latest":
-        return None
-    return tag
-
-
-def _check_max_tokens(spec: RecipeSpec, limit: int, what: str) -> list[Finding]:
+def check_max_tokens(spec: RecipeSpec, limit: int, what: str) -> list[Finding]:
     max_tokens = spec.request_defaults.max_tokens
     if max_tokens is not None and max_tokens >= limit:
         return [
@@ -246,7 +115,7 @@ def _check_max_tokens(spec: RecipeSpec, limit: int, what: str) -> list[Finding]:
     return []
 
 
-def _check_file(loc: Loc, value: str, roots: Sequence[Path] | None) -> list[Finding]:
+def check_file(loc: Loc, value: str, roots: Sequence[Path] | None) -> list[Finding]:
     """A file the engine will read: inside the store (no oracle when not), then present."""
     if roots is None:
         return []

@@ -74,7 +74,7 @@ def choose_runtime(settings: Settings, recipe: Recipe) -> Runtime:
     kind = recipe.spec.runtime or settings.runtime
     if kind != "auto":
         return make_runtime(kind, settings)
-    from cortexctl.engines.base import get_engine
+    from cortexctl.engines.registry import get_engine
     from cortexctl.runtimes.docker import DockerRuntime
 
     image = recipe.spec.image or get_engine(recipe.spec.engine).default_image

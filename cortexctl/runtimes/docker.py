@@ -215,8 +215,7 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         kwargs["device_requests"] = requests
     if spec.memory_limit_bytes is not None:
         kwargs["mem_limit"] = spec.memory_limit_bytes
-    if spec.engine == "vllm":
-        # vLLM's workers share tensors through /dev/shm; Docker's 64 MB default is far too small.
+    if spec.ipc_host:  # the engine's workers share memory through /dev/shm (Docker's is 64 MB)
         kwargs["ipc_mode"] = "host"
     return kwargs
 

@@ -31,10 +31,6 @@ from cortexctl.runtimes.base import ExitInfo, RunningEngine
 
 log = logging.getLogger(__name__)
 
-_MISSING_BINARY_FIX = {
-    "llamacpp": "Run ./install.sh to build llama-server (or set llama_server_bin in cortex.yaml).",
-    "vllm": "Install vLLM on this GPU host, set vllm_bin in cortex.yaml, or use the docker runtime.",
-}
 _START_TIME_TOLERANCE_S = 1.0
 
 
@@ -55,7 +51,7 @@ class ProcessRuntime:
         if binary is None:
             raise EngineError(
                 f"cannot start {spec.name}: engine binary {spec.argv[0]!r} not found or not executable",
-                fix=_MISSING_BINARY_FIX.get(spec.engine, "Install the engine binary."),
+                fix=spec.missing_binary_fix,
             )
         current = self._record(spec.name)
         if current is not None and self._alive(current):
@@ -83,9 +79,7 @@ class ProcessRuntime:
                     close_fds=True,
                 )
             except OSError as exc:
-                raise EngineError(
-                    f"cannot start {spec.name}: {exc}", fix=_MISSING_BINARY_FIX.get(spec.engine, "")
-                ) from exc
+                raise EngineError(f"cannot start {spec.name}: {exc}", fix=spec.missing_binary_fix) from exc
         self._children[spec.name] = proc
         try:
             started = psutil.Process(proc.pid).create_time()

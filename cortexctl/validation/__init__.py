@@ -7,14 +7,12 @@ Public surface (what the CLI, the admin route and the supervisor call):
     ValidationReport.ok / .to_dict() / .to_json() / .require_ok()   (raises ValidationFailed)
     print_report(report, console) / render(report)                  (rich)
     inspect_model(path) -> ModelInfo                                (raises ModelInspectionError)
-    estimate_llamacpp(model, args) / estimate_vllm(model, args, gpu_total_bytes=…) -> Breakdown
+    (memory estimates are each engine's: cortexctl/engines/<name>/estimate.py, through the registry)
     detect_gpus() / pretend_gpus(profile=…, vram=…) / GPU_PROFILES
 """
 
 from cortexctl.validation.breakdown import Breakdown, Component
 from cortexctl.validation.checks import Check, Status
-from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
-from cortexctl.validation.estimate_vllm import estimate_vllm
 from cortexctl.validation.gpus import GPU_PROFILES, GpuInfo, detect_gpus, pretend_gpus
 from cortexctl.validation.inspect import inspect_model
 from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError
@@ -33,8 +31,6 @@ __all__ = [
     "ValidationFailed",
     "ValidationReport",
     "detect_gpus",
-    "estimate_llamacpp",
-    "estimate_vllm",
     "inspect_model",
     "pretend_gpus",
     "print_report",

@@ -21,12 +21,13 @@ class Component:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Per-device memory need of one replica. For vLLM, gpu bytes are per GPU."""
+    """Per-device memory need of one replica (gpu bytes per GPU when `per_gpu`)."""
 
     engine: str
     components: tuple[Component, ...]
     notes: tuple[str, ...] = ()
     facts: dict[str, Any] = field(default_factory=dict)  # derived numbers (cells, tokens, …)
+    per_gpu: bool = False  # gpu components are per GPU (tensor parallel), not the total
 
     def get(self, name: str) -> int:
         return sum(c.bytes for c in self.components if c.name == name)

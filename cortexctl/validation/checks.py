@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cortexctl.core.daemon import port_owner
-from cortexctl.recipes.schema import LlamaCppArgs, RecipeSpec, VllmArgs
+from cortexctl.engines.registry import get_engine
+from cortexctl.recipes.schema import RecipeSpec
 from cortexctl.validation.breakdown import Breakdown, fmt_bytes
 from cortexctl.validation.gpus import GpuInfo, HostMemory
-from cortexctl.validation.modelinfo import ModelInfo
 
 HOST_RAM_WARN_FRACTION = 0.9
 
@@ -53,18 +53,6 @@ def fail(name: str, detail: str, fix: str) -> Check:
     return Check(name, Status.FAIL, detail, fix)
 
 
-def vllm_args(spec: RecipeSpec) -> VllmArgs:
-    a = spec.engine_args()
-    assert isinstance(a, VllmArgs), "recipe engine is not vllm"
-    return a
-
-
-def llamacpp_args(spec: RecipeSpec) -> LlamaCppArgs:
-    a = spec.engine_args()
-    assert isinstance(a, LlamaCppArgs), "recipe engine is not llamacpp"
-    return a
-
-
 # ---- GPU selection ---------------------------------------------------------------------
 
 
@@ -79,10 +67,11 @@ def selected_indices(spec: RecipeSpec, gpus: list[GpuInfo]) -> list[int]:
 def check_gpus_exist(spec: RecipeSpec, gpus: list[GpuInfo]) -> Check:
     name = "gpus_exist"
     wanted = selected_indices(spec, gpus)
-    if spec.engine == "vllm" and not wanted:
+    engine = get_engine(spec.engine)
+    if engine.needs_gpu and not wanted:
         return fail(
             name,
-            "vLLM needs at least one GPU but the recipe selects none"
+            f"{engine.display_name} needs at least one GPU but the recipe selects none"
             + ("" if gpus else " and this host has no NVIDIA GPU"),
             "Set spec.gpus (e.g. [0]), or run the model with the llamacpp engine on CPU.",
         )
@@ -129,10 +118,7 @@ def check_fits(spec: RecipeSpec, breakdown: Breakdown, gpus: list[GpuInfo], host
     out: list[Check] = []
     indices = [i for i in selected_indices(spec, gpus) if i in {g.index for g in gpus}]
     selected = [_gpu(gpus, i) for i in indices]
-    if spec.engine == "vllm":
-        out.extend(_fits_vllm(vllm_args(spec), breakdown, selected))
-    elif breakdown.gpu_bytes:
-        out.append(_fits_llamacpp_gpu(breakdown, selected))
+    out.extend(get_engine(spec.engine).check_fits_gpu(spec, breakdown, selected))
     host_need = breakdown.host_bytes
     if host_need:
         name = "fits_host_ram"
@@ -153,171 +139,7 @@ def check_fits(spec: RecipeSpec, breakdown: Breakdown, gpus: list[GpuInfo], host
     return out
 
 
-def _fits_llamacpp_gpu(b: Breakdown, selected: list[GpuInfo]) -> Check:
-    name = "fits_gpu"
-    need = b.gpu_bytes
-    if not selected:
-        return warn(
-            name,
-            f"gpu_layers offloads {fmt_bytes(need)} but no GPU is selected; it will run on CPU",
-            "Select a GPU in spec.gpus or set gpu_layers: 0.",
-        )
-    free = sum(g.free_bytes for g in selected)
-    where = ", ".join(str(g.index) for g in selected)
-    detail = f"needs {fmt_bytes(need)} on GPU(s) {where}; {fmt_bytes(free)} free"
-    if need > free:
-        return fail(
-            name,
-            detail,
-            "Lower gpu_layers (keep some layers on the host), context_length or parallel, "
-            "or use a q8_0 KV cache (cache_type_k/v).",
-        )
-    return ok(name, detail)
-
-
-def _fits_vllm(args: VllmArgs, b: Breakdown, selected: list[GpuInfo]) -> list[Check]:
-    out: list[Check] = []
-    if not selected:
-        return out
-    util = args.gpu_memory_utilization
-    for g in selected:
-        want = int(g.total_bytes * util)
-        if g.free_bytes < want:
-            out.append(
-                fail(
-                    f"fits_gpu{g.index}",
-                    f"vLLM takes {util:.0%} of GPU {g.index}'s {fmt_bytes(g.total_bytes)} "
-                    f"= {fmt_bytes(want)}, "
-                    f"but only {fmt_bytes(g.free_bytes)} is free",
-                    f"Lower gpu_memory_utilization to {max(0.05, g.free_bytes / g.total_bytes - 0.02):.2f} "
-                    "or free the GPU.",
-                )
-            )
-    kv = int(b.facts.get("kv_cache_bytes", 0))
-    per_seq = int(b.facts["kv_bytes_max_model_len"])
-    max_len = b.facts["max_model_len"]
-    if kv <= 0:
-        out.append(
-            fail(
-                "fits_gpu",
-                f"weights + activations + overhead ({fmt_bytes(b.gpu_bytes)} per GPU) exceed "
-                f"{util:.0%} of the GPU ({fmt_bytes(b.facts.get('vllm_budget', 0))})",
-                "Use more GPUs (tensor_parallel_size), a quantized checkpoint (AWQ/GPTQ/FP8), "
-                "or raise gpu_memory_utilization.",
-            )
-        )
-    elif kv < per_seq:
-        out.append(
-            fail(
-                "fits_gpu",
-                f"KV cache {fmt_bytes(kv)} cannot hold one sequence of max_model_len {max_len} "
-                f"({fmt_bytes(per_seq)}); vLLM refuses to start",
-                f"Set max_model_len ≤ {b.facts['max_concurrent_tokens']} or raise gpu_memory_utilization / "
-                "tensor_parallel_size, or use kv_cache_dtype: fp8.",
-            )
-        )
-    else:
-        out.append(
-            ok(
-                "fits_gpu",
-                f"{fmt_bytes(b.gpu_bytes)} per GPU; KV cache {fmt_bytes(kv)} = "
-                f"{b.facts['max_concurrent_tokens']} tokens, "
-                f"{b.facts['max_concurrent_sequences_at_max_len']} × {max_len}-token sequences",
-            )
-        )
-    return out
-
-
 # ---- parallelism and context ------------------------------------------------------------
-
-
-def check_tensor_parallel(model: ModelInfo, args: VllmArgs, n_selected: int) -> Check:
-    name = "tensor_parallel"
-    tp, pp = args.tensor_parallel_size, args.pipeline_parallel_size
-    if model.n_heads % tp:
-        divisors = [
-            d for d in range(1, model.n_heads + 1) if model.n_heads % d == 0 and d <= max(n_selected, 1)
-        ]
-        return fail(
-            name,
-            f"tensor_parallel_size {tp} does not divide the {model.n_heads} attention heads",
-            f"Use tensor_parallel_size in {divisors or [1]}.",
-        )
-    kv = max(model.n_kv_heads)
-    if kv >= tp and kv % tp or kv < tp and tp % kv:
-        return fail(
-            name,
-            f"tensor_parallel_size {tp} and the {kv} KV heads do not split evenly",
-            "Use a tensor_parallel_size that divides (or is a multiple of) the KV heads.",
-        )
-    if tp * pp > n_selected:
-        return fail(
-            name,
-            f"tensor_parallel_size {tp} × pipeline_parallel_size {pp} needs {tp * pp} GPUs, "
-            f"{n_selected} selected",
-            f"Select {tp * pp} GPUs in spec.gpus or lower tensor_parallel_size.",
-        )
-    if tp * pp < n_selected:
-        return warn(
-            name,
-            f"{n_selected} GPUs selected but only {tp * pp} used (tp {tp} × pp {pp})",
-            f"Set tensor_parallel_size: {n_selected} or select fewer GPUs.",
-        )
-    return ok(name, f"tp {tp} × pp {pp}: {model.n_heads} heads / {kv} KV heads split evenly")
-
-
-def check_context(spec: RecipeSpec, model: ModelInfo, breakdown: Breakdown) -> Check:
-    name = "context_length"
-    limit = model.context_length
-    scaled = f" (rope scaling from {model.original_context_length})" if model.original_context_length else ""
-    if spec.engine == "vllm":
-        args = vllm_args(spec)
-        want = args.max_model_len or limit
-        if limit and want > limit:
-            return fail(
-                name,
-                f"max_model_len {want} exceeds the model's maximum {limit}{scaled}",
-                f"Set max_model_len ≤ {limit}, or add rope scaling (e.g. YaRN) to the model's config.json.",
-            )
-        return ok(name, f"max_model_len {want} ≤ model maximum {limit}{scaled}")
-    per_slot = int(breakdown.facts.get("n_ctx_seq", 0))
-    largs = llamacpp_args(spec)
-    if limit and per_slot > limit:
-        return warn(
-            name,
-            f"{per_slot} tokens per slot exceed the model's trained context {limit}; "
-            "llama.cpp allows it but quality degrades past it",
-            f"Set context_length ≤ {limit * largs.parallel} for {largs.parallel} slot(s).",
-        )
-    return ok(name, f"{per_slot} tokens per slot × {largs.parallel} slot(s) ≤ model maximum {limit}")
-
-
-def check_llamacpp_flags(args: LlamaCppArgs) -> Check | None:
-    if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":
-        return fail(
-            "llamacpp_flags",
-            f"cache_type_v {args.cache_type_v} with flash_attn off: llama.cpp refuses a quantized V cache "
-            "without flash attention",
-            "Set flash_attn: auto (or on), or cache_type_v: f16.",
-        )
-    return None
-
-
-def check_engine_format(spec: RecipeSpec, model: ModelInfo) -> Check:
-    name = "model_format"
-    if spec.engine == "llamacpp" and model.format != "gguf":
-        return fail(
-            name,
-            "llamacpp needs a GGUF file but spec.model.path is an HF folder",
-            "Convert it with llama.cpp's convert_hf_to_gguf.py, or use engine: vllm.",
-        )
-    if spec.engine == "vllm" and model.format == "gguf":
-        return warn(
-            name,
-            "vLLM's GGUF support is experimental and single-file only",
-            "Prefer the HF safetensors checkpoint for vLLM, or use engine: llamacpp.",
-        )
-    return ok(name, f"{model.format} {model.architecture}, {model.n_params / 1e9:.2f} B parameters")
 
 
 # ---- files, ports, images ---------------------------------------------------------------
@@ -382,8 +204,6 @@ def check_port(port: int | None) -> Check | None:
 def check_image(spec: RecipeSpec, runtime: str | None, images: Iterable[str] | None) -> Check | None:
     if runtime != "docker" or images is None:
         return None
-    from cortexctl.engines.base import get_engine
-
     image = spec.image or get_engine(spec.engine).default_image  # what the docker runtime would run
     if image in set(images):
         return ok("image", f"{image} present")

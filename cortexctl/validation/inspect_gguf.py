@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cortexctl.engines.llamacpp.arch import is_causal, memory_kind, resolve_swa
 from cortexctl.validation.gguf_header import ArrayInfo, GGUFFormatError, read_gguf_header
-from cortexctl.validation.llamacpp_arch import is_causal, memory_kind, resolve_swa
 from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError, QuantInfo, TensorInfo
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ def breakdown_table(report: dict[str, Any]) -> Table | None:
     b = report.get("breakdown")
     if b is None:
         return None
-    per = " (per GPU)" if b["engine"] == "vllm" else ""
+    per = " (per GPU)" if b.get("per_gpu") else ""
     approx = " (approximate)" if b.get("facts", {}).get("estimate") == "approximate" else ""
     t = Table(title=f"Memory estimate — {report['engine']}{per}{approx}", title_justify="left")
     t.add_column("component")

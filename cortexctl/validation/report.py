@@ -16,31 +16,23 @@ from typing import Any
 
 from cortexctl.core.errors import CortexError, RecipeError
 from cortexctl.core.settings import Settings
+from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.paths import confine, outside_message, store_roots
 from cortexctl.recipes.schema import Recipe
 from cortexctl.validation.breakdown import Breakdown
-from cortexctl.validation.capability import check_capability
 from cortexctl.validation.checks import (
     Check,
     Status,
-    check_context,
-    check_engine_format,
     check_fits,
     check_gpus_exist,
     check_gpus_not_used,
     check_image,
-    check_llamacpp_flags,
     check_model_file,
     check_port,
-    check_tensor_parallel,
     fail,
-    llamacpp_args,
     selected_indices,
-    vllm_args,
     warn,
 )
-from cortexctl.validation.estimate_llamacpp import estimate_llamacpp
-from cortexctl.validation.estimate_vllm import estimate_vllm
 from cortexctl.validation.gpus import (
     GpuInfo,
     HostMemory,
@@ -110,20 +102,11 @@ class ValidationReport:
         )
 
 
-def _is_llama_server_argv(command: object) -> bool:
-    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-        return False
-    return "llama-server" in command[0] or command[0].startswith("-")
-
-
 def _needed_gpus(recipe: Recipe) -> int:
     spec = recipe.spec
     if isinstance(spec.gpus, list):
         return max(spec.gpus, default=-1) + 1
-    if spec.engine == "vllm":
-        a = vllm_args(spec)
-        return a.tensor_parallel_size * a.pipeline_parallel_size
-    return 1
+    return get_engine(spec.engine).needed_gpus(spec)
 
 
 def resolve_gpus(
@@ -199,24 +182,22 @@ def validate(
     if model is None:
         return report
 
-    checks.append(check_engine_format(spec, model))
-    if spec.engine == "llamacpp" and model.format != "gguf":
+    engine = get_engine(spec.engine)
+    format_check = engine.check_model_format(spec, model)
+    checks.append(format_check)
+    if format_check.status == Status.FAIL:  # the engine cannot read this model at all
         return report
     known = {g.index for g in gpu_list}
     selected = [g for g in gpu_list if g.index in selected_indices(spec, gpu_list) and g.index in known]
     try:
-        if spec.engine == "llamacpp":
-            largs = llamacpp_args(spec)
-            argv = command if _is_llama_server_argv(command) else None
-            breakdown = estimate_llamacpp(model, largs, command=argv)
-            if (flags_check := check_llamacpp_flags(largs)) is not None:
-                checks.append(flags_check)
-        else:
-            vargs = vllm_args(spec)
-            total = min((g.total_bytes for g in selected), default=None)
-            breakdown = estimate_vllm(model, vargs, gpu_total_bytes=total)
-            checks.append(check_tensor_parallel(model, vargs, len(selected_indices(spec, gpu_list))))
-            checks.extend(check_capability(model, vargs, selected))
+        breakdown, engine_checks = engine.estimate(
+            spec,
+            model,
+            selected=selected,
+            n_selected=len(selected_indices(spec, gpu_list)),
+            command=command,
+        )
+        checks.extend(engine_checks)
     except (CortexError, KeyError, ValueError, ZeroDivisionError) as exc:
         # Metadata we could read but not use (an exotic architecture): say so, don't crash.
         log.warning("estimate failed for %s: %s", path, exc)
@@ -237,6 +218,6 @@ def validate(
                 "Leave headroom beyond the estimate, or check the engine's own buffer log at first start.",
             )
         )
-    checks.append(check_context(spec, model, breakdown))
+    checks.append(engine.check_context(spec, model, breakdown))
     checks.extend(check_fits(spec, breakdown, gpu_list, host or host_memory()))
     return report

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cortexctl.engines.binaries import built_llama_server
+from cortexctl.engines.llamacpp.binary import built_llama_server
 from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -77,7 +77,7 @@ def test_imported_demo_model_is_served_by_the_imported_llama_server(
     assert hashlib.sha256(model.read_bytes()).hexdigest() == recipe.spec.model.sha256
     served_bin = engine_cache / "llama-server" / LLAMA_VERSION / "bin" / "llama-server"
     port = _free_port()
-    args = recipe.spec.llamacpp
+    args = recipe.spec.engine_args()
     proc = subprocess.Popen(
         [
             str(served_bin),

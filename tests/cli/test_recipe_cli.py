@@ -129,7 +129,7 @@ def test_flags_lists_the_engine_flags() -> None:
     templates = runner.invoke(app, ["recipe", "flags", "llamacpp", "--templates", "--json"])
     assert "gemma" in json.loads(templates.stdout)
     unknown = runner.invoke(app, ["recipe", "flags", "tgi"])
-    assert unknown.exit_code == 1 and "Unknown engine 'tgi'" in unknown.output
+    assert unknown.exit_code == 1 and "unknown engine 'tgi'" in unknown.output
 
 
 def test_apply_list_show_export_round_trip(live_daemon: Settings, tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ import pytest
 
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
-from cortexctl.engines.binaries import LLAMA_CPP_VERSION, built_llama_server, find_llama_server, find_vllm
+from cortexctl.engines.llamacpp.binary import built_llama_server, find_llama_server
+from cortexctl.engines.llamacpp.pin import VERSION as LLAMA_CPP_VERSION
+from cortexctl.engines.vllm.binary import find_vllm
 
 
 def executable(path: Path) -> Path:

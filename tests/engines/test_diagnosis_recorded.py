@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from cortexctl.engines.base import get_engine
-from cortexctl.engines.diagnosis import RULES, rule_names
+from cortexctl.engines.diagnosis import rule_names
+from cortexctl.engines.registry import get_engine
 
 VLLM_CUDA_OOM = """\
 INFO 03-14 10:02:11 [gpu_model_runner.py:1843] Starting to load model /models/Llama-3.1-70B-Instruct...
@@ -161,6 +161,6 @@ def test_root_cause_beats_its_echo() -> None:
 
 
 def test_rules_are_scoped_to_engines() -> None:
-    assert {r.rule for r in RULES if "vllm" not in r.engines} <= set(rule_names())
+    assert {r.rule for r in get_engine("llamacpp").diagnosis_rules} <= set(rule_names())
     # a vLLM-only phrase is not a llama.cpp diagnosis
     assert get_engine("llamacpp").diagnose(VLLM_TP) is None

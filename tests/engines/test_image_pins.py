@@ -1,7 +1,7 @@
 """Engine images named in shipped bundle definitions and recipes carry the engines' own pins.
 
-The pins live in one place (`cortexctl.recipes.flags`: the versions whose flags CORTEX
-checks, and the engines' default images); a bundle that ships another tag would run an
+The pins live in one place per engine (`cortexctl/engines/<name>/pin.py`: the version whose
+flags CORTEX checks, and the engine's default image); a bundle that ships another tag would run an
 engine whose flags were never checked.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cortexctl.engines.binaries import LLAMA_CPP_VERSION
-from cortexctl.engines.vllm import VllmEngine
-from cortexctl.recipes.flags import VLLM_VERSION
+from cortexctl.engines.llamacpp.pin import VERSION as LLAMA_CPP_VERSION
+from cortexctl.engines.vllm.adapter import VllmEngine
+from cortexctl.engines.vllm.pin import VERSION as VLLM_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS = {"vllm/vllm-openai": f"v{VLLM_VERSION}", "cortex/llamacpp-": LLAMA_CPP_VERSION}

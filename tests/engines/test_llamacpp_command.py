@@ -6,8 +6,9 @@ import pytest
 
 from cortexctl.core.errors import EngineError, RecipeError
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import Mount, get_engine, new_engine_key
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.base import Mount, new_engine_key
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
+from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.flags import accepted_flags, flag_data
 from tests.support.engine_fixtures import make_recipe
 

@@ -11,7 +11,7 @@ import pytest
 
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import ProbeState
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe
 

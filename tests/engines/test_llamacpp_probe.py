@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from cortexctl.engines.base import ProbeState
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 
 
 def transport(health: int, models: list[str], n_ctx: int | None = 2048) -> httpx.MockTransport:

@@ -15,7 +15,7 @@ import pytest
 
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import Diagnosis, ProbeState
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
 from tests.support.tiny_gguf import N_EMBD, N_HEAD, N_HEAD_KV, write_tiny_llama

@@ -11,7 +11,7 @@ import pytest
 
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import Mount
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 from cortexctl.recipes.semantic import check_recipe
 from tests.support.engine_fixtures import make_recipe
 

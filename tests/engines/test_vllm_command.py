@@ -4,7 +4,8 @@ from pathlib import Path
 
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import Mount
-from cortexctl.engines.vllm import VLLM_VERSION, VllmEngine
+from cortexctl.engines.vllm.adapter import VllmEngine
+from cortexctl.engines.vllm.pin import VERSION as VLLM_VERSION
 from tests.support.engine_fixtures import make_recipe
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import ProbeState, new_engine_key
-from cortexctl.engines.vllm import VllmEngine
+from cortexctl.engines.vllm.adapter import VllmEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
 

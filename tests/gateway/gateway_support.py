@@ -22,7 +22,7 @@ from cortex_server.context import AppContext
 from cortex_server.services.prepare import prepare_database
 from cortex_server.services.registry import ReplicaEndpoint, ServedModel
 from cortexctl.core.settings import Settings
-from cortexctl.engines.binaries import built_llama_server
+from cortexctl.engines.llamacpp.binary import built_llama_server
 
 LLAMA_SERVER = built_llama_server()  # where install.sh builds it (the engines module owns the path)
 

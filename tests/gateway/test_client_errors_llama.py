@@ -27,7 +27,7 @@ from gateway_support import LiveDaemon, start_daemon
 
 from cortex_server.services.registry import ReplicaEndpoint, ServedModel
 from cortexctl.core.settings import Settings
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import free_tcp_port, gemma_gguf, llama_server_bin, make_recipe  # noqa: F401 - fixtures
 

@@ -21,7 +21,7 @@ from cortex_server.services.gateway.proxy import CHAT_COMPLETIONS, Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortexctl.core.errors import InvalidRequest
-from cortexctl.engines.llamacpp import CLIENT_ERRORS
+from cortexctl.engines.llamacpp.adapter import CLIENT_ERRORS
 
 PRINCIPAL = Principal(kind="key", key_id=7, org_id=1, user_id=2, name="t", scopes=frozenset({"inference"}))
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

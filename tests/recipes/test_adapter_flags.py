@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.engines import llamacpp, vllm
+from cortexctl.engines.llamacpp import adapter as llamacpp
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.vllm import adapter as vllm
+from cortexctl.engines.vllm.args import VllmArgs
 from cortexctl.recipes.extra_args import check_engine_argv, check_extra_args
 from cortexctl.recipes.loader import load_recipe_files
-from cortexctl.recipes.schema import LlamaCppArgs, VllmArgs
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 

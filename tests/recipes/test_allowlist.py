@@ -15,9 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.recipes.extra_args import CORTEX_FLAGS, TYPED_FLAGS, check_extra_args
+from cortexctl.engines.registry import engine_names, get_engine
+from cortexctl.recipes.extra_args import check_extra_args
 from cortexctl.recipes.flags import FlagInfo, accepted_flags, flag_data, flags_file
-from cortexctl.recipes.flags.allowlist import ALLOWED, categories_by_name, takes_path
+from cortexctl.recipes.flags.allowlist import categories_by_name, takes_path
+
+# Each engine's tables, from its package through the registry.
+TYPED_FLAGS = {name: get_engine(name).typed_flags for name in engine_names()}
+CORTEX_FLAGS = {name: get_engine(name).cortex_flags for name in engine_names()}
+ALLOWED = {name: get_engine(name).allowed for name in engine_names()}
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINES = ("llamacpp", "vllm")

@@ -37,7 +37,8 @@ def test_unknown_flag_lists_close_matches_and_where_the_list_lives() -> None:
         "unknown flag --ctx-sise for llama-server (llamacpp 0.3.36); close matches: --ctx-size"
     )
     assert problem.endswith(
-        "full list: `cortexctl recipe flags llamacpp` (data: cortexctl/recipes/flags/llamacpp-0.3.36.json)"
+        "full list: `cortexctl recipe flags llamacpp` "
+        "(data: cortexctl/engines/llamacpp/data/llamacpp-0.3.36.json)"
     )
     ((_, vllm_problem),) = problems("vllm", ["--max-num-seq", "8"])
     assert "close matches: --max-num-seqs" in vllm_problem and "vllm-0.33.0.json" in vllm_problem

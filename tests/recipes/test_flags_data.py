@@ -10,15 +10,15 @@ from types import ModuleType
 
 import pytest
 
-from cortexctl.engines.binaries import built_llama_server
-from cortexctl.recipes.extra_args import CORTEX_FLAGS, TYPED_FLAGS
-from cortexctl.recipes.flags import (
-    LLAMACPP_VERSION,
-    VLLM_VERSION,
-    accepted_flags,
-    flag_data,
-    flags_file,
-)
+from cortexctl.engines.llamacpp.binary import built_llama_server
+from cortexctl.engines.llamacpp.pin import VERSION as LLAMACPP_VERSION
+from cortexctl.engines.registry import engine_names, get_engine
+from cortexctl.engines.vllm.pin import VERSION as VLLM_VERSION
+from cortexctl.recipes.flags import accepted_flags, flag_data, flags_file
+
+# Each engine's tables, from its package through the registry.
+TYPED_FLAGS = {name: get_engine(name).typed_flags for name in engine_names()}
+CORTEX_FLAGS = {name: get_engine(name).cortex_flags for name in engine_names()}
 
 REPO = Path(__file__).resolve().parents[2]
 LLAMA_SERVER = built_llama_server()

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from cortexctl.core.errors import RecipeError
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.vllm.args import VllmArgs
 from cortexctl.recipes.loader import (
     check_recipe_text,
     load_recipe_file,
@@ -14,7 +16,6 @@ from cortexctl.recipes.loader import (
     parse_recipe,
     read_recipe_text,
 )
-from cortexctl.recipes.schema import LlamaCppArgs, VllmArgs
 from tests.recipes.recipe_samples import LLAMACPP_RECIPE, VLLM_RECIPE
 
 
@@ -25,11 +26,11 @@ def problems_of(text: str, source: str = "r.yaml") -> list[str]:
 def test_valid_recipes_parse_with_engine_typed_args() -> None:
     llama = parse_recipe(LLAMACPP_RECIPE.format(args=""), source="a.yaml")
     assert isinstance(llama.spec.args, LlamaCppArgs)
-    assert llama.spec.llamacpp.context_length == 2048
+    assert llama.spec.args.context_length == 2048
     assert llama.spec.gpus == "none"
     vllm = parse_recipe(VLLM_RECIPE.format(args=""), source="b.yaml")
     assert isinstance(vllm.spec.args, VllmArgs)
-    assert vllm.spec.vllm.tensor_parallel_size == 2
+    assert vllm.spec.args.tensor_parallel_size == 2
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
@@ -110,7 +111,7 @@ def test_patterns_are_explained_not_quoted() -> None:
 
 def test_unknown_engine_is_one_error_without_args_noise() -> None:
     text = LLAMACPP_RECIPE.format(args="    ctx: 1").replace("engine: llamacpp", "engine: tgi")
-    assert problems_of(text) == ["r.yaml:6: spec.engine: Input should be 'llamacpp' or 'vllm'"]
+    assert problems_of(text) == ["r.yaml:6: spec.engine: unknown engine 'tgi': use one of llamacpp, vllm"]
 
 
 def test_duplicate_keys_are_reported() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from cortexctl.core.errors import RecipeError
 from cortexctl.core.settings import Settings
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 from cortexctl.recipes.loader import check_recipe_text, parse_recipe
 from cortexctl.recipes.paths import confine, store_roots
 from tests.recipes.recipe_samples import LLAMACPP_RECIPE

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.vllm.args import VllmArgs
 from cortexctl.recipes.loader import check_recipe_file, load_recipe_file, load_recipe_files
-from cortexctl.recipes.schema import LlamaCppArgs, VllmArgs
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 

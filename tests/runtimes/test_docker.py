@@ -14,7 +14,7 @@ import pytest
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import LaunchSpec, Mount, ProbeState, new_engine_key
-from cortexctl.engines.llamacpp import LlamaCppEngine
+from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
 from cortexctl.runtimes.docker import DockerRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
 
@@ -163,7 +163,7 @@ def test_device_requests() -> None:
 
 
 def test_vllm_container_spec(engine_settings: Settings) -> None:
-    from cortexctl.engines.vllm import VllmEngine
+    from cortexctl.engines.vllm.adapter import VllmEngine
     from cortexctl.runtimes.docker import container_kwargs
 
     recipe = make_recipe(

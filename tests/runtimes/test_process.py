@@ -16,6 +16,7 @@ import pytest
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import LaunchSpec
+from cortexctl.engines.llamacpp.binary import MISSING_BINARY_FIX
 from cortexctl.runtimes.base import RunningEngine
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.engine_fixtures import wait_until
@@ -62,6 +63,7 @@ def spec_for(settings: Settings, script: Path, mode: str, *, name: str = "llamac
         memory_limit_bytes=None,
         labels={"cortex.managed": "true", "cortex.model-id": "1"},
         log_file=settings.logs_dir / "engines" / f"{name}.log",
+        missing_binary_fix=MISSING_BINARY_FIX,  # what the llamacpp adapter puts on its specs
     )
 
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from cortexctl.core.settings import Settings
-from cortexctl.engines.binaries import built_llama_server, default_cache_root
+from cortexctl.engines.cache import default_cache_root
+from cortexctl.engines.llamacpp.binary import built_llama_server
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.process import ProcessRuntime
 from tests.support.tiny_gguf import write_tiny_llama

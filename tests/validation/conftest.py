@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.engines.binaries import built_llama_server
+from cortexctl.engines.llamacpp.binary import built_llama_server
 
 LLAMA_SERVER = built_llama_server()
 MODEL_CACHE = Path.home() / ".cache/cortex-test-models"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cortexctl.validation.llamacpp_arch import known_archs
+from cortexctl.engines.llamacpp.arch import known_archs
 from tests.validation.ggufmodels import WRITABLE, Shape
 from tests.validation.llamalog import LlamaBuffers, MiB, parse_log
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.recipes.schema import LlamaCppArgs
-from cortexctl.validation import estimate_llamacpp, inspect_model
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.llamacpp.estimate import estimate_llamacpp
+from cortexctl.validation import inspect_model
 from tests.validation.ggufmodels import Shape, write_gguf
 from tests.validation.llamalog import MiB, run_until_buffers
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cortexctl.recipes.schema import LlamaCppArgs
-from cortexctl.validation import estimate_llamacpp, inspect_model
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.llamacpp.estimate import estimate_llamacpp
+from cortexctl.validation import inspect_model
 from tests.validation.ggufmodels import Shape, write_gguf
 
 

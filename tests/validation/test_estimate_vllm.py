@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cortexctl.recipes.schema import VllmArgs
-from cortexctl.validation import estimate_vllm, inspect_model
+from cortexctl.engines.vllm.args import VllmArgs
+from cortexctl.engines.vllm.estimate import estimate_vllm, kv_per_token
+from cortexctl.validation import inspect_model
 from cortexctl.validation.breakdown import GiB
-from cortexctl.validation.estimate_vllm import kv_per_token
 from tests.validation.hfmodels import (
     GEMMA2_9B_IT,
     GEMMA3_1B_IT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from cortexctl.validation.llamacpp_arch import known_archs
+from cortexctl.engines.llamacpp.arch import known_archs
 from tests.validation.fitmatrix import DIMENSIONS, all_pairs, archs, cases, valid
 from tests.validation.ggufmodels import WRITABLE
 

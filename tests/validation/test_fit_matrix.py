@@ -23,11 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.recipes.schema import LlamaCppArgs
-from cortexctl.validation import estimate_llamacpp, inspect_model
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.llamacpp.compute import F32, graph_bytes
+from cortexctl.engines.llamacpp.estimate import estimate_llamacpp
+from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
+from cortexctl.validation import inspect_model
 from cortexctl.validation.breakdown import Breakdown
-from cortexctl.validation.llamacpp_compute import F32, graph_bytes
-from cortexctl.validation.llamacpp_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 from tests.validation.fitmatrix import Case, cases, measured_buffers_mib, prompt_tokens, run_case
 from tests.validation.ggufmodels import write_gguf

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cortexctl.recipes.schema import LlamaCppArgs
-from cortexctl.validation import estimate_llamacpp, inspect_model
-from cortexctl.validation.llamacpp_arch import known_archs, repack_layout, resolve_swa
-from cortexctl.validation.llamacpp_flags import LlamaCppFlags
-from cortexctl.validation.llamacpp_weights import place_weights
+from cortexctl.engines.llamacpp.arch import known_archs, repack_layout, resolve_swa
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.llamacpp.estimate import estimate_llamacpp
+from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
+from cortexctl.engines.llamacpp.weights import place_weights
+from cortexctl.validation import inspect_model
 from tests.support.tiny_gguf import write_tiny_llama
 from tests.validation.ggufmodels import Shape, write_gguf
 

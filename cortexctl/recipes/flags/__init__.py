@@ -1,9 +1,10 @@
 """The flags each pinned engine version accepts, as data generated from the engine itself.
 
-`llamacpp-<version>.json` comes from parsing the real `llama-server --help`
-(scripts/gen_llamacpp_flags.py); `vllm-<version>.json` from vLLM's own argument
-parser for `vllm serve` (scripts/gen_vllm_flags.py). Each file's `generated`
-header records how. Regenerate them when a pinned version changes.
+Each engine's package holds its file (`cortexctl/engines/<name>/data/<name>-<version>.json`,
+the version from its pin.py): llama.cpp's comes from parsing the real `llama-server --help`
+(scripts/gen_llamacpp_flags.py), vLLM's from its own argument parser for `vllm serve`
+(scripts/gen_vllm_flags.py). Each file's `generated` header records how. Regenerate them
+when a pinned version changes. This module only reads them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from cortexctl.core.errors import RecipeError
-
-LLAMACPP_VERSION = "0.3.36"  # llama-cpp-python release whose vendored llama.cpp we build
-VLLM_VERSION = "0.33.0"  # vLLM release: `vllm serve` flags and the default vllm/vllm-openai image tag
-
-ENGINE_VERSIONS: dict[str, str] = {"llamacpp": LLAMACPP_VERSION, "vllm": VLLM_VERSION}
-ENGINE_PROGRAMS: dict[str, str] = {"llamacpp": "llama-server", "vllm": "vllm serve"}
+from cortexctl.engines.registry import get_engine
 
 Nargs = Literal[0, 1, 2, "?", "+", "*"]
 
@@ -49,17 +44,13 @@ class FlagInfo:
 
 
 def flags_file(engine: str) -> Path:
-    version = engine_version(engine)
-    return Path(__file__).with_name(f"{engine}-{version}.json")
+    spec = get_engine(engine)
+    return spec.flags_dir / f"{engine}-{spec.version}.json"
 
 
 def engine_version(engine: str) -> str:
-    try:
-        return ENGINE_VERSIONS[engine]
-    except KeyError:
-        raise RecipeError(
-            f"Unknown engine {engine!r}.", fix=f"Use one of: {', '.join(sorted(ENGINE_VERSIONS))}."
-        ) from None
+    """The pinned version of a registered engine; RecipeError for an unknown one."""
+    return get_engine(engine).version
 
 
 @cache

@@ -40,7 +40,8 @@ from cortexctl.core.daemon import port_owner
 from cortexctl.core.errors import CortexError
 from cortexctl.core.preflight import preflight
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import Diagnosis, Engine, ProbeState, auth_headers, get_engine, new_engine_key
+from cortexctl.engines.base import Diagnosis, Engine, ProbeState, auth_headers, new_engine_key
+from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.schema import Recipe
 from cortexctl.runtimes.base import RunningEngine, Runtime
 from cortexctl.validation import ValidationReport

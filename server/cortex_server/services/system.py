@@ -21,8 +21,7 @@ from cortex_server.services.observability.host import as_dict, disks, host_info
 from cortexctl.bundles.ledger import Ledger
 from cortexctl.core.doctor import daemon_checks
 from cortexctl.core.errors import CortexError
-from cortexctl.engines.binaries import LLAMA_CPP_VERSION
-from cortexctl.recipes.flags import VLLM_VERSION
+from cortexctl.engines.registry import engine_names, get_engine
 
 if TYPE_CHECKING:
     from cortex_server.context import AppContext
@@ -57,8 +56,8 @@ def system_report(ctx: AppContext) -> dict[str, Any]:
         "versions": {
             "cortex": __version__,
             "python": sys.version.split()[0],
-            "llama_cpp": LLAMA_CPP_VERSION,
-            "vllm": VLLM_VERSION,
+            # "llama_cpp" is this report's historical key for the llamacpp engine's pin
+            **{("llama_cpp" if n == "llamacpp" else n): get_engine(n).version for n in engine_names()},
         },
     }
 

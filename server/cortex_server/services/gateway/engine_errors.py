@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from cortex_server.core.errors import error_body
 from cortexctl.core.errors import CortexError
-from cortexctl.engines.base import get_engine
+from cortexctl.engines.registry import get_engine
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from cortexctl.recipes.schema import LlamaCppArgs
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
 from cortexctl.validation.modelinfo import ModelInfo
 
 DEFAULT_BATCH = 2048

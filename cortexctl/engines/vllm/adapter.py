@@ -1,6 +1,6 @@
 """vLLM's OpenAI server (`vllm serve`): recipe → command line / container spec, probe, diagnosis.
 
-Pinned to vLLM VLLM_VERSION; the image `vllm/vllm-openai:v<version>` has
+Pinned to vLLM `pin.VERSION`; the image `vllm/vllm-openai:v<version>` has
 `vllm serve` as its entrypoint, so `container_argv` starts with the model path.
 vLLM opens its port only once the model is loaded: a DOWN probe while the
 process lives means "still loading" to the supervisor. Ready = `/health` 200 and
@@ -9,12 +9,16 @@ the served name listed by `/v1/models` (which also carries `max_model_len`).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
 
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
+from cortexctl.core.yamldoc import Loc
 from cortexctl.engines import diagnosis
 from cortexctl.engines.base import (
     LOOPBACK,
@@ -26,9 +30,17 @@ from cortexctl.engines.base import (
     get_json,
     served_names,
 )
-from cortexctl.engines.binaries import find_vllm
-from cortexctl.recipes.flags import VLLM_VERSION  # the one pin: flags data and image tag
-from cortexctl.recipes.schema import Recipe, VllmArgs
+from cortexctl.engines.vllm import checks, flags, pin
+from cortexctl.engines.vllm import diagnosis as rules
+from cortexctl.engines.vllm.args import VllmArgs
+from cortexctl.engines.vllm.binary import MISSING_BINARY_FIX, find_vllm
+from cortexctl.engines.vllm.capability import check_capability
+from cortexctl.engines.vllm.estimate import estimate_vllm
+from cortexctl.recipes.schema import EngineArgs, Recipe, RecipeSpec
+from cortexctl.validation.breakdown import Breakdown
+from cortexctl.validation.checks import Check
+from cortexctl.validation.gpus import GpuInfo
+from cortexctl.validation.modelinfo import ModelInfo
 
 # `--task` gave way to `--runner` / `--convert` (vLLM ≥ 0.10); recipes keep the task words.
 _TASK_FLAGS: dict[str, list[str]] = {
@@ -90,10 +102,21 @@ def vllm_serve_args(
 
 class VllmEngine:
     name: ClassVar[str] = "vllm"
-    default_image: ClassVar[str] = f"vllm/vllm-openai:v{VLLM_VERSION}"
+    display_name: ClassVar[str] = "vLLM"
+    version: ClassVar[str] = pin.VERSION
+    program: ClassVar[str] = pin.PROGRAM
+    default_image: ClassVar[str] = pin.DEFAULT_IMAGE
     metrics_path: ClassVar[str] = "/metrics"
     api_key_env: ClassVar[str] = "VLLM_API_KEY"  # read by the pinned version as --api-key
     client_errors: ClassVar[tuple[tuple[str, str | None], ...]] = ()  # vLLM answers 400 itself
+    args_model: ClassVar[type[EngineArgs]] = VllmArgs
+    needs_gpu: ClassVar[bool] = True
+    flags_dir: ClassVar[Path] = Path(__file__).resolve().parent / "data"
+    typed_flags: ClassVar[Mapping[str, str]] = flags.TYPED_FLAGS
+    cortex_flags: ClassVar[Mapping[str, str]] = flags.CORTEX_FLAGS
+    allowed: ClassVar[Mapping[str, tuple[str, ...]]] = flags.ALLOWED
+    refused: ClassVar[Mapping[str, str]] = flags.REFUSED
+    diagnosis_rules: ClassVar[tuple[diagnosis.Rule, ...]] = rules.RULES
 
     def launch_spec(
         self,
@@ -130,6 +153,8 @@ class VllmEngine:
                 args, model=model, template=template, port=port, served_name=recipe.spec.served_name
             ),
             env=dict(OFFLINE_ENV),
+            ipc_host=True,  # vLLM's workers share tensors through /dev/shm; Docker's 64 MB is far too small
+            missing_binary_fix=MISSING_BINARY_FIX,
         )
 
     async def probe(
@@ -149,4 +174,51 @@ class VllmEngine:
         return Probe(ProbeState.READY, "ready", max_model_len=mml if isinstance(mml, int) else None)
 
     def diagnose(self, log_text: str) -> Diagnosis | None:
-        return diagnosis.diagnose(log_text, engine=self.name)
+        return diagnosis.diagnose(log_text, self.diagnosis_rules)
+
+    # ---- recipes -----------------------------------------------------------------------
+    def shorthand_width(self, args: Sequence[str], index: int) -> int:
+        # `-O3`, `-O=2`: shorthand for --optimization-level; `-O` alone takes the next item
+        token = str(args[index])
+        if re.fullmatch(r"-O=?\w+", token):
+            return 1
+        if token == "-O" and index + 1 < len(args):
+            return 2
+        return 0
+
+    def check_recipe(
+        self, spec: RecipeSpec, args: EngineArgs, roots: Sequence[Path] | None
+    ) -> list[tuple[Loc, str]]:
+        assert isinstance(args, VllmArgs)
+        return checks.check_recipe(spec, args, roots)
+
+    # ---- validation --------------------------------------------------------------------
+    def needed_gpus(self, spec: RecipeSpec) -> int:
+        args = checks.vllm_args(spec)
+        return args.tensor_parallel_size * args.pipeline_parallel_size
+
+    def check_model_format(self, spec: RecipeSpec, model: ModelInfo) -> Check:
+        return checks.check_model_format(spec, model)
+
+    def estimate(
+        self,
+        spec: RecipeSpec,
+        model: ModelInfo,
+        *,
+        selected: list[GpuInfo],
+        n_selected: int,
+        command: list[str] | dict[str, object] | None,
+    ) -> tuple[Breakdown, list[Check]]:
+        args = checks.vllm_args(spec)
+        total = min((g.total_bytes for g in selected), default=None)
+        breakdown = estimate_vllm(model, args, gpu_total_bytes=total)
+        return breakdown, [
+            checks.check_tensor_parallel(model, args, n_selected),
+            *check_capability(model, args, selected),
+        ]
+
+    def check_context(self, spec: RecipeSpec, model: ModelInfo, breakdown: Breakdown) -> Check:
+        return checks.check_context(spec, model, breakdown)
+
+    def check_fits_gpu(self, spec: RecipeSpec, breakdown: Breakdown, selected: list[GpuInfo]) -> list[Check]:
+        return checks.check_fits_gpu(spec, breakdown, selected)

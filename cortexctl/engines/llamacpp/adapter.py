@@ -7,12 +7,15 @@ once it is ready; the served name is the `--alias`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
 
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
+from cortexctl.core.yamldoc import Loc
 from cortexctl.engines import diagnosis
 from cortexctl.engines.base import (
     LOOPBACK,
@@ -24,8 +27,16 @@ from cortexctl.engines.base import (
     get_json,
     served_names,
 )
-from cortexctl.engines.binaries import LLAMA_CPP_VERSION, find_llama_server
-from cortexctl.recipes.schema import LlamaCppArgs, Recipe
+from cortexctl.engines.llamacpp import checks, flags, pin
+from cortexctl.engines.llamacpp import diagnosis as rules
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.llamacpp.binary import MISSING_BINARY_FIX, find_llama_server
+from cortexctl.engines.llamacpp.estimate import estimate_llamacpp
+from cortexctl.recipes.schema import EngineArgs, Recipe, RecipeSpec
+from cortexctl.validation.breakdown import Breakdown
+from cortexctl.validation.checks import Check
+from cortexctl.validation.gpus import GpuInfo
+from cortexctl.validation.modelinfo import ModelInfo
 
 _TOOLS_FIX = (
     "This model's recipe runs without Jinja chat templates, which tool calling needs: the operator can "
@@ -110,10 +121,21 @@ def llama_server_args(
 
 class LlamaCppEngine:
     name: ClassVar[str] = "llamacpp"
-    default_image: ClassVar[str] = f"cortex/llamacpp-cpu:{LLAMA_CPP_VERSION}"
+    display_name: ClassVar[str] = "llama.cpp"
+    version: ClassVar[str] = pin.VERSION
+    program: ClassVar[str] = pin.PROGRAM
+    default_image: ClassVar[str] = pin.DEFAULT_IMAGE
     metrics_path: ClassVar[str] = "/metrics"
     api_key_env: ClassVar[str] = "LLAMA_API_KEY"  # read by the pinned version as --api-key
     client_errors: ClassVar[tuple[tuple[str, str | None], ...]] = CLIENT_ERRORS
+    args_model: ClassVar[type[EngineArgs]] = LlamaCppArgs
+    needs_gpu: ClassVar[bool] = False
+    flags_dir: ClassVar[Path] = Path(__file__).resolve().parent / "data"
+    typed_flags: ClassVar[Mapping[str, str]] = flags.TYPED_FLAGS
+    cortex_flags: ClassVar[Mapping[str, str]] = flags.CORTEX_FLAGS
+    allowed: ClassVar[Mapping[str, tuple[str, ...]]] = flags.ALLOWED
+    refused: ClassVar[Mapping[str, str]] = flags.REFUSED
+    diagnosis_rules: ClassVar[tuple[diagnosis.Rule, ...]] = rules.RULES
 
     def launch_spec(
         self,
@@ -147,6 +169,7 @@ class LlamaCppEngine:
             argv_prefix=[binary],
             template=args.chat_template_file,
             projector=args.mmproj,
+            missing_binary_fix=MISSING_BINARY_FIX,
             engine_args=lambda model, template, projector=None: llama_server_args(
                 args,
                 model=model,
@@ -181,7 +204,52 @@ class LlamaCppEngine:
         return Probe(ProbeState.READY, "ready", max_model_len=_slot_context(props, listed[served_name]))
 
     def diagnose(self, log_text: str) -> Diagnosis | None:
-        return diagnosis.diagnose(log_text, engine=self.name)
+        return diagnosis.diagnose(log_text, self.diagnosis_rules)
+
+    # ---- recipes -----------------------------------------------------------------------
+    def shorthand_width(self, args: Sequence[str], index: int) -> int:
+        return 0
+
+    def check_recipe(
+        self, spec: RecipeSpec, args: EngineArgs, roots: Sequence[Path] | None
+    ) -> list[tuple[Loc, str]]:
+        assert isinstance(args, LlamaCppArgs)
+        return checks.check_recipe(spec, args, roots)
+
+    # ---- validation --------------------------------------------------------------------
+    def needed_gpus(self, spec: RecipeSpec) -> int:
+        return 1
+
+    def check_model_format(self, spec: RecipeSpec, model: ModelInfo) -> Check:
+        return checks.check_model_format(spec, model)
+
+    def estimate(
+        self,
+        spec: RecipeSpec,
+        model: ModelInfo,
+        *,
+        selected: list[GpuInfo],
+        n_selected: int,
+        command: list[str] | dict[str, object] | None,
+    ) -> tuple[Breakdown, list[Check]]:
+        args = checks.llamacpp_args(spec)
+        argv = command if _is_llama_server_argv(command) else None
+        breakdown = estimate_llamacpp(model, args, command=argv)
+        flags_check = checks.check_flags(args)
+        return breakdown, [flags_check] if flags_check is not None else []
+
+    def check_context(self, spec: RecipeSpec, model: ModelInfo, breakdown: Breakdown) -> Check:
+        return checks.check_context(spec, model, breakdown)
+
+    def check_fits_gpu(self, spec: RecipeSpec, breakdown: Breakdown, selected: list[GpuInfo]) -> list[Check]:
+        return checks.check_fits_gpu(spec, breakdown, selected)
+
+
+def _is_llama_server_argv(command: object) -> bool:
+    """A dry-run argv (the estimate reads its flags), not a container spec."""
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        return False
+    return "llama-server" in command[0] or command[0].startswith("-")
 
 
 def _slot_context(props: object, model_entry: dict[str, object]) -> int | None:

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from cortexctl.recipes.schema import LlamaCppArgs
+from cortexctl.engines.llamacpp.args import LlamaCppArgs
+from cortexctl.engines.llamacpp.compute import F32, compute_bytes
+from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
+from cortexctl.engines.llamacpp.weights import place_weights
 from cortexctl.validation.breakdown import Breakdown, Component, MiB, fmt_bytes
-from cortexctl.validation.llamacpp_compute import F32, compute_bytes
-from cortexctl.validation.llamacpp_flags import LlamaCppFlags
-from cortexctl.validation.llamacpp_weights import place_weights
 from cortexctl.validation.modelinfo import ModelInfo
 
 # llama-server's resident memory besides its ggml buffers, measured on the pinned build

@@ -1,6 +1,6 @@
 """Per-architecture llama.cpp behaviour, as data generated from the pinned llama.cpp source.
 
-`cortexctl/recipes/flags/llamacpp-arch-<version>.json` is written by
+`cortexctl/engines/llamacpp/data/llamacpp-arch-<version>.json` is written by
 `scripts/gen_llamacpp_arch.py` from the vendored llama.cpp of the pinned
 llama-cpp-python release: which architectures honour a sliding window and with which
 layer pattern, which keep a KV cache / recurrent state / nothing, and which weight
@@ -21,14 +21,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cortexctl.recipes.flags import LLAMACPP_VERSION
+from cortexctl.engines.llamacpp.pin import VERSION as LLAMACPP_VERSION
 
-_FLAGS_DIR = Path(__file__).resolve().parent.parent / "recipes" / "flags"
+_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @cache
 def arch_data(version: str = LLAMACPP_VERSION) -> dict[str, Any]:
-    path = _FLAGS_DIR / f"llamacpp-arch-{version}.json"
+    path = _DATA_DIR / f"llamacpp-arch-{version}.json"
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 

@@ -9,7 +9,7 @@ bf16 needs 8.0 (vLLM refuses an explicit --dtype bfloat16 below it).
 
 from __future__ import annotations
 
-from cortexctl.recipes.schema import VllmArgs
+from cortexctl.engines.vllm.args import VllmArgs
 from cortexctl.validation.checks import Check, fail, ok, warn
 from cortexctl.validation.gpus import GpuInfo
 from cortexctl.validation.modelinfo import ModelInfo

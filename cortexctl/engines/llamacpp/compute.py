@@ -17,7 +17,7 @@ buffer size` across the generated matrix in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
-from cortexctl.validation.llamacpp_flags import LlamaCppFlags
+from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
 F32 = 4

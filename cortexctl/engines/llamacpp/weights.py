@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cortexctl.validation.llamacpp_arch import host_cpu_features, repack_layout
+from cortexctl.engines.llamacpp.arch import host_cpu_features, repack_layout
 from cortexctl.validation.modelinfo import ModelInfo
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")

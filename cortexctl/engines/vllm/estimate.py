@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cortexctl.recipes.schema import VllmArgs
+from cortexctl.engines.vllm.args import VllmArgs
 from cortexctl.validation.breakdown import Breakdown, Component, GiB, MiB
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -165,4 +165,4 @@ def estimate_vllm(model: ModelInfo, args: VllmArgs, *, gpu_total_bytes: int | No
             f"sliding-window layers keep at most {kv.window} tokens per sequence "
             f"({kv.swa} of {kv.total} KV bytes/token)"
         )
-    return Breakdown(engine="vllm", components=tuple(comps), notes=tuple(notes), facts=facts)
+    return Breakdown(engine="vllm", components=tuple(comps), notes=tuple(notes), facts=facts, per_gpu=True)
