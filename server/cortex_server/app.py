@@ -6,7 +6,8 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -32,6 +33,7 @@ from cortex_server.core.errors import install_error_handlers
 from cortex_server.core.security import HASH_SLOTS, load_or_create_secret
 from cortex_server.core.sessions import SessionCodec
 from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.services.gateway import registry_mirror
 from cortex_server.services.gateway.admission import Admission
 from cortex_server.services.gateway.balancer import ReplicaBalancer
 from cortex_server.services.gateway.proxy import Gateway
@@ -51,8 +53,11 @@ from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
 from cortexctl.runtimes.docker import DockerRuntime
 
+if TYPE_CHECKING:
+    from cortex_server.workers import WorkerRole
 
-def build_context(settings: Settings) -> AppContext:
+
+def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> AppContext:
     engine = make_engine(settings.effective_database_url)
     session_factory = make_session_factory(engine)
     secret = load_or_create_secret(settings)
@@ -63,7 +68,7 @@ def build_context(settings: Settings) -> AppContext:
     upstreams = UpstreamClients(max_connections=settings.upstream_max_connections)
     usage_writer = UsageWriter(
         engine=engine,
-        spool=UsageSpool(settings.usage_spool_file),
+        spool=UsageSpool(_spool_file(settings, worker)),
         flush_interval_s=settings.usage_flush_interval_s,
         batch_max=settings.usage_batch_max,
     )
@@ -148,10 +153,19 @@ def _no_native_telemetry() -> dict[str, Any]:
     return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
-def create_app(settings: Settings) -> FastAPI:
+def _spool_file(settings: Settings, worker: WorkerRole | None) -> Path:
+    """Each worker process spools to a file of its own (worker 0 and a lone daemon: the usual one)."""
+    path = settings.usage_spool_file
+    return path if worker is None or worker.index == 0 else path.with_name(f"usage.w{worker.index}.jsonl")
+
+
+def create_app(settings: Settings, *, worker: WorkerRole | None = None) -> FastAPI:
+    """`worker`: this process is one of `cortexctl serve --workers N` (see workers.py)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = build_context(settings)
+        ctx = build_context(settings, worker=worker)
+        ctx.worker = worker
         app.state.cortex = ctx
         background = [
             asyncio.create_task(ctx.invalidator.listen(), name="auth-invalidation"),
@@ -160,6 +174,10 @@ def create_app(settings: Settings) -> FastAPI:
                 name="key-last-used",
             ),
         ]
+        if worker is not None:  # share the routing registry: the supervising worker writes it
+            share = registry_mirror.publish if worker.supervises else registry_mirror.follow
+            path = settings.run_dir / "registry.json"
+            background.append(asyncio.create_task(share(ctx.registry, path), name="registry-mirror"))
         ctx.usage_writer.start()
         if ctx.observability is not None:
             install(ctx.observability, ctx)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cortex_server.services.observability.rejections import RejectionRecorder
     from cortex_server.services.ratelimit import RateLimiter
     from cortex_server.services.supervisor import Supervisor
+    from cortex_server.workers import WorkerRole
 
 
 @dataclass
@@ -48,6 +49,7 @@ class AppContext:
     supervisor: Supervisor | None = None
     observability: Observability | None = None  # metrics registry, engine scrapes, GPUs
     rejections: RejectionRecorder | None = None  # 401/403/429 counts for usage analytics
+    worker: WorkerRole | None = None  # one of `serve --workers N`; None: a lone daemon
     started_at: float = field(default_factory=time.time)
 
     def poke_supervisor(self, model_id: int, *, force: bool = False) -> None:

@@ -17,11 +17,19 @@ from cortexctl.core.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, workers: int | None = None) -> None:
+    """`workers`: gateway processes on the one port (None: workers.default_workers)."""
+    from cortex_server.workers import check_workers, default_workers, serve_workers
+
+    count = default_workers(settings) if workers is None else workers
+    check_workers(settings, count)
     os.umask(0o077)  # for the daemon's lifetime: logs, db, spool are created private
     secure_home(settings.home)
     configure_logging(level=settings.log_level, logs_dir=settings.logs_dir)
-    prepare_database(settings)
+    prepare_database(settings)  # once, before any worker starts
+    if count > 1:
+        serve_workers(settings, count)
+        return
     log.info("cortexd listening on %s", settings.url)
     uvicorn.run(create_app(settings), **server_options(settings))
 
