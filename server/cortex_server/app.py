@@ -48,12 +48,11 @@ from cortex_server.services.observability.gateway import observing_sink
 from cortex_server.services.observability.rejections import RejectionRecorder
 from cortex_server.services.ratelimit import make_rate_limiter
 from cortex_server.services.registry import ModelRegistry
-from cortex_server.services.supervisor import Supervisor
 from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
-from cortexctl.runtimes.docker import DockerRuntime
 
 if TYPE_CHECKING:
+    from cortex_server.services.supervisor import Supervisor
     from cortex_server.workers import WorkerRole
 
 
@@ -127,8 +126,14 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
 
 
 def build_supervisor(ctx: AppContext) -> Supervisor:
+    # imported here: the supervisor brings validation (gguf, numpy) and the docker SDK, which
+    # the gateway workers that do not supervise never need (~35 MiB each)
+    from cortex_server.services.supervisor import Supervisor
+
     settings = ctx.settings
     adopters = [make_runtime("process", settings)]
+    from cortexctl.runtimes.docker import DockerRuntime  # the docker SDK: only where engines are supervised
+
     docker = DockerRuntime(settings=settings)
     if docker.available():
         adopters.append(docker)

@@ -18,7 +18,6 @@ from cortex_server.core.auth import Principal
 from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
 from cortex_server.services import audit, deployments
 from cortex_server.services import models as model_store
-from cortexctl.core.preflight import preflight
 from cortexctl.recipes.paths import store_roots
 
 router = APIRouter(prefix="/admin/models", tags=["admin: models"])
@@ -120,6 +119,8 @@ def validate_model(
     vram: Annotated[str | None, Query(description="pretend one GPU of this size, e.g. 24GiB")] = None,
 ) -> dict[str, Any]:
     """The preflight a start would run: memory breakdown, every check, the exact command."""
+    from cortexctl.core.preflight import preflight  # validation (gguf, numpy): not in every worker
+
     model = model_store.get_model(session, name=name)
     entry = model_store.load_with_recipe(session, model=model)
     used = ctx.supervisor.gpus_in_use(exclude_model=model.id) if ctx.supervisor else {}
