@@ -6,6 +6,8 @@
 #   ./install.sh --dev            also the test dependencies (and system test tools when run as root)
 #   ./install.sh --no-engine      skip the llama-server build and the demo model
 #   ./install.sh --wheelhouse DIR install Python packages from DIR only (no network)
+#   ./install.sh --systemd        also install the cortex.service unit (root: dedicated user `cortex`,
+#                                 home /var/lib/cortex); then cortexctl up, down and status drive it
 #   ./install.sh --bundle FILE [--allow-unsigned]
 #                                 air-gapped: install CORTEX from the bundle's wheelhouse (pip --no-index),
 #                                 then import the bundle (models, recipes, engine binary, images)
@@ -17,15 +19,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$ROOT/.venv"
 DEV=0
 ENGINE=1
+SYSTEMD=0
 WHEELHOUSE=""
 BUNDLE=""
 ALLOW_UNSIGNED=()
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dev) DEV=1; shift ;;
     --no-engine) ENGINE=0; shift ;;
+    --systemd) SYSTEMD=1; shift ;;
     --wheelhouse) WHEELHOUSE="$(cd "$2" && pwd)"; shift 2 ;;
     --bundle) BUNDLE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
     --allow-unsigned) ALLOW_UNSIGNED=(--allow-unsigned); shift ;;
@@ -105,7 +109,7 @@ elif ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.vers
 else
   # rebuild only when the sources (or the docs the Guide renders) changed
   SRC_HASH="$(cd "$ROOT" && cat frontend/package-lock.json README.md recipes/README.md bundles/FORMAT.md \
-    cortexctl/engines/diagnosis.py $(find frontend/app frontend/components frontend/lib frontend/content \
+    cortexctl/engines/diagnosis.py cortexctl/engines/*/diagnosis.py $(find frontend/app frontend/components frontend/lib frontend/content \
     frontend/scripts -type f -not -name diagnosis.json | sort) frontend/*.mjs frontend/*.json 2>/dev/null \
     | sha256sum | cut -c1-16)"
   if [[ -f "$STATIC/.source-hash" && "$(cat "$STATIC/.source-hash")" == "$SRC_HASH" ]]; then
@@ -119,8 +123,7 @@ else
       echo "    npm ci failed (offline, or no registry): the console is not built."
     else
       NPM_T1=$(date +%s)
-      "$VPY" -c 'import json; from cortexctl.engines.diagnosis import RULES
-print(json.dumps([{"rule": r.rule, "engines": sorted(r.engines), "summary": r.summary, "fix": r.fix} for r in RULES]))' \
+      "$VPY" -c 'import json; from cortexctl.engines.diagnosis import rule_catalog; print(json.dumps(rule_catalog()))' \
         > "$ROOT/frontend/content/diagnosis.json"
       (cd "$ROOT/frontend" && NEXT_TELEMETRY_DISABLED=1 npm run --silent build >/dev/null)
       rm -rf "$STATIC" && mkdir -p "$(dirname "$STATIC")" && cp -r "$ROOT/frontend/out" "$STATIC"
@@ -161,6 +164,12 @@ if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     fi
   fi
   done_step "${MISSING[*]:-all present}"
+fi
+
+if [[ $SYSTEMD -eq 1 ]]; then
+  step "systemd service cortex.service (user cortex, home /var/lib/cortex, restart on failure, hardened)"
+  "$VENV/bin/cortexctl" service install
+  done_step "start it with: $VENV/bin/cortexctl up"
 fi
 
 CURRENT_STEP=""

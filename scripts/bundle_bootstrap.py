@@ -11,7 +11,8 @@ tarstream.py, zstdframes.py and trustdir.py, loaded by path from this checkout),
 refuse the same bundles for the same reasons: the zstd frames are checked first, then the
 manifest (bounded, format version), the ed25519 signature against the `*.pub` keys in
 --trusted-keys (with the system `openssl`, since `cryptography` is not installed yet), then
-every entry streams through sha256 and each wheelhouse item lands in DIR. Compressed
+every entry streams through sha256 and each wheelhouse item lands in DIR, where its own
+metadata must name the distribution on the manifest's signed list (wheelfiles.py). Compressed
 bundles are read through `zstd -dc`, which is killed on any refusal. Nothing else is
 installed here: `cortexctl bundle import` verifies everything again.
 Exit 0 on success; 1 with one `error:` line otherwise (files written to DIR are removed).
@@ -50,6 +51,7 @@ def _load(name: str) -> ModuleType:
 tarstream = _load("tarstream")
 zstdframes = _load("zstdframes")
 trustdir = _load("trustdir")
+wheelfiles = _load("wheelfiles")
 Refused = tarstream.Refused
 
 
@@ -217,6 +219,12 @@ def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned:
             for fh in outputs:
                 fh.close()
         source.finish()
+        for item in items:  # a file's own metadata must name what its file name (and the list) says
+            if item["kind"] == "wheelhouse":
+                try:
+                    wheelfiles.check_file(dest / item["name"], item["name"], tarstream)
+                except wheelfiles.WheelFileError as exc:
+                    raise Refused(tarstream.label(item), str(exc)) from None
         return sum(1 for i in items if i["kind"] == "wheelhouse")
     except BaseException:
         for path in written:

@@ -20,8 +20,10 @@ built from:
   load_arch_hparams uses its base's).
 - `src/models/<arch>.cpp` load_arch_hparams(): every `hparams.swa_type = …`,
   `load_swa_pattern(ml, n[, dense_first])`, `set_swa_pattern(n)`, the
-  sliding-window-pattern array read, a default `hparams.n_swa = N`, and
-  `hparams.causal_attn = false`.
+  sliding-window-pattern array read, a default `hparams.n_swa = N`,
+  `hparams.causal_attn = false`, and for hybrids how `hparams.is_recr_impl` marks the
+  recurrent layers (every layer, head_count_kv 0, or a per-layer key with a
+  full-attention interval as default).
 - `ggml/src/ggml-cpu/repack.cpp` ggml_repack_get_optimal_repack_type(): which weight
   types get a repacked CPU copy (CPU_REPACK buffer), under which CPU features, for
   which row counts.
@@ -60,6 +62,12 @@ _READS_WINDOW = re.compile(
 _NON_CAUSAL = re.compile(r"hparams\.causal_attn\s*=\s*false")
 _READS_CAUSAL = re.compile(r"LLM_KV_ATTENTION_CAUSAL")
 _IS_SWA_LOOP = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=")
+# Which layers of a hybrid hold recurrent state (hparams.is_recr_impl, create_memory's filter)
+_RECR_ALL = re.compile(r"std::fill\s*\(\s*hparams\.is_recr_impl\.begin\(\)[^;]*,\s*true\s*\)")
+_RECR_KEY = re.compile(r"LLM_KV_ATTENTION_RECURRENT_LAYERS")
+_RECR_INTERVAL = re.compile(r"full_attn_interval\s*=\s*(\d+)\s*;")
+_RECR_NO_KV = re.compile(r"is_recr_impl\s*\[\s*\w+\s*\]\s*=\s*[^;]*n_head_kv\s*\(\s*\w+\s*\)\s*==\s*0")
+_RECR_NO_FF = re.compile(r"is_recr_impl\s*\[[^;]*n_ff\s*\(\s*\w+\s*\)\s*==\s*0")
 _REPACK_TYPE = re.compile(r"cur->type\s*==\s*GGML_TYPE_(\w+)\)\s*\{")
 _REPACK_IF = re.compile(
     r"if\s*\((.+?)\)\s*\{\s*if\s*\(\s*cur->ne\[1\]\s*%\s*(\d+)\s*==\s*0\s*\)\s*\{\s*return\s*&(\w+);", re.S
@@ -69,6 +77,19 @@ _TENSOR_INFO = re.compile(
     r"\{\s*(LLM_TENSOR_\w+)\s*,\s*\{\s*LLM_TENSOR_LAYER_(\w+)\s*,\s*GGML_OP_(\w+)\s*\}\s*\}"
 )
 _HAS = re.compile(r"ggml_cpu_has_(\w+)\s*\(\s*\)")
+
+
+def parse_recurrent_layers(body: str) -> dict[str, Any] | None:
+    """How a hybrid marks its recurrent layers: every layer, by head_count_kv 0, or by a
+    per-layer key with a full-attention interval as default. None: not recognised."""
+    if _RECR_ALL.search(body):
+        return {"rule": "all"}  # falcon-h1: attention and SSM on every layer
+    if _RECR_KEY.search(body):
+        m = _RECR_INTERVAL.search(body)
+        return {"rule": "key_or_interval", "interval_default": int(m.group(1)) if m else 4}
+    if _RECR_NO_KV.search(body):
+        return {"rule": "no_kv_heads_no_ff" if _RECR_NO_FF.search(body) else "no_kv_heads"}
+    return None
 
 
 def _body(text: str, start: int) -> str:
@@ -222,6 +243,9 @@ def generate(src: Path) -> dict[str, Any]:
             entry["causal"] = False
         elif _READS_CAUSAL.search(body):
             entry["causal"] = "key"
+        if memory == "hybrid":
+            recr = parse_recurrent_layers(body)
+            entry["recurrent_layers"] = recr if recr is not None else {"rule": "custom"}
         if enum in diffusion:
             entry["diffusion"] = True
         if not body:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cortexctl.bundles import tarstream
+from cortexctl.bundles import tarstream, wheelfiles
 from cortexctl.bundles.errors import refused
 from cortexctl.bundles.manifest import Item
 from cortexctl.bundles.signing import SignatureStatus
@@ -141,6 +141,19 @@ def check_wheels(items: list[Item], closure: dict[str, str] | None = None) -> No
                 f"{installed.get(INSTALLED_DISTRIBUTION, '?')}, or install the bundle's CORTEX with "
                 "`install.sh --bundle FILE`.",
             )
+
+
+def check_wheel_files(items: list[Item], staged: dict[str, Path]) -> None:
+    """Each staged wheelhouse file holds the distribution its name (and the signed list) says."""
+    for item in items:
+        if item.kind != "wheelhouse":
+            continue
+        try:
+            wheelfiles.check_file(staged[item.path], item.name, tarstream)
+        except wheelfiles.WheelFileError as exc:
+            raise refused(
+                item.label, str(exc), fix="Re-export the bundle from the wheelhouse pip built."
+            ) from None
 
 
 def check_free_space(items: list[Item], roots: dict[str, Path]) -> None:

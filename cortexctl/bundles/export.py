@@ -23,10 +23,20 @@ from pathlib import Path
 
 from cortexctl import __version__
 from cortexctl.bundles import images as image_ops
+from cortexctl.bundles import tarstream, wheelfiles
 from cortexctl.bundles.container import CHUNK, BundleWriter
 from cortexctl.bundles.definition import BundleDefinition, load_definition
 from cortexctl.bundles.errors import BundleError
-from cortexctl.bundles.manifest import Item, Kind, Manifest, TargetPlatform, bundle_id, check_items, item_path
+from cortexctl.bundles.manifest import (
+    Distribution,
+    Item,
+    Kind,
+    Manifest,
+    TargetPlatform,
+    bundle_id,
+    check_items,
+    item_path,
+)
 from cortexctl.bundles.progress import NullProgress, Progress
 from cortexctl.bundles.recipes_adapter import load_recipe
 from cortexctl.bundles.signing import load_private_key, sign
@@ -111,6 +121,7 @@ def export_bundle(
             cortex_version=__version__,
             platform=TargetPlatform.current(),
             items=items,
+            distributions=distributions(sources),
         )
         manifest_bytes = manifest.to_bytes()
         signature = sign(manifest_bytes, key) if key else None
@@ -175,6 +186,23 @@ def gather(
             raise BundleError(f"engine binary {path} is not executable", fix="Rebuild it, then export again.")
         sources.append(Source("engine-binary", f"{engine.name}/{engine.version}", path))
     return sources
+
+
+def distributions(sources: list[Source]) -> list[Distribution]:
+    """The signed list: each wheelhouse file's distribution, read from its own metadata."""
+    out = []
+    for source in sources:
+        if source.kind != "wheelhouse":
+            continue
+        try:
+            name, version = wheelfiles.check_file(source.file, source.name, tarstream)
+        except (wheelfiles.WheelFileError, tarstream.Refused) as exc:
+            raise BundleError(
+                f"wheelhouse file {source.file}: {exc}",
+                fix="Rebuild the wheelhouse (pip wheel / pip download), then export again.",
+            ) from None
+        out.append(Distribution(name=name, version=version))
+    return sorted(out, key=lambda d: d.name)
 
 
 def _existing(path: Path, what: str) -> Path:

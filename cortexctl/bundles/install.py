@@ -262,6 +262,7 @@ class _Job:
             progress.finish()
         self.checkpoint("staged")
         items = self.head.manifest.items
+        content.check_wheel_files(items, sink.staged)
         recipes = self._recipes(sink.staged)
         db = RecipeSession(self.settings) if recipes or self.plan.written_models else None
         try:

@@ -69,9 +69,16 @@ class Item(_Strict):
         return f"{self.kind} {self.name!r} ({self.path})"
 
 
+class Distribution(_Strict):
+    """One distribution the wheelhouse holds, as its own metadata names it (bundles/FORMAT.md)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,199}$", description="PEP 503 normalized")]
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.!+]{1,100}$", description="as in the file name")]
+
+
 class Manifest(_Strict):
     format: Literal["cortex-bundle"] = FORMAT
-    format_version: int = FORMAT_VERSION
+    format_version: Literal[1, 2] = FORMAT_VERSION
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")]
     description: str = ""
     created_at: datetime
@@ -79,6 +86,8 @@ class Manifest(_Strict):
     cortex_version: str = Field(max_length=64)
     platform: TargetPlatform
     items: list[Item]
+    # Version 2: the signed list the wheelhouse must match (None only in version 1 manifests).
+    distributions: list[Distribution] | None = None
 
     @property
     def total_size(self) -> int:
@@ -86,7 +95,8 @@ class Manifest(_Strict):
 
     def to_bytes(self) -> bytes:
         # Canonical JSON: the signature and the bundle id are over these exact bytes.
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True).encode() + b"\n"
+        body = self.model_dump(mode="json", exclude_none=True)
+        return json.dumps(body, indent=2, sort_keys=True).encode() + b"\n"
 
 
 def bundle_id(manifest_bytes: bytes) -> str:

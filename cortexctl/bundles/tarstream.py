@@ -33,7 +33,9 @@ MAX_MANIFEST_DEPTH = 8  # JSON nesting; a real manifest is 3 deep
 MAX_ITEMS = 10_000
 MAX_SIGNATURE_BYTES = 4096
 FORMAT = "cortex-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the exporter writes
+READABLE_VERSIONS = (1, 2)  # version 1: read only when it holds no wheelhouse (see check_distributions)
+MAX_DISTRIBUTIONS = 2_000
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 KINDS = ("image", "model", "recipe", "wheelhouse", "engine-binary")
@@ -146,11 +148,12 @@ def load_manifest_json(data: bytes) -> dict[str, Any]:
         raise Refused(what, f"not valid JSON ({exc})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise Refused(what, f"not a CORTEX bundle manifest (format is not {FORMAT!r})")
-    if raw.get("format_version") != FORMAT_VERSION:
+    version = raw.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise Refused(
             what,
-            f"unsupported bundle format version {raw.get('format_version')!r}; "
-            f"this reader reads version {FORMAT_VERSION}",
+            f"unsupported bundle format version {version!r}; "
+            f"this reader reads versions {', '.join(map(str, READABLE_VERSIONS))}",
         )
     items = raw.get("items")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -169,7 +172,73 @@ def load_manifest_json(data: bytes) -> dict[str, Any]:
         if item["path"] in paths or item["path"] in (MANIFEST_NAME, SIGNATURE_NAME):
             raise Refused(label(item), "duplicate path, or a path that collides with the manifest")
         paths.add(item["path"])
+    check_distributions(raw)
     return raw
+
+
+def check_distributions(raw: dict[str, Any]) -> dict[str, str]:
+    """The wheelhouse holds exactly the distributions on the manifest's (signed) list.
+
+    Version 2 manifests carry `distributions`, the name and version of every distribution
+    the definition's wheelhouse resolved to at export, read from each file's own metadata.
+    A wheelhouse file not on the list, at another version, or a listed distribution with no
+    file is refused. Version 1 manifests have no list: one holding wheelhouse files is
+    refused (its wheels cannot be checked), one without is read as before.
+    """
+    what = MANIFEST_NAME
+    wheels = [i for i in raw["items"] if i["kind"] == "wheelhouse"]
+    if raw["format_version"] == 1:
+        if "distributions" in raw:
+            raise Refused(what, "distributions: not a field of format version 1")
+        if wheels:
+            raise Refused(
+                label(wheels[0]),
+                f"a format version 1 bundle carries no signed list of distributions, so its {len(wheels)} "
+                "wheelhouse file(s) cannot be checked; re-export the bundle with this cortexctl "
+                f"(format version {FORMAT_VERSION})",
+            )
+        return {}
+    listed = raw.get("distributions")
+    if not isinstance(listed, list) or not all(isinstance(d, dict) for d in listed):
+        raise Refused(what, "distributions: missing or not a list of objects (format version 2 needs it)")
+    if len(listed) > MAX_DISTRIBUTIONS:
+        raise Refused(what, f"{len(listed)} distributions, more than the {MAX_DISTRIBUTIONS} allowed")
+    declared: dict[str, str] = {}
+    for n, dist in enumerate(listed):
+        name, version = dist.get("name"), dist.get("version")
+        if set(dist) != {"name", "version"} or not isinstance(name, str) or not isinstance(version, str):
+            raise Refused(what, f"distributions.{n}: must be {{name, version}} strings")
+        if name != re.sub(r"[-_.]+", "-", name).lower() or not re.fullmatch(
+            r"[a-z0-9][a-z0-9-]{0,199}", name
+        ):
+            raise Refused(what, f"distributions.{n}: {name[:80]!r} is not a normalized distribution name")
+        if not re.fullmatch(r"[A-Za-z0-9_.!+]{1,100}", version):
+            raise Refused(what, f"distributions.{n}: {version[:80]!r} is not a version")
+        if name in declared:
+            raise Refused(what, f"distributions.{n}: {name} is listed twice")
+        declared[name] = version
+    present = check_wheelhouse([i["name"] for i in wheels])
+    for item in wheels:
+        dist, version = distribution_of(item["name"])
+        if dist not in declared:
+            raise Refused(
+                label(item),
+                f"distribution {dist} is not on the bundle's signed list of distributions "
+                "(a wheel the bundle definition did not declare)",
+            )
+        if declared[dist] != version:
+            raise Refused(
+                label(item),
+                f"{dist} {version}, but the bundle's signed list of distributions says {declared[dist]}",
+            )
+    missing = sorted(set(declared) - set(present))
+    if missing:
+        raise Refused(
+            what,
+            f"distributions: {', '.join(missing[:5])} listed, but the bundle holds no wheelhouse file for "
+            f"{'it' if len(missing) == 1 else 'them'}",
+        )
+    return declared
 
 
 def load_signature_json(data: bytes) -> dict[str, str]:

@@ -149,6 +149,9 @@ def inspect(ctx: typer.Context, bundle: BundleArg, json_out: JsonOpt = False) ->
         table.add_row(item.kind, item.name, _size(item.size), item.sha256[:16] + "…")
     console.print(table)
     console.print(f"  {len(m.items)} items, {_size(m.total_size)}")
+    if m.distributions:  # format v2: the signed list the wheelhouse must match
+        listed = ", ".join(f"{d.name} {d.version}" for d in m.distributions)
+        console.print(f"  wheelhouse distributions (signed list): {listed}")
 
 
 @app.command("verify")

@@ -43,7 +43,17 @@ def up(
 
     env = _apply_overrides(ctx, host, port)
     settings = settings_of(ctx)
-    pid = control.read_pid(settings)
+    unit = _managing_unit(settings)
+    if unit is not None:
+        if env:
+            raise DaemonError(
+                f"The daemon of {settings.home} runs as the systemd service {unit.path.name}; "
+                "--host/--port do not apply to it.",
+                fix=f"Set host/port in {settings.config_file} and run `cortexctl down && cortexctl up`.",
+            )
+        pid = _unit_pid(unit)
+    else:
+        pid = control.read_pid(settings)
     if pid is not None:
         result: dict[str, object] = {
             "status": "already-running",
@@ -66,9 +76,12 @@ def up(
         )
     with err_console.status("Preparing the database (migrations, first-run set-up)…"):
         boot = prepare_database(settings)
-    with err_console.status(f"Starting the daemon on {settings.url}…"):
-        pid = control.start_detached(settings, env_overrides=env)
-        control.wait_ready(settings, pid, timeout_s=settings.ready_timeout_s)
+    if unit is not None:
+        pid = _start_unit(settings, unit, demo=demo)
+    else:
+        with err_console.status(f"Starting the daemon on {settings.url}…"):
+            pid = control.start_detached(settings, env_overrides=env)
+            control.wait_ready(settings, pid, timeout_s=settings.ready_timeout_s)
     result = {
         "demo": run_demo(settings) if demo else None,
         "status": "started",
@@ -78,11 +91,13 @@ def up(
         "admin_password": boot.admin_password,
         "admin_token_file": str(settings.admin_token_file),
         "log_file": str(control.daemon_log_file(settings)),
+        "service": unit.path.name if unit is not None else None,
     }
     if json_out:
         print_json(result)
         return
-    console.print(f"[green]CORTEX is running[/] at [bold]{settings.url}[/] (pid {pid})")
+    under = f", systemd service {unit.path.name}" if unit is not None else ""
+    console.print(f"[green]CORTEX is running[/] at [bold]{settings.url}[/] (pid {pid}{under})")
     if boot.admin_password:
         console.print(
             f"First admin user: [bold]{boot.admin_username}[/]  password: [bold]{boot.admin_password}[/]\n"
@@ -160,7 +175,14 @@ def down(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     from cortexctl.core import daemon as control  # httpx, psutil: not for --help
 
     settings = settings_of(ctx)
-    pid = control.stop(settings)
+    unit = _managing_unit(settings)
+    if unit is not None:
+        from cortexctl.core.systemd import systemctl
+
+        pid = _unit_pid(unit)
+        systemctl("stop", unit.path.name)  # KillMode=process: engines keep running, as below
+    else:
+        pid = control.stop(settings)
     if json_out:
         print_json({"stopped": pid is not None, "pid": pid})
     elif pid is None:
@@ -173,7 +195,12 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Show whether the daemon runs, where, and on which database."""
     from cortexctl.core import daemon as control  # httpx, psutil: not for --help
 
-    st = control.status(settings_of(ctx))
+    settings = settings_of(ctx)
+    unit = _managing_unit(settings)
+    if unit is not None:
+        st = control.status(settings, pid=_unit_pid(unit), service=unit.path.name)
+    else:
+        st = control.status(settings)
     if json_out:
         print_json(control.status_dict(st))
     else:
@@ -184,11 +211,60 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             table.add_row("pid", str(st.pid))
             table.add_row("version", st.version or "?")
         table.add_row("url", st.url)
+        if st.service:
+            table.add_row("service", f"{st.service} (systemd)")
         table.add_row("database", st.database or "?")
         table.add_row("home", st.home)
         console.print(table)
     if st.running and not st.ready:
         raise typer.Exit(1)
+
+
+def _managing_unit(settings):
+    """The systemd unit that runs this home's daemon, if `cortexctl service install` made one."""
+    from cortexctl.core.systemd import managing_unit
+
+    return managing_unit(settings.home)
+
+
+def _unit_pid(unit) -> int | None:
+    from cortexctl.core.systemd import main_pid
+
+    return main_pid(unit)
+
+
+def _start_unit(settings, unit, *, demo: bool) -> int:
+    """Start the service after root prepared its home; hand the home to the service user first."""
+    import os
+
+    from cortexctl.core import daemon as control
+    from cortexctl.core.systemd import chown_tree, systemctl
+
+    if os.geteuid() != 0:
+        raise DaemonError(
+            f"The daemon of {settings.home} is the systemd service {unit.path.name}; starting it needs root.",
+            fix=f"Run `sudo cortexctl up`, or `sudo systemctl start {unit.path.name}`.",
+        )
+    if demo:
+        from cortexctl.core.demo import install_demo_model
+
+        install_demo_model(settings)  # as root, before the home is handed over
+    if unit.user != "root":
+        chown_tree(settings.home, unit.user)
+    with err_console.status(f"Starting {unit.path.name} on {settings.url}…"):
+        systemctl("start", unit.path.name)
+        pid = _unit_pid(unit)
+        if pid is None:
+            raise DaemonError(
+                f"{unit.path.name} did not start.", fix=f"See `journalctl -u {unit.path.name}`."
+            )
+        try:
+            control.wait_ready(settings, pid, timeout_s=settings.ready_timeout_s)
+        except DaemonError as exc:
+            raise DaemonError(
+                exc.message, fix=f"See `journalctl -u {unit.path.name}` and {settings.logs_dir}."
+            ) from None
+    return pid
 
 
 WorkersOpt = Annotated[

@@ -34,7 +34,7 @@ import typer
 from typer.core import TyperGroup
 
 from cortexctl import __version__
-from cortexctl.cli import bundle, daemon, doctor, keys, model, orgs, recipe, top, usage, users
+from cortexctl.cli import bundle, daemon, doctor, keys, model, orgs, recipe, service, top, usage, users
 from cortexctl.cli.common import err_console
 from cortexctl.core.errors import CortexError
 
@@ -170,6 +170,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(model.app, name="model")
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(bundle.app, name="bundle")
+app.add_typer(service.app, name="service")
 
 
 def run() -> None:

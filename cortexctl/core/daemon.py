@@ -40,6 +40,7 @@ class DaemonStatus:
     ready: bool
     started_at: float | None
     home: str
+    service: str | None = None  # the systemd unit that runs it, when one does
 
 
 def pid_file(settings: Settings) -> Path:
@@ -155,8 +156,9 @@ def stop(settings: Settings, *, timeout_s: float = 20.0) -> int | None:
     return pid
 
 
-def status(settings: Settings) -> DaemonStatus:
-    pid = read_pid(settings)
+def status(settings: Settings, *, pid: int | None = None, service: str | None = None) -> DaemonStatus:
+    """`pid`: the daemon's pid when a supervisor (systemd) knows it better than our pid file."""
+    pid = pid if service is not None else read_pid(settings)
     started_at = None
     try:
         started_at = json.loads((settings.run_dir / STATE_FILE).read_text()).get("started_at")
@@ -179,8 +181,9 @@ def status(settings: Settings) -> DaemonStatus:
         version=version or (__version__ if pid else None),
         database=database or settings.database_kind,
         ready=ready,
-        started_at=started_at if pid else None,
+        started_at=started_at if pid and service is None else None,
         home=str(settings.home),
+        service=service,
     )
 
 

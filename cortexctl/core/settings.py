@@ -31,6 +31,13 @@ def default_home(environ: dict[str, str] | None = None) -> Path:
     # data where services do, an interactive root shell keeps it in $HOME.
     if os.geteuid() == 0 and env.get("INVOCATION_ID"):
         return Path("/var/lib/cortex")
+    if os.geteuid() == 0:
+        # root drives the installed service (`cortexctl service install`) from a shell
+        from cortexctl.core.systemd import read_unit, unit_path
+
+        unit = read_unit(unit_path(env))
+        if unit is not None:
+            return unit.home
     return Path.home() / ".local" / "share" / "cortex"
 
 

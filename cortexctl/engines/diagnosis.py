@@ -165,3 +165,17 @@ def rule_names() -> list[str]:
     from cortexctl.engines.registry import engine_names, get_engine
 
     return sorted({r.rule for name in engine_names() for r in get_engine(name).diagnosis_rules})
+
+
+def rule_catalog() -> list[dict[str, object]]:
+    """Every rule once, with the engines that use it (the console's Guide renders this)."""
+    from cortexctl.engines.registry import engine_names, get_engine
+
+    catalog: dict[str, dict[str, object]] = {}
+    for name in engine_names():
+        for r in get_engine(name).diagnosis_rules:
+            entry = catalog.setdefault(
+                r.rule, {"rule": r.rule, "engines": [], "summary": r.summary, "fix": r.fix}
+            )
+            entry["engines"].append(name)  # type: ignore[attr-defined]
+    return list(catalog.values())

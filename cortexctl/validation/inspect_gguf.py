@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cortexctl.engines.llamacpp.arch import is_causal, memory_kind, resolve_swa
+from cortexctl.engines.llamacpp.arch import is_causal, known_archs, memory_kind, resolve_swa
 from cortexctl.validation.gguf_header import ArrayInfo, GGUFFormatError, read_gguf_header
 from cortexctl.validation.modelinfo import ModelInfo, ModelInspectionError, QuantInfo, TensorInfo
 
@@ -102,6 +102,10 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     if memory is None:
         approximate.append(f"architecture {arch!r} is not in llama.cpp's model table: KV cache assumed")
         memory = "kv"
+    ff = key("feed_forward_length")
+    recr_layers, n_kv, recr_guess = _recurrent_layers(arch, memory, n_kv, ff, key)
+    if recr_guess:
+        approximate.append(recr_guess)
     by_dtype: Counter[str] = Counter()
     n_params = 0
     for t in tensors:
@@ -113,7 +117,6 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     vocab = _vocab_size(fields, arch, tensors)
     ftype = _value(fields, "general.file_type")
     ftype_name = _file_type_name(ftype)
-    ff = key("feed_forward_length")
     return ModelInfo(
         path=str(path),
         format="gguf",
@@ -143,8 +146,41 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         memory=memory,
         causal=is_causal(arch, key("attention.causal")),
         recurrent=_recurrent(key, n_embd),
+        recurrent_layers=recr_layers,
+        # MLA (deepseek2 and kin, llama-kv-cache.cpp has_v = !is_mla): no V cache
+        v_cache=not (key("attention.key_length_mla") and key("attention.value_length_mla")),
+        head_dim_k_mla=int(key("attention.key_length_mla", 0) or 0),
+        n_dense_lead=int(key("leading_dense_block_count", 0) or 0),
         approximate=tuple(approximate),
     )
+
+
+def _recurrent_layers(
+    arch: str, memory: str, n_kv: tuple[int, ...], ff: Any, key: Any
+) -> tuple[tuple[bool, ...], tuple[int, ...], str | None]:
+    """A hybrid's recurrent layers and the KV heads of its attention layers, by the rule its
+    loader uses (data: `recurrent_layers`, from hparams.is_recr_impl; create_memory's filters).
+
+    Returns (recurrent per layer, KV heads per layer, what is guessed or None)."""
+    if memory != "hybrid":
+        return (), n_kv, None
+    n = len(n_kv)
+    rule = (known_archs().get(arch) or {}).get("recurrent_layers") or {}
+    if rule.get("rule") == "all":  # falcon-h1: attention and SSM on every layer
+        return tuple(True for _ in n_kv), n_kv, None
+    if rule.get("rule") == "key_or_interval":  # qwen3next, qwen35 …: the SSM layers have no KV
+        listed = key("attention.recurrent_layers")
+        if isinstance(listed, list):
+            recr = tuple(bool(listed[i]) if i < len(listed) else False for i in range(n))
+        else:
+            every = int(key("full_attention_interval", rule.get("interval_default", 4)) or 1)
+            recr = tuple((i + 1) % every != 0 for i in range(n))
+        return recr, tuple(0 if r else h for r, h in zip(recr, n_kv, strict=True)), None
+    if rule.get("rule") in ("no_kv_heads", "no_kv_heads_no_ff"):
+        n_ff = _per_layer(ff, n, 0) if rule["rule"] == "no_kv_heads_no_ff" else (0,) * n
+        return tuple(h == 0 and f == 0 for h, f in zip(n_kv, n_ff, strict=True)), n_kv, None
+    guess = f"hybrid {arch!r}: recurrent layers assumed to be those without KV heads"
+    return tuple(h == 0 for h in n_kv), n_kv, guess
 
 
 def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
@@ -156,6 +192,7 @@ def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
             "r": (d_conv - 1) * (int(d_inner) + 2 * n_group * d_state) if d_conv else 0,
             "s": d_state * int(d_inner),
             "d_state": d_state,
+            "n_group": n_group,
         }
     if (head := key("wkv.head_size")) is not None:  # rwkv6/7
         shift = int(key("token_shift_count", 2) or 2)

@@ -65,6 +65,10 @@ class ModelInfo:
     memory: str = "kv"  # llama.cpp's memory module: kv, recurrent, hybrid, none
     causal: bool = True
     recurrent: dict[str, int] = field(default_factory=dict)  # r/s floats per sequence and layer
+    recurrent_layers: tuple[bool, ...] = ()  # hybrids: True for a layer with recurrent state
+    v_cache: bool = True  # False with multi-head latent attention (V is read from the K cache)
+    head_dim_k_mla: int = 0  # MLA: the decompressed q/k head (nope + rope); 0 without MLA
+    n_dense_lead: int = 0  # MoE models whose first layers have a dense FFN (deepseek2 …)
     approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
 
     @property

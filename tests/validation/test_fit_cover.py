@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from cortexctl.engines.llamacpp.arch import known_archs
-from tests.validation.fitmatrix import DIMENSIONS, all_pairs, archs, cases, valid
+from tests.validation.fitmatrix import DIMENSIONS, NOT_IN_MATRIX, all_pairs, archs, cases, valid
 from tests.validation.ggufmodels import WRITABLE
 
 
@@ -23,7 +23,8 @@ def test_selection_is_deterministic_and_small() -> None:
 
 
 def test_models_are_every_writable_architecture_in_the_data() -> None:
-    assert archs() == [a for a in WRITABLE if a in known_archs()]
+    assert archs() == [a for a in WRITABLE if a in known_archs() and a not in NOT_IN_MATRIX]
+    assert set(NOT_IN_MATRIX) <= set(WRITABLE)  # left out on purpose, each with its reason
     ci_models = {c.model for c in cases(long=False)}
     assert ci_models == {*archs(), "llama-moe"}  # each at least once in CI
     long = cases(long=True)

@@ -10,7 +10,7 @@ part of the compute buffer the request touches, the output rows it grows, the pr
 itself). Both within ±5 %. Together they pin the estimate's worst-case total, which is
 the same model at the reserve's sizes.
 
-CI runs the small profile (16 cases). `CORTEX_FIT_LONG=1` runs the full matrix (an
+CI runs the small profile (18 cases). `CORTEX_FIT_LONG=1` runs the full matrix (an
 all-pairs cover per architecture); `CORTEX_FIT_REPORT=FILE` appends one JSON line per
 case (`python -m tests.validation.fitmatrix FILE` turns them into the README table).
 """
@@ -99,7 +99,7 @@ def test_fit_case(case: Case, model_dir: Path, llama_server_bin: Path, tmp_path:
     )
     b = real.buffers
     buf_ours, buf_real = ours(est, BUFFER_PARTS), measured_buffers_mib(real)
-    n_prompt = len(prompt_tokens(case, est.facts["n_ctx_seq"], model.vocab_size))
+    n_prompt = real.n_prompt or len(prompt_tokens(case, est.facts["n_ctx_seq"], model.vocab_size))
     rss_ours, rss_real = rss_after_request(est, model, argv, n_prompt), real.rss_after / MiB
     row = {
         "case": case.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,3 +197,57 @@ def test_default_prompt_cache_is_counted_as_host_memory(tmp_path: Path) -> None:
     est = estimate_llamacpp(m, LlamaCppArgs(context_length=512))
     assert est.get("prompt_cache") == 8192 * 1024 * 1024
     assert any("--cache-ram" in n for n in est.notes)
+
+
+def _hybrid_header(path: Path, arch: str, **keys: Any) -> Path:
+    """A GGUF header of a hybrid (tensors left out: inspect reads metadata and tensor infos)."""
+    from gguf import GGUFWriter
+
+    w = GGUFWriter(str(path), arch)
+    w.add_block_count(8)
+    w.add_context_length(4096)
+    w.add_embedding_length(256)
+    w.add_head_count(8)
+    w.add_head_count_kv(keys.pop("head_count_kv", 2))
+    w.add_ssm_conv_kernel(4)
+    w.add_ssm_inner_size(512)
+    w.add_ssm_state_size(128)
+    w.add_ssm_group_count(2)
+    for k, v in keys.items():
+        if isinstance(v, list):
+            w.add_array(f"{arch}.{k}", v)
+        else:
+            w.add_uint32(f"{arch}.{k}", v)
+    w.add_token_list([b"a"] * 16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_hybrid_recurrent_layers_follow_each_loaders_rule(tmp_path: Path) -> None:
+    """qwen35/qwen3next: every 4th layer attends (full_attention_interval, default 4), the rest are
+    gated-delta-net layers with no KV (src/models/qwen35.cpp); granitehybrid/jamba: head_count_kv 0
+    marks the SSM layers; falcon-h1: both on every layer."""
+    q = inspect_model(_hybrid_header(tmp_path / "q.gguf", "qwen35"))
+    assert q.recurrent_layers == (True, True, True, False) * 2 and q.n_kv_heads == (0, 0, 0, 2) * 2
+    q2 = inspect_model(_hybrid_header(tmp_path / "q2.gguf", "qwen35", full_attention_interval=2))
+    assert q2.recurrent_layers == (True, False) * 4
+    listed = [True] * 6 + [False] * 2
+    q3 = inspect_model(
+        _hybrid_header(tmp_path / "q3.gguf", "qwen3next", **{"attention.recurrent_layers": listed})
+    )
+    assert q3.recurrent_layers == tuple(listed) and q3.n_kv_heads == (0,) * 6 + (2, 2)
+    g = inspect_model(_hybrid_header(tmp_path / "g.gguf", "granitehybrid", head_count_kv=[0, 0, 0, 2] * 2))
+    assert g.recurrent_layers == (True, True, True, False) * 2
+    f = inspect_model(_hybrid_header(tmp_path / "f.gguf", "falcon-h1"))
+    assert f.recurrent_layers == (True,) * 8 and f.n_kv_heads == (2,) * 8
+    for m in (q, q3, g, f):
+        assert not m.approximate, m.approximate
+    # the estimate: KV for the attention layers only, recurrent state for the others
+    est = estimate_llamacpp(q, LlamaCppArgs(context_length=4096, parallel=1))
+    row = 2 * (2 * 32) * 2  # K and V, each 2 KV heads × head dim 32, f16
+    assert est.get("kv_full") == 2 * 4096 * row
+    r, s = 3 * (512 + 2 * 2 * 128), 128 * 512  # (d_conv - 1)(d_inner + 2·n_group·d_state), d_state·d_inner
+    assert est.get("recurrent") == 6 * (r + s) * 4

@@ -315,3 +315,34 @@ def test_command_without_binary_name(settings: Settings, tiny_gguf: Path) -> Non
     rep = validate(r, settings=settings, gpus=[], command=["-m", str(tiny_gguf), "-c", "4096", "-np", "2"])
     assert rep.breakdown is not None
     assert (rep.breakdown.facts["n_ctx"], rep.breakdown.facts["parallel"]) == (4096, 2)
+
+
+def test_mla_model_with_different_k_and_v_cache_types_fails_as_llama_server_does(
+    settings: Settings, tmp_path: Path, llama_server_bin: Path
+) -> None:
+    """The rule mirrors the engine: the real llama-server refuses the same flags."""
+    import subprocess
+
+    from tests.validation.fitmatrix import base_shape
+
+    path = write_gguf(base_shape("deepseek2", "F16"), tmp_path / "mla.gguf")
+    rep = validate(
+        recipe("llamacpp", path, context_length=512, cache_type_k="q8_0", cache_type_v="f16"),
+        settings=settings,
+        gpus=[],
+    )
+    assert_fail_with_fix(rep, "llamacpp_flags", "cache_type_v: q8_0")
+    same = validate(
+        recipe("llamacpp", path, context_length=512, cache_type_k="q8_0", cache_type_v="q8_0"),
+        settings=settings,
+        gpus=[],
+    )
+    assert all(c.name != "llamacpp_flags" for c in same.checks)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [str(llama_server_bin), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
+            "-c", "512", "-ctk", "q8_0", "-ctv", "f16", "-t", "1"]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "does not support different K (q8_0) and V (f16) cache types" in proc.stdout + proc.stderr

@@ -235,7 +235,7 @@ class LlamaCppEngine:
         args = checks.llamacpp_args(spec)
         argv = command if _is_llama_server_argv(command) else None
         breakdown = estimate_llamacpp(model, args, command=argv)
-        flags_check = checks.check_flags(args)
+        flags_check = checks.check_flags(args, model)
         return breakdown, [flags_check] if flags_check is not None else []
 
     def check_context(self, spec: RecipeSpec, model: ModelInfo, breakdown: Breakdown) -> Check:

@@ -102,11 +102,12 @@ def memory_kind(arch: str) -> str | None:
 
 
 def is_causal(arch: str, causal_key: Any) -> bool:
+    """llama-model.cpp load_hparams reads `<arch>.attention.causal` for every architecture
+    (default true); an architecture's own loader may then force it off (data: causal false)."""
     entry = known_archs().get(arch) or {}
-    c = entry.get("causal", True)
-    if c == "key":
-        return bool(causal_key) if causal_key is not None else True
-    return bool(c)
+    if entry.get("causal", True) is False:
+        return False
+    return bool(causal_key) if causal_key is not None else True
 
 
 # ---- CPU weight repacking (ggml-cpu/repack.cpp) ------------------------------------------

@@ -127,13 +127,22 @@ def check_model_format(spec: RecipeSpec, model: ModelInfo) -> Check:
     return ok(name, f"{model.format} {model.architecture}, {model.n_params / 1e9:.2f} B parameters")
 
 
-def check_flags(args: LlamaCppArgs) -> Check | None:
+def check_flags(args: LlamaCppArgs, model: ModelInfo | None = None) -> Check | None:
     if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":
         return fail(
             "llamacpp_flags",
             f"cache_type_v {args.cache_type_v} with flash_attn off: llama.cpp refuses a quantized V cache "
             "without flash attention",
             "Set flash_attn: auto (or on), or cache_type_v: f16.",
+        )
+    if model is not None and not model.v_cache and args.cache_type_k != args.cache_type_v:
+        # llama_init_from_model: "model does not support different K and V cache types" (MLA
+        # reads V from the K cache)
+        return fail(
+            "llamacpp_flags",
+            f"{model.architecture} uses multi-head latent attention: llama.cpp refuses different K "
+            f"({args.cache_type_k}) and V ({args.cache_type_v}) cache types for it",
+            f"Set cache_type_v: {args.cache_type_k} (or both to f16).",
         )
     return None
 

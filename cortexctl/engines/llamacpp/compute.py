@@ -11,8 +11,10 @@ ggml-alloc reuses freed tensors, so on top of the graph inputs that live through
 phase counts: attention (q, k, v, a few hidden-size tensors, plus the n_kv × n_tokens ×
 n_head f32 KQ matrix without flash attention), the FFN (gate, up and their product;
 for MoE the router logits and the gate/up/down of n_expert_used experts per token), or
-the output (logits for n_outputs rows). Checked against llama-server's own `compute
-buffer size` across the generated matrix in tests/validation/test_fit_matrix.py.
+the output (logits for n_outputs rows; none for encoders, which have no LM head).
+Encoders keep no KV cache and attend over the ubatch itself (a t × t mask).
+Checked against llama-server's own `compute buffer size` across the generated matrix
+in tests/validation/test_fit_matrix.py.
 """
 
 from __future__ import annotations
@@ -40,15 +42,33 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     much of that buffer the request touches (its pages become resident).
     """
     has_kv = model.memory in ("kv", "hybrid")
+    encoder = model.memory == "none" and model.n_heads > 0
+    if encoder:
+        # encoders (bert-like) keep no cache: attention runs over the ubatch itself, with a
+        # t × t mask (llm_graph_context::build_attn_inp_no_cache)
+        has_kv, n_kv_full, n_kv_swa = True, t, t
     has_full = has_kv and (not model.swa_layers or not all(model.swa_layers))
     has_swa = has_kv and model.n_swa_layers > 0
     mask_bytes = 2 if f.flash_attn else F32
     masks = (n_kv_full * t * mask_bytes if has_full else 0) + (n_kv_swa * t * mask_bytes if has_swa else 0)
     kvh = max(model.n_kv_heads)
     qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
-    attn = t * F32 * (qkv + 4 * model.n_embd)
+    # encoders: one hidden-size tensor fewer beside q, k, v (measured on the bert matrix)
+    attn = t * F32 * (qkv + (3 if encoder else 4) * model.n_embd)
     if not f.flash_attn and has_kv:
         attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
+    if model.head_dim_k_mla and not model.v_cache:
+        # MLA with absorption (deepseek2 …): q is decompressed per head and absorbed into the
+        # latent space (nope+rope and kv_lora_rank wide). Without flash attention, the KQ
+        # matrix plus either those tensors or half of them next to a contiguous f32 copy of
+        # the latent V. Fitted on nine deepseek2 shapes and eight cache sizes (within 0.3 %
+        # on most; up to 16 % high on two shapes, never low).
+        per_token = 2 * model.n_heads * (model.head_dim_k_mla + model.head_dim_v) + 4 * model.n_embd
+        attn = t * F32 * per_token
+        if not f.flash_attn:
+            n_kv = n_kv_full if has_full else n_kv_swa
+            v_copy = n_kv * model.head_dim_v * F32
+            attn = n_kv * t * model.n_heads * F32 + max(attn // 2 + v_copy, attn)
     if model.n_experts:
         # router logits are freed before the experts run; then gate, up, their product and
         # down for n_expert_used experts per token (measured: exactly that, on the matrix)
@@ -57,10 +77,29 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
         if model.n_expert_shared:
             ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
+        if model.n_dense_lead and model.n_ff:  # leading dense layers run the full-width FFN
+            ffn = max(ffn, t * F32 * (3 * model.n_ff + 4 * model.n_embd))
     elif model.memory == "recurrent" and model.recurrent.get("d_state"):
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
-        ffn = t * F32 * 7 * d_inner  # ssm in-projection (2·d_inner), conv, x/dt projections
+        ffn = t * F32 * 7 * d_inner + _ssm2_states(model, f)  # ssm in-projection, conv, x/dt projections
+    elif encoder:
+        # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token)
+        ffn = t * F32 * ((model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
     else:
         ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
-    output = model.vocab_size * n_out * F32 + t * F32 * 4 * model.n_embd
+        if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
+            d_inner = model.recurrent["s"] // model.recurrent["d_state"]
+            ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
+    # encoders have no LM head in their graph (pooling reads the hidden states): no logits
+    logits = 0 if model.memory == "none" else model.vocab_size * n_out * F32
+    output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def _ssm2_states(model: ModelInfo, f: LlamaCppFlags) -> int:
+    """Mamba2 layers (n_group > 0) take each sequence's conv and SSM state into the graph:
+    n_seq_max × (s + 2·r) floats (measured on the mamba2 and granitehybrid matrix)."""
+    rec = model.recurrent
+    if not rec.get("n_group"):
+        return 0
+    return f.parallel * (rec.get("s", 0) + 2 * rec.get("r", 0)) * F32

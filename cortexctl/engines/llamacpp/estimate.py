@@ -82,7 +82,7 @@ def _kv(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int], first_gpu_lay
         n = cells["cells_swa"] if swa else cells["cells_full"]
         size = n * (
             row_bytes(f.cache_type_k, model.head_dim_k * n_kv)
-            + row_bytes(f.cache_type_v, model.head_dim_v * n_kv)
+            + (row_bytes(f.cache_type_v, model.head_dim_v * n_kv) if model.v_cache else 0)
         )
         where = "gpu" if f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0 else "host"
         out[f"{'swa' if swa else 'full'}_{where}"] += size
@@ -90,11 +90,13 @@ def _kv(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int], first_gpu_lay
 
 
 def _recurrent_bytes(model: ModelInfo, f: LlamaCppFlags) -> int:
-    """llama_memory_recurrent: max(1, n_seq_max) cells of r + s f32 state per recurrent layer."""
-    if model.memory != "recurrent" or not model.recurrent:
+    """llama_memory_recurrent: max(1, n_seq_max) cells of r + s f32 state per recurrent layer
+    (every layer of a recurrent model; a hybrid's recurrent layers)."""
+    if model.memory not in ("recurrent", "hybrid") or not model.recurrent:
         return 0
+    n_rec = model.n_layers if model.memory == "recurrent" else sum(model.recurrent_layers)
     per_layer = (model.recurrent.get("r", 0) + model.recurrent.get("s", 0)) * F32
-    return max(1, f.parallel) * per_layer * model.n_layers
+    return max(1, f.parallel) * per_layer * n_rec
 
 
 def runtime_bytes(model: ModelInfo, f: LlamaCppFlags, staging: int = 0) -> int:
@@ -134,10 +136,8 @@ def estimate_llamacpp(
     cells = kv_cells(model, f)
     kv = _kv(model, f, cells, first_gpu_layer)
     recurrent = _recurrent_bytes(model, f)
-    if model.memory == "recurrent" and not model.recurrent:
-        guessed.append("recurrent state: the GGUF has no ssm/wkv sizes we know")
-    if model.memory == "hybrid":
-        guessed.append("hybrid memory (attention + recurrent layers): recurrent state not counted")
+    if model.memory in ("recurrent", "hybrid") and not model.recurrent:
+        guessed.append("recurrent state: the GGUF has no ssm/wkv sizes we know; not counted")
 
     # output buffer: n_vocab floats per sequence at start (output_reserve(n_seq_max)); in
     # embeddings mode every token of an input is an output, so the first request grows it

@@ -58,7 +58,8 @@ def place_weights(
     first_gpu_layer = n_layer - min(gpu_layers, n_layer)
     output_on_gpu = gpu_layers > n_layer
     p = WeightPlacement()
-    tied = "output.weight" not in {t.name for t in model.tensors}
+    # encoders (no memory module: bert-like) have no output layer to tie to token_embd
+    tied = model.memory != "none" and "output.weight" not in {t.name for t in model.tensors}
     mapped: list[tuple[int, int]] = []  # (offset, end) of host tensors served from the mapping
 
     def host_copy(name: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> bool:

@@ -1,4 +1,19 @@
-"""Engine and session factory for SQLite (embedded, WAL) and PostgreSQL."""
+"""Engine and session factory for SQLite (embedded, WAL) and PostgreSQL.
+
+SQLite and SAVEPOINTs: pysqlite (in its default, legacy transaction mode) opens a
+transaction lazily, only before INSERT/UPDATE/DELETE. A `session.begin_nested()` taken
+before the session's first write therefore sent a bare SAVEPOINT, which SQLite treats as
+the start of a transaction of its own, and its RELEASE committed at once: the recipes
+service's nested insert was durable before the caller's commit, and a rollback of the
+outer transaction kept the row. `_sqlite_begin_before_savepoint` applies SQLAlchemy's
+pysqlite recipe (emit our own BEGIN) where it matters: right before a SAVEPOINT with no
+transaction open, it emits `BEGIN IMMEDIATE`, so the savepoint nests in a real transaction
+that only the session's commit ends. IMMEDIATE because a savepoint is taken to write: it
+takes the write lock now, waiting out busy_timeout, rather than failing later on a read
+snapshot another writer made stale. Every other transaction keeps pysqlite's lazy begin
+(the recipe's BEGIN on every transaction would turn read-then-write sessions, which
+several daemon threads run at once, into "database is locked" errors on stale snapshots).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +36,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -36,6 +52,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin_before_savepoint(conn: Connection, _name: str | None) -> None:
+    """Open the real transaction a SAVEPOINT must nest in (see the module docstring)."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
