@@ -30,6 +30,7 @@ import functools
 import json
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
@@ -40,6 +41,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bench-model"
@@ -76,7 +79,7 @@ STREAM_CHUNKS = [
             "choices": [{"index": 0, "delta": {"content": f"t{i} "}}],
         }
     )
-    for i in range(16)
+    for i in range(32)
 ]
 USAGE_CHUNK = _sse({"id": "c", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 16}})
 
@@ -129,8 +132,30 @@ def serve_mock(port: int) -> None:
 # ----------------------------------------------------------------------------- gateway process
 
 
-def serve_gateway(port: int, home: str, upstreams: str) -> None:
-    """The real daemon app, with the bench models put into its registry at startup."""
+def serve_gateway(port: int, home: str, upstreams: str, workers: int = 1) -> None:
+    """The real daemon app, with the bench models put into its registry at startup.
+
+    workers > 1: that many processes on one SO_REUSEPORT port, as `cortexctl serve --workers`
+    runs them (each puts the bench models into its own registry: there is no supervisor)."""
+    if workers > 1:
+        import multiprocessing
+
+        from cortex_server.services.prepare import prepare_database
+        from cortexctl.core.settings import Settings
+
+        prepare_database(Settings(home=Path(home), port=port, supervise=False))
+        spawn = multiprocessing.get_context("spawn")
+        procs = [spawn.Process(target=_serve_one, args=(port, home, upstreams, True)) for _ in range(workers)]
+        for proc in procs:
+            proc.start()
+        signal.signal(signal.SIGTERM, lambda *_: [os.kill(p.pid, signal.SIGTERM) for p in procs if p.pid])
+        for proc in procs:
+            proc.join()
+        return
+    _serve_one(port, home, upstreams, False)
+
+
+def _serve_one(port: int, home: str, upstreams: str, reuseport: bool) -> None:
     import uvicorn
 
     from cortex_server.app import create_app
@@ -178,7 +203,16 @@ def serve_gateway(port: int, home: str, upstreams: str) -> None:
                 prof.dump_stats(profile_to)
 
     app.router.lifespan_context = lifespan
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    from cortex_server.main import server_options
+
+    options = {**server_options(settings), "host": "127.0.0.1", "port": port}
+    if not reuseport:
+        uvicorn.run(app, **options)
+        return
+    from cortex_server.workers import reuseport_socket
+
+    sock = reuseport_socket(options.pop("host"), options.pop("port"))
+    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
 
 
 # ----------------------------------------------------------------------------- a lean HTTP client
@@ -233,18 +267,19 @@ async def load(
 ) -> dict[str, float]:
     conns = [await Conn.open(port) for _ in range(concurrency)]
     latencies: list[float] = []
-    errors = 0
+    errors = total = 0
     t_start = time.perf_counter()
     t_measure, t_end = t_start + warmup_s, t_start + warmup_s + duration_s
 
     async def worker(conn: Conn) -> None:
-        nonlocal errors
+        nonlocal errors, total
         while True:
             t0 = time.perf_counter()
             if t0 >= t_end:
                 return
             status, _ = await conn.request(raw)
             t1 = time.perf_counter()
+            total += 1
             if status != 200:
                 errors += 1
             if t0 >= t_measure:
@@ -260,6 +295,7 @@ async def load(
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "errors": errors,
         "n": len(latencies),
+        "total": total,  # warm-up included: what the CPU figures divide by
     }
 
 
@@ -296,6 +332,47 @@ async def tokens_per_s(port: int, raw: bytes) -> float:
 
 
 # ----------------------------------------------------------------------------- orchestration
+
+
+def bench_key(port: int, admin_token: str) -> str:
+    """An inference key with limits (high enough never to refuse): auth + limits + metering on."""
+    import httpx
+
+    made = httpx.post(
+        f"http://127.0.0.1:{port}/admin/keys",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={
+            "name": "bench",
+            "scopes": ["inference"],
+            "rpm_limit": 10_000_000,
+            "tpm_limit": 1_000_000_000,
+            "max_concurrent": 10_000,
+        },
+        timeout=30,
+    )
+    made.raise_for_status()
+    return str(made.json()["key"])
+
+
+def with_children(proc: psutil.Process) -> list[psutil.Process]:
+    return [proc, *proc.children(recursive=True)]
+
+
+def cpu_s(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of these processes (a loaded machine slows the wall clock, not this)."""
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def rss_mib(proc: psutil.Process) -> list[float]:
+    """Resident memory of each process of the gateway (its workers when there are several)."""
+    procs = with_children(proc)
+    workers = [p for p in procs[1:] if "spawn" in " ".join(p.cmdline())] or procs[:1]
+    return [round(p.memory_info().rss / 2**20, 1) for p in workers]
 
 
 def free_port() -> int:
@@ -359,6 +436,8 @@ def main() -> None:
         "--llama-threads", type=int, default=1, help="leave the other cores to the gateway and client"
     )
     ap.add_argument("--llama-runs", type=int, default=5)
+    ap.add_argument("--workers", default="1,2", help="gateway worker counts to measure (1 first)")
+    ap.add_argument("--streams", type=int, default=200, help="streams for TTFT and CPU per stream")
     ap.add_argument("--_serve", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._serve:
@@ -366,7 +445,7 @@ def main() -> None:
         if role == "mock":
             serve_mock(int(rest[0]))
         else:
-            serve_gateway(int(rest[0]), rest[1], rest[2])
+            serve_gateway(int(rest[0]), rest[1], rest[2], int(rest[3]) if len(rest) > 3 else 1)
         return
     if args.llama_bin is None and not args.skip_llama:
         args.llama_bin = str(_llama_server())
@@ -420,38 +499,61 @@ async def run(args: argparse.Namespace) -> None:
             procs.append(llama)
             upstreams["gemma"] = (f"http://127.0.0.1:{llama_port}", engine_key)
         procs.append(spawn("--_serve", "mock", str(mock_port), log=tmp / "mock.log"))
-        procs.append(
-            spawn(
+        wait_port(mock_port)
+        mock = psutil.Process(procs[-1].pid)
+        chat = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 24}
+        stream_body = {**chat, "stream": True}
+        direct_raw = build_request("/v1/chat/completions", chat, token=None)
+        direct_stream = build_request("/v1/chat/completions", stream_body, token=None)
+        await load(mock_port, direct_raw, concurrency=4, duration_s=0.5)  # warm the direct path
+        results["workers"] = {}
+        for workers in [int(w) for w in args.workers.split(",")]:
+            gw_port = free_port()
+            gw = spawn(
                 "--_serve",
                 "gateway",
                 str(gw_port),
-                str(tmp / "home"),
+                str(tmp / f"home-{workers}"),
                 json.dumps(upstreams),
-                log=tmp / "gw.log",
+                str(workers),
+                log=tmp / f"gw-{workers}.log",
             )
-        )
-        wait_port(mock_port)
-        wait_http_ok(f"http://127.0.0.1:{gw_port}/health")
-        token = (tmp / "home" / "admin.token").read_text().strip()
-
-        chat = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 24}
-        direct_raw = build_request("/v1/chat/completions", chat, token=None)
-        gw_raw = build_request("/v1/chat/completions", chat, token=token)
-        # warm both paths (connection pools, caches)
-        await load(mock_port, direct_raw, concurrency=4, duration_s=0.5)
-        await load(gw_port, gw_raw, concurrency=4, duration_s=0.5)
-
-        rows = []
-        for c in [int(x) for x in args.concurrency.split(",")]:
-            d = await load(mock_port, direct_raw, concurrency=c, duration_s=args.duration)
-            g = await load(gw_port, gw_raw, concurrency=c, duration_s=args.duration)
-            rows.append({"concurrency": c, "direct": d, "gateway": g})
-        results["non_streaming"] = rows
-
-        stream_body = {**chat, "stream": True}
-        d = await ttft(mock_port, build_request("/v1/chat/completions", stream_body, token=None), n=200)
-        g = await ttft(gw_port, build_request("/v1/chat/completions", stream_body, token=token), n=200)
-        results["ttft"] = {"direct": d, "gateway": g}
+            procs.append(gw)
+            wait_http_ok(f"http://127.0.0.1:{gw_port}/health")
+            key = bench_key(gw_port, (tmp / f"home-{workers}" / "admin.token").read_text().strip())
+            gw_raw = build_request("/v1/chat/completions", chat, token=key)
+            gw_stream = build_request("/v1/chat/completions", stream_body, token=key)
+            for _ in range(workers * 8):  # a request per worker at least, so every one is warm
+                await load(gw_port, gw_raw, concurrency=4, duration_s=0.1, warmup_s=0)
+            tree = psutil.Process(gw.pid)
+            out: dict[str, Any] = {"rss_idle_mib": rss_mib(tree)}
+            rows = []
+            for c in [int(x) for x in args.concurrency.split(",")]:
+                m0 = cpu_s([mock])
+                d = await load(mock_port, direct_raw, concurrency=c, duration_s=args.duration)
+                m1, g0 = cpu_s([mock]), cpu_s(with_children(tree))
+                g = await load(gw_port, gw_raw, concurrency=c, duration_s=args.duration)
+                g1 = cpu_s(with_children(tree))
+                d["cpu_us_per_req"] = (m1 - m0) / max(1, d["total"]) * 1e6
+                g["cpu_us_per_req"] = (g1 - g0) / max(1, g["total"]) * 1e6
+                rows.append({"concurrency": c, "direct": d, "gateway": g})
+            out["non_streaming"] = rows
+            m0 = cpu_s([mock])
+            d = await ttft(mock_port, direct_stream, n=args.streams)
+            m1, g0 = cpu_s([mock]), cpu_s(with_children(tree))
+            g = await ttft(gw_port, gw_stream, n=args.streams)
+            g1 = cpu_s(with_children(tree))
+            d["cpu_us_per_stream"] = (m1 - m0) / args.streams * 1e6
+            g["cpu_us_per_stream"] = (g1 - g0) / args.streams * 1e6
+            out["ttft"] = {"direct": d, "gateway": g, "chunks": len(STREAM_CHUNKS)}
+            out["rss_after_mib"] = rss_mib(tree)
+            results["workers"][str(workers)] = out
+            if workers == 1:
+                gw_port_1, token_1 = gw_port, key
+                continue
+            gw.terminate()
+            gw.wait(20)
+        gw_port, token = gw_port_1, token_1  # the real-engine run goes through one worker
 
         if llama is not None:
             wait_http_ok(upstreams["gemma"][0] + "/health")
@@ -490,20 +592,26 @@ async def run(args: argparse.Namespace) -> None:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"CORTEX gateway bench — {r['machine']} — {r['date']}")
-    print(f"{'conc':>5} | {'direct rps':>10} {'p50 ms':>7} {'p99 ms':>7} |"
-          f" {'gw rps':>8} {'p50 ms':>7} {'p99 ms':>7} | {'+p50 ms':>7} {'+p99 ms':>7}")  # fmt: skip
-    for row in r["non_streaming"]:
-        d, g = row["direct"], row["gateway"]
+    for workers, w in r["workers"].items():
+        print(f"-- {workers} worker(s); RSS MiB idle {w['rss_idle_mib']} -> after load {w['rss_after_mib']}")
+        cols = f"{'rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us':>7}"
+        print(f"{'conc':>5} | direct {cols} | gateway {cols} | {'+p50 ms':>7} {'gw/direct CPU':>13}")
+        for row in w["non_streaming"]:
+            d, g = row["direct"], row["gateway"]
+            print(
+                f"{row['concurrency']:>5} |        {d['rps']:>8.0f} {d['p50_ms']:>7.2f} {d['p99_ms']:>7.2f}"
+                f" {d['cpu_us_per_req']:>7.0f} |         {g['rps']:>8.0f} {g['p50_ms']:>7.2f}"
+                f" {g['p99_ms']:>7.2f} {g['cpu_us_per_req']:>7.0f} | {g['p50_ms'] - d['p50_ms']:>7.2f}"
+                f" {g['cpu_us_per_req'] / max(d['cpu_us_per_req'], 1e-9):>13.2f}"
+            )
+        t = w["ttft"]
+        added = t["gateway"]["p50_ms"] - t["direct"]["p50_ms"]
         print(
-            f"{row['concurrency']:>5} | {d['rps']:>10.0f} {d['p50_ms']:>7.2f} {d['p99_ms']:>7.2f} |"
-            f" {g['rps']:>8.0f} {g['p50_ms']:>7.2f} {g['p99_ms']:>7.2f} |"
-            f" {g['p50_ms'] - d['p50_ms']:>7.2f} {g['p99_ms'] - d['p99_ms']:>7.2f}"
+            f"stream ({t['chunks']} chunks) TTFT p50: direct {t['direct']['p50_ms']:.2f} ms,"
+            f" gateway {t['gateway']['p50_ms']:.2f} ms (+{added:.2f} ms);"
+            f" CPU per stream: upstream {t['direct']['cpu_us_per_stream']:.0f} us,"
+            f" gateway {t['gateway']['cpu_us_per_stream']:.0f} us"
         )
-    t = r["ttft"]
-    print(
-        f"streaming TTFT p50: direct {t['direct']['p50_ms']:.2f} ms, gateway {t['gateway']['p50_ms']:.2f} ms"
-        f" (+{t['gateway']['p50_ms'] - t['direct']['p50_ms']:.2f} ms)"
-    )
     if "tokens_per_s" in r:
         tp = r["tokens_per_s"]
         print(

@@ -267,12 +267,22 @@ def _start_unit(settings, unit, *, demo: bool) -> int:
     return pid
 
 
-def serve(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None) -> None:
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Gateway processes on the one port (default: the core count, at most 8, when "
+        "CORTEX_REDIS_URL is set; else 1). One of them supervises the engines.",
+    ),
+]
+
+
+def serve(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) -> None:
     """Run the daemon in the foreground (for systemd and containers)."""
     from cortex_server.main import serve as run_server
 
     _apply_overrides(ctx, host, port)
-    run_server(settings_of(ctx))
+    run_server(settings_of(ctx), workers=workers)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -23,12 +26,15 @@ from cortex_server.api.chat.router import router as chat_router
 from cortex_server.api.console import mount_console
 from cortex_server.api.middleware.body_limit import BodyLimitMiddleware
 from cortex_server.api.middleware.header_limit import HeaderLimitMiddleware
+from cortex_server.api.openai.fastpath import InferenceFastPath
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.errors import install_error_handlers
 from cortex_server.core.security import HASH_SLOTS, load_or_create_secret
 from cortex_server.core.sessions import SessionCodec
 from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.services.gateway import registry_mirror
+from cortex_server.services.gateway.admission import Admission
 from cortex_server.services.gateway.balancer import ReplicaBalancer
 from cortex_server.services.gateway.proxy import Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
@@ -42,13 +48,15 @@ from cortex_server.services.observability.gateway import observing_sink
 from cortex_server.services.observability.rejections import RejectionRecorder
 from cortex_server.services.ratelimit import make_rate_limiter
 from cortex_server.services.registry import ModelRegistry
-from cortex_server.services.supervisor import Supervisor
 from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
-from cortexctl.runtimes.docker import DockerRuntime
+
+if TYPE_CHECKING:
+    from cortex_server.services.supervisor import Supervisor
+    from cortex_server.workers import WorkerRole
 
 
-def build_context(settings: Settings) -> AppContext:
+def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> AppContext:
     engine = make_engine(settings.effective_database_url)
     session_factory = make_session_factory(engine)
     secret = load_or_create_secret(settings)
@@ -59,7 +67,7 @@ def build_context(settings: Settings) -> AppContext:
     upstreams = UpstreamClients(max_connections=settings.upstream_max_connections)
     usage_writer = UsageWriter(
         engine=engine,
-        spool=UsageSpool(settings.usage_spool_file),
+        spool=UsageSpool(_spool_file(settings, worker)),
         flush_interval_s=settings.usage_flush_interval_s,
         batch_max=settings.usage_batch_max,
     )
@@ -69,6 +77,11 @@ def build_context(settings: Settings) -> AppContext:
         failure_threshold=settings.circuit_breaker_failures,
         cooldown_s=settings.circuit_breaker_cooldown_s,
         metrics=observability.gateway,
+    )
+    rate_limiter = make_rate_limiter(
+        redis_url=settings.redis_url,
+        prefix=settings.redis_key_prefix,
+        fail_mode=settings.ratelimit_fail_mode,
     )
     return AppContext(
         settings=settings,
@@ -96,10 +109,13 @@ def build_context(settings: Settings) -> AppContext:
             max_s=settings.login_max_backoff_s,
         ),
         login_gate=LoginGate(slots=HASH_SLOTS),
-        rate_limiter=make_rate_limiter(
-            redis_url=settings.redis_url,
-            prefix=settings.redis_key_prefix,
-            fail_mode=settings.ratelimit_fail_mode,
+        rate_limiter=rate_limiter,
+        admission=Admission(
+            authenticator=authenticator,
+            rate_limiter=rate_limiter,
+            registry=registry,
+            engine=engine,
+            trusted_proxies=settings.trusted_proxies,
         ),
         invalidator=AuthInvalidator(
             authenticator=authenticator, redis_url=settings.redis_url, prefix=settings.redis_key_prefix
@@ -110,8 +126,14 @@ def build_context(settings: Settings) -> AppContext:
 
 
 def build_supervisor(ctx: AppContext) -> Supervisor:
+    # imported here: the supervisor brings validation (gguf, numpy) and the docker SDK, which
+    # the gateway workers that do not supervise never need (~35 MiB each)
+    from cortex_server.services.supervisor import Supervisor
+
     settings = ctx.settings
     adopters = [make_runtime("process", settings)]
+    from cortexctl.runtimes.docker import DockerRuntime  # the docker SDK: only where engines are supervised
+
     docker = DockerRuntime(settings=settings)
     if docker.available():
         adopters.append(docker)
@@ -127,10 +149,28 @@ def build_supervisor(ctx: AppContext) -> Supervisor:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def _no_native_telemetry() -> dict[str, Any]:
+    """FastAPI >= 0.16x asks the OpenTelemetry providers on every request whether to trace it
+    (measured: ~5% of the gateway's CPU per request). The appliance's metrics are Prometheus
+    (/metrics); nothing here exports OpenTelemetry, so it is switched off where it exists."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
+def _spool_file(settings: Settings, worker: WorkerRole | None) -> Path:
+    """Each worker process spools to a file of its own (worker 0 and a lone daemon: the usual one)."""
+    path = settings.usage_spool_file
+    return path if worker is None or worker.index == 0 else path.with_name(f"usage.w{worker.index}.jsonl")
+
+
+def create_app(settings: Settings, *, worker: WorkerRole | None = None) -> FastAPI:
+    """`worker`: this process is one of `cortexctl serve --workers N` (see workers.py)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = build_context(settings)
+        ctx = build_context(settings, worker=worker)
+        ctx.worker = worker
         app.state.cortex = ctx
         background = [
             asyncio.create_task(ctx.invalidator.listen(), name="auth-invalidation"),
@@ -139,6 +179,10 @@ def create_app(settings: Settings) -> FastAPI:
                 name="key-last-used",
             ),
         ]
+        if worker is not None:  # share the routing registry: the supervising worker writes it
+            share = registry_mirror.publish if worker.supervises else registry_mirror.follow
+            path = settings.run_dir / "registry.json"
+            background.append(asyncio.create_task(share(ctx.registry, path), name="registry-mirror"))
         ctx.usage_writer.start()
         if ctx.observability is not None:
             install(ctx.observability, ctx)
@@ -169,9 +213,18 @@ def create_app(settings: Settings) -> FastAPI:
                 ctx.engine.dispose()
 
     # /docs and /redoc come from the package (api/console.py), never from a CDN
-    app = FastAPI(title="CORTEX", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="CORTEX",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        **_no_native_telemetry(),
+    )
     install_error_handlers(app)
     count_rejections(app)
+    # added first: runs last of ours, after the header and body limits
+    app.add_middleware(InferenceFastPath, routes=openai_api.INFERENCE_ROUTES)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_body_bytes,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.auth import KeyAuthenticator
 from cortex_server.core.sessions import SessionCodec
+from cortex_server.services.gateway.admission import Admission
 from cortex_server.services.gateway.proxy import Gateway
 from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.metering.writer import UsageWriter
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from cortex_server.services.observability.rejections import RejectionRecorder
     from cortex_server.services.ratelimit import RateLimiter
     from cortex_server.services.supervisor import Supervisor
+    from cortex_server.workers import WorkerRole
 
 
 @dataclass
@@ -41,11 +43,13 @@ class AppContext:
     upstreams: UpstreamClients
     usage_writer: UsageWriter
     gateway: Gateway
+    admission: Admission  # who may call /v1, within which limits; owns each request's lease
     login_throttle: LoginThrottle
     login_gate: LoginGate
     supervisor: Supervisor | None = None
     observability: Observability | None = None  # metrics registry, engine scrapes, GPUs
     rejections: RejectionRecorder | None = None  # 401/403/429 counts for usage analytics
+    worker: WorkerRole | None = None  # one of `serve --workers N`; None: a lone daemon
     started_at: float = field(default_factory=time.time)
 
     def poke_supervisor(self, model_id: int, *, force: bool = False) -> None:

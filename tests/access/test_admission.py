@@ -7,7 +7,7 @@ recipe's default max_tokens was ignored) and a 5,000-prompt list counted as one 
 
 from __future__ import annotations
 
-from cortex_server.services.admission import estimate_tokens
+from cortex_server.services.gateway.estimate import estimate_tokens
 from cortex_server.services.registry import ServedModel
 from tests.access.conftest import AccessEnv
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from cortexctl.engines.llamacpp.args import LlamaCppArgs
 from cortexctl.engines.llamacpp.compute import F32, compute_bytes
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
@@ -50,6 +48,8 @@ def pad(n: int, to: int) -> int:
 
 
 def row_bytes(cache_type: str, n: int) -> int:
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType  # gguf imports numpy: ~19 MiB per gateway worker
+
     block, size = GGML_QUANT_SIZES[GGMLQuantizationType[cache_type.upper()]]
     return n // block * size
 

@@ -71,6 +71,7 @@ def model_not_found(served_name: str) -> NotFound:
 class ModelRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, ServedModel] = {}
+        self.version = 0  # bumped on every change (registry_mirror.py shares it between workers)
 
     def get(self, served_name: str) -> ServedModel | None:
         return self._by_name.get(served_name)
@@ -103,9 +104,11 @@ class ModelRegistry:
                 kept.append(p)
             model.replicas = kept
         self._by_name[model.served_name] = model
+        self.version += 1
 
     def remove(self, served_name: str) -> None:
-        self._by_name.pop(served_name, None)
+        if self._by_name.pop(served_name, None) is not None:
+            self.version += 1
 
     def mark_replica_health(self, served_name: str, replica_key: str, *, healthy: bool) -> bool:
         """The health poller's verdict on one replica; returns False if it is unknown.
@@ -121,6 +124,8 @@ class ModelRegistry:
             if r.key == replica_key:
                 if healthy and not r.healthy:
                     r.consecutive_failures = 0
-                r.healthy = healthy
+                if r.healthy != healthy:
+                    r.healthy = healthy
+                    self.version += 1
                 return True
         return False

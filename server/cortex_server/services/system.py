@@ -41,6 +41,8 @@ def system_report(ctx: AppContext) -> dict[str, Any]:
     return {
         "version": __version__,
         "pid": os.getpid(),
+        "worker": None if ctx.worker is None else {"index": ctx.worker.index, "count": ctx.worker.count},
+        "supervising": ctx.supervisor is not None,
         "url": settings.url,
         "home": str(settings.home),
         "database": settings.database_kind,

@@ -114,6 +114,8 @@ def validate_model(
     vram: Annotated[str | None, Query(description="pretend one GPU of this size, e.g. 24GiB")] = None,
 ) -> dict[str, Any]:
     """The preflight a start would run: memory breakdown, every check, the exact command."""
+    from cortexctl.core.preflight import preflight  # validation (gguf, numpy): not in every worker
+
     model = model_store.get_model(session, name=name)
     entry = model_store.load_with_recipe(session, model=model)
     used = ctx.supervisor.gpus_in_use(exclude_model=model.id) if ctx.supervisor else {}
@@ -146,6 +148,7 @@ def delete_model(name: str, request: Request, principal: ModelsWriter, session: 
     audit.record(
         session, principal=principal, action="models.delete", target=name, client_ip=request_ip(request)
     )
+    session.commit()
 
 
 @router.get("/{name}/logs", response_model=ModelLogs)

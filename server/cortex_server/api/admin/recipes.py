@@ -78,6 +78,7 @@ def create_recipe(
         client_ip=request_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
+    session.commit()
     return _detail(row, store_roots(ctx.settings))
 
 
@@ -101,6 +102,7 @@ def update_recipe(
         client_ip=request_ip(request),
         details={"engine": row.engine, "served_name": row.served_name, "source": row.source},
     )
+    session.commit()
     return _detail(row, store_roots(ctx.settings))
 
 
@@ -110,4 +112,5 @@ def delete_recipe(name: str, request: Request, principal: ModelsWriter, session:
     audit.record(
         session, principal=principal, action="recipes.delete", target=name, client_ip=request_ip(request)
     )
+    session.commit()
     return Response(status_code=204)

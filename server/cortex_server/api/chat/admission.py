@@ -1,21 +1,21 @@
 """Admission of a playground turn: a browser session with the `chat` scope, rate-limited
 under the user's org exactly like an API key's inference call.
 
-It mirrors `deps.require_inference` (which admits keys only): same limiter, same grant, so
-the gateway meters and reconciles the turn the same way. CSRF is checked by `authenticate`
+It takes its lease from the same admission service as `/v1` (which admits keys only), so the
+gateway meters and reconciles the turn the same way, under one request id. CSRF is checked by `authenticate`
 for every write made with a session.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 
-from cortex_server.api.deps import _DENIED, InferenceGrant, _declare, authenticate, context_of
+from cortex_server.api.deps import _declare, authenticate, context_of
 from cortex_server.core.auth import Principal
-from cortexctl.core.errors import PermissionDenied, RateLimited
+from cortex_server.services.gateway.admission import Ticket
+from cortexctl.core.errors import PermissionDenied
 
 CHAT_SCOPE = "chat"
 
@@ -33,29 +33,9 @@ require_chat_user = _declare(_chat_user, scope=CHAT_SCOPE, keys=False)
 ChatUser = Annotated[Principal, Depends(require_chat_user)]
 
 
-async def admit_turn(
-    request: Request, response: Response, principal: Principal, *, estimate: int
-) -> InferenceGrant:
-    """Check the rate limits for one turn; the caller must `await grant.finish(...)`."""
-    ctx = context_of(request)
-    request_id = uuid.uuid4().hex
-    decision = await ctx.rate_limiter.check(principal, tokens_estimate=estimate, request_id=request_id)
-    if not decision.allowed:
-        raise RateLimited(
-            _DENIED.get(decision.denied_by or "", "Rate limit reached."),
-            fix=f"Retry after {decision.retry_after_s:.1f}s, or ask an admin to raise the limit.",
-            retry_after_s=decision.retry_after_s,
-            details={"headers": decision.headers},
-        )
-    response.headers.update(decision.headers)
-    return InferenceGrant(
-        principal=principal,
-        request_id=request_id,
-        model=None,
-        tokens_estimate=estimate,
-        headers=decision.headers,
-        limiter=ctx.rate_limiter,
-    )
+async def admit_turn(request: Request, principal: Principal, *, estimate: int) -> Ticket:
+    """Take the rate-limit lease for one turn; end it through `admission.serve` (or `release`)."""
+    return await context_of(request).admission.lease(principal, estimate=estimate)
 
 
 __all__ = ["ChatUser", "admit_turn", "require_chat_user"]

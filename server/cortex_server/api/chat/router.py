@@ -29,6 +29,7 @@ from cortex_server.schemas.chat import (
     ChatSessionUpdate,
 )
 from cortex_server.services import chat
+from cortex_server.services.gateway.admission import Ticket
 from cortex_server.services.gateway.disconnect import unless_disconnected
 from cortex_server.services.gateway.proxy import CHAT_COMPLETIONS
 from cortexctl.core.errors import InvalidRequest, PermissionDenied
@@ -130,7 +131,6 @@ async def send_message(
     session_id: int,
     body: ChatSend,
     request: Request,
-    response: Response,
     principal: ChatUser,
     ctx: ContextDep,
 ) -> Response:
@@ -167,12 +167,15 @@ async def send_message(
     raw = orjson.dumps(payload)
     budget = sampling.get("max_tokens")
     estimate = math.ceil(len(raw) / 4) + (budget if isinstance(budget, int) and budget > 0 else 0)
-    grant = await admit_turn(request, response, principal, estimate=estimate)  # before anything is stored
+    ticket = await admit_turn(request, principal, estimate=estimate)  # before anything is stored
+    loop = asyncio.get_running_loop()
 
-    async def finish() -> None:
-        await grant.finish(tokens_used=grant.tokens_used)
+    def on_done(text: str) -> asyncio.Future[None]:
+        # in a worker thread: it completes even if this task is being cancelled
+        save = partial(chat.save_reply, ctx.session_factory, session_id=session_id, content=text)
+        return loop.run_in_executor(None, save)
 
-    try:
+    async def work(t: Ticket) -> Response:
         await run_in_threadpool(store, model)
         inner = await unless_disconnected(
             request,
@@ -181,18 +184,10 @@ async def send_message(
                 payload=payload,
                 raw=raw,
                 principal=principal,
-                on_usage=grant.record_usage,
+                on_usage=t.record_usage,
+                request_id=t.request_id,
             ),
         )
-    except BaseException:
-        await finish()
-        raise
-    inner.headers.update(grant.headers)
-    loop = asyncio.get_running_loop()
+        return CapturedStream(inner, on_done=on_done)
 
-    def on_done(text: str) -> asyncio.Future[None]:
-        # in a worker thread: it completes even if this task is being cancelled
-        save = partial(chat.save_reply, ctx.session_factory, session_id=session_id, content=text)
-        return loop.run_in_executor(None, save)
-
-    return CapturedStream(inner, on_done=on_done, finish=finish)
+    return await ctx.admission.serve(ticket, work)

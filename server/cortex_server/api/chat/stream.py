@@ -3,14 +3,14 @@
 The gateway's response (a RelayResponse for a stream) is called as-is, so its disconnect
 watcher still cancels the engine request when the user presses stop; only `send` is wrapped,
 to read the `delta.content` of each SSE event on its way out. When the response ends, for
-whatever reason, `on_done(text)` stores what the user saw and the rate-limit grant is released.
+whatever reason, `on_done(text)` stores what the user saw (the admission service, which wraps
+this response, then ends the rate-limit lease).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 from starlette.responses import Response
@@ -60,14 +60,12 @@ class CapturedStream(Response):
         inner: Response,
         *,
         on_done: Callable[[str], asyncio.Future[None]],
-        finish: Callable[[], Awaitable[Any]],
     ) -> None:
         self.inner = inner
         self.status_code = inner.status_code
         self.background = None
         self.raw_headers = inner.raw_headers
         self._on_done = on_done
-        self._finish = finish
         self.collector = DeltaCollector()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,7 +89,4 @@ class CapturedStream(Response):
         try:
             await self.inner(scope, receive, capture)
         finally:
-            try:
-                await save()  # a stream cut short (stop button, disconnect) keeps what was streamed
-            finally:
-                await self._finish()
+            await save()  # a stream cut short (stop button, disconnect) keeps what was streamed

@@ -17,6 +17,11 @@ _ids = itertools.count(1)
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the end
 
 
+def new_request_id() -> str:
+    """A request's one id: its rate-limit lease, its `x-request-id` and its usage row."""
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
 class CallMeter:
     """Filled in as the request goes; `row()` once it is over (in a `finally`)."""
 
@@ -36,8 +41,16 @@ class CallMeter:
         "reached_engine",
     )
 
-    def __init__(self, *, principal: Principal, model: str, endpoint: str, streamed: bool) -> None:
-        self.request_id = f"{_ID_PREFIX}{next(_ids):016x}"
+    def __init__(
+        self,
+        *,
+        principal: Principal,
+        model: str,
+        endpoint: str,
+        streamed: bool,
+        request_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id or new_request_id()
         self.created_at = datetime.now(UTC)
         self.started = time.perf_counter()
         self.principal = principal

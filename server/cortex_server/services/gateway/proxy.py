@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from starlette.responses import Response
 
@@ -24,7 +23,12 @@ from cortex_server.services.gateway.engine_errors import client_facing
 from cortex_server.services.gateway.metering import CallMeter, UsageSink
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
 from cortex_server.services.gateway.streaming import RelayResponse
-from cortex_server.services.gateway.upstreams import UpstreamClients, map_upstream_errors, timeout_for
+from cortex_server.services.gateway.upstreams import (
+    UpstreamClients,
+    UpstreamResponse,
+    map_upstream_errors,
+    timeout_for,
+)
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortexctl.core.errors import ServiceUnavailable, UpstreamConnectionError, UpstreamTimeout
 
@@ -75,8 +79,10 @@ class Gateway:
         raw: bytes,
         principal: Principal,
         on_usage: UsageSink | None = None,
+        request_id: str | None = None,
     ) -> Response:
-        """Proxy one request. `on_usage(row)` also sees the usage row (rate-limit reconciliation)."""
+        """Proxy one request. `on_usage(row)` also sees the usage row (rate-limit reconciliation);
+        `request_id` (the admission's) names the usage row and the `x-request-id` header."""
         sink = self._usage if on_usage is None else _tee(on_usage, self._usage)
         model = self.registry.require(payload["model"])
         body, stream, strip_usage = prepare_body(model, payload, raw, can_stream=endpoint.can_stream)
@@ -89,7 +95,11 @@ class Gateway:
                 code="model_not_ready",
             )
         meter = CallMeter(
-            principal=principal, model=model.served_name, endpoint=endpoint.name, streamed=stream
+            principal=principal,
+            model=model.served_name,
+            endpoint=endpoint.name,
+            streamed=stream,
+            request_id=request_id,
         )
         timeout = timeout_for(connect_s=model.connect_timeout_s, request_s=model.request_timeout_s)
         if stream:
@@ -176,7 +186,7 @@ class Gateway:
             upstream = self.clients.get(replica.base_url)
             meter.replica = replica.key
             replica.outstanding += 1
-            resp: httpx.Response | None = None
+            resp: UpstreamResponse | None = None
             handed_over = False
             try:
                 with map_upstream_errors(replica.base_url):
@@ -295,7 +305,7 @@ def prepare_body(
     return (orjson.dumps(payload) if changed else raw), stream, strip_usage
 
 
-def _passthrough(resp: httpx.Response, content: bytes, request_id: str) -> Response:
+def _passthrough(resp: UpstreamResponse, content: bytes, request_id: str) -> Response:
     media_type = resp.headers.get("content-type", "application/json")
     return Response(
         content, status_code=resp.status_code, media_type=media_type, headers={"x-request-id": request_id}

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -19,7 +18,7 @@ from cortex_server.core.errors import sse_error_event
 from cortex_server.services.gateway.balancer import ReplicaBalancer
 from cortex_server.services.gateway.metering import CallMeter, UsageSink
 from cortex_server.services.gateway.sse import SseRelay
-from cortex_server.services.gateway.upstreams import map_upstream_errors
+from cortex_server.services.gateway.upstreams import UpstreamResponse, map_upstream_errors
 from cortex_server.services.registry import ReplicaEndpoint
 from cortexctl.core.errors import CortexError, UpstreamConnectionError
 
@@ -32,7 +31,7 @@ class RelayResponse(Response):
     def __init__(
         self,
         *,
-        upstream: httpx.Response,
+        upstream: UpstreamResponse,
         chunks: AsyncIterator[bytes],
         first: bytes,
         relay: SseRelay,

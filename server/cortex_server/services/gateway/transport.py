@@ -21,7 +21,7 @@ from typing import Any
 import httptools
 import httpx
 
-__all__ = ["FRESH_CONNECTION", "LoopbackTransport"]
+__all__ = ["FRESH_CONNECTION", "LoopbackResponse", "LoopbackTransport"]
 
 FRESH_CONNECTION = "cortex.fresh_connection"  # request extension: do not reuse an idle connection
 
@@ -158,6 +158,46 @@ class _Body(httpx.AsyncByteStream):
             conn.close()
 
 
+class _RawHeaders:
+    """The few header lookups the gateway makes, without building httpx.Headers."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.lower().encode()
+        for k, v in self.raw:
+            if k.lower() == key:
+                return v.decode("latin-1")
+        return default
+
+
+class LoopbackResponse:
+    """What `LoopbackTransport.post` answers: httpx.Response's status_code, headers.get, aread,
+    aiter_raw and aclose, without its object graph (about a fifth of the gateway's own CPU per
+    request went into building httpx Request/Response/Headers objects that were read once)."""
+
+    __slots__ = ("status_code", "headers", "_body")
+
+    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body: _Body) -> None:
+        self.status_code = status_code
+        self.headers = _RawHeaders(headers)
+        self._body = body
+
+    async def aread(self) -> bytes:
+        parts = [chunk async for chunk in self._body]
+        await self._body.aclose()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        return self._body.__aiter__()
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
+
+
 class LoopbackTransport(httpx.AsyncBaseTransport):
     """Keep-alive HTTP/1.1 to one upstream (host:port), for POSTs with a known body."""
 
@@ -189,6 +229,29 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             conn.close()
             raise
         return httpx.Response(conn.status, headers=conn.headers, stream=_Body(self, conn, read_timeout))
+
+    async def post(
+        self,
+        url: httpx.URL,
+        *,
+        head: bytes,
+        body: bytes,
+        timeouts: dict[str, float | None],
+        fresh: bool = False,
+    ) -> LoopbackResponse:
+        """POST `body` after `head` (request line and headers, without the blank line or
+        Content-Length); the hot path's way in, with no httpx.Request to build."""
+        read_timeout = timeouts.get("read")
+        data = b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body)
+        conn = await self._acquire(url, timeouts.get("connect"), fresh=fresh)
+        try:
+            conn.start(data)
+            while not conn.headers_done:
+                await conn.wait(read_timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return LoopbackResponse(conn.status, conn.headers, _Body(self, conn, read_timeout))
 
     async def _acquire(self, url: httpx.URL, connect_timeout: float | None, *, fresh: bool) -> _Conn:
         while self._idle and not fresh:

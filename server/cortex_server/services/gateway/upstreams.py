@@ -2,32 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import httpx
 
 from cortex_server.services.gateway.transport import FRESH_CONNECTION, LoopbackTransport
 from cortexctl.core.errors import UpstreamConnectionError, UpstreamTimeout
 
-__all__ = ["Upstream", "UpstreamClients", "map_upstream_errors", "timeout_for"]
+__all__ = ["Upstream", "UpstreamClients", "UpstreamResponse", "map_upstream_errors", "timeout_for"]
+
+
+class _Headers(Protocol):
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+class UpstreamResponse(Protocol):
+    """An engine's answer as the gateway reads it: httpx.Response, or the loopback transport's."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> _Headers: ...
+    async def aread(self) -> bytes: ...
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
 
 
 class Upstream:
     """One engine replica's connection pool (keep-alive), plus its parsed URLs."""
 
-    __slots__ = ("base_url", "transport", "_urls")
+    __slots__ = ("base_url", "transport", "_urls", "_heads")
 
     def __init__(self, base_url: str, transport: httpx.AsyncBaseTransport) -> None:
         self.base_url = base_url
         self.transport = transport
         self._urls: dict[str, httpx.URL] = {}
+        self._heads: dict[tuple[str, tuple[tuple[bytes, bytes], ...]], bytes] = {}
 
     def url(self, path: str) -> httpx.URL:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.base_url + path)
         return url
+
+    def _head(self, path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """Request line, Host and `headers`, serialised once per (path, headers)."""
+        key = (path, tuple(headers))
+        head = self._heads.get(key)
+        if head is None:
+            url = self.url(path)
+            lines = [b"POST %s HTTP/1.1\r\nHost: %s\r\n" % (url.raw_path, url.netloc)]
+            lines += [name + b": " + value + b"\r\n" for name, value in headers]
+            if len(self._heads) > 64:  # engine keys change on restarts: keep only recent ones
+                self._heads.clear()
+            head = self._heads[key] = b"".join(lines)
+        return head
 
     async def send(
         self,
@@ -37,12 +68,16 @@ class Upstream:
         headers: list[tuple[bytes, bytes]],
         timeout: dict[str, float | None],
         fresh: bool = False,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """POST on a pooled connection; the caller reads and closes the response.
 
         The transport is called directly: the client layer (auth, redirects, cookies,
         URL merging) does nothing for loopback engines but costs on every request.
         """
+        transport = self.transport
+        if type(transport) is LoopbackTransport:  # the engines' transport; tests may inject others
+            head = self._head(path, headers)
+            return await transport.post(self.url(path), head=head, body=body, timeouts=timeout, fresh=fresh)
         extensions: dict[str, object] = {"timeout": timeout}
         if fresh:  # a retry after a dropped pooled connection: the next idle one may be just as stale
             extensions[FRESH_CONNECTION] = True

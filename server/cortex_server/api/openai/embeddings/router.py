@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from cortex_server.api.deps import ContextDep, InferenceDep
+from cortex_server.api.deps import InferenceDep, context_of
 from cortex_server.api.openai.embeddings.protocol import parse_embedding_request
 from cortex_server.api.openai.forwarding import forward_inference
 from cortex_server.services.gateway.proxy import EMBEDDINGS
@@ -18,13 +18,13 @@ router = APIRouter(tags=["openai"])
 
 
 @router.post("/v1/embeddings", response_class=Response)
-async def embeddings(request: Request, grant: InferenceDep, ctx: ContextDep) -> Response:
-    registry = ctx.gateway.registry
+async def embeddings(request: Request, principal: InferenceDep) -> Response:
+    registry = context_of(request).gateway.registry
 
     def parse(decoded: Any) -> dict[str, Any]:
         return refuse_unless_embeddings(registry, parse_embedding_request(decoded))
 
-    return await forward_inference(request, grant, ctx, endpoint=EMBEDDINGS, parse=parse)
+    return await forward_inference(request, principal, endpoint=EMBEDDINGS, parse=parse)
 
 
 def refuse_unless_embeddings(registry: ModelRegistry, payload: dict[str, Any]) -> dict[str, Any]:

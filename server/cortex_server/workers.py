@@ -1,0 +1,132 @@
+"""`cortexctl serve --workers N`: N gateway processes on one port, one of them supervising engines.
+
+Why: one Python process serves one core's worth of requests; a GPU host has many cores. Each
+worker binds the daemon's port with SO_REUSEPORT, so the kernel spreads connections over
+them. What they share:
+  - the database (models, keys, usage rows) as any two daemons do;
+  - rate limits and key-revocation broadcasts through Redis, which is why N > 1 needs
+    CORTEX_REDIS_URL (in-process limits would each allow the full limit);
+  - the routing registry: worker 0 alone runs the supervisor (engines, health, model states)
+    and shares its registry through a file (services/gateway/registry_mirror.py).
+Each worker spools usage to its own file. The parent only starts the workers, restarts one
+that dies, and stops them all on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from cortexctl.core.errors import ConfigError
+from cortexctl.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_DEFAULT_WORKERS = 8  # the default on a big host; more only when asked for
+RESTART_BACKOFF_S = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    index: int
+    count: int
+
+    @property
+    def supervises(self) -> bool:
+        return self.index == 0
+
+
+def default_workers(settings: Settings) -> int:
+    """The core count (capped) when workers can share limits through Redis, else one."""
+    if not settings.redis_url:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}.", fix="Use --workers 1 or more.")
+    if workers > 1 and not settings.redis_url:
+        raise ConfigError(
+            f"{workers} workers need Redis: rate limits and key revocations must be shared between them.",
+            fix="Set CORTEX_REDIS_URL (redis://…), or run with --workers 1.",
+        )
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_worker(settings: Settings, role: WorkerRole) -> None:
+    """One worker process: the daemon app on a SO_REUSEPORT socket (spawned by `serve_workers`)."""
+    import uvicorn
+
+    from cortex_server.app import create_app
+    from cortex_server.core.logging import configure_logging
+    from cortex_server.main import server_options
+
+    os.umask(0o077)
+    configure_logging(level=settings.log_level, logs_dir=settings.logs_dir)
+    if not role.supervises:
+        settings = settings.model_copy(update={"supervise": False})
+    app = create_app(settings, worker=role)
+    options: dict[str, Any] = server_options(settings)
+    sock = reuseport_socket(options.pop("host"), options.pop("port"))
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    server.run(sockets=[sock])
+
+
+def serve_workers(settings: Settings, workers: int) -> None:
+    """Start `workers` worker processes and keep them running until SIGTERM/SIGINT."""
+    check_workers(settings, workers)
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter each: no inherited loop or locks
+    procs: dict[int, BaseProcess] = {}
+    stopping = False
+
+    def start(index: int) -> None:
+        proc = spawn.Process(
+            target=run_worker, args=(settings, WorkerRole(index, workers)), name=f"cortexd-worker-{index}"
+        )
+        proc.start()
+        procs[index] = proc
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs.values():
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("cortexd: %d workers on %s", workers, settings.url)
+    for index in range(workers):
+        start(index)
+    while not stopping:
+        time.sleep(0.2)
+        for index, proc in list(procs.items()):
+            if not stopping and not proc.is_alive():
+                log.error("worker %d exited (code %s); restarting it", index, proc.exitcode)
+                time.sleep(RESTART_BACKOFF_S)
+                if not stopping:
+                    start(index)
+    deadline = time.monotonic() + 20
+    for proc in procs.values():
+        proc.join(max(0.1, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
