@@ -114,7 +114,6 @@ def validate_model(
     vram: Annotated[str | None, Query(description="pretend one GPU of this size, e.g. 24GiB")] = None,
 ) -> dict[str, Any]:
     """The preflight a start would run: memory breakdown, every check, the exact command."""
-    from cortexctl.core.preflight import preflight  # validation (gguf, numpy): not in every worker
 
     model = model_store.get_model(session, name=name)
     entry = model_store.load_with_recipe(session, model=model)
