@@ -271,8 +271,8 @@ WorkersOpt = Annotated[
     int | None,
     typer.Option(
         "--workers",
-        help="Gateway processes on the one port (default: the core count, at most 8, when "
-        "CORTEX_REDIS_URL is set; else 1). One of them supervises the engines.",
+        help="Gateway processes on the one port (default 1; more need CORTEX_REDIS_URL, e.g. the "
+        "core count). One of them supervises the engines.",
     ),
 ]
 

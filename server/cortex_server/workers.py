@@ -29,7 +29,6 @@ from cortexctl.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_DEFAULT_WORKERS = 8  # the default on a big host; more only when asked for
 RESTART_BACKOFF_S = 1.0
 
 
@@ -44,10 +43,9 @@ class WorkerRole:
 
 
 def default_workers(settings: Settings) -> int:
-    """The core count (capped) when workers can share limits through Redis, else one."""
-    if not settings.redis_url:
-        return 1
-    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+    """One, until workers are asked for: a revocation made while Redis is down reaches the
+    other workers only through the auth cache's TTL, and one daemon must revoke at once."""
+    return 1
 
 
 def check_workers(settings: Settings, workers: int) -> None:

@@ -32,7 +32,7 @@ def test_more_than_one_worker_needs_redis(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CORTEX_REDIS_URL"):
         check_workers(alone, 2)
     shared = Settings(home=tmp_path / "h", redis_url="redis://127.0.0.1:1/0")
-    assert 1 <= default_workers(shared) <= 8
+    assert default_workers(shared) == 1  # several only when asked for (revocation while Redis is down)
     check_workers(shared, 2)
 
 
