@@ -149,9 +149,9 @@ if [[ $ENGINE -eq 1 ]]; then
 fi
 
 if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test; prometheus; chromium for the browser tests)"
+  step "system test tools (docker.io for runtime tests; strace, zstd for the air-gap test; prometheus; nginx for the scale-out test; chromium for the browser tests)"
   MISSING=()
-  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2 prometheus:prometheus chromium:chromium; do
+  for pair in dockerd:docker.io strace:strace zstd:zstd unshare:util-linux ip:iproute2 prometheus:prometheus nginx:nginx chromium:chromium; do
     command -v "${pair%%:*}" >/dev/null || MISSING+=("${pair##*:}")
   done
   if [[ ${#MISSING[@]} -gt 0 ]]; then
@@ -161,6 +161,9 @@ if [[ $DEV -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     if [[ " ${MISSING[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
       # Debian starts a system-wide Prometheus (and node exporter); the tests run their own
       systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
+    if [[ " ${MISSING[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null; then
+      systemctl disable --now nginx >/dev/null 2>&1 || true  # the scale-out test runs its own, on loopback
     fi
   fi
   done_step "${MISSING[*]:-all present}"

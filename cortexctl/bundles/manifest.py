@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cortexctl.bundles import tarstream
 from cortexctl.bundles.errors import refused
-from cortexctl.bundles.tarstream import (  # noqa: F401 - re-exported: the format's constants
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    MAX_MANIFEST_BYTES,
-    MAX_SIGNATURE_BYTES,
-    SIGNATURE_NAME,
-)
+
+# The format's constants, re-exported (`X as X`: explicit for type checkers).
+from cortexctl.bundles.tarstream import FORMAT_VERSION as FORMAT_VERSION
+from cortexctl.bundles.tarstream import MANIFEST_NAME as MANIFEST_NAME
+from cortexctl.bundles.tarstream import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
+from cortexctl.bundles.tarstream import MAX_SIGNATURE_BYTES as MAX_SIGNATURE_BYTES
+from cortexctl.bundles.tarstream import SIGNATURE_NAME as SIGNATURE_NAME
 
 FORMAT: Literal["cortex-bundle"] = "cortex-bundle"
 

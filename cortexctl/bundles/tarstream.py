@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Final, Protocol
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -33,7 +33,7 @@ MAX_MANIFEST_DEPTH = 8  # JSON nesting; a real manifest is 3 deep
 MAX_ITEMS = 10_000
 MAX_SIGNATURE_BYTES = 4096
 FORMAT = "cortex-bundle"
-FORMAT_VERSION = 2  # what the exporter writes
+FORMAT_VERSION: Final = 2  # what the exporter writes
 READABLE_VERSIONS = (1, 2)  # version 1: read only when it holds no wheelhouse (see check_distributions)
 MAX_DISTRIBUTIONS = 2_000
 MANIFEST_NAME = "manifest.json"
@@ -313,8 +313,8 @@ def _pax_records(data: bytes, what: str) -> dict[str, str]:
         except UnicodeDecodeError:
             raise Refused(what, "extended (PAX) header record is not UTF-8") from None
         pos += length
-    for key in out:
-        if key.startswith("GNU.sparse"):
+    for name in out:
+        if name.startswith("GNU.sparse"):
             raise Refused(what, "is a sparse file; bundles hold only regular files")
     return out
 

@@ -177,7 +177,7 @@ def declared_by_file(path: Path, tarstream: Any) -> tuple[str, str]:
 
 def check_file(path: Path, filename: str, tarstream: Any) -> tuple[str, str]:
     """The file's inside must name the distribution and version its file name (`filename`) says."""
-    want = tarstream.distribution_of(filename)
+    want: tuple[str, str] = tarstream.distribution_of(filename)
     got = declared_by_file(path, tarstream)
     if got != want and not (got[0] == want[0] and _same_version(got[1], want[1])):
         raise WheelFileError(

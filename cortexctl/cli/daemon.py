@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from cortexctl.cli.common import JsonOpt, console, err_console, print_json, settings_of
 from cortexctl.core.errors import DaemonError
+
+if TYPE_CHECKING:
+    from cortexctl.core.settings import Settings
+    from cortexctl.core.systemd import Unit
 
 PortOpt = Annotated[
     int | None, typer.Option("--port", help="Port to listen on (default: CORTEX_PORT or 8080).")
@@ -38,7 +42,7 @@ def up(
     json_out: JsonOpt = False,
 ) -> None:
     """Start the daemon in the background, wait until it is ready, print its URL."""
-    from cortex_server.services.prepare import prepare_database
+    from cortex_server.services.prepare import password_shown, prepare_database
     from cortexctl.core import daemon as control  # httpx, psutil: not for --help
 
     env = _apply_overrides(ctx, host, port)
@@ -59,14 +63,15 @@ def up(
             "status": "already-running",
             **control.status_dict(control.status(settings)),
         }
-        if demo:
-            result["demo"] = run_demo(settings)
+        demo_result = run_demo(settings) if demo else None
+        if demo_result is not None:
+            result["demo"] = demo_result
         if json_out:
             print_json(result)
         else:
             console.print(f"CORTEX is already running at [bold]{settings.url}[/] (pid {pid}).")
-            if demo:
-                _print_demo(settings, result["demo"])
+            if demo_result is not None:
+                _print_demo(settings, demo_result)
         return
     owner = control.port_owner(settings.host, settings.port)
     if owner is not None:
@@ -82,8 +87,9 @@ def up(
         with err_console.status(f"Starting the daemon on {settings.url}…"):
             pid = control.start_detached(settings, env_overrides=env)
             control.wait_ready(settings, pid, timeout_s=settings.ready_timeout_s)
+    demo_result = run_demo(settings) if demo else None
     result = {
-        "demo": run_demo(settings) if demo else None,
+        "demo": demo_result,
         "status": "started",
         "pid": pid,
         "url": settings.url,
@@ -95,6 +101,8 @@ def up(
     }
     if json_out:
         print_json(result)
+        if boot.admin_password:
+            password_shown(settings)
         return
     under = f", systemd service {unit.path.name}" if unit is not None else ""
     console.print(f"[green]CORTEX is running[/] at [bold]{settings.url}[/] (pid {pid}{under})")
@@ -103,14 +111,15 @@ def up(
             f"First admin user: [bold]{boot.admin_username}[/]  password: [bold]{boot.admin_password}[/]\n"
             "  (shown once; it is stored hashed)"
         )
+        password_shown(settings)  # only now: a start that failed before this draws a new one
     console.print(f"Local admin token: {settings.admin_token_file} (used by cortexctl)")
-    if demo:
-        _print_demo(settings, result["demo"])
+    if demo_result is not None:
+        _print_demo(settings, demo_result)
     else:
         console.print("Create an API key: [bold]cortexctl keys create --name my-app --scope inference[/]")
 
 
-def _print_demo(settings, demo: dict[str, object]) -> None:
+def _print_demo(settings: Settings, demo: dict[str, object]) -> None:
     import json
 
     console.print(
@@ -136,7 +145,7 @@ def _print_demo(settings, demo: dict[str, object]) -> None:
     )
 
 
-def run_demo(settings) -> dict[str, object]:
+def run_demo(settings: Settings) -> dict[str, object]:
     """Deploy and start the demo recipe, wait until it runs; mint a demo key the first time."""
     from cortexctl.cli.model import wait_for_state
     from cortexctl.core.client import AdminClient
@@ -220,20 +229,20 @@ def status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-def _managing_unit(settings):
+def _managing_unit(settings: Settings) -> Unit | None:
     """The systemd unit that runs this home's daemon, if `cortexctl service install` made one."""
     from cortexctl.core.systemd import managing_unit
 
     return managing_unit(settings.home)
 
 
-def _unit_pid(unit) -> int | None:
+def _unit_pid(unit: Unit) -> int | None:
     from cortexctl.core.systemd import main_pid
 
     return main_pid(unit)
 
 
-def _start_unit(settings, unit, *, demo: bool) -> int:
+def _start_unit(settings: Settings, unit: Unit, *, demo: bool) -> int:
     """Start the service after root prepared its home; hand the home to the service user first."""
     import os
 

@@ -66,7 +66,7 @@ class CortexGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta[_ARGV_KEY] = list(args)
         try:
-            return super().parse_args(ctx, args)  # type: ignore[no-any-return]
+            return super().parse_args(ctx, args)
         except _passthrough_classes():
             raise
         except Exception as exc:  # noqa: BLE001 - sorted by _fail

@@ -38,7 +38,7 @@ def find_model(client: AdminClient, name: str) -> dict[str, Any]:
         return found
     except NotFound:
         pass
-    models = client.get("/admin/models")
+    models: list[dict[str, Any]] = client.get("/admin/models")
     matches = [m for m in models if m["served_name"] == name]
     if len(matches) == 1:
         return matches[0]
@@ -70,7 +70,7 @@ def wait_for_state(client: AdminClient, name: str, *, timeout_s: float) -> dict[
     start = time.monotonic()
     with err_console.status(f"Starting {name}…") as status:
         while True:
-            model = client.get(f"/admin/models/{name}")
+            model: dict[str, Any] = client.get(f"/admin/models/{name}")
             elapsed = time.monotonic() - start
             status.update(f"{name}: {model['state']} — {model['state_reason'] or ''} ({elapsed:.0f}s)")
             if model["state"] == "running":
@@ -192,6 +192,24 @@ def show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
         console.print(f"[bold red]diagnosis[/] ({d['rule']}): {d['summary']}\n[bold]fix:[/] {d['fix']}")
         for line in d.get("log_lines", [])[-8:]:
             console.print(f"  | {line}", highlight=False, markup=False)
+    _print_crashes(m.get("crashes"))
+
+
+def _print_crashes(crashes: dict[str, Any] | None) -> None:
+    """The crash history since the model was last started by hand (kept across daemon restarts)."""
+    if not crashes:
+        return
+    last = crashes.get("last_crash") or {}
+    how = f"signal {last['signal']}" if last.get("signal") else f"exit code {crashes.get('last_exit_code')}"
+    console.print(
+        f"[bold yellow]crashes[/]: {crashes['restart_count']} since the last start by hand; "
+        f"last at {last.get('at', '?')} ({how})"
+    )
+    if last:
+        console.print(f"  last crash ({last.get('rule')}): {last.get('summary')}")
+        console.print(f"  [bold]fix:[/] {last.get('fix')}")
+        for line in (last.get("log_lines") or [])[-8:]:
+            console.print(f"  | {line}", highlight=False, markup=False)
 
 
 def _lifecycle(
@@ -301,8 +319,9 @@ def logs(
         d = out["diagnosis"]
         if d:
             console.print(f"[bold red]diagnosis[/] ({d['rule']}): {d['summary']}\n[bold]fix:[/] {d['fix']}")
-        else:
+        elif not out.get("crashes"):
             console.print("[green]No problem diagnosed.[/]")
+        _print_crashes(out.get("crashes"))
     last = out["logs"].splitlines()[-1:] or [""]
     while follow:
         time.sleep(1.0)

@@ -53,7 +53,9 @@ def install(
         print_json(result)
         return
     console.print(f"Wrote [bold]{result['unit_file']}[/] (runs as {user}, home {result['home']}).")
-    for warning in result["warnings"]:
+    warnings = result["warnings"]
+    assert isinstance(warnings, list)
+    for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print("Start it: [bold]cortexctl up[/]   (as root; up/down/status now drive the service)")
 

@@ -40,14 +40,14 @@ def fit_table(
     title: str | None = None,
 ) -> Table:
     """The table with as many columns as fit `console.width` (all of them with `wide`)."""
-    rows = [list(r) for r in rows]
+    cells = [list(r) for r in rows]
     keep = list(range(len(columns)))
     droppable = [i for i, c in enumerate(columns) if c.drop_order]
     droppable.sort(key=lambda i: -columns[i].drop_order)
-    table = _build(columns, rows, keep, title)
+    table = _build(columns, cells, keep, title)
     while not wide and droppable and _natural_width(console, table) > console.width:
         keep.remove(droppable.pop(0))
-        table = _build(columns, rows, keep, title)
+        table = _build(columns, cells, keep, title)
     return table
 
 

@@ -35,7 +35,7 @@ def default_home(environ: dict[str, str] | None = None) -> Path:
         # root drives the installed service (`cortexctl service install`) from a shell
         from cortexctl.core.systemd import read_unit, unit_path
 
-        unit = read_unit(unit_path(env))
+        unit = read_unit(unit_path(dict(env)))
         if unit is not None:
             return unit.home
     return Path.home() / ".local" / "share" / "cortex"
@@ -79,8 +79,28 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(
         512, ge=1, description="idle keep-alive connections kept per replica"
     )
+    stream_buffer_max_bytes: int = Field(
+        1024 * 1024,
+        ge=4096,
+        description="per stream: engine bytes the gateway holds for a client that reads slowly; "
+        "beyond it the gateway stops reading from the engine until the client catches up",
+    )
+    stream_send_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="a stream's client that takes no bytes for this long is dropped (499) and its "
+        "engine request cancelled, freeing the engine slot (0: never)",
+    )
     usage_flush_interval_s: float = Field(0.5, gt=0)
     usage_batch_max: int = Field(1000, ge=1)
+    usage_journal_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=4096, description="cap on the usage journal on disk (records not yet in the DB)"
+    )
+    usage_journal_full_policy: Literal["refuse", "serve"] = Field(
+        "refuse",
+        description="when no usage record can be made durable (disk full, cap reached): refuse new "
+        "inference with 503, or serve and count the records that are only in memory",
+    )
     # observability
     metrics_enabled: bool = Field(True, description="instrument the gateway and serve GET /metrics")
     metrics_access: Literal["loopback", "scope", "open"] = Field(
@@ -103,6 +123,20 @@ class Settings(BaseSettings):
         "closed",
         description="when Redis is unreachable: admit (open) or refuse with 503 (closed) limited keys",
     )
+    ratelimit_lease_s: float = Field(
+        6.0,
+        ge=1,
+        le=3600,
+        description="a concurrency slot is leased this long and renewed while its request runs; "
+        "a slot whose daemon died or stalled frees itself after at most this long",
+    )
+    auth_stale_max_s: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="while the database is unreachable, keys verified within this long are still "
+        "served from memory (0: never)",
+    )
     redis_key_prefix: str = Field(
         "cortex:", description="prefix of every Redis key and channel this daemon uses"
     )
@@ -123,6 +157,21 @@ class Settings(BaseSettings):
     max_header_count: int = Field(100, ge=16, le=1000, description="more request headers than this get 431")
     body_read_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="a request body not fully received within this gets 408"
+    )
+    supervisor_lease: bool = Field(
+        True,
+        description="one daemon drives each model (a lease in the database, docs/reliability.md); "
+        "false: every daemon sharing the database drives every model with engines of its own",
+    )
+    remote_engine_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts (or host:port) remote-engine recipes may point at; empty: none (engines/remote)",
+    )
+    log_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=64 * 1024, description="rotate the daemon's and engines' logs beyond this size"
+    )
+    log_backups: int = Field(
+        3, ge=1, le=100, description="rotated log files kept per log (beyond the live one)"
     )
 
     @field_validator("model_roots")
@@ -173,6 +222,10 @@ class Settings(BaseSettings):
     @property
     def usage_spool_file(self) -> Path:
         return self.home / "spool" / "usage.jsonl"
+
+    @property
+    def usage_journal_dir(self) -> Path:
+        return self.home / "spool" / "journal"
 
     @property
     def admin_token_file(self) -> Path:

@@ -107,11 +107,11 @@ class _LimitedLoader(yaml.SafeLoader):
         self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
         if isinstance(event, yaml.AliasEvent):
             raise yaml.MarkedYAMLError(
                 problem=f"aliases (*{event.anchor}) are not accepted; write the value out in full",
-                problem_mark=event.start_mark,
+                problem_mark=event.start_mark,  # type: ignore[arg-type]  # stubs: the C Mark is a Mark too
             )
         self._nodes += 1
         if self._nodes > self.limits.max_nodes:
@@ -126,7 +126,8 @@ class _LimitedLoader(yaml.SafeLoader):
                     problem=f"nested deeper than {self.limits.max_depth} levels",
                     problem_mark=event.start_mark,
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            # PyYAML passes mapping keys as `index` too; the stub says int
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
 

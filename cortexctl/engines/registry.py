@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from cortexctl.engines.base import Engine
     from cortexctl.recipes.schema import EngineArgs
 
-BUILTIN_PACKAGES = ("cortexctl.engines.llamacpp", "cortexctl.engines.vllm")
+BUILTIN_PACKAGES = ("cortexctl.engines.llamacpp", "cortexctl.engines.vllm", "cortexctl.engines.remote")
 
 _engines: dict[str, Engine] = {}
 

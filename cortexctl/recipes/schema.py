@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+NO_MODEL_FILE = "-"  # spec.model.path of a recipe whose engine reads no model file (engines/remote)
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 
 
@@ -48,6 +49,10 @@ class EngineArgs(Strict):
 
     def serves_embeddings(self) -> bool | None:
         """True/False when the recipe says; None when the engine decides from the model."""
+        return None
+
+    def upstream_model(self) -> str | None:
+        """The `model` the engine expects when it differs from spec.served_name (engines/remote)."""
         return None
 
 
@@ -94,6 +99,19 @@ class RecipeSpec(Strict):
     request_defaults: RequestDefaults = Field(default_factory=RequestDefaults)
     resources: Resources = Field(default_factory=Resources)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_model_file(cls, data: Any) -> Any:
+        # An engine that reads no model file (engines/remote) takes recipes without spec.model.
+        if isinstance(data, dict) and "model" not in data and isinstance(data.get("engine"), str):
+            from cortexctl.engines.registry import engine_names, get_engine
+
+            if data["engine"] in engine_names():
+                engine = get_engine(data["engine"])
+                if not getattr(engine, "needs_model_file", True):
+                    data = {**data, "model": {"path": NO_MODEL_FILE}}
+        return data
 
     @field_validator("engine")
     @classmethod

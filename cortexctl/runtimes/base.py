@@ -26,13 +26,19 @@ RUNTIME_NAMES = ("process", "docker")
 
 @dataclass(frozen=True)
 class RunningEngine:
-    runtime: str  # "process" | "docker"
+    runtime: str  # "process" | "docker" | an engine's own (engines/remote: "remote")
     name: str
     port: int
     labels: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     container_id: str | None = None
     api_key: str | None = field(default=None, repr=False)  # the engine key (see engines/base.py)
+    url: str | None = None  # an endpoint elsewhere (engines/remote); None: 127.0.0.1:port
+
+    @property
+    def base_url(self) -> str:
+        """Where the gateway and the probes reach the engine (no trailing /v1)."""
+        return self.url or f"http://127.0.0.1:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,15 @@ def make_runtime(kind: str, settings: Settings) -> Runtime:
 def choose_runtime(settings: Settings, recipe: Recipe) -> Runtime:
     """recipe.spec.runtime, else settings.runtime; "auto" = docker when an engine answers and the
     recipe's image is present, else process."""
+    from cortexctl.engines.registry import get_engine
+
+    # An engine that brings its own runtime (engines/remote launches nothing) uses it.
+    own = getattr(get_engine(recipe.spec.engine), "runtime", None)
+    if own is not None:
+        return own(settings)  # type: ignore[no-any-return]
     kind = recipe.spec.runtime or settings.runtime
     if kind != "auto":
         return make_runtime(kind, settings)
-    from cortexctl.engines.registry import get_engine
     from cortexctl.runtimes.docker import DockerRuntime
 
     image = recipe.spec.image or get_engine(recipe.spec.engine).default_image

@@ -1,7 +1,7 @@
 """The docker runtime: engines as containers of the real Docker Engine (docker SDK).
 
-Containers are named after the LaunchSpec (`llamacpp-model-{id}`), labelled
-`cortex.managed=true` (+ model id, replica, engine, served name, port) so a new
+Containers are named after the LaunchSpec (`llamacpp-model-{id}-{installation}`), labelled
+`cortex.managed=true` (+ installation, model id, replica, engine, served name, port) so a new
 daemon can adopt them, use host networking (the engine binds 127.0.0.1 itself),
 bind-mount model files read-only, get GPUs by device request, and are never
 pulled: an absent image is an error naming the bundle to import. The engine key
@@ -84,7 +84,9 @@ class DockerRuntime:
                     f"cannot start {spec.name}: {m.source} does not exist",
                     fix="Check spec.model.path (relative paths are under $CORTEX_HOME/models).",
                 )
-        kwargs = container_kwargs(spec)
+        kwargs = container_kwargs(
+            spec, log_max_bytes=self._settings.log_max_bytes, log_backups=self._settings.log_backups
+        )
         try:
             container = client.containers.run(spec.image, **kwargs)
         except docker.errors.APIError as exc:
@@ -146,6 +148,8 @@ class DockerRuntime:
             raise EngineError(f"cannot list containers: {exc}", fix=_UNREACHABLE_FIX) from exc
         found = []
         for c in containers:
+            if c.name is None:  # every container has a name; the stubs allow None
+                continue
             labels = dict(c.labels)
             found.append(
                 RunningEngine(
@@ -190,8 +194,13 @@ class DockerRuntime:
             pass
 
 
-def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
-    """`containers.run` keyword arguments for a LaunchSpec (everything but the image)."""
+def container_kwargs(
+    spec: LaunchSpec, *, log_max_bytes: int = 50 * 1024 * 1024, log_backups: int = 3
+) -> dict[str, Any]:
+    """`containers.run` keyword arguments for a LaunchSpec (everything but the image).
+
+    The engine's log goes to Docker's json-file driver, capped like the other logs
+    (settings.log_max_bytes / log_backups: the live file plus the rotated ones)."""
     env = dict(spec.env)
     if isinstance(spec.gpus, tuple):
         # The device request already limits the container to these GPUs, renumbered from 0.
@@ -217,6 +226,10 @@ def container_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         kwargs["mem_limit"] = spec.memory_limit_bytes
     if spec.ipc_host:  # the engine's workers share memory through /dev/shm (Docker's is 64 MB)
         kwargs["ipc_mode"] = "host"
+    kwargs["log_config"] = {
+        "type": "json-file",
+        "config": {"max-size": str(log_max_bytes), "max-file": str(log_backups + 1)},
+    }
     return kwargs
 
 

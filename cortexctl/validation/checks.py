@@ -167,7 +167,10 @@ def check_gpus_not_used(
     if replica_index is not None:
         try:
             got = replica_gpus(spec, replica_index, per_replica=gpus_per_replica(spec))
-            mine = [g.index for g in gpus] if got == "all" else [] if got == "none" else list(got)
+            if isinstance(got, str):  # "all" or "none"
+                mine = [g.index for g in gpus] if got == "all" else []
+            else:
+                mine = list(got)
         except RecipeError:
             pass  # check_placement reports it
     me = tenant_of(name_of_model, spec)

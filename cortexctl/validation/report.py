@@ -152,6 +152,19 @@ def validate(
         spec_over = recipe.spec.model_copy(update={"gpus": parse_gpu_selection(select_gpus)})
         recipe = recipe.model_copy(update={"spec": spec_over})
     spec = recipe.spec
+    endpoint_checks = getattr(get_engine(spec.engine), "endpoint_checks", None)
+    if endpoint_checks is not None:  # an endpoint elsewhere (engines/remote): no file, no local memory
+        return ValidationReport(
+            recipe=recipe.name,
+            engine=spec.engine,
+            model_path="",
+            model=None,
+            gpus=[],
+            pretend_gpus=False,
+            breakdown=None,
+            checks=endpoint_checks(spec, settings),
+            command=command,
+        )
     roots = store_roots(settings)
     confined = confine(spec.model.path, roots)
     path = confined if confined is not None else spec.model.resolve(settings.models_dir)

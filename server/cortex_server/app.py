@@ -41,6 +41,7 @@ from cortex_server.services.gateway.upstreams import UpstreamClients
 from cortex_server.services.invalidation import AuthInvalidator
 from cortex_server.services.last_used import run_last_used_writer
 from cortex_server.services.login_throttle import LoginGate, LoginThrottle, RedisFailures
+from cortex_server.services.metering.journal import UsageJournal
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.metering.writer import UsageWriter
 from cortex_server.services.observability.daemon import build_observability, count_rejections, install
@@ -48,6 +49,7 @@ from cortex_server.services.observability.gateway import observing_sink
 from cortex_server.services.observability.rejections import RejectionRecorder
 from cortex_server.services.ratelimit import make_rate_limiter
 from cortex_server.services.registry import ModelRegistry
+from cortexctl.core.logrotate import rotate_forever
 from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
 
@@ -61,15 +63,23 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
     session_factory = make_session_factory(engine)
     secret = load_or_create_secret(settings)
     authenticator = KeyAuthenticator(
-        session_factory=session_factory, secret=secret, session_idle_s=settings.session_idle_s
+        session_factory=session_factory,
+        secret=secret,
+        session_idle_s=settings.session_idle_s,
+        stale_max_s=settings.auth_stale_max_s,
     )
-    registry = ModelRegistry()
-    upstreams = UpstreamClients(max_connections=settings.upstream_max_connections)
+    registry = ModelRegistry(loaded=not settings.supervise and worker is None)  # else: once filled
+    upstreams = UpstreamClients(
+        max_connections=settings.upstream_max_connections,
+        stream_buffer_max_bytes=settings.stream_buffer_max_bytes,
+    )
     usage_writer = UsageWriter(
         engine=engine,
         spool=UsageSpool(_spool_file(settings, worker)),
+        journal=UsageJournal(_journal_dir(settings, worker), max_bytes=settings.usage_journal_max_bytes),
         flush_interval_s=settings.usage_flush_interval_s,
         batch_max=settings.usage_batch_max,
+        refuse_when_not_durable=settings.usage_journal_full_policy == "refuse",
     )
     observability = build_observability(settings)
     balancer = ReplicaBalancer(
@@ -82,6 +92,7 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
         redis_url=settings.redis_url,
         prefix=settings.redis_key_prefix,
         fail_mode=settings.ratelimit_fail_mode,
+        lease_s=settings.ratelimit_lease_s,
     )
     return AppContext(
         settings=settings,
@@ -97,7 +108,9 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
             clients=upstreams,
             balancer=balancer,
             usage=observing_sink(observability.gateway, usage_writer.submit),
+            usage_gate=usage_writer,
             metrics=observability.gateway,
+            stream_send_timeout_s=settings.stream_send_timeout_s,
         ),
         sessions=SessionCodec(secret=secret, max_age_s=settings.session_ttl_s),
         login_throttle=LoginThrottle(
@@ -164,6 +177,12 @@ def _spool_file(settings: Settings, worker: WorkerRole | None) -> Path:
     return path if worker is None or worker.index == 0 else path.with_name(f"usage.w{worker.index}.jsonl")
 
 
+def _journal_dir(settings: Settings, worker: WorkerRole | None) -> Path:
+    """Each worker process journals into a folder of its own."""
+    path = settings.usage_journal_dir
+    return path if worker is None or worker.index == 0 else path.with_name(f"journal.w{worker.index}")
+
+
 def create_app(settings: Settings, *, worker: WorkerRole | None = None) -> FastAPI:
     """`worker`: this process is one of `cortexctl serve --workers N` (see workers.py)."""
 
@@ -191,6 +210,8 @@ def create_app(settings: Settings, *, worker: WorkerRole | None = None) -> FastA
         if settings.supervise:
             ctx.supervisor = build_supervisor(ctx)
             await ctx.supervisor.start()
+            # size caps on cortexd.out and the engines' logs: one process per home rotates them
+            background.append(asyncio.create_task(rotate_forever(settings), name="log-rotation"))
         try:
             yield
         finally:

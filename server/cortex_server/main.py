@@ -25,8 +25,13 @@ def serve(settings: Settings, *, workers: int | None = None) -> None:
     check_workers(settings, count)
     os.umask(0o077)  # for the daemon's lifetime: logs, db, spool are created private
     secure_home(settings.home)
-    configure_logging(level=settings.log_level, logs_dir=settings.logs_dir)
-    prepare_database(settings)  # once, before any worker starts
+    configure_logging(
+        level=settings.log_level,
+        logs_dir=settings.logs_dir,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )
+    prepare_database(settings, shows_password=False)  # once, before any worker starts
     if count > 1:
         serve_workers(settings, count)
         return

@@ -78,7 +78,12 @@ def run_worker(settings: Settings, role: WorkerRole) -> None:
     from cortex_server.main import server_options
 
     os.umask(0o077)
-    configure_logging(level=settings.log_level, logs_dir=settings.logs_dir)
+    configure_logging(
+        level=settings.log_level,
+        logs_dir=settings.logs_dir,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )
     if not role.supervises:
         settings = settings.model_copy(update={"supervise": False})
     app = create_app(settings, worker=role)

@@ -69,6 +69,10 @@ def scale_out_env(database_url: str, redis_url: str, **extra: str) -> dict[str, 
         "CORTEX_REDIS_URL": redis_url,
         "CORTEX_REDIS_KEY_PREFIX": f"cortex-test-{uuid.uuid4().hex}:",
         "CORTEX_SECRET_KEY": secrets.token_hex(32),
+        # Each daemon here runs its own engine of the shared model (separate homes, local engines
+        # that only their own daemon can reach): the pre-lease topology. One supervisor per model
+        # with followers routing to it is tests/scaleout/ (remote engines).
+        "CORTEX_SUPERVISOR_LEASE": "false",
         **extra,
     }
 

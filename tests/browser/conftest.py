@@ -109,10 +109,6 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
         CORTEX_LLAMA_SERVER_BIN=str(llama),
         CORTEX_ENGINE_PORT_RANGE=json.dumps([base, base + 39]),
         CORTEX_USAGE_FLUSH_INTERVAL_S="0.2",
-        # No Docker for this daemon: its supervisor would adopt (and stop as orphans) every
-        # cortex-labelled container on the host, other tests' included (adoption does not yet
-        # check the installation id). The engine runs as a process either way.
-        DOCKER_HOST=f"unix://{home}/no-docker.sock",
     )
     up = subprocess.run(
         [sys.executable, "-m", "cortexctl", "up", "--demo", "--json"],

@@ -169,7 +169,7 @@ def _usage_count(daemon: LiveDaemon) -> int:
 
 
 @needs_llama
-def test_the_spool_a_dead_daemon_left_is_replayed_by_the_next_one(
+def test_the_journal_a_dead_daemon_left_is_replayed_by_the_next_one(
     tmp_path: Path, private_pg: PrivatePostgres, llama_servers: object
 ) -> None:
     server: LlamaServer = llama_servers("tiny-spool")  # type: ignore[operator]
@@ -184,28 +184,25 @@ def test_the_spool_a_dead_daemon_left_is_replayed_by_the_next_one(
             assert httpx.post(url, json=body, headers=headers, timeout=30).is_success
         first.flush_usage()
         assert _usage_count(first) == 3
-        private_pg.stop()  # the database goes away; the daemon keeps serving and spools
+        private_pg.stop()  # the database goes away; the daemon keeps serving, records stay journaled
         for _ in range(4):
             assert httpx.post(url, json=body, headers=headers, timeout=30).is_success
         first.flush_usage()
     finally:
-        first.stop()  # its last flush fails too: the records stay in the spool
-    spool = first.settings.usage_spool_file  # plus the ".replaying" file of a replay cut short
-    files = [f for f in (spool, spool.with_name(spool.name + ".replaying")) if f.exists()]
+        first.stop()  # its last flush fails too: the records stay in the journal
+    files = sorted(first.settings.usage_journal_dir.glob("usage-*.jsonl"))
     lines = [line for f in files for line in f.read_bytes().splitlines() if line.strip()]
     assert len(lines) == 4, lines
-    with files[0].open("ab") as fh:  # the daemon died mid-write: a torn last record
+    with files[-1].open("ab") as fh:  # the daemon died mid-write: a torn last record
         fh.write(b'{"request_id": "torn", "model": "tiny-sp')
 
     private_pg.start()
     second = start_daemon(home, database_url=private_pg.url, usage_flush_interval_s=0.1)
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (
-            _usage_count(second) < 7 or second.ctx.usage_writer._spool.pending()
-        ):
+        while time.monotonic() < deadline and (_usage_count(second) < 7 or any(f.exists() for f in files)):
             time.sleep(0.1)
         assert _usage_count(second) == 7
-        assert not any(f.exists() for f in files) and not second.ctx.usage_writer._spool.pending()
+        assert not any(f.exists() for f in files) and second.ctx.usage_writer.journal.unreadable == 1
     finally:
         second.stop()

@@ -59,3 +59,25 @@ def test_done_sentinel_is_noticed() -> None:
     assert not r.saw_done
     r.feed(DONE)
     assert r.saw_done
+
+
+def test_generated_tokens_are_counted_one_per_text_field_as_they_pass() -> None:
+    """What a stream cut short is billed for: llama-server and vLLM send a token per chunk."""
+    events = [
+        b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',  # no token
+        b'data: {"choices":[{"index":0,"delta":{"content":null}}]}\n\n',  # no token
+        CHUNK,
+        b'data: {"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}\n\n',
+        b'data: {"choices": [{"index": 0, "delta": {"content": "spaced"}}]}\n\n',  # json.dumps style
+        b'data: {"choices":[{"index":0,"text":" tok","logprobs":null}]}\n\n',  # completions
+        b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,'
+        b'"function":{"arguments":"{\\"a"}}]}}]}\n\n',
+        b'data: {"choices":[{"index":0,"delta":{"content":"say \\"content\\":\\"x\\""}}]}\n\n',  # one token
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',  # no token
+    ]
+    r = SseRelay(strip_usage_chunk=True)
+    stream = b"".join(events) + USAGE
+    for i in range(0, len(stream), 7):  # split anywhere: counted once each, when the event is whole
+        r.feed(stream[i : i + 7])
+    r.flush()
+    assert r.tokens_seen == 6

@@ -75,7 +75,7 @@ def write_model(models_dir: Path) -> None:
 def test_an_unregistered_engine_is_a_clear_error() -> None:
     assert "toy" not in engine_names()
     (problem,) = problems_of(recipe_text())
-    assert problem.endswith("spec.engine: unknown engine 'toy': use one of llamacpp, vllm")
+    assert problem.endswith("spec.engine: unknown engine 'toy': use one of llamacpp, vllm, remote")
     with pytest.raises(RecipeError, match="unknown engine 'toy'"):
         get_engine("toy")
 

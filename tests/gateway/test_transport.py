@@ -158,3 +158,47 @@ async def test_event_stream_connections_are_not_pooled() -> None:
     assert connections == 2
     await t.aclose()
     server.close()
+
+
+async def test_a_reader_that_stops_taking_pauses_the_engine_and_the_connection_is_reusable() -> None:
+    """Over max_buffer waiting for the reader: the transport stops reading (the engine's writes then
+    block) and holds no more; once the reader took it all, reading goes on. A keep-alive connection
+    whose last response ended while paused reads again for the next request."""
+    body = bytes(range(256)) * (16 << 12)  # 16 MiB: more than the loopback socket buffers hold
+    max_buffer = 64 * 1024
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+            for i in range(0, len(body), 65536):
+                writer.write(body[i : i + 65536])
+                await writer.drain()
+
+    server, url = await serve(handler)
+    t = LoopbackTransport(max_buffer=max_buffer)
+    resp = await t.handle_async_request(post(url))
+    conn = resp.stream._conn  # type: ignore[attr-defined]
+    stream = resp.aiter_raw()
+    got = [await anext(stream)]
+    for _ in range(1000):  # we take nothing more: the transport must stop reading
+        if conn.paused:
+            break
+        await asyncio.sleep(0.01)
+    assert conn.paused
+    await asyncio.sleep(0.2)
+    assert conn.buffered <= max_buffer + (256 << 10)  # the cap and the one read that crossed it
+    got += [chunk async for chunk in stream]
+    await resp.aclose()
+    assert b"".join(got) == body
+    for _ in range(2):  # the same connection again, read whole
+        resp = await t.handle_async_request(post(url))
+        assert await asyncio.wait_for(resp.aread(), 10) == body
+        await resp.aclose()
+    await t.aclose()
+    await asyncio.sleep(0.05)
+    server.close()

@@ -51,23 +51,29 @@ async def test_batches_are_bulk_inserted(tmp_path: Path) -> None:
     assert count(engine) == 120 and writer.written == 120
 
 
-async def test_db_outage_spools_then_replays_without_duplicates(tmp_path: Path) -> None:
+def journal_lines(directory: Path) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in directory.glob("usage-*.jsonl"))
+
+
+async def test_db_outage_keeps_the_journal_then_replays_without_duplicates(tmp_path: Path) -> None:
     db_dir = tmp_path / "dbdir"
     url = f"sqlite:///{db_dir / 'db.sqlite'}"
     spool_path = tmp_path / "spool" / "usage.jsonl"
+    journal_dir = tmp_path / "spool" / "journal"
     engine = create_engine(url)  # the directory does not exist: every connect fails
     writer = UsageWriter(engine=engine, spool=UsageSpool(spool_path))
     rows = [row(ttft_ms=3.0, streamed=True) for _ in range(10)]
     for r in rows[:6]:
         writer.submit(r)
+    assert await writer.durable()
     await writer.flush()
-    assert spool_path.exists() and writer.spooled == 6 and not writer.db_ok
+    assert journal_lines(journal_dir) == 6 and not writer.db_ok
 
     db_dir.mkdir()
     upgrade_to_head(make_engine(url))  # the database is back
     writer.submit(rows[6])
     await writer.flush()
-    assert count(engine) == 7 and writer.db_ok and not spool_path.exists()
+    assert count(engine) == 7 and writer.db_ok and journal_lines(journal_dir) == 0
 
     # a replay cut short earlier (rows already stored) is harmless: request ids are unique
     UsageSpool(spool_path).append([rows[0], rows[1], *rows[7:]])
@@ -81,7 +87,7 @@ async def test_db_outage_spools_then_replays_without_duplicates(tmp_path: Path) 
     shutil.rmtree(db_dir)
 
 
-async def test_close_spools_what_it_cannot_write(tmp_path: Path) -> None:
+async def test_close_leaves_in_the_journal_what_the_db_did_not_take(tmp_path: Path) -> None:
     spool_path = tmp_path / "usage.jsonl"
     writer = UsageWriter(
         engine=create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"), spool=UsageSpool(spool_path)
@@ -90,4 +96,4 @@ async def test_close_spools_what_it_cannot_write(tmp_path: Path) -> None:
     writer.submit(row())
     writer.submit(row())
     await writer.aclose()
-    assert len(spool_path.read_bytes().splitlines()) == 2
+    assert journal_lines(tmp_path / "journal") == 2

@@ -111,7 +111,9 @@ def test_patterns_are_explained_not_quoted() -> None:
 
 def test_unknown_engine_is_one_error_without_args_noise() -> None:
     text = LLAMACPP_RECIPE.format(args="    ctx: 1").replace("engine: llamacpp", "engine: tgi")
-    assert problems_of(text) == ["r.yaml:6: spec.engine: unknown engine 'tgi': use one of llamacpp, vllm"]
+    assert problems_of(text) == [
+        "r.yaml:6: spec.engine: unknown engine 'tgi': use one of llamacpp, vllm, remote"
+    ]
 
 
 def test_duplicate_keys_are_reported() -> None:

@@ -1,6 +1,9 @@
 import pytest
+from sqlalchemy import select
 
-from cortex_server.db.models import Model
+from cortex_server.db.engine import make_engine, make_session_factory
+from cortex_server.db.migrate import upgrade_to_head
+from cortex_server.db.models import EnginePort, Model
 from cortex_server.services.lifecycle import (
     TRANSITIONS,
     DesiredState,
@@ -33,11 +36,25 @@ def test_aggregate_state() -> None:
     assert aggregate_state([S, F], "stopped") == S
 
 
-def test_port_allocator_skips_taken_and_excluded_ports() -> None:
-    taken = {18000, 18002}
-    alloc = PortAllocator((18000, 18004), is_free=lambda p: p not in taken)
-    assert alloc.allocate(exclude=set()) == 18001
-    assert alloc.allocate(exclude={18001}) == 18003
+def test_port_allocator_skips_busy_and_held_ports_and_releases(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade_to_head(engine)
+    factory = make_session_factory(engine)
+    taken = {18000, 18002}  # something listens there
+    mine = PortAllocator(
+        (18000, 18004), is_free=lambda p: p not in taken, session_factory=factory, installation_id="a"
+    )
+    theirs = PortAllocator(
+        (18000, 18004), is_free=lambda p: p not in taken, session_factory=factory, installation_id="b"
+    )
+    assert mine.allocate(model_id=1, replica_index=0) == 18001
+    assert theirs.allocate(model_id=2, replica_index=0) == 18003  # held in the DB, though nothing listens yet
+    mine.release(18001)
+    assert theirs.allocate(model_id=3, replica_index=0) == 18001
+    theirs.release_all_but({18001})
+    with factory() as session:
+        assert sorted(session.scalars(select(EnginePort.port))) == [18001]
+    engine.dispose()
 
 
 def test_every_illegal_replica_move_is_refused_and_every_legal_one_allowed() -> None:

@@ -49,7 +49,6 @@ def daemon(cortexctl: Cortexctl, llama_server_bin: Path, tiny_gguf_file: Path) -
         CORTEX_RUNTIME="process",
         CORTEX_HEALTH_POLL_INTERVAL_S="0.5",
         CORTEX_ENGINE_PORT_RANGE=json.dumps([29000 + os.getpid() % 500 * 2, 29999]),
-        DOCKER_HOST="unix:///nonexistent/docker.sock",  # never adopt/stop others' containers
     )
     (cortexctl.home / "models").mkdir(parents=True, exist_ok=True)
     shutil.copy(tiny_gguf_file, cortexctl.home / "models" / "tiny.gguf")

@@ -89,7 +89,6 @@ def test_n_workers_serve_the_port_and_exactly_one_supervises(tmp_path: Path, red
         CORTEX_PORT=str(port),
         CORTEX_REDIS_URL=redis_url,
         CORTEX_REDIS_KEY_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
-        DOCKER_HOST="unix:///nonexistent/docker.sock",  # never adopt another daemon's containers
     )
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(

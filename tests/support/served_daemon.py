@@ -112,10 +112,6 @@ def up(cli: Cortexctl, *, llama_server_bin: Path, tiny_gguf: Path, **env: str) -
             **env,
         }
     )
-    if cli.extra_env["CORTEX_RUNTIME"] != "docker":
-        # Daemons adopt every cortex-labelled container on the dockerd they see and stop the ones
-        # their database does not know: a process-runtime test daemon must not see the shared one.
-        cli.extra_env.setdefault("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     models = cli.home / "models"
     models.mkdir(parents=True, exist_ok=True)
     (models / "tiny.gguf").write_bytes(tiny_gguf.read_bytes())

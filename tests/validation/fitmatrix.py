@@ -49,18 +49,7 @@ def valid(case: dict[str, Any]) -> bool:
 
 
 # Architectures the writer knows that the matrix leaves out, and why (each has its own test).
-NOT_IN_MATRIX = {
-    # buffers match (KV, RS exact; total within 2.2 %), and its context checkpoint is sized
-    # exactly (test_fit_checkpoints.py), but RSS after the first request is still above the
-    # range on 7 of 18 long-profile cases (0.78–0.95; up to 22.7 MiB at -c 512 generate):
-    # an allocation outside the ggml buffers, not modelled
-    # (test_estimate_llamacpp.py::test_qwen35_hybrid_buffers_match_llama_server)
-    "qwen35": "RSS after the first request not modelled",
-    # KV (sliding), conv state and generation buffers match (test_estimate_llamacpp.py::
-    # test_lfm2_hybrid_buffers_match_llama_server); in embeddings mode llama.cpp reserves
-    # 13.8 MiB of compute where ours says 67 (no vocab-wide logits there): not modelled
-    "lfm2": "embeddings-mode compute buffer not modelled",
-}
+NOT_IN_MATRIX: dict[str, str] = {}
 
 
 def archs() -> list[str]:
@@ -109,6 +98,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
+    if arch == "nemotron_h":  # Nemotron-H-like: mamba2 mixers, attention on one layer, MLPs on three
+        common.update(attention_layers=(3,), mlp_layers=(1, 4, 6))
     if arch == "lfm2":  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
         common.update(attention_layers=(2, 5, 7), head_dim=64)
     if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
@@ -280,7 +271,7 @@ def run_case(
                     )
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"llama-server not healthy in {timeout_s}s")
-                time.sleep(0.1)
+                time.sleep(0.02)  # a tiny model loads in well under a second: poll often
             before = _rss(proc.pid)
             tokens = prompt_tokens(case, n_ctx_seq, n_vocab)
             n_prompt = len(tokens)
@@ -296,7 +287,7 @@ def run_case(
                 _post(
                     port, "/completion", {"prompt": tokens, "n_predict": 2, "cache_prompt": False}, timeout_s
                 )
-            time.sleep(0.2)
+            time.sleep(0.05)  # the response comes after the decode and the checkpoint: RSS is settled
             after = _rss(proc.pid)
         finally:
             proc.kill()

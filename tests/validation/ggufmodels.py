@@ -42,6 +42,8 @@ _EXTRAS: dict[str, set[str]] = {
     "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
     "lfm2": {"shortconv", "qk_norm"},  # short-convolution layers + attention (KV heads 0 marks conv)
     "falcon-h1": {"ssm2", "parallel_ssm"},  # every layer: a mamba2 mixer and attention side by side
+    # three kinds of layer: mamba2 mixer (no KV heads, no FFN), attention alone, or an MLP alone
+    "nemotron_h": {"ssm2", "nemotron_h"},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -70,6 +72,7 @@ class Shape:
     # mamba2 / hybrids: d_conv, d_inner, d_state, n_group, n_ssm_head (d_inner = 2 · n_embd)
     ssm2: tuple[int, int, int, int, int] = (4, 1024, 64, 1, 16)
     attention_layers: tuple[int, ...] = ()  # hybrids: the layers with attention (the rest: SSM)
+    mlp_layers: tuple[int, ...] = ()  # nemotron_h: the layers that are a (gate-less) MLP only
     # deepseek2 MLA: q_lora_rank, kv_lora_rank, rope dim, qk_nope dim, v head dim
     mla: tuple[int, int, int, int, int] = (256, 256, 64, 128, 128)
     n_layer_dense_lead: int = 1
@@ -109,7 +112,11 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.add_block_count(shape.n_layer)
     w.add_context_length(shape.context_length)
     w.add_embedding_length(shape.n_embd)
-    w.add_feed_forward_length(shape.n_ff)
+    if "nemotron_h" in extras:  # n_ff 0 marks the mixer and attention layers
+        w.add_feed_forward_length([shape.n_ff if i in shape.mlp_layers else 0 for i in range(shape.n_layer)])
+        w.add_layer_norm_eps(1e-5)  # required by src/models/nemotron-h.cpp
+    else:
+        w.add_feed_forward_length(shape.n_ff)
     w.add_head_count(shape.n_head)
     if "mla" in extras:  # as convert_hf_to_gguf writes MLA: one latent "head" per cell
         q_lora, kv_lora, rope, nope, v_dim = shape.mla
@@ -249,6 +256,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             continue
         if "parallel_ssm" in extras:
             _falcon_h1_layer(w, p, shape, mat)
+            continue
+        if "nemotron_h" in extras:
+            _nemotron_h_layer(w, p, i, shape, mat)
             continue
         if "shortconv" in extras and i not in shape.attention_layers:
             _lfm2_conv_layer(w, p, shape, mat)
@@ -400,6 +410,21 @@ def _falcon_h1_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., Non
     mat(p + "ffn_gate.weight", shape.n_ff, e)
     mat(p + "ffn_up.weight", shape.n_ff, e)
     mat(p + "ffn_down.weight", e, shape.n_ff)
+
+
+def _nemotron_h_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/nemotron-h.cpp load_arch_tensors: a mamba2 mixer, attention, or an MLP (up, down)."""
+    e, hd = shape.n_embd, shape.hd
+    if il in shape.attention_layers:
+        mat(p + "attn_q.weight", shape.n_head * hd, e)
+        mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
+        mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
+        mat(p + "attn_output.weight", e, shape.n_head * hd)
+    elif il in shape.mlp_layers:
+        mat(p + "ffn_up.weight", shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+    else:
+        _mamba2_mixer(w, p, shape, mat)
 
 
 def _lfm2_conv_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:

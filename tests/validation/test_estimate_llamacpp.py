@@ -214,10 +214,7 @@ def test_qwen35_hybrid_buffers_match_llama_server(
 ) -> None:
     """A Qwen3.5-like hybrid (gated delta net on 6 of 8 layers, attention on every 4th): KV only
     for the attention layers and recurrent state for the others, exactly; all buffers within 5 %.
-
-    Its RSS after a first request is not fully modelled yet (with checkpoints and the compute
-    range, still above ours on 7 of the 18 long-profile flag sets), so it is not in the fit
-    matrix (fitmatrix.NOT_IN_MATRIX)."""
+    (Its RSS, with the graph metadata of its per-token node budget, is checked in the fit matrix.)"""
     from tests.validation.fitmatrix import base_shape
 
     path = write_gguf(base_shape("qwen35", "Q8_0"), tmp_path / "qwen35.gguf")
@@ -240,18 +237,19 @@ def test_qwen35_hybrid_buffers_match_llama_server(
         ["-c", "16384", "-np", "2", "-fa", "on", "-ub", "512"],
         ["-c", "4096", "-np", "4", "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on", "-ub", "128"],
         ["-c", "2048", "-np", "1", "-fa", "off", "-ub", "256", "--no-repack"],
+        ["-c", "4096", "-np", "2", "-fa", "off", "-ub", "256", "--embeddings", "--pooling", "mean"],
+        ["-c", "4096", "-np", "1", "-fa", "on", "-ub", "512", "--reranking"],
     ],
-    ids=["gen-c4096", "gen-c16384-np2", "gen-np4-q8", "faoff-norepack"],
+    ids=["gen-c4096", "gen-c16384-np2", "gen-np4-q8", "faoff-norepack", "emb-faoff", "rerank"],
 )
 def test_lfm2_hybrid_buffers_match_llama_server(
     flags: list[str], llama_server_bin: Path, tmp_path: Path
 ) -> None:
     """An LFM2-like hybrid (short-convolution layers; attention on 3 of 8, sliding because the
     GGUF has a window: the loader makes exactly the non-recurrent layers slide): sliding KV for
-    the attention layers and conv state for the others, exactly; all buffers within 5 %.
-
-    Not in the fit matrix (fitmatrix.NOT_IN_MATRIX): in embeddings mode its compute buffer is
-    far below ours (13.8 vs 67 MiB), a graph difference not modelled."""
+    the attention layers and conv state for the others, exactly; all buffers within 5 %, in
+    embeddings and reranking mode too (its graph has no LM head there: arch data
+    `embeddings_logits` false)."""
     from tests.validation.fitmatrix import base_shape
 
     path = write_gguf(base_shape("lfm2", "Q4_0"), tmp_path / "lfm2.gguf")

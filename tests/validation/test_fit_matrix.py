@@ -43,7 +43,7 @@ TOLERANCE = 0.05
 
 BUFFER_PARTS = ("weights", "repack", "kv_full", "kv_swa", "recurrent", "output", "compute")
 RESIDENT_AT_START = ("weights", "repack", "kv_full", "kv_swa", "recurrent", "output", "runtime")  # + request
-RSS_PARTS = (*BUFFER_PARTS, "output_growth", "runtime")
+RSS_PARTS = (*BUFFER_PARTS, "output_growth", "runtime", "graph")
 
 
 def ours(est: Breakdown, parts: tuple[str, ...]) -> float:
@@ -58,7 +58,8 @@ def rss_after_request(
     What is resident from the start (weights read at load, KV cleared, output, the process)
     plus what this request touches: the compute buffer, the output rows it grows in
     embeddings mode, and for a completion the one context checkpoint the server takes 4
-    tokens before the prompt's end (llama-server: checkpoint offsets {4 + n_ubatch, 4}).
+    tokens before the prompt's end (llama-server: checkpoint offsets {4 + n_ubatch, 4}),
+    and the graph metadata of the architectures with a per-token node budget (`graph`).
 
     The compute buffer is a range. ggml-alloc reuses the reserve's allocation plan when the
     request's graph has the same nodes and every tensor fits its reserved slot
@@ -74,7 +75,10 @@ def rss_after_request(
     touched = graph_bytes(model, f, t, n_prompt, n_kv_swa, t if f.embeddings else 1)
     growth = (n_prompt - f.parallel) * (model.vocab_size + model.n_embd) * F32 if f.embeddings else 0
     checkpoint = checkpoint_bytes(model, f, max(0, n_prompt - 4)) if n_prompt > 4 else 0
-    base = sum(est.get(p) for p in RESIDENT_AT_START) + max(0, growth) + checkpoint
+    # graph metadata beyond the default node budget: two results from the start, a third
+    # when the checkpoint splits the prompt into an output-less batch and its last tokens
+    graph = est.facts["graph_result"] * (3 if checkpoint else 2)
+    base = sum(est.get(p) for p in RESIDENT_AT_START) + max(0, growth) + checkpoint + graph
     compute = est.get("compute")
     return (base + min(touched, compute)) / MiB, (base + compute) / MiB
 

@@ -44,6 +44,12 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     assert archs["gpt-oss"]["swa"]["pattern"] == 2
     assert archs["gemma2"]["swa"]["window_default"] == 4096
     assert archs["mamba"]["memory"] == "recurrent" and archs["bert"]["memory"] == "none"
+    # lfm2's graph skips the LM head in embeddings mode; lfm2moe reuses that graph
+    assert archs["lfm2"]["embeddings_logits"] is False and archs["lfm2moe"]["embeddings_logits"] is False
+    assert "embeddings_logits" not in archs["gemma3"]  # computes vocab-wide logits there too
+    # graph node budget: n_tokens × 40 for the delta-net models, the default for the rest
+    assert archs["qwen35"]["graph_nodes"] == {"per_token": 40, "per_tensor": 32}
+    assert "graph_nodes" not in archs["llama"]
 
 
 @pytest.mark.parametrize(
@@ -110,6 +116,94 @@ def test_generator_parses_swa_rules() -> None:
         "type": "none",
         "window_key": "ignored",
     }
+
+
+def test_generator_finds_graphs_without_logits_in_embeddings_mode(tmp_path: Path) -> None:
+    (tmp_path / "a.cpp").write_text("""template <bool iswa>
+llama_model_a::graph<iswa>::graph(const llama_model & model, const llm_graph_params & params) {
+    res->t_embd = cur;
+    if (!cparams.embeddings) {  // the LM head
+        cur = build_lora_mm(model.output, cur, model.output_s);
+        res->t_logits = cur;
+    }
+}""")
+    (tmp_path / "b.cpp").write_text("""llama_model_b::graph::graph(const llama_model & model) {
+    cur = build_lora_mm(model.output, cur);
+    res->t_logits = cur;
+}""")
+    models_h = """struct llama_model_c : public llama_model_base {
+    template <bool iswa>
+    using graph = llama_model_a::graph<iswa>;
+};
+
+struct llama_model_d : public llama_model_base {
+    using graph = llama_model_b::graph;
+};
+"""
+    assert _gen().no_logits_in_embeddings(tmp_path, models_h) == {"llama_model_a", "llama_model_c"}
+
+
+def test_generator_parses_the_graph_node_budget() -> None:
+    src = """uint32_t llama_context::graph_max_nodes(uint32_t n_tokens) const {
+    uint32_t res;
+    if (model.arch == LLM_ARCH_KIMI_K3 || model.arch == LLM_ARCH_GLM5_NEXT) {
+        // the n_tokens*40 budget below is exhausted at ubatch 3840
+        res = std::max<uint32_t>(n_tokens * 160, 64u * model.n_tensors());
+    } else if (model.arch == LLM_ARCH_QWEN35 ||
+        (model.arch == LLM_ARCH_DFLASH && model.hparams.dsv4_hc_mult > 0) ||
+        model.arch == LLM_ARCH_HY_V4) {
+        res = std::max<uint32_t>(n_tokens * 40, 32u * model.n_tensors());
+    } else {
+        res = std::max<uint32_t>(1024u, 8u*model.n_tensors());
+    }
+    return res;
+}"""
+    default, per_arch = _gen().parse_graph_max_nodes(src)
+    assert default == {"min": 1024, "per_tensor": 8}
+    assert per_arch == {
+        "LLM_ARCH_KIMI_K3": {"per_token": 160, "per_tensor": 64},
+        "LLM_ARCH_GLM5_NEXT": {"per_token": 160, "per_tensor": 64},
+        "LLM_ARCH_QWEN35": {"per_token": 40, "per_tensor": 32},
+        "LLM_ARCH_HY_V4": {"per_token": 40, "per_tensor": 32},
+    }  # the DFLASH branch depends on more than the architecture: left out
+
+
+def test_graph_metadata_counts_only_the_budget_beyond_the_default(tmp_path: Path) -> None:
+    from cortexctl.engines.llamacpp.estimate import graph_meta_bytes
+
+    # 20480 nodes (ubatch 512 × 40): 368 B of tensor + object per node, the tables, a 65537 hash
+    assert graph_meta_bytes(20480) == 368 * 20480 + 16 * 20480 + 12 * 65537 + 2049 * 4 + 128
+    qwen35 = inspect_model(write_gguf(Shape(name="q35", arch="qwen35", n_layer=8, n_embd=512, n_head=8,
+                                            n_kv_head=2, n_ff=1536, n_vocab=32000, head_dim=64),
+                                      tmp_path / "q35.gguf"))  # fmt: skip
+    argv = ["-m", "x", "-c", "4096", "-ub", "512"]
+    est = estimate_llamacpp(qwen35, LlamaCppArgs(), command=argv)
+    assert est.facts["graph_result"] > 7 * 2**20  # ≈ 8 MiB per result at ubatch 512
+    assert est.get("graph") == 3 * est.facts["graph_result"]  # the reserve, warm-up, checkpoint split
+    emb = estimate_llamacpp(qwen35, LlamaCppArgs(), command=[*argv, "--embeddings"])
+    assert emb.get("graph") == 2 * emb.facts["graph_result"]  # no checkpoints in embeddings mode
+    tiny = Shape(name="l", arch="llama", n_layer=2, n_embd=64, n_head=2, n_kv_head=2, n_ff=128, n_vocab=512)
+    llama = inspect_model(write_gguf(tiny, tmp_path / "l.gguf"))
+    assert estimate_llamacpp(llama, LlamaCppArgs(), command=argv).get("graph") == 0
+
+
+@pytest.mark.parametrize(
+    ("arch", "extra", "guess"),
+    [
+        ("t5", {}, "never runs its encoder"),  # llama-server never calls llama_encode
+        ("rwkv6", {"wkv.head_size": 64}, "WKV/time-mix graph"),  # no synthetic writer: not measured
+    ],
+)
+def test_unmeasured_architectures_report_approximate(
+    arch: str, extra: dict[str, int], guess: str, tmp_path: Path
+) -> None:
+    path = write_gguf(Shape(name=arch, arch=arch, n_layer=2, n_embd=64, n_head=2, n_kv_head=2, n_ff=128,
+                            n_vocab=512, extra_keys=extra), tmp_path / f"{arch}.gguf")  # fmt: skip
+    from cortexctl.validation.inspect_gguf import inspect_gguf
+
+    est = estimate_llamacpp(inspect_gguf(path), LlamaCppArgs(), command=["-m", str(path), "-c", "512"])
+    assert est.facts["estimate"] == "approximate"
+    assert any(guess in n for n in est.notes if n.startswith("estimate: approximate")), est.notes
 
 
 def test_generator_parses_repack_conditions() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeGuard
 
 import httpx
 
@@ -245,7 +245,7 @@ class LlamaCppEngine:
         return checks.check_fits_gpu(spec, breakdown, selected)
 
 
-def _is_llama_server_argv(command: object) -> bool:
+def _is_llama_server_argv(command: object) -> TypeGuard[list[str]]:
     """A dry-run argv (the estimate reads its flags), not a container spec."""
     if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
         return False

@@ -108,6 +108,34 @@ def memory_kind(arch: str) -> str | None:
     return None if entry is None else str(entry["memory"])
 
 
+def embeddings_logits(arch: str) -> bool:
+    """Whether the graph computes vocab-wide logits in embeddings mode too (data
+    `embeddings_logits`: false where the builder skips the LM head there, as lfm2's does)."""
+    return bool((known_archs().get(arch) or {}).get("embeddings_logits", True))
+
+
+def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[str]:
+    """What the estimate guesses for an architecture in the data that no measurement covers:
+    models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
+    models whose graph is not an SSM (rwkv6/7: time mix and WKV, counted as a dense FFN)."""
+    out = []
+    if (known_archs().get(arch) or {}).get("encoder"):
+        out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
+    if memory == "recurrent" and recurrent and not recurrent.get("d_state"):
+        out.append(f"{arch}: compute buffer of its WKV/time-mix graph not modelled (dense-FFN rule)")
+    return out
+
+
+def graph_max_nodes(arch: str, n_tokens: int, n_tensors: int) -> tuple[int, int]:
+    """llama_context::graph_max_nodes: (this architecture's node budget, the default budget)."""
+    d = arch_data()["graph_nodes_default"]
+    default = max(int(d["min"]), int(d["per_tensor"]) * n_tensors)
+    rule = (known_archs().get(arch) or {}).get("graph_nodes")
+    if rule is None:
+        return default, default
+    return max(n_tokens * int(rule["per_token"]), int(rule["per_tensor"]) * n_tensors), default
+
+
 def is_causal(arch: str, causal_key: Any) -> bool:
     """llama-model.cpp load_hparams reads `<arch>.attention.causal` for every architecture
     (default true); an architecture's own loader may then force it off (data: causal false)."""

@@ -4,7 +4,8 @@ llama-context.cpp sched_reserve(): the graph is built for n_tokens = min(n_ctx, 
 with n_outputs = min(n_tokens, n_outputs_max) outputs. llama-server sets n_outputs_max
 to n_parallel when generating, and to n_batch in embeddings/reranking mode (every
 token of an input is an output there), which is what makes embeddings mode reserve
-vocab × n_ubatch logits.
+vocab × n_ubatch logits — except for architectures whose graph skips the LM head in
+embeddings mode (arch data `embeddings_logits`: lfm2, lfm2moe).
 
 ggml-alloc reuses freed tensors, so on top of the graph inputs that live throughout
 (the KQ masks: f16 with flash attention, f32 without; one per cache) only the largest
@@ -19,6 +20,7 @@ in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
+from cortexctl.engines.llamacpp.arch import embeddings_logits
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -96,6 +98,8 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
             ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
     # encoders have no LM head in their graph (pooling reads the hidden states): no logits
     logits = 0 if model.memory == "none" else model.vocab_size * n_out * F32
+    if f.embeddings and not embeddings_logits(model.architecture):
+        logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
 

@@ -18,6 +18,14 @@ Sources of each rule (llama.cpp as vendored in llama-cpp-python 0.3.36):
   server copies the slot's state that cannot be rolled back (llama_state_seq_get_data with
   PARTIAL_ONLY: the sliding-window cache, a hybrid's or recurrent model's recurrent state)
   to the heap, and keeps up to --ctx-checkpoints (32) of them per slot; none for embeddings.
+- graph metadata (llama-graph.cpp llm_graph_result, llama-context.cpp graph_max_nodes): each
+  graph result zeroes a ggml_tensor + object per node of the node budget, plus the graph's
+  node, leaf and hash tables, on the heap. The budget is max(1024, 8 · n_tensors) for most
+  architectures (inside `runtime`), but n_tokens × 40 (or more) for some (qwen35, qwen3next …:
+  arch data `graph_nodes`), 8 MiB per result at a 512-token ubatch; counted as `graph`: the
+  excess over the default for the two results held from the start (the reserve's and the
+  warm-up's) and, for a completion that takes a context checkpoint, a third (its prompt runs
+  as an output-less batch and then the last tokens: two graph results).
 - what the process holds besides ggml buffers (runtime) and the server's prompt cache,
   which keeps finished prompts' KV state up to `--cache-ram` (default 8 GiB).
 - `-ngl k` offloads the last k repeating layers; `-ngl > n_layer` also offloads the output
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cortexctl.engines.llamacpp.arch import graph_max_nodes, unmeasured_rules
 from cortexctl.engines.llamacpp.args import LlamaCppArgs
 from cortexctl.engines.llamacpp.compute import F32, compute_bytes
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
@@ -40,7 +49,10 @@ from cortexctl.validation.modelinfo import ModelInfo
 # a first request): code, libraries, heap, tokenizer tables, HTTP and slot state.
 RUNTIME_BASE = 15 * MiB + MiB // 2  # measured: 21.5 MiB at start with a 32k vocabulary
 RUNTIME_PER_VOCAB_TOKEN = 197  # measured: +6.3 MiB from a 32k to a 64k vocabulary
-RUNTIME_GENERATION = 3 * MiB // 2  # sampler and request state of the first completion
+# the first completion's sampler: common_sampler's candidate array, one llama_token_data
+# (id, logit, p: 12 bytes) per vocabulary token (common/sampling.cpp cur.resize(n_vocab));
+# a 1.5 MiB constant fitted on an earlier build put RSS 2–3 MiB above the measured range
+RUNTIME_GENERATION_PER_VOCAB_TOKEN = 12
 
 
 def pad(n: int, to: int) -> int:
@@ -129,6 +141,26 @@ def checkpoint_bytes(model: ModelInfo, f: LlamaCppFlags, n_tokens: int | None = 
     return size
 
 
+GGML_NODE_BYTES = 32 + 336  # ggml_object + ggml_tensor (ggml_tensor_overhead)
+_PRIMES = (2, 3, 5, 11, 17, 37, 67, 131, 257, 521, 1031, 2053, 4099, 8209, 16411, 32771, 65537, 131101,
+           262147, 524309, 1048583, 2097169, 4194319, 8388617, 16777259, 33554467)  # fmt: skip
+
+
+def graph_meta_bytes(n_nodes: int) -> int:
+    """One llm_graph_result's buf_compute_meta: ggml_tensor_overhead() × nodes +
+    ggml_graph_overhead_custom(nodes): node and leaf pointers, a hash table of the next
+    prime ≥ 2 × nodes (use counts + keys) and its bitset."""
+    hash_size = next((p for p in _PRIMES if p >= 2 * n_nodes), 2 * n_nodes | 1)
+    return GGML_NODE_BYTES * n_nodes + 16 * n_nodes + 12 * hash_size + (hash_size + 31) // 32 * 4 + 128
+
+
+def graph_result_extra(model: ModelInfo, f: LlamaCppFlags, n_ctx: int) -> int:
+    """Heap bytes per graph result beyond the default node budget (0 for most architectures)."""
+    n_tokens = min(n_ctx, f.ubatch)
+    nodes, default = graph_max_nodes(model.architecture, n_tokens, len(model.tensors))
+    return max(0, graph_meta_bytes(nodes) - graph_meta_bytes(default))
+
+
 def runtime_bytes(model: ModelInfo, f: LlamaCppFlags, staging: int = 0) -> int:
     """llama-server's own resident memory next to the ggml buffers (see RUNTIME_* above).
 
@@ -137,7 +169,8 @@ def runtime_bytes(model: ModelInfo, f: LlamaCppFlags, staging: int = 0) -> int:
     does at -c 16384, not always at smaller contexts), so it is counted.
     """
     base = RUNTIME_BASE + model.vocab_size * RUNTIME_PER_VOCAB_TOKEN
-    return base + (0 if f.embeddings else RUNTIME_GENERATION) + staging
+    sampler = 0 if f.embeddings else model.vocab_size * RUNTIME_GENERATION_PER_VOCAB_TOKEN
+    return base + sampler + staging
 
 
 def estimate_llamacpp(
@@ -152,7 +185,7 @@ def estimate_llamacpp(
     n_layer = model.n_layers
     first_gpu_layer = n_layer - min(f.gpu_layers, n_layer)
     notes: list[str] = []
-    guessed = list(model.approximate)
+    guessed = list(model.approximate) + unmeasured_rules(model.architecture, model.memory, model.recurrent)
 
     w = place_weights(model, gpu_layers=f.gpu_layers, mmap=f.mmap, repack=f.repack, features=cpu_features)
     if w.tied_gpu_copy:
@@ -180,6 +213,8 @@ def estimate_llamacpp(
     compute_host = compute if f.gpu_layers == 0 else model.n_embd * min(cells["n_ctx"], f.ubatch) * F32 * 2
     compute_gpu = compute if f.gpu_layers > 0 else 0
     checkpoint = checkpoint_bytes(model, f)
+    graph_extra = graph_result_extra(model, f, cells["n_ctx"])
+    graph_results = 3 if checkpoint else 2
     checkpoints = checkpoint * f.ctx_checkpoints * f.parallel
     prompt_cache = f.cache_ram_mib * MiB if f.cache_ram_mib > 0 else 0
     if f.cache_ram_mib < 0:
@@ -242,6 +277,12 @@ def estimate_llamacpp(
             "host",
             "llama-server process (code, vocab, slots" + ("" if f.mmap else ", load read buffer") + ")",
         ),
+        Component(
+            "graph",
+            graph_extra * graph_results,
+            "host",
+            f"graph metadata: {graph_results} results × the node budget beyond the default",
+        ),
         Component("checkpoints", checkpoints, "host", f"{f.ctx_checkpoints} per slot × {f.parallel} slot(s)"),
         Component("prompt_cache", prompt_cache, "host", "grows with distinct prompts, up to --cache-ram"),
     ]
@@ -258,6 +299,7 @@ def estimate_llamacpp(
         repack=f.repack,
         staging=0 if f.mmap else w.largest_repacked,  # counted in runtime; glibc may or may not keep it
         checkpoint=checkpoint,
+        graph_result=graph_extra,  # per graph result; two held from the start
         ctx_checkpoints=f.ctx_checkpoints,
         estimate="approximate" if guessed else "exact-rules",
         guessed=guessed,

@@ -75,7 +75,7 @@ def _start_session(
 @router.post("/login", response_model=Me, dependencies=[Depends(public_route)])
 async def login(
     body: Login, request: Request, response: Response, session: SessionDep, ctx: ContextDep, ip: ClientIpDep
-):
+) -> Me:
     await ctx.login_throttle.check(username=body.username, ip=ip)
     async with ctx.login_gate.slot():
         try:
@@ -119,7 +119,7 @@ def logout(
     sessions.end_session(session, user_id=principal.user_id, session_id=principal.session_id)
     audit.record(session, principal=principal, action="auth.logout", target=principal.name, client_ip=ip)
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(user_id=principal.user_id)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
 
@@ -133,7 +133,7 @@ def change_password(
     session: SessionDep,
     ctx: ContextDep,
     ip: ClientIpDep,
-):
+) -> Me:
     """Change your own password. Every session of this user ends; this caller gets a new one."""
     assert principal.user_id is not None
     user = users.change_password(
@@ -142,7 +142,7 @@ def change_password(
     token, csrf, _ = _start_session(session, ctx, request, user=user, ip=ip)
     audit.record(session, principal=principal, action="auth.password", target=user.username, client_ip=ip)
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(user_id=principal.user_id)
     _set_cookies(response, request, ctx, token=token, csrf=csrf)
     return _me(principal, csrf=csrf)
 
@@ -172,7 +172,7 @@ def end_my_session(
         session, principal=principal, action="auth.session_end", target=str(session_id), client_ip=ip
     )
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(user_id=principal.user_id)
 
 
 @router.get("/me", response_model=Me)

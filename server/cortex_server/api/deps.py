@@ -191,7 +191,6 @@ def require_scope(scope: str, *, operator: bool = False) -> Callable[..., object
             )
         return principal
 
-    setattr(check, "required_scope", scope)  # noqa: B010 - kept for older callers
     return _declare(check, scope=scope, operator=operator)
 
 
@@ -200,6 +199,8 @@ OperatorPrincipal = Annotated[Principal, Depends(require_scope("admin", operator
 KeysWriter = Annotated[Principal, Depends(require_scope("keys:write"))]
 UsersWriter = Annotated[Principal, Depends(require_scope("users:write"))]
 UsageReader = Annotated[Principal, Depends(require_scope("usage:read"))]
+# Models and recipes are appliance-wide (no org column): only operators (default-org admins) change them.
+ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
 
 
 # ---- inference ----------------------------------------------------------------------

@@ -32,7 +32,15 @@ async def ready(ctx: ContextDep) -> JSONResponse:
         return JSONResponse(
             {**body, "status": "unavailable", "reason": "migrations pending"}, status_code=503
         )
+    if (journal_error := ctx.usage_writer.journal.error) is not None:
+        # usage records cannot be made durable: say so to the load balancer and the operator
+        return JSONResponse(
+            {**body, "status": "unavailable", "reason": f"usage journal not writable: {journal_error}"},
+            status_code=503,
+        )
     if ctx.settings.redis_url and not await ctx.rate_limiter.ready():
         # limited keys are refused (or unlimited, if fail-open) while Redis is down: not ready
         return JSONResponse({**body, "status": "unavailable", "reason": "redis unreachable"}, status_code=503)
+    if not ctx.registry.loaded:  # requests would get 503 models_loading, not a false 404
+        return JSONResponse({**body, "status": "unavailable", "reason": "models loading"}, status_code=503)
     return JSONResponse({**body, "status": "ready", "migrations": "current"})

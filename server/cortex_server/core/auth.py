@@ -9,6 +9,13 @@ Floods of made-up tokens must cost little and never push real keys out: found pr
 and "no such key" answers live in two caches. The negative one is a bounded LRU (junk
 evicts only junk), and each client address may send only so many unknown tokens to the
 database per second (UnknownKeyBudget); past that it gets a 429 without a lookup.
+
+Database outages: every key verified by the database is also remembered as last-known-good
+(a bounded LRU). Only when a lookup fails because the database cannot be reached
+(db.engine.is_connectivity_error) is a key served from there, and only if it was verified
+within `stale_max_s`; an unknown key then gets KeyStoreUnavailable (503, retry), never a 401:
+it may be valid. Revocations still arrive through Redis and drop exactly what they name
+(`forget`); any answer from the database replaces or drops the remembered entry.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.core.security import hash_api_key
+from cortex_server.db.engine import is_connectivity_error
 from cortex_server.db.models import Organization, User
 from cortex_server.services.keys import find_active_key
 from cortex_server.services.sessions import find_live_session
@@ -33,6 +41,8 @@ NEGATIVE_TTL_S = 30.0  # "no such key": keys are 256-bit random, so a miss stays
 NEGATIVE_MAX = 10_000  # LRU bound of the negative cache
 POSITIVE_PRUNE_AT = 50_000  # the valid-principal cache drops expired entries past this size
 SEEN_VALID_MAX = 100_000  # digests of keys that were valid once (LRU)
+LAST_GOOD_MAX = 100_000  # last-known-good key principals served during a database outage (LRU)
+DB_PROBE_S = 1.0  # after a connectivity failure, lookups skip the database this long (no pile-up)
 DEFAULT_ORG = "default"  # its admins operate the appliance (see Principal.is_operator)
 
 # Browser users get the scopes of their role. "admin" implies every scope.
@@ -135,6 +145,31 @@ class UnknownKeyBudget:
                 self._spent.popitem(last=False)
 
 
+class KeyStoreUnavailable(Exception):
+    """The database could not be reached and this key was not verified recently: retry later."""
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What a change made invalid; all None = everything (e.g. a message from an older daemon)."""
+
+    key_id: int | None = None
+    user_id: int | None = None
+    org_id: int | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.key_id is None and self.user_id is None and self.org_id is None
+
+    def covers(self, principal: Principal) -> bool:
+        return (
+            self.everything
+            or (self.key_id is not None and principal.key_id == self.key_id)
+            or (self.user_id is not None and principal.user_id == self.user_id)
+            or (self.org_id is not None and principal.org_id == self.org_id)
+        )
+
+
 class KeyAuthenticator:
     def __init__(
         self,
@@ -142,12 +177,18 @@ class KeyAuthenticator:
         session_factory: sessionmaker[Session],
         secret: bytes,
         session_idle_s: int = 7200,
+        stale_max_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session_factory = session_factory
         self._secret = secret
         self._clock = clock
         self._session_idle_s = session_idle_s
+        self.stale_max_s = stale_max_s
+        # digest → (verified at, principal): what the database said last, for its outages
+        self._last_good: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._db_down_until = 0.0  # skip the database until then (it just failed to connect)
+        self.stale_served = 0  # requests served from last-known-good (tests, metrics)
         self._valid: dict[str, tuple[float, Principal]] = {}
         self._unknown: OrderedDict[str, float] = OrderedDict()  # digest → expiry; bounded LRU
         # digests that named a valid key before: their lookups skip the per-address budget, so a
@@ -180,11 +221,17 @@ class KeyAuthenticator:
                         del self._valid[k]
                 self._valid[cache_key] = (now + CACHE_TTL_S, principal)
                 self._unknown.pop(cache_key, None)
+                if principal.kind == "key" and self.stale_max_s > 0:
+                    self._last_good[cache_key] = (now, principal)
+                    self._last_good.move_to_end(cache_key)
+                    while len(self._last_good) > LAST_GOOD_MAX:
+                        self._last_good.popitem(last=False)
                 self._seen_valid[cache_key] = None
                 self._seen_valid.move_to_end(cache_key)
                 while len(self._seen_valid) > SEEN_VALID_MAX:
                     self._seen_valid.popitem(last=False)
                 return
+            self._last_good.pop(cache_key, None)  # the database says: no such key (any more)
             self._unknown[cache_key] = now + NEGATIVE_TTL_S
             self._unknown.move_to_end(cache_key)
             while len(self._unknown) > NEGATIVE_MAX:
@@ -195,10 +242,37 @@ class KeyAuthenticator:
         digest = hash_api_key(key, self._secret)
         found, principal = self._cached(digest)
         if not found:
-            principal = self._load_key(digest)
-            self._store(digest, principal)
+            if self._clock() < self._db_down_until:
+                principal = self._stale(digest, None)
+            else:
+                try:
+                    principal = self._load_key(digest)
+                except Exception as exc:
+                    if not is_connectivity_error(exc):
+                        raise
+                    self._db_down_until = self._clock() + DB_PROBE_S
+                    principal = self._stale(digest, exc)
+                else:
+                    self._store(digest, principal)
         if principal is not None and principal.key_id is not None:
             self.last_used[principal.key_id] = time.time()
+        return principal
+
+    def _stale(self, digest: str, cause: BaseException | None) -> Principal:
+        """The last-known-good principal of this key, during a database outage (else raise)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._last_good.get(digest)
+            if entry is None or now - entry[0] > self.stale_max_s:
+                reason = getattr(cause, "orig", None) or cause or "database unreachable"
+                raise KeyStoreUnavailable(str(reason))
+            principal = entry[1]
+            if principal.expires_at is not None and datetime.now(UTC) >= principal.expires_at:
+                raise KeyStoreUnavailable("database unreachable")  # expired: not ours to extend
+            # a short fresh-cache entry keeps the hot path off worker threads; verified-at stays,
+            # and the entry ends with the bound
+            self._valid[digest] = (min(now + CACHE_TTL_S, entry[0] + self.stale_max_s), principal)
+            self.stale_served += 1
         return principal
 
     def _load_key(self, digest: str) -> Principal | None:
@@ -260,8 +334,21 @@ class KeyAuthenticator:
         """Did this key authenticate before (on this daemon)? Its lookups are not flood-limited."""
         return hash_api_key(key, self._secret) in self._seen_valid
 
-    def invalidate(self) -> None:
-        """Forget everything cached (a key, user, session or org changed)."""
+    def invalidate(self, revocation: Revocation | None = None) -> None:
+        """Forget the fresh cache (a key, user, session or org changed), and drop what the change
+        names from last-known-good (everything when it names nothing)."""
+        revocation = revocation or Revocation()
+        with self._lock:
+            self._valid.clear()
+            self._unknown.clear()
+            if revocation.everything:
+                self._last_good.clear()
+                return
+            for digest in [d for d, (_, p) in self._last_good.items() if revocation.covers(p)]:
+                del self._last_good[digest]
+
+    def forget_fresh(self) -> None:
+        """Drop only the fresh cache: the next lookups ask the database again."""
         with self._lock:
             self._valid.clear()
             self._unknown.clear()

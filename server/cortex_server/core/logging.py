@@ -14,7 +14,7 @@ _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mes
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, str | int | float | bool | None] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -28,7 +28,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure_logging(*, level: str, logs_dir: Path | None) -> None:
+def configure_logging(
+    *, level: str, logs_dir: Path | None, max_bytes: int = 50 * 1024 * 1024, backups: int = 5
+) -> None:
+    """`max_bytes`/`backups`: cortexd.log's size cap (settings.log_max_bytes / log_backups)."""
     root = logging.getLogger()
     root.setLevel(level.upper())
     for handler in list(root.handlers):
@@ -42,7 +45,7 @@ def configure_logging(*, level: str, logs_dir: Path | None) -> None:
     root.addHandler(stderr)
     if logs_dir is not None:
         logs_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = RotatingFileHandler(logs_dir / "cortexd.log", maxBytes=50 * 1024 * 1024, backupCount=5)
+        file_handler = RotatingFileHandler(logs_dir / "cortexd.log", maxBytes=max_bytes, backupCount=backups)
         file_handler.setFormatter(JsonFormatter())
         root.addHandler(file_handler)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

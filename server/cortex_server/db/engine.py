@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from cortexctl.core.errors import DatabaseUnavailable
@@ -78,6 +79,32 @@ def check_connection(engine: Engine) -> None:
         raise database_unavailable(engine, exc) from None
 
 
+DB_RETRY_AFTER_S = 2  # Retry-After of a 503 while the database is unreachable
+# SQLSTATEs that mean "the server is not there for us", not "the query is wrong": connection
+# exceptions (class 08), the server shutting down (57P01-57P03), too many connections
+_UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_connectivity_error(exc: BaseException) -> bool:
+    """Did this fail because the database could not be reached (not because of the query)?
+
+    Only these may fall back to last-known-good state: any answer from the database, even an
+    error, is authoritative."""
+    if isinstance(exc, PoolTimeout | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return str(state).startswith("08") or state in _UNREACHABLE_STATES
+    if type(orig).__module__.startswith("sqlite3"):
+        return "unable to open" in str(orig)
+    return True  # psycopg without a SQLSTATE: the connection failed before the server answered
+
+
 def database_unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavailable:
     url = engine.url.render_as_string(hide_password=True)
     reason = (
@@ -88,6 +115,7 @@ def database_unavailable(engine: Engine, exc: BaseException) -> DatabaseUnavaila
     return DatabaseUnavailable(
         f"Cannot reach the database at {url}: {reason}",
         fix="Check that the database server is running and CORTEX_DATABASE_URL is right, then retry.",
+        details={"retry_after_s": DB_RETRY_AFTER_S},
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 from cortex_server.services.lifecycle import DesiredState, State
@@ -180,6 +181,38 @@ class Model(Base):
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Crash history (0006): kept across daemon restarts until the model is next started by hand.
+    crash_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_exit_code: Mapped[int | None] = mapped_column(Integer)
+    last_exit_signal: Mapped[int | None] = mapped_column(Integer)
+    last_crash: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # diagnosis + matched log lines + at
+
+
+class Installation(Base):
+    """One row: this installation's id (it labels and names every engine it starts, so a daemon
+    adopts or stops only its own) and whether the first admin password was ever shown."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[str] = mapped_column(String(32), unique=True)
+    admin_password_shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnginePort(Base):
+    """A port an engine holds: unique per host, so two starts never pick the same one."""
+
+    __tablename__ = "engine_ports"
+    __table_args__ = (UniqueConstraint("host", "port", name="uq_engine_ports_host_port"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    installation_id: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[int | None] = mapped_column(Integer)
+    replica_index: Mapped[int | None] = mapped_column(Integer)
+    allocated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ModelReplica(Base):

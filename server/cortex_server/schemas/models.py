@@ -36,6 +36,15 @@ class ReplicaPublic(BaseModel):
     diagnosis: dict[str, Any] | None
 
 
+class CrashHistory(BaseModel):
+    """The engine crashes since the model was last started by hand (kept across daemon restarts)."""
+
+    restart_count: int
+    last_exit_code: int | None = None
+    last_exit_signal: int | None = None
+    last_crash: dict[str, Any] | None = None  # rule, summary, fix, the matched log lines, at
+
+
 class ModelPublic(BaseModel):
     name: str
     recipe: str
@@ -49,6 +58,7 @@ class ModelPublic(BaseModel):
     runtime: str | None
     replicas: list[ReplicaPublic]
     created_at: datetime
+    crashes: CrashHistory | None = None  # None: no crash since the last start by hand
 
 
 class ModelLogs(BaseModel):
@@ -56,3 +66,4 @@ class ModelLogs(BaseModel):
     replica: int
     logs: str
     diagnosis: dict[str, Any] | None
+    crashes: CrashHistory | None = None

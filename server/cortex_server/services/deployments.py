@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import Model, Recipe
-from cortex_server.schemas.models import ModelPublic, ReplicaPublic
-from cortex_server.services import models as model_store
+from cortex_server.schemas.models import CrashHistory, ModelPublic, ReplicaPublic
+from cortex_server.services import models
 from cortex_server.services import recipes as recipe_store
 from cortexctl.core.errors import InvalidRequest
 from cortexctl.core.settings import Settings
@@ -37,14 +37,14 @@ def deploy(
     if recipe_name is None:
         raise InvalidRequest("Give either a recipe YAML or the name of a registered recipe.", param="recipe")
     recipe = recipe_store.get_recipe(session, name=recipe_name)
-    return model_store.create_model(session, recipe=recipe, name=name)
+    return models.create_model(session, recipe=recipe, name=name)
 
 
 def describe(session: Session, *, model: Model, host_details: bool = True) -> ModelPublic:
     """The admin view of a model. `host_details=False` (callers that are not operators) leaves out
     what may name host paths or processes: state reasons, diagnoses, pids, container ids, ports."""
     recipe = session.get(Recipe, model.recipe_id)
-    replicas = [ReplicaPublic.model_validate(r) for r in model_store.replicas_of(session, model_id=model.id)]
+    replicas = [ReplicaPublic.model_validate(r) for r in models.replicas_of(session, model_id=model.id)]
     runtimes = {r.runtime for r in replicas if r.runtime}
     if not host_details:
         replicas = [_without_host(r) for r in replicas]
@@ -61,6 +61,20 @@ def describe(session: Session, *, model: Model, host_details: bool = True) -> Mo
         runtime=runtimes.pop() if len(runtimes) == 1 else (",".join(sorted(runtimes)) or None),
         replicas=replicas,
         created_at=model.created_at,
+        crashes=crash_history(model, host_details=host_details),
+    )
+
+
+def crash_history(model: Model, *, host_details: bool = True) -> CrashHistory | None:
+    if not model.crash_count:
+        return None
+    if not host_details:  # the log lines may name host paths
+        return CrashHistory(restart_count=model.crash_count)
+    return CrashHistory(
+        restart_count=model.crash_count,
+        last_exit_code=model.last_exit_code,
+        last_exit_signal=model.last_exit_signal,
+        last_crash=model.last_crash,
     )
 
 

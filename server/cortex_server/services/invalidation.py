@@ -1,20 +1,27 @@
 """Auth cache invalidation across daemons: a Redis pub/sub channel, or the TTL alone.
 
-`notify()` clears this daemon's cache at once and publishes on the channel; every daemon's
+`notify(...)` clears this daemon's cache at once and publishes on the channel; every daemon's
 `listen()` task clears its own cache on a message. Without Redis (or while it is down) the
-2 s cache TTL still bounds how long a revoked key keeps working.
+2 s cache TTL still bounds how long a revoked key keeps working while the database is up.
+
+A message names what changed (JSON: key_id / user_id / org_id), so that the last-known-good
+principals kept for database outages (core/auth.py) lose exactly those and keep the rest; a
+message naming nothing (older daemons send b"1") drops everything. Revocations during a
+database outage therefore reach every daemon through Redis at once; without Redis as well,
+a revoked key is served at most auth_stale_max_s after it was last verified.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from cortex_server.core.auth import KeyAuthenticator
+from cortex_server.core.auth import KeyAuthenticator, Revocation
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +37,17 @@ class AuthInvalidator:
             else None
         )
 
-    def notify(self) -> None:
-        """Call after a key/user/org change is committed (blocking; fine from sync routes)."""
-        self._authenticator.invalidate()
+    def notify(
+        self, *, key_id: int | None = None, user_id: int | None = None, org_id: int | None = None
+    ) -> None:
+        """Call after a key/user/org change is committed (blocking; fine from sync routes), naming
+        what changed; naming nothing invalidates everything."""
+        revocation = Revocation(key_id=key_id, user_id=user_id, org_id=org_id)
+        self._authenticator.invalidate(revocation)
         if self._pub is None:
             return
         try:
-            self._pub.publish(self.channel, b"1")
+            self._pub.publish(self.channel, encode(revocation))
         except RedisError as exc:
             log.warning(
                 "could not publish auth invalidation (%s); other daemons catch up by TTL", type(exc).__name__
@@ -52,13 +63,15 @@ class AuthInvalidator:
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
-                    self._authenticator.invalidate()  # we may have missed messages while away
+                    # we may have missed messages while away: re-ask the database for everything;
+                    # last-known-good stays (its bound, auth_stale_max_s, covers missed revocations)
+                    self._authenticator.forget_fresh()
                     if ready is not None:
                         ready.set()
                     delay = 0.5
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            self._authenticator.invalidate()
+                            self._authenticator.invalidate(decode(message.get("data")))
             except (RedisError, OSError) as exc:
                 log.warning(
                     "auth invalidation channel lost (%s); retrying in %.1fs", type(exc).__name__, delay
@@ -71,3 +84,24 @@ class AuthInvalidator:
     def close(self) -> None:
         if self._pub is not None:
             self._pub.close()
+
+
+def encode(revocation: Revocation) -> bytes:
+    if revocation.everything:
+        return b"1"
+    fields = {"key_id": revocation.key_id, "user_id": revocation.user_id, "org_id": revocation.org_id}
+    return json.dumps({k: v for k, v in fields.items() if v is not None}).encode()
+
+
+def decode(data: object) -> Revocation:
+    """A message's revocation; anything unreadable means everything (the safe side)."""
+    try:
+        fields = json.loads(data) if isinstance(data, bytes | str) else None
+        if not isinstance(fields, dict):
+            return Revocation()
+        ids = {k: fields.get(k) for k in ("key_id", "user_id", "org_id")}
+        if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in ids.values()):
+            return Revocation()
+        return Revocation(**ids)
+    except ValueError:
+        return Revocation()

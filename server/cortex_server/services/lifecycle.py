@@ -69,7 +69,7 @@ STABLE_AFTER_S = 300.0  # a replica running this long has its crash counter rese
 
 def restart_delay_s(restart_count: int) -> float:
     """Exponential backoff: 1, 2, 4, 8, 16, 30, 30 … seconds."""
-    return min(BACKOFF_BASE_S * 2**restart_count, BACKOFF_MAX_S)
+    return min(BACKOFF_BASE_S * 2.0 ** min(restart_count, 16), BACKOFF_MAX_S)  # 2**16 s is past the cap
 
 
 def aggregate_state(replica_states: Iterable[State | str], desired: DesiredState | str) -> State:

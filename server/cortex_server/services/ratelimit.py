@@ -14,10 +14,16 @@ Gateway contract (see deps.require_inference, which calls `check` for you):
 
 `finish` must run exactly once per admitted request (in a `finally`), streams included:
 it returns the concurrency slot and corrects the token charge.
+
+Concurrency slots are leases of `lease_s` (a few seconds), renewed every third of that while
+the request runs. A slot whose holder cannot return it (the daemon died, or Redis stalled and
+a timed-out CHECK or FINISH ran later) frees itself within `lease_s`, not minutes later.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -33,13 +39,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cortex_server.core.auth import Principal
-from cortex_server.services.ratelimit_lua import CHECK, FINISH
+from cortex_server.services.ratelimit_lua import CHECK, FINISH, RENEW
 from cortexctl.core.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 PERIOD_MS = 60_000
-LEASE_MS = 15 * 60_000  # a slot whose holder died is freed after this long
+LEASE_S = 6.0  # default concurrency lease; renewed every LEASE_S / 3 while the request runs
 FAIL_CLOSED_RETRY_S = 5  # Retry-After of the 503 while the limiter's Redis is unreachable
 
 RATELIMIT_BACKEND_ERRORS = Counter(
@@ -109,7 +115,10 @@ def _decision(raw: list[object]) -> Decision:
 
 class Backend(Protocol):
     async def ping(self) -> bool: ...
-    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision: ...
+    async def check(
+        self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int
+    ) -> Decision: ...
+    async def renew(self, held: list[tuple[str, list[LimitGroup]]], *, lease_ms: int) -> None: ...
     async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -129,11 +138,19 @@ class MemoryBackend:
     async def ping(self) -> bool:
         return True
 
-    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision:
+    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int) -> Decision:
         with self._lock:
-            return _decision(self._check(groups, cost=cost, request_id=request_id))
+            return _decision(self._check(groups, cost=cost, request_id=request_id, lease_ms=lease_ms))
 
-    def _check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> list[object]:
+    async def renew(self, held: list[tuple[str, list[LimitGroup]]], *, lease_ms: int) -> None:
+        with self._lock:
+            expiry = self._now() + lease_ms
+            for request_id, groups in held:
+                for g in groups:
+                    if g.concurrent > 0:
+                        self._leases.setdefault(g.name, {})[request_id] = expiry
+
+    def _check(self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int) -> list[object]:
         now = self._now()
         commits: list[tuple[str, float]] = []
         rq = [-1, -1, 0]
@@ -174,7 +191,7 @@ class MemoryBackend:
             self._tat[key] = tat
         for g in groups:
             if g.concurrent > 0:
-                self._leases.setdefault(g.name, {})[request_id] = now + LEASE_MS
+                self._leases.setdefault(g.name, {})[request_id] = now + lease_ms
         return [1, "", 0, *rq, *tk, *cc]
 
     async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
@@ -202,6 +219,7 @@ class RedisBackend:
         )
         self._check = self._redis.register_script(CHECK)
         self._finish = self._redis.register_script(FINISH)
+        self._renew = self._redis.register_script(RENEW)
 
     async def ping(self) -> bool:
         try:
@@ -212,11 +230,16 @@ class RedisBackend:
     def _keys(self, g: LimitGroup, *parts: str) -> list[str]:
         return [f"{self._prefix}rl:{g.name}:{p}" for p in parts]
 
-    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str) -> Decision:
+    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int) -> Decision:
         keys = [k for g in groups for k in self._keys(g, "req", "tok", "inflight")]
-        args: list[str | int] = [cost, request_id, LEASE_MS, PERIOD_MS]
+        args: list[str | int] = [cost, request_id, lease_ms, PERIOD_MS]
         args += [v for g in groups for v in (g.rpm, g.tpm, g.concurrent)]
         return _decision(await self._check(keys=keys, args=args))
+
+    async def renew(self, held: list[tuple[str, list[LimitGroup]]], *, lease_ms: int) -> None:
+        pairs = [(self._keys(g, "inflight")[0], rid) for rid, gs in held for g in gs if g.concurrent > 0]
+        if pairs:
+            await self._renew(keys=[k for k, _ in pairs], args=[lease_ms, *[rid for _, rid in pairs]])
 
     async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
         keys = [k for g in groups for k in self._keys(g, "tok", "inflight")]
@@ -227,9 +250,43 @@ class RedisBackend:
 
 
 class RateLimiter:
-    def __init__(self, *, backend: Backend, fail_mode: Literal["open", "closed"] = "closed") -> None:
+    def __init__(
+        self, *, backend: Backend, fail_mode: Literal["open", "closed"] = "closed", lease_s: float = LEASE_S
+    ) -> None:
         self.backend = backend
         self.fail_mode = fail_mode
+        self.lease_s = lease_s
+        self._held: dict[str, list[LimitGroup]] = {}  # request id → groups whose slot it holds
+        self._renewer: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Future[None] | None = None  # the renewal now in flight
+        self._renewing_ids: frozenset[str] = frozenset()
+
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, int(self.lease_s * 1000))
+
+    def _hold(self, request_id: str, groups: list[LimitGroup]) -> None:
+        """Keep this request's slots renewed until `finish` (one renewal task per event loop)."""
+        self._held[request_id] = [g for g in groups if g.concurrent > 0]
+        loop = asyncio.get_running_loop()
+        if self._renewer is None or self._renewer.done() or self._renewer.get_loop() is not loop:
+            self._renewer = loop.create_task(self._renew_forever(), name="ratelimit-lease-renewal")
+
+    async def _renew_forever(self) -> None:
+        while self._held:
+            await asyncio.sleep(self.lease_s / 3)
+            held = list(self._held.items())
+            if not held:
+                continue
+            self._renewing_ids = frozenset(rid for rid, _ in held)
+            self._renewing = asyncio.ensure_future(self.backend.renew(held, lease_ms=self._lease_ms))
+            try:
+                await self._renewing
+            except Exception as exc:  # the renewal task must outlive any one failure
+                RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
+                log.warning("rate limiter lease renewal failed (%s); retrying", type(exc).__name__)
+            finally:
+                self._renewing, self._renewing_ids = None, frozenset()
 
     async def check(self, principal: Principal, *, tokens_estimate: int, request_id: str) -> Decision:
         """Admit or refuse one request; an admitted one holds a concurrency slot until `finish`."""
@@ -237,7 +294,9 @@ class RateLimiter:
         if not groups:
             return Decision(allowed=True)
         try:
-            return await self.backend.check(groups, cost=max(0, tokens_estimate), request_id=request_id)
+            decision = await self.backend.check(
+                groups, cost=max(0, tokens_estimate), request_id=request_id, lease_ms=self._lease_ms
+            )
         except (RedisError, OSError) as exc:
             RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
             log.warning(
@@ -251,6 +310,9 @@ class RateLimiter:
                 code="ratelimiter_unavailable",
                 details={"retry_after_s": FAIL_CLOSED_RETRY_S},
             ) from None
+        if decision.allowed and any(g.concurrent > 0 for g in groups):
+            self._hold(request_id, groups)
+        return decision
 
     async def finish(
         self, principal: Principal, *, request_id: str, tokens_estimate: int, tokens_used: int | None
@@ -260,6 +322,13 @@ class RateLimiter:
         if not groups:
             return
         delta = 0 if tokens_used is None else tokens_used - max(0, tokens_estimate)
+        # stop renewing first, then let a renewal already in flight land: FINISH must come after it,
+        # or that renewal would re-add the lease FINISH just removed
+        self._held.pop(request_id, None)
+        renewing = self._renewing
+        if renewing is not None and request_id in self._renewing_ids and not renewing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait([renewing])
         try:
             await self.backend.finish(groups, delta=delta, request_id=request_id)
         except (RedisError, OSError) as exc:
@@ -271,11 +340,19 @@ class RateLimiter:
         return await self.backend.ping()
 
     async def close(self) -> None:
+        if self._renewer is not None and not self._renewer.done():
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await self._renewer
         await self.backend.close()
 
 
 def make_rate_limiter(
-    *, redis_url: str | None, prefix: str, fail_mode: Literal["open", "closed"]
+    *,
+    redis_url: str | None,
+    prefix: str,
+    fail_mode: Literal["open", "closed"],
+    lease_s: float = LEASE_S,
 ) -> RateLimiter:
     backend: Backend = RedisBackend(url=redis_url, prefix=prefix) if redis_url else MemoryBackend()
-    return RateLimiter(backend=backend, fail_mode=fail_mode)
+    return RateLimiter(backend=backend, fail_mode=fail_mode, lease_s=lease_s)

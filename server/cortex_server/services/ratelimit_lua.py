@@ -108,3 +108,18 @@ for g = 0, #KEYS / 2 - 1 do
 end
 return 1
 """
+
+# KEYS: in-flight zsets; ARGV: 1 lease ms, then one request id per key (KEYS[i] ↔ ARGV[i + 1])
+# Re-adds each running request with a fresh expiry: a lease that lapsed while Redis stalled
+# comes back, so the set matches what runs. The caller stops renewing a request before its
+# FINISH, so a finished request is not brought back (and if a late one were, it lapses again).
+RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now + lease, ARGV[i + 1])
+  redis.call('PEXPIRE', KEYS[i], lease)
+end
+return #KEYS
+"""

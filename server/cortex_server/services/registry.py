@@ -2,7 +2,8 @@
 
 The supervisor (and the health poller) are the only writers; the gateway reads.
 Everything here is in-memory and per-daemon: it is rebuilt from the DB and the
-engines' health on start.
+engines' health on start. Until that first load (`loaded`), no model can be said not to
+exist: requests get a retryable 503, never a false 404.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cortexctl.core.errors import NotFound
+from cortexctl.core.errors import NotFound, ServiceUnavailable
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ServedModel:
     recipe: str | None = None  # the recipe behind it, named in errors
     serves_embeddings: bool | None = None  # from the recipe; None: the engine decides
     embeddings_setting: str | None = None  # the recipe setting that turns embeddings on
+    upstream_model: str | None = None  # the `model` the engine expects, when not served_name (remote)
     replicas: list[ReplicaEndpoint] = field(default_factory=list)
 
     def healthy_replicas(self) -> list[ReplicaEndpoint]:
@@ -68,19 +70,34 @@ def model_not_found(served_name: str) -> NotFound:
     )
 
 
+LOADING_RETRY_AFTER_S = 1
+
+
+def registry_loading() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The gateway is starting and has not loaded its models yet.",
+        fix=f"Retry in {LOADING_RETRY_AFTER_S}s (see Retry-After); GET /ready turns true once it has.",
+        code="models_loading",
+        details={"retry_after_s": LOADING_RETRY_AFTER_S},
+    )
+
+
 class ModelRegistry:
-    def __init__(self) -> None:
+    def __init__(self, *, loaded: bool = True) -> None:
         self._by_name: dict[str, ServedModel] = {}
         self.version = 0  # bumped on every change (registry_mirror.py shares it between workers)
+        # False where something will fill it (the daemon's supervisor, a worker's snapshot), until
+        # its first full load: before that, an absent name may be a model not loaded yet.
+        self.loaded = loaded
 
     def get(self, served_name: str) -> ServedModel | None:
         return self._by_name.get(served_name)
 
     def require(self, served_name: str) -> ServedModel:
-        """The model, or the 404 that tells the client how to list models."""
+        """The model, or the 404 that tells the client how to list models (a 503 before the load)."""
         model = self._by_name.get(served_name)
         if model is None:
-            raise model_not_found(served_name)
+            raise model_not_found(served_name) if self.loaded else registry_loading()
         return model
 
     def all(self) -> list[ServedModel]:

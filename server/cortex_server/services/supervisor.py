@@ -19,7 +19,10 @@ probes here and the gateway's requests (through the registry) send it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import secrets
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,7 +33,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cortex_server.db.models import Model, ModelReplica, utcnow
-from cortex_server.services import models as model_store
+from cortex_server.services import models
+from cortex_server.services.bootstrap import ensure_installation
 from cortex_server.services.lifecycle import (
     MAX_RESTARTS,
     STABLE_AFTER_S,
@@ -42,11 +46,19 @@ from cortex_server.services.lifecycle import (
 )
 from cortex_server.services.ports import PortAllocator
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
+from cortex_server.services.supervisor_lease import Leases, followed_models, leases_for
 from cortexctl.core.daemon import port_owner
 from cortexctl.core.errors import CortexError
 from cortexctl.core.preflight import preflight
 from cortexctl.core.settings import Settings
-from cortexctl.engines.base import Diagnosis, Engine, ProbeState, auth_headers, new_engine_key
+from cortexctl.engines.base import (
+    Diagnosis,
+    Engine,
+    LaunchSpec,
+    ProbeState,
+    auth_headers,
+    new_engine_key,
+)
 from cortexctl.engines.registry import get_engine
 from cortexctl.recipes.placement import GpuTenant
 from cortexctl.recipes.schema import Recipe
@@ -58,6 +70,8 @@ if TYPE_CHECKING:
     from cortex_server.services.observability.engines import EngineMetricsStore
 
 log = logging.getLogger(__name__)
+
+INSTALLATION_LABEL = "cortex.installation"
 
 
 def _refusal(report: ValidationReport) -> Diagnosis:
@@ -95,6 +109,7 @@ class LiveReplica:
     max_model_len: int | None = None
     gpus: str | tuple[int, ...] = "none"
     tenant: GpuTenant | None = None  # its claim on each of its GPUs (co-location)
+    trusted: bool = False  # the engine on the port proved it is ours (see _proves_ours)
 
     def set(self, state: State, reason: str | None) -> None:
         """Move to `state` (IllegalTransition when the lifecycle does not allow it)."""
@@ -124,17 +139,27 @@ class Supervisor:
     engine_metrics: EngineMetricsStore | None = None  # the engines' own /metrics, re-exposed
     live: dict[tuple[int, int], LiveReplica] = field(default_factory=dict)
     forced: set[int] = field(default_factory=set)  # model ids started with --force
+    leases: Leases | None = None  # the models this daemon drives (services/supervisor_lease.py)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _http: httpx.AsyncClient | None = None
     _ports: PortAllocator | None = None
     _event_loop: asyncio.AbstractEventLoop | None = None
+    installation_id: str = ""  # from the DB (bootstrap.ensure_installation), read on start
 
     # ---- lifecycle of the loop --------------------------------------------------------
     async def start(self) -> None:
         self._event_loop = asyncio.get_running_loop()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(3.0, connect=1.0), trust_env=False)
-        self._ports = PortAllocator(self.settings.engine_port_range, is_free=self._port_is_free)
+        self.installation_id = await asyncio.to_thread(self._installation_id)
+        self._ports = PortAllocator(
+            self.settings.engine_port_range,
+            is_free=self._port_is_free,
+            session_factory=self.session_factory,
+            installation_id=self.installation_id,
+        )
+        if self.leases is None and self.settings.supervisor_lease:
+            self.leases = leases_for(self.settings, self.session_factory)
         await self._adopt()
         self._task = asyncio.create_task(self._loop(), name="cortex-supervisor")
 
@@ -148,6 +173,8 @@ class Supervisor:
                 pass
         if self._http is not None:
             await self._http.aclose()
+        if self.leases is not None:
+            await asyncio.to_thread(self.leases.close)
 
     def request_start(self, model_id: int, *, force: bool = False) -> None:
         """An admin recorded intent for this model (in the DB): reconcile now. Thread-safe.
@@ -187,7 +214,7 @@ class Supervisor:
 
     # ---- one reconcile pass ----------------------------------------------------------
     async def reconcile_once(self) -> None:
-        snapshot = await asyncio.to_thread(self._load)
+        snapshot, others = await self._by_lease(await asyncio.to_thread(self._load))
         wanted: set[tuple[int, int]] = set()
         for entry in snapshot:
             model, recipe = entry.model, entry.recipe
@@ -201,14 +228,24 @@ class Supervisor:
                     live.diagnosis, live.restart_count, live.next_start_at = None, 0, 0.0
                     live.set(State.STOPPED, "start requested")
                 await self._drive(live, model, recipe)
-        for key in [k for k in self.live if k not in wanted]:
+        not_mine = {e.model.id for e in others}  # another daemon drives them: leave them be
+        for key in [k for k in self.live if k not in wanted and k[0] not in not_mine]:
             await self._stop(self.live[key], reason="stopped by request")
         probes = [self._probe(r, e) for e in snapshot for r in self._replicas_of(e.model.id)]
         await asyncio.gather(*probes)
         await asyncio.to_thread(self._persist, snapshot)
-        self._publish(snapshot)
+        self._publish(snapshot, followed_models(others, self.settings))
         if self.prune_upstreams is not None:
             await self.prune_upstreams({r.base_url for m in self.registry.all() for r in m.replicas})
+
+    async def _by_lease(
+        self, snapshot: list[models.ModelWithRecipe]
+    ) -> tuple[list[models.ModelWithRecipe], list[models.ModelWithRecipe]]:
+        """(models this daemon holds the lease of, models another daemon drives)."""
+        if self.leases is None:
+            return snapshot, []
+        held = await asyncio.to_thread(self.leases.refresh, [e.model.id for e in snapshot])
+        return [e for e in snapshot if e.model.id in held], [e for e in snapshot if e.model.id not in held]
 
     async def _take_requests(self, model: Model) -> bool:
         """Act on the admin's start/restart request for `model` and mark it taken; True if any."""
@@ -227,7 +264,15 @@ class Supervisor:
             session.execute(
                 update(Model)
                 .where(Model.id == model.id, Model.start_requested_at <= max(taken))
-                .values(start_requested_at=None, diagnosis=None)
+                # a start by hand also closes the crash history (kept until then, see _record_crash)
+                .values(
+                    start_requested_at=None,
+                    diagnosis=None,
+                    crash_count=0,
+                    last_exit_code=None,
+                    last_exit_signal=None,
+                    last_crash=None,
+                )
             )
             session.execute(
                 update(Model)
@@ -283,7 +328,9 @@ class Supervisor:
         assert self._ports is not None
         try:
             runtime = self.choose_runtime(recipe)
-            port = self._ports.allocate(exclude={r.handle.port for r in self.live.values() if r.handle})
+            port = await asyncio.to_thread(
+                self._ports.allocate, model_id=model.id, replica_index=live.replica_index
+            )
             if live.restart_count == 0 and model.id not in self.forced:
                 # A fresh start is checked first; crash restarts are not (it already fit once).
                 report = await asyncio.to_thread(
@@ -297,17 +344,24 @@ class Supervisor:
                     replica_index=live.replica_index,
                 )
                 if not report.ok:
+                    await asyncio.to_thread(self._ports.release, port)
                     self._fail(live, _refusal(report))
                     return
-            spec = live.engine.launch_spec(
-                recipe,
-                model_id=model.id,
-                replica_index=live.replica_index,
-                port=port,
-                settings=self.settings,
-                api_key=new_engine_key(),
+            spec = self._owned(
+                live.engine.launch_spec(
+                    recipe,
+                    model_id=model.id,
+                    replica_index=live.replica_index,
+                    port=port,
+                    settings=self.settings,
+                    api_key=new_engine_key(),
+                )
             )
-            handle = await asyncio.to_thread(runtime.start, spec)
+            try:
+                handle = await asyncio.to_thread(runtime.start, spec)
+            except CortexError:
+                await asyncio.to_thread(self._ports.release, port)
+                raise
         except CortexError as exc:
             self._fail(
                 live, Diagnosis(rule="start-refused", summary=exc.message, fix=exc.fix or "", log_lines=[])
@@ -315,7 +369,7 @@ class Supervisor:
             return
         live.runtime, live.handle, live.gpus = runtime, handle, spec.gpus
         live.tenant = tenant_of(f"{recipe.spec.served_name} (replica {live.replica_index})", recipe.spec)
-        live.started_at, live.ready_since = time.monotonic(), None
+        live.started_at, live.ready_since, live.trusted = time.monotonic(), None, False
         live.set(State.STARTING, f"{runtime.name} runtime, port {handle.port}")
 
     async def _on_exit(self, live: LiveReplica, exit_code: int | None) -> None:
@@ -324,7 +378,10 @@ class Supervisor:
         diag = live.engine.diagnose(logs)
         was_ready = live.ready_since is not None
         await asyncio.to_thread(live.runtime.stop, live.handle)  # removes a dead container, reaps a process
+        assert self._ports is not None
+        await asyncio.to_thread(self._ports.release, live.handle.port)
         live.handle, live.last_exit_code, live.ready_since = None, exit_code, None
+        await asyncio.to_thread(self._record_crash, live.model_id, exit_code, diag, logs)
         if diag is not None and not was_ready:
             # It never came up and we know why (bad path, corrupt file, bad flag …): retrying cannot help.
             self._fail(live, diag)
@@ -352,6 +409,8 @@ class Supervisor:
         if live.handle is not None and live.runtime is not None:
             live.set(State.STOPPING, reason)
             await asyncio.to_thread(live.runtime.stop, live.handle)
+            if self._ports is not None:
+                await asyncio.to_thread(self._ports.release, live.handle.port)
         live.handle, live.ready_since = None, None
         if live.state != State.FAILED:
             live.set(State.STOPPED, reason)
@@ -366,11 +425,11 @@ class Supervisor:
         }
         live.set(State.FAILED, diag.summary)
 
-    async def _probe(self, live: LiveReplica, entry: model_store.ModelWithRecipe) -> None:
+    async def _probe(self, live: LiveReplica, entry: models.ModelWithRecipe) -> None:
         if live.handle is None or live.state not in (State.STARTING, State.LOADING, State.RUNNING):
             return
         assert self._http is not None
-        base_url = f"http://127.0.0.1:{live.handle.port}"
+        base_url = live.handle.base_url
         try:
             probe = await live.engine.probe(
                 self._http, base_url, served_name=entry.recipe.spec.served_name, api_key=live.handle.api_key
@@ -378,6 +437,14 @@ class Supervisor:
         except httpx.HTTPError as exc:
             probe = None
             detail = f"probe failed: {type(exc).__name__}"
+        if probe is not None and probe.state == ProbeState.READY and not live.trusted:
+            # A remote endpoint is named by its recipe, not found on a port we allocated: the
+            # operator vouched for it, and a stray wrong key must not go to a third party.
+            live.trusted = live.handle.url is not None or await self._proves_ours(
+                base_url, live.handle.api_key
+            )
+            if not live.trusted:
+                probe, detail = None, f"the engine on port {live.handle.port} accepts any key: not ours"
         if probe is not None and probe.state == ProbeState.READY:
             if live.state != State.RUNNING:
                 live.ready_since = time.monotonic()
@@ -398,56 +465,126 @@ class Supervisor:
             live.set(State.LOADING, probe.detail if probe else detail)
         elif probe is not None and probe.state == ProbeState.LOADING:
             live.set(State.LOADING, probe.detail)
+        elif probe is None and live.state in (State.STARTING, State.LOADING):
+            live.set(live.state, detail)
+
+    async def _proves_ours(self, base_url: str, api_key: str | None) -> bool:
+        """An engine is ours only if it holds our per-launch key: it answered our key (the
+        probe), and it refuses a wrong one. A foreign engine that took the port (another
+        installation's, or anything listening without a key) fails the second test."""
+        if api_key is None:
+            return True  # an engine without a key (adopted from before keys): nothing to prove
+        assert self._http is not None
+        try:
+            resp = await self._http.get(f"{base_url}/v1/models", headers=auth_headers(secrets.token_hex(16)))
+        except httpx.HTTPError:
+            return False
+        return resp.status_code in (401, 403)
 
     # ---- adoption ----------------------------------------------------------------------
     async def _adopt(self) -> None:
         snapshot = {e.model.id: e for e in await asyncio.to_thread(self._load)}
+        kept: set[int] = set()
         for runtime in self.adopters:
             try:
                 handles = await asyncio.to_thread(runtime.adopt)
-            except CortexError as exc:
-                log.warning("cannot adopt %s engines: %s", runtime.name, exc.message)
+            except Exception as exc:  # noqa: BLE001 - adoption never stops the daemon from starting
+                log.warning("cannot adopt %s engines: %s", runtime.name, getattr(exc, "message", exc))
                 continue
             for handle in handles:
+                if handle.labels.get(INSTALLATION_LABEL) != self.installation_id:
+                    continue  # another installation's engine (or one from before ids): never touched
                 try:
-                    key = (int(handle.labels["cortex.model-id"]), int(handle.labels["cortex.replica"]))
-                except (KeyError, ValueError):
-                    continue
-                entry = snapshot.get(key[0])
-                if entry is None or entry.model.desired_state != DesiredState.RUNNING:
-                    log.info("stopping orphan engine %s (model gone or stopped)", handle.name)
-                    await asyncio.to_thread(runtime.stop, handle)
-                    continue
-                live = LiveReplica(
-                    model_id=key[0],
-                    replica_index=key[1],
-                    engine=get_engine(entry.recipe.spec.engine),
-                    runtime=runtime,
-                    handle=handle,
-                    started_at=time.monotonic(),
+                    if await self._adopt_one(runtime, handle, snapshot):
+                        kept.add(handle.port)
+                except Exception as exc:  # noqa: BLE001 - one bad engine must not stop the others
+                    log.warning("cannot adopt %s engine %s: %s", runtime.name, handle.name, exc)
+        assert self._ports is not None
+        await asyncio.to_thread(self._ports.release_all_but, kept)
+
+    async def _adopt_one(
+        self, runtime: Runtime, handle: RunningEngine, snapshot: dict[int, models.ModelWithRecipe]
+    ) -> bool:
+        """Adopt one of our engines (True), or stop it when its model is gone or stopped."""
+        try:
+            key = (int(handle.labels["cortex.model-id"]), int(handle.labels["cortex.replica"]))
+        except (KeyError, ValueError):
+            return False
+        entry = snapshot.get(key[0])
+        if entry is None or entry.model.desired_state != DesiredState.RUNNING:
+            log.info("stopping orphan engine %s (model gone or stopped)", handle.name)
+            await asyncio.to_thread(runtime.stop, handle)
+            return False
+        live = LiveReplica(
+            model_id=key[0],
+            replica_index=key[1],
+            engine=get_engine(entry.recipe.spec.engine),
+            runtime=runtime,
+            handle=handle,
+            started_at=time.monotonic(),
+        )
+        live.set(State.LOADING, f"adopted {runtime.name} engine {handle.name}")
+        self.live[key] = live
+        assert self._ports is not None
+        await asyncio.to_thread(self._ports.hold, handle.port, model_id=key[0], replica_index=key[1])
+        log.info("adopted %s engine %s on port %s", runtime.name, handle.name, handle.port)
+        return True
+
+    def _installation_id(self) -> str:
+        with self.session_factory() as session, session.begin():
+            return ensure_installation(session).installation_id
+
+    def _owned(self, spec: LaunchSpec) -> LaunchSpec:
+        """The spec, labelled and named as this installation's: names never collide with another
+        installation's on one host, and adoption recognises only its own."""
+        return dataclasses.replace(
+            spec,
+            name=f"{spec.name}-{self.installation_id}",
+            labels={**spec.labels, INSTALLATION_LABEL: self.installation_id},
+        )
+
+    def _record_crash(self, model_id: int, exit_code: int | None, diag: Diagnosis | None, logs: str) -> None:
+        """Keep the crash in the DB until the model is next started by hand (see _clear_requests)."""
+        sig = _exit_signal(exit_code)
+        crash = {
+            "at": utcnow().isoformat(),
+            "exit_code": exit_code,
+            "signal": signal.Signals(sig).name if sig else None,
+            "rule": diag.rule if diag else "crashed",
+            "summary": diag.summary if diag else f"The engine exited (code {exit_code}).",
+            "fix": diag.fix if diag else "See the log lines below and `cortexctl model logs NAME`.",
+            "log_lines": diag.log_lines if diag and diag.log_lines else logs.splitlines()[-10:],
+        }
+        with self.session_factory() as session, session.begin():
+            session.execute(
+                update(Model)
+                .where(Model.id == model_id)
+                .values(
+                    crash_count=Model.crash_count + 1,
+                    last_exit_code=exit_code,
+                    last_exit_signal=sig,
+                    last_crash=crash,
                 )
-                live.set(State.LOADING, f"adopted {runtime.name} engine {handle.name}")
-                self.live[key] = live
-                log.info("adopted %s engine %s on port %s", runtime.name, handle.name, handle.port)
+            )
 
     # ---- DB and registry ---------------------------------------------------------------
-    def _load(self) -> list[model_store.ModelWithRecipe]:
+    def _load(self) -> list[models.ModelWithRecipe]:
         with self.session_factory() as session:
             out = []
-            for model in model_store.list_models(session):
+            for model in models.list_models(session):
                 try:
-                    out.append(model_store.load_with_recipe(session, model=model))
+                    out.append(models.load_with_recipe(session, model=model))
                 except CortexError as exc:  # a stored recipe that no longer parses: report, skip
                     log.error("model %s: recipe unusable: %s", model.name, exc.message)
             return out
 
-    def _persist(self, snapshot: list[model_store.ModelWithRecipe]) -> None:
+    def _persist(self, snapshot: list[models.ModelWithRecipe]) -> None:
         with self.session_factory() as session, session.begin():
             for entry in snapshot:
                 model = entry.model
                 lives = self._replicas_of(model.id)
                 indices = {r.replica_index for r in lives}
-                rows = {r.replica_index: r for r in model_store.replicas_of(session, model_id=model.id)}
+                rows = {r.replica_index: r for r in models.replicas_of(session, model_id=model.id)}
                 for live in lives:
                     row = rows.get(live.replica_index)
                     if row is None:
@@ -495,8 +632,13 @@ class Supervisor:
         if live.state == State.STARTING and live.handle is not None and row.started_at is None:
             row.started_at = utcnow()
 
-    def _publish(self, snapshot: list[model_store.ModelWithRecipe]) -> None:
+    def _publish(self, snapshot: list[models.ModelWithRecipe], followed: list[ServedModel]) -> None:
         served: dict[str, ServedModel] = {}
+        for other in followed:  # models another daemon drives that this one can route to
+            if other.served_name in served:
+                served[other.served_name].replicas.extend(other.replicas)
+            else:
+                served[other.served_name] = other
         for entry in snapshot:
             spec = entry.recipe.spec
             lives = self._replicas_of(entry.model.id)
@@ -514,6 +656,7 @@ class Supervisor:
                     recipe=entry.recipe.name,
                     serves_embeddings=spec.engine_args().serves_embeddings(),
                     embeddings_setting=type(spec.engine_args()).EMBEDDINGS_SETTING,
+                    upstream_model=spec.engine_args().upstream_model(),
                 )
             elif state == State.RUNNING:
                 sm.state = State.RUNNING
@@ -526,7 +669,7 @@ class Supervisor:
                         model_id=entry.model.id,
                         model_name=entry.model.name,
                         replica_index=live.replica_index,
-                        base_url=f"http://127.0.0.1:{live.handle.port}",
+                        base_url=live.handle.base_url,
                         healthy=live.state == State.RUNNING,
                         api_key=live.handle.api_key,
                     )
@@ -535,6 +678,7 @@ class Supervisor:
             self.registry.remove(name)
         for sm in served.values():
             self.registry.put(sm)
+        self.registry.loaded = True  # from now on an absent name really is unknown (404)
 
     def gpus_in_use(
         self, *, exclude_model: int, exclude_replica: int | None = None
@@ -558,3 +702,14 @@ class Supervisor:
 
     def _port_is_free(self, port: int) -> bool:
         return port_owner("127.0.0.1", port) is None
+
+
+def _exit_signal(exit_code: int | None) -> int | None:
+    """The signal that ended an engine: a child's negative code, or a container's 128+N."""
+    if exit_code is None:
+        return None
+    n = -exit_code if exit_code < 0 else exit_code - 128 if 128 < exit_code < 160 else 0
+    try:
+        return int(signal.Signals(n)) if n else None
+    except ValueError:
+        return None

@@ -35,7 +35,9 @@ def _managed_key(session: SessionDep, principal: Principal, org: str | None, ide
 
 
 @router.post("", response_model=KeyCreated, status_code=201)
-def create_key(body: KeyCreate, principal: KeysWriter, session: SessionDep, ctx: ContextDep, ip: ClientIpDep):
+def create_key(
+    body: KeyCreate, principal: KeysWriter, session: SessionDep, ctx: ContextDep, ip: ClientIpDep
+) -> KeyCreated:
     fields = keys.normalize(body.model_dump(exclude={"name", "org"}))
     ensure_key_within(principal, fields)
     org_id = _org_id(session, principal, body.org)
@@ -61,12 +63,12 @@ def create_key(body: KeyCreate, principal: KeysWriter, session: SessionDep, ctx:
 
 
 @router.get("", response_model=list[KeyPublic])
-def list_keys(principal: KeysWriter, session: SessionDep, org: OrgQuery = None):
+def list_keys(principal: KeysWriter, session: SessionDep, org: OrgQuery = None) -> list[ApiKey]:
     return keys.list_keys(session, org_id=_org_id(session, principal, org))
 
 
 @router.get("/{ident}", response_model=KeyPublic)
-def show_key(ident: Ident, principal: KeysWriter, session: SessionDep, org: OrgQuery = None):
+def show_key(ident: Ident, principal: KeysWriter, session: SessionDep, org: OrgQuery = None) -> ApiKey:
     return keys.get_key(session, org_id=_org_id(session, principal, org), ident=ident)
 
 
@@ -79,7 +81,7 @@ def update_key(
     ctx: ContextDep,
     ip: ClientIpDep,
     org: OrgQuery = None,
-):
+) -> ApiKey:
     changes = keys.normalize(body.model_dump(exclude_unset=True))
     row = _managed_key(session, principal, org, ident)
     ensure_key_within(principal, {**key_fields(row), **changes})  # the key as it would be
@@ -93,7 +95,7 @@ def update_key(
         details={"changed": sorted(changes)},
     )
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(key_id=row.id)
     return row
 
 
@@ -105,11 +107,11 @@ def revoke_key(
     ctx: ContextDep,
     ip: ClientIpDep,
     org: OrgQuery = None,
-):
+) -> ApiKey:
     row = keys.revoke_key(session, row=_managed_key(session, principal, org, ident))
     audit.record(session, principal=principal, action="keys.revoke", target=row.name, client_ip=ip)
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(key_id=row.id)
     return row
 
 
@@ -125,4 +127,4 @@ def delete_key(
     row = keys.delete_key(session, row=_managed_key(session, principal, org, ident))
     audit.record(session, principal=principal, action="keys.delete", target=row.name, client_ip=ip)
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(key_id=row.id)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.orm import Session
 
-from cortex_server.api.deps import ContextDep, SessionDep, request_ip, require_scope
+from cortex_server.api.deps import ContextDep, ModelsWriter, SessionDep, request_ip, require_scope
+from cortex_server.context import AppContext
 from cortex_server.core.auth import Principal
 from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
-from cortex_server.services import audit, deployments
-from cortex_server.services import models as model_store
+from cortex_server.services import audit, deployments, models
 from cortex_server.services.lifecycle import DesiredState
 from cortexctl.core.preflight import preflight
 from cortexctl.recipes.paths import store_roots
@@ -25,14 +26,12 @@ router = APIRouter(prefix="/admin/models", tags=["admin: models"])
 ModelsReader = Annotated[Principal, Depends(require_scope("models:read"))]
 # What names host paths (engine logs, the preflight's command): operators only.
 HostReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
-# Models are appliance-wide (no org column): only operators (default-org admins) change them.
-ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
 def create_model(
     body: ModelCreate, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
-):
+) -> ModelPublic:
     model = deployments.deploy(
         session,
         yaml_text=body.yaml,
@@ -42,7 +41,7 @@ def create_model(
         roots=store_roots(ctx.settings),
     )
     if body.start:
-        model_store.record_intent(model, desired=DesiredState.RUNNING)
+        models.record_intent(model, desired=DesiredState.RUNNING)
     audit.record(
         session, principal=principal, action="models.create", target=model.name, client_ip=request_ip(request)
     )
@@ -52,16 +51,14 @@ def create_model(
 
 
 @router.get("", response_model=list[ModelPublic])
-def list_models(principal: ModelsReader, session: SessionDep):
+def list_models(principal: ModelsReader, session: SessionDep) -> list[ModelPublic]:
     host = principal.is_operator
-    return [
-        deployments.describe(session, model=m, host_details=host) for m in model_store.list_models(session)
-    ]
+    return [deployments.describe(session, model=m, host_details=host) for m in models.list_models(session)]
 
 
 @router.get("/{name}", response_model=ModelPublic)
-def show_model(name: str, principal: ModelsReader, session: SessionDep):
-    model = model_store.get_model(session, name=name)
+def show_model(name: str, principal: ModelsReader, session: SessionDep) -> ModelPublic:
+    model = models.get_model(session, name=name)
     return deployments.describe(session, model=model, host_details=principal.is_operator)
 
 
@@ -71,12 +68,12 @@ def _set_desired(
     action: str,
     request: Request,
     principal: Principal,
-    session,
-    ctx,
+    session: Session,
+    ctx: AppContext,
     force: bool = False,
-):
-    model = model_store.get_model(session, name=name)
-    model_store.record_intent(model, desired=desired, restart=action == "restart")
+) -> ModelPublic:
+    model = models.get_model(session, name=name)
+    models.record_intent(model, desired=desired, restart=action == "restart")
     details = {"force": True} if force else None
     audit.record(
         session,
@@ -99,7 +96,7 @@ def start_model(
     session: SessionDep,
     ctx: ContextDep,
     force: Annotated[bool, Query(description="start even if the preflight check fails")] = False,
-):
+) -> ModelPublic:
     return _set_desired(name, DesiredState.RUNNING, "start", request, principal, session, ctx, force=force)
 
 
@@ -115,8 +112,8 @@ def validate_model(
 ) -> dict[str, Any]:
     """The preflight a start would run: memory breakdown, every check, the exact command."""
 
-    model = model_store.get_model(session, name=name)
-    entry = model_store.load_with_recipe(session, model=model)
+    model = models.get_model(session, name=name)
+    entry = models.load_with_recipe(session, model=model)
     used = ctx.supervisor.gpus_in_use(exclude_model=model.id) if ctx.supervisor else {}
     report = preflight(
         entry.recipe,
@@ -131,19 +128,23 @@ def validate_model(
 
 
 @router.post("/{name}/stop", response_model=ModelPublic)
-def stop_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+def stop_model(
+    name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
+) -> ModelPublic:
     return _set_desired(name, DesiredState.STOPPED, "stop", request, principal, session, ctx)
 
 
 @router.post("/{name}/restart", response_model=ModelPublic)
-def restart_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep):
+def restart_model(
+    name: str, request: Request, principal: ModelsWriter, session: SessionDep, ctx: ContextDep
+) -> ModelPublic:
     return _set_desired(name, DesiredState.RUNNING, "restart", request, principal, session, ctx)
 
 
 @router.delete("/{name}", status_code=204)
 def delete_model(name: str, request: Request, principal: ModelsWriter, session: SessionDep) -> None:
-    model = model_store.get_model(session, name=name)
-    model_store.delete_model(session, model=model)
+    model = models.get_model(session, name=name)
+    models.delete_model(session, model=model)
     audit.record(
         session, principal=principal, action="models.delete", target=name, client_ip=request_ip(request)
     )
@@ -158,14 +159,20 @@ def model_logs(
     ctx: ContextDep,
     replica: Annotated[int, Query(ge=0)] = 0,
     tail: Annotated[int, Query(ge=1, le=10_000)] = 200,
-):
-    model = model_store.get_model(session, name=name)
+) -> ModelLogs:
+    model = models.get_model(session, name=name)
     logs = ctx.supervisor.logs(model.id, replica, tail=tail) if ctx.supervisor else None
     if logs is None:
         path = deployments.engine_log_file(ctx.settings, session=session, model=model, replica=replica)
         logs = deployments.read_tail(path, lines=tail)
-    rows = model_store.replicas_of(session, model_id=model.id)
+    rows = models.replicas_of(session, model_id=model.id)
     diagnosis = next(
         (r.diagnosis for r in rows if r.replica_index == replica and r.diagnosis), model.diagnosis
     )
-    return ModelLogs(name=name, replica=replica, logs=logs, diagnosis=diagnosis)
+    return ModelLogs(
+        name=name,
+        replica=replica,
+        logs=logs,
+        diagnosis=diagnosis,
+        crashes=deployments.crash_history(model),
+    )

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from cortex_server.api.deps import ContextDep, SessionDep, request_ip, require_scope
+from cortex_server.api.deps import ContextDep, ModelsWriter, SessionDep, request_ip, require_scope
 from cortex_server.core.auth import Principal
 from cortex_server.db.models import Recipe as RecipeRow
 from cortex_server.schemas.recipes import RecipeApply, RecipeDetail, RecipePublic
@@ -27,7 +27,6 @@ router = APIRouter(prefix="/admin/recipes", tags=["admin: recipes"])
 
 # Recipes name host paths: reading them is for operators (unlike models:read on /admin/models).
 RecipesReader = Annotated[Principal, Depends(require_scope("models:read", operator=True))]
-ModelsWriter = Annotated[Principal, Depends(require_scope("models:write", operator=True))]
 
 
 def _detail(row: RecipeRow, roots: Sequence[Path]) -> RecipeDetail:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from cortex_server.api.deps import AdminPrincipal, SessionDep, UsageReader
+from cortex_server.db.models import AuditLog
 from cortex_server.schemas.access import AuditPublic
 from cortex_server.schemas.usage import UsageReport
 from cortex_server.services import audit
@@ -28,7 +29,7 @@ def get_usage(
     bucket: Literal["none", "minute", "hour", "day"] = "none",
     all_orgs: Annotated[bool, Query(description="operators: every org")] = False,
     format: Literal["json", "csv"] = "json",
-):
+) -> UsageReport | Response:
     if all_orgs and not principal.is_operator:
         raise PermissionDenied(
             "Only the appliance operators may read every org's usage.", fix="Leave out all_orgs."
@@ -64,5 +65,5 @@ def get_audit(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(max_length=64)] = None,
-):
+) -> list[AuditLog]:
     return audit.list_records(session, org_id=principal.org_id, limit=limit, action=action)

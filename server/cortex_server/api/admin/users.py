@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from cortex_server.api.deps import ClientIpDep, ContextDep, SessionDep, UsersWriter
 from cortex_server.core.auth import Principal
+from cortex_server.db.models import User
 from cortex_server.schemas.access import UserCreate, UserCreated, UserPublic, UserUpdate
 from cortex_server.schemas.keys import IDENT_MAX
 from cortex_server.services import audit, orgs, sessions, users
@@ -25,7 +26,9 @@ def _org_id(session: SessionDep, principal: Principal, org: str | None) -> int:
 
 
 @router.post("", response_model=UserCreated, status_code=201)
-def create_user(body: UserCreate, principal: UsersWriter, session: SessionDep, ip: ClientIpDep):
+def create_user(
+    body: UserCreate, principal: UsersWriter, session: SessionDep, ip: ClientIpDep
+) -> UserCreated:
     ensure_role_assignable(principal, body.role)
     org_id = _org_id(session, principal, body.org)
     created = users.create_user(
@@ -44,12 +47,12 @@ def create_user(body: UserCreate, principal: UsersWriter, session: SessionDep, i
 
 
 @router.get("", response_model=list[UserPublic])
-def list_users(principal: UsersWriter, session: SessionDep, org: OrgQuery = None):
+def list_users(principal: UsersWriter, session: SessionDep, org: OrgQuery = None) -> list[User]:
     return users.list_users(session, org_id=_org_id(session, principal, org))
 
 
 @router.get("/{ident}", response_model=UserPublic)
-def show_user(ident: Ident, principal: UsersWriter, session: SessionDep, org: OrgQuery = None):
+def show_user(ident: Ident, principal: UsersWriter, session: SessionDep, org: OrgQuery = None) -> User:
     return users.get_user(session, org_id=_org_id(session, principal, org), ident=ident)
 
 
@@ -62,7 +65,7 @@ def update_user(
     ctx: ContextDep,
     ip: ClientIpDep,
     org: OrgQuery = None,
-):
+) -> User:
     changes = body.model_dump(exclude_unset=True)
     org_id = _org_id(session, principal, org)
     current = users.get_user(session, org_id=org_id, ident=ident)
@@ -79,7 +82,7 @@ def update_user(
         details={"changed": sorted(changes)},
     )
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(user_id=row.id)
     return row
 
 
@@ -97,7 +100,7 @@ def delete_user(
     row = users.delete_user(session, org_id=org_id, ident=ident)
     audit.record(session, principal=principal, action="users.delete", target=row.username, client_ip=ip)
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(user_id=row.id)
 
 
 @router.delete("/{ident}/sessions", status_code=204)
@@ -123,4 +126,4 @@ def end_user_sessions(
         details={"ended": ended},
     )
     session.commit()
-    ctx.invalidator.notify()
+    ctx.invalidator.notify(user_id=row.id)

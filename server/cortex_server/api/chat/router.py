@@ -20,6 +20,7 @@ from cortex_server.api.chat.admission import ChatUser, admit_turn
 from cortex_server.api.chat.stream import CapturedStream
 from cortex_server.api.deps import ContextDep, SessionDep
 from cortex_server.api.openai.chat.protocol import parse_chat_request
+from cortex_server.db.models import ChatSession
 from cortex_server.schemas.chat import (
     ChatModel,
     ChatSend,
@@ -79,12 +80,12 @@ def list_sessions(
     principal: ChatUser,
     session: SessionDep,
     q: Annotated[str | None, Query(max_length=200, description="search titles and messages")] = None,
-):
+) -> list[ChatSession]:
     return chat.list_sessions(session, **_owner(principal), query=q)
 
 
 @router.post("/sessions", response_model=ChatSessionPublic, status_code=201)
-def create_session(body: ChatSessionCreate, principal: ChatUser, session: SessionDep):
+def create_session(body: ChatSessionCreate, principal: ChatUser, session: SessionDep) -> ChatSession:
     row = chat.create_session(session, **_owner(principal), model=body.model, title=body.title)
     session.commit()
     return row
@@ -96,12 +97,14 @@ def show_session(session_id: int, principal: ChatUser, session: SessionDep) -> C
     messages = chat.messages_of(session, session_id=row.id)
     return ChatSessionDetail(
         **ChatSessionPublic.model_validate(row).model_dump(),
-        messages=[m for m in messages],  # type: ignore[misc]
+        messages=[m for m in messages],
     )
 
 
 @router.patch("/sessions/{session_id}", response_model=ChatSessionPublic)
-def update_session(session_id: int, body: ChatSessionUpdate, principal: ChatUser, session: SessionDep):
+def update_session(
+    session_id: int, body: ChatSessionUpdate, principal: ChatUser, session: SessionDep
+) -> ChatSession:
     row = chat.update_session(
         session, **_owner(principal), session_id=session_id, title=body.title, model=body.model
     )

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from cortex_server.core.auth import KeyAuthenticator, Principal, retry_seconds
+from cortex_server.core.auth import KeyAuthenticator, KeyStoreUnavailable, Principal, retry_seconds
 from cortex_server.db.engine import database_unavailable
 from cortex_server.services.gateway.estimate import estimate_tokens, tightest_tpm
 from cortex_server.services.gateway.metering import new_request_id
@@ -197,7 +197,8 @@ class Admission:
                 )
             try:
                 principal = await run_in_threadpool(auth.authenticate, token)
-            except OperationalError as exc:
+            except (OperationalError, KeyStoreUnavailable) as exc:
+                # the database could not answer: the key may be valid, so 503 (retry), never 401
                 raise database_unavailable(self._engine, exc) from None
             if principal is None:
                 auth.unknown_budget.spend(ip)

@@ -13,6 +13,8 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cortex_server.services.gateway.client_gone import CLIENT_CLOSED_REQUEST, wait_for_disconnect
+
 WATCH_AFTER_S = 0.05  # quick answers never pay for a watcher; long generations are what matter
 
 
@@ -31,7 +33,7 @@ async def unless_disconnected(request: Request, work: Awaitable[Response]) -> Re
 
     def start_watching() -> None:
         nonlocal watcher
-        watcher = asyncio.ensure_future(_disconnect(request))
+        watcher = asyncio.ensure_future(wait_for_disconnect(request.receive))
         watcher.add_done_callback(client_left)
 
     timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
@@ -41,16 +43,9 @@ async def unless_disconnected(request: Request, work: Awaitable[Response]) -> Re
         if watcher is None or not watcher.done() or watcher.cancelled():
             raise  # cancelled from outside (shutdown): not ours to swallow
         current.uncancel()  # our own cancel: the request is over, nobody is left to read
-        return Response(status_code=499)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         timer.cancel()
         if watcher is not None:
             watcher.remove_done_callback(client_left)
             watcher.cancel()  # a pending receive() gives up without taking a message
-
-
-async def _disconnect(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return

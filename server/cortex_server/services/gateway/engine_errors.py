@@ -90,7 +90,8 @@ def _engine_error(content: bytes) -> tuple[str | None, str | None, Any]:
         return (text[:500] or None), None, None
     if not isinstance(payload, dict):
         return None, None, None
-    err = payload.get("error") if isinstance(payload.get("error"), dict) else payload
+    inner = payload.get("error")
+    err = inner if isinstance(inner, dict) else payload
     message = err.get("message") if isinstance(err.get("message"), str) else None
     param = err.get("param") if isinstance(err.get("param"), str) else None
     code = err.get("code") if isinstance(err.get("code"), str) else None

@@ -7,14 +7,25 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cortex_server.core.auth import Principal
+from cortex_server.services.gateway.client_gone import CLIENT_CLOSED_REQUEST
 
 UsageSink = Callable[[dict[str, Any]], None]
+
+
+class UsageGate(Protocol):
+    """The durability side of metering (the usage writer): a response ends only once its record is
+    on disk, and new inference is refused while nothing durable can be written (if so configured)."""
+
+    async def durable(self) -> bool: ...
+
+    def refusal(self) -> str | None: ...
+
+
 _ID_PREFIX = os.urandom(8).hex()  # unique per process; a counter makes the rest (uuid4 costs a syscall)
 _ids = itertools.count(1)
-CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before the end
 
 
 def new_request_id() -> str:
@@ -39,6 +50,7 @@ class CallMeter:
         "streamed",
         "cancelled",
         "reached_engine",
+        "prompt_estimate",
     )
 
     def __init__(
@@ -63,10 +75,16 @@ class CallMeter:
         self.streamed = streamed
         self.cancelled = False
         self.reached_engine = False
+        self.prompt_estimate = 0  # billed as prompt tokens when the engine never said (it was cut short)
 
     def mark_first_byte(self) -> None:
         if self.ttft_s is None:
             self.ttft_s = time.perf_counter() - self.started
+
+    def bill_estimate(self, completion_tokens: int = 0) -> None:
+        """No usage from the engine (the client left, the engine died): bill what we know it did."""
+        if self.usage is None:
+            self.usage = {"prompt_tokens": self.prompt_estimate, "completion_tokens": completion_tokens}
 
     def row(self) -> dict[str, Any]:
         usage = self.usage or {}
@@ -84,7 +102,7 @@ class CallMeter:
             "completion_tokens": _int(usage.get("completion_tokens")),
             "latency_ms": (time.perf_counter() - self.started) * 1000.0,
             "ttft_ms": None if self.ttft_s is None else self.ttft_s * 1000.0,
-            "status_code": CLIENT_CLOSED if self.cancelled else self.status_code,
+            "status_code": CLIENT_CLOSED_REQUEST if self.cancelled else self.status_code,
             "streamed": self.streamed,
             "cancelled": self.cancelled,
         }

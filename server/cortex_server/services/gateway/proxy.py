@@ -19,8 +19,9 @@ from starlette.responses import Response
 
 from cortex_server.core.auth import Principal
 from cortex_server.services.gateway.balancer import ReplicaBalancer
+from cortex_server.services.gateway.client_gone import CLIENT_CLOSED_REQUEST
 from cortex_server.services.gateway.engine_errors import client_facing
-from cortex_server.services.gateway.metering import CallMeter, UsageSink
+from cortex_server.services.gateway.metering import CallMeter, UsageGate, UsageSink
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
 from cortex_server.services.gateway.streaming import RelayResponse
 from cortex_server.services.gateway.upstreams import (
@@ -48,8 +49,6 @@ class Endpoint:
     can_stream: bool
 
 
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client closed the connection first"
-
 CHAT_COMPLETIONS = Endpoint("/v1/chat/completions", "chat.completions", True)
 COMPLETIONS = Endpoint("/v1/completions", "completions", True)
 EMBEDDINGS = Endpoint("/v1/embeddings", "embeddings", False)
@@ -64,12 +63,16 @@ class Gateway:
         balancer: ReplicaBalancer,
         usage: UsageSink,
         metrics: GatewayMetrics | None = None,
+        usage_gate: UsageGate | None = None,
+        stream_send_timeout_s: float = 30.0,
     ) -> None:
         self.registry = registry
+        self.stream_send_timeout_s = stream_send_timeout_s  # a stream's client stuck this long is dropped
         self.metrics = metrics
         self.clients = clients
         self.balancer = balancer
         self._usage = usage
+        self._gate = usage_gate
 
     async def forward(
         self,
@@ -84,6 +87,14 @@ class Gateway:
         """Proxy one request. `on_usage(row)` also sees the usage row (rate-limit reconciliation);
         `request_id` (the admission's) names the usage row and the `x-request-id` header."""
         sink = self._usage if on_usage is None else _tee(on_usage, self._usage)
+        gate = self._gate
+        if gate is not None and (why := gate.refusal()) is not None:
+            raise ServiceUnavailable(
+                f"Inference is paused: usage records cannot be made durable ({why}).",
+                fix="Free disk space under $CORTEX_HOME/spool (or raise usage_journal_max_bytes and let the "
+                "database catch up); set usage_journal_full_policy=serve to serve without durable records.",
+                code="usage_journal_unavailable",
+            )
         model = self.registry.require(payload["model"])
         body, stream, strip_usage = prepare_body(model, payload, raw, can_stream=endpoint.can_stream)
         replicas = self.balancer.order(model)
@@ -101,6 +112,7 @@ class Gateway:
             streamed=stream,
             request_id=request_id,
         )
+        meter.prompt_estimate = -(-len(raw) // 4)  # estimate.py's rule: about 4 bytes of JSON a token
         timeout = timeout_for(connect_s=model.connect_timeout_s, request_s=model.request_timeout_s)
         if stream:
             response: Response | None = None
@@ -115,10 +127,13 @@ class Gateway:
                 if not isinstance(response, RelayResponse) and meter.reached_engine:
                     sink(meter.row())
         try:
-            return _for_client(await self._call(endpoint, body, replicas, timeout, meter), model, meter)
+            answer = _for_client(await self._call(endpoint, body, replicas, timeout, meter), model, meter)
         finally:
             if meter.reached_engine:
                 sink(meter.row())
+        if gate is not None:
+            await gate.durable()  # the record is on disk before the client has the answer
+        return answer
 
     async def _call(
         self,
@@ -156,6 +171,7 @@ class Gateway:
             except asyncio.CancelledError:
                 # The client went away (see disconnect.py): the engine had the request, so meter it.
                 meter.reached_engine, meter.cancelled, meter.status_code = True, True, CLIENT_CLOSED_REQUEST
+                meter.bill_estimate()
                 raise
             finally:
                 replica.outstanding -= 1
@@ -226,6 +242,8 @@ class Gateway:
                     replica=replica,
                     balancer=self.balancer,
                     usage_sink=sink,
+                    usage_gate=self._gate,
+                    send_timeout_s=self.stream_send_timeout_s,
                 )
             except UpstreamConnectionError as exc:
                 last = exc
@@ -233,6 +251,12 @@ class Gateway:
                 continue
             except UpstreamTimeout:
                 meter.reached_engine, meter.status_code = True, 504
+                raise
+            except asyncio.CancelledError:
+                # The client left before the first byte (disconnect.py): the engine had the request
+                # (its prompt at least was processed), so forward()'s `finally` meters it, once.
+                meter.reached_engine, meter.cancelled, meter.status_code = True, True, CLIENT_CLOSED_REQUEST
+                meter.bill_estimate()
                 raise
             finally:
                 if not handed_over:
@@ -289,6 +313,9 @@ def prepare_body(
 ) -> tuple[bytes, bool, bool]:
     """(body to send, streaming?, strip the usage chunk?). Client bytes go as-is when nothing changes."""
     changed = False
+    if model.upstream_model is not None and payload.get("model") != model.upstream_model:
+        payload["model"] = model.upstream_model  # a remote endpoint serving it under its own name
+        changed = True
     for key, value in model.request_defaults.items():
         if key not in payload:
             payload[key] = value

@@ -56,6 +56,7 @@ def load_snapshot(data: bytes, registry: ModelRegistry) -> None:
         registry.remove(stale)
     for model in models:
         registry.put(model)
+    registry.loaded = True
 
 
 async def publish(registry: ModelRegistry, path: Path, *, poll_s: float = POLL_S) -> None:

@@ -4,10 +4,17 @@ Upstream bytes are cut at event boundaries (a blank line) so a whole event is
 forwarded at once; only an incomplete trailing event waits for its next bytes.
 Only events that mention "usage" are decoded. The usage-only final chunk
 (`choices: []`) that the gateway asked for is dropped when the client did not ask.
+
+Generated tokens are counted as they pass, for streams that end without the engine's usage
+chunk (the client left, the engine died): one token per generated-text field in a chunk
+(`content`, `reasoning_content`, `text`, tool-call `arguments`). llama-server and vLLM send one
+token per chunk by default, so this is the count the client saw; an engine that batches tokens
+(vLLM's `--stream-interval`, speculative decoding) is under-counted, never over-counted.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -16,16 +23,19 @@ _SEP = b"\n\n"
 _USAGE = b'"usage"'
 _DONE = b"data: [DONE]"
 _MAX_TAIL = 1 << 20  # an "event" this long without a separator is not SSE: pass it on
+# a non-empty generated-text string; an escaped quote inside a string (\") never matches
+_TOKEN = re.compile(rb'"(?:content|reasoning_content|reasoning|text|arguments)": ?"(?!")')
 
 
 class SseRelay:
-    __slots__ = ("_tail", "strip_usage_chunk", "usage", "saw_done")
+    __slots__ = ("_tail", "strip_usage_chunk", "usage", "saw_done", "tokens_seen")
 
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self._tail = b""
         self.strip_usage_chunk = strip_usage_chunk
         self.usage: dict[str, Any] | None = None
         self.saw_done = False  # the `data: [DONE]` sentinel went out: the client has everything
+        self.tokens_seen = 0  # generated tokens relayed so far (see the module's docstring)
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send to the client now (may be empty)."""
@@ -39,6 +49,7 @@ class SseRelay:
             return b""
         cut = end + 2
         out, self._tail = data[:cut], data[cut:]
+        self.tokens_seen += len(_TOKEN.findall(out))
         if _USAGE in out:
             out = self._take_usage(out)
         if _DONE in out:
@@ -48,6 +59,7 @@ class SseRelay:
     def flush(self) -> bytes:
         """Whatever is left when the upstream ends."""
         out, self._tail = self._tail, b""
+        self.tokens_seen += len(_TOKEN.findall(out))
         if out and _USAGE in out:
             out = self._take_usage(out + _SEP)
         return out

@@ -8,6 +8,10 @@ responses parsed by httptools (C, already installed with uvicorn[standard]), a L
 pool of idle connections per upstream. It raises httpx's exceptions, so the one
 error mapping (`map_upstream_errors`) and `httpx.MockTransport` in tests still apply.
 Responses must be Content-Length or chunked (llama-server and vLLM always are).
+
+Backpressure: a connection stops reading from the engine once more than `max_buffer` bytes
+wait for the reader (a stream's client that reads slowly), and reads on when the reader has
+taken them all; without it the gateway buffered a whole generation per slow client.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import httpx
 __all__ = ["FRESH_CONNECTION", "LoopbackResponse", "LoopbackTransport"]
 
 FRESH_CONNECTION = "cortex.fresh_connection"  # request extension: do not reuse an idle connection
+DEFAULT_MAX_BUFFER = 1 << 20  # the stream_buffer_max_bytes setting's default
 
 
 class _Conn(asyncio.Protocol):
     """One connection; serves one request at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.alive = True
@@ -41,6 +46,9 @@ class _Conn(asyncio.Protocol):
         self.keep_alive_allowed = True
         self.error: BaseException | None = None
         self.headers_done = False
+        self.max_buffer = max_buffer
+        self.buffered = 0  # body bytes received and not yet taken by the reader
+        self.paused = False  # reading from the engine paused: `buffered` went over `max_buffer`
         self._waiter: asyncio.Future[None] | None = None
 
     # ---- asyncio.Protocol
@@ -55,6 +63,9 @@ class _Conn(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"malformed response from the engine: {exc}"))
+        if self.buffered > self.max_buffer and not self.paused and self.transport is not None:
+            self.paused = True  # the engine's writes block once the socket buffers fill
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
@@ -80,6 +91,7 @@ class _Conn(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
+        self.buffered += len(body)
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -93,8 +105,16 @@ class _Conn(asyncio.Protocol):
         self.status, self.headers, self.complete, self.headers_done, self.error = 0, [], False, False, None
         self.keep_alive, self.keep_alive_allowed = False, True
         self.chunks.clear()
+        self.buffered = 0
         assert self.transport is not None
+        if self.paused:  # the last response filled the buffer with its final bytes
+            self.resume()
         self.transport.write(data)
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     async def wait(self, timeout: float | None) -> None:
         """Until something new arrived (headers, a chunk, the end, or an error)."""
@@ -142,9 +162,13 @@ class _Body(httpx.AsyncByteStream):
         conn = self._conn
         while True:
             while conn.chunks:
-                yield conn.chunks.popleft()
+                chunk = conn.chunks.popleft()
+                conn.buffered -= len(chunk)
+                yield chunk
             if conn.complete:
                 return
+            if conn.paused:  # all taken: read on
+                conn.resume()
             await conn.wait(self._timeout)
 
     async def aclose(self) -> None:
@@ -201,9 +225,10 @@ class LoopbackResponse:
 class LoopbackTransport(httpx.AsyncBaseTransport):
     """Keep-alive HTTP/1.1 to one upstream (host:port), for POSTs with a known body."""
 
-    def __init__(self, *, max_idle: int = 512) -> None:
+    def __init__(self, *, max_idle: int = 512, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self._idle: list[_Conn] = []
         self._max_idle = max_idle
+        self._max_buffer = max_buffer  # per connection: see the module's docstring
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -261,7 +286,9 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_timeout):
-                _, conn = await loop.create_connection(_Conn, url.host, url.port or 80)
+                _, conn = await loop.create_connection(
+                    lambda: _Conn(self._max_buffer), url.host, url.port or 80
+                )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {url.host}:{url.port} timed out") from None
         except OSError as exc:

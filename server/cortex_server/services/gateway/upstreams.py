@@ -85,18 +85,33 @@ class Upstream:
         return await self.transport.handle_async_request(request)
 
 
+def _transport_for(base_url: str, max_idle: int, max_buffer: int) -> httpx.AsyncBaseTransport:
+    """Plain HTTP/1.1 engines get the lean transport; an https endpoint (engines/remote) httpx's own
+    (which reads only when asked, so a slow reader holds back the engine without a buffer cap)."""
+    if base_url.startswith("https://"):
+        return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=max_idle), retries=0)
+    return LoopbackTransport(max_idle=max_idle, max_buffer=max_buffer)
+
+
 class UpstreamClients:
     """The pooled upstreams, one per engine base URL, created on first use and closed in the lifespan."""
 
-    def __init__(self, *, max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+        stream_buffer_max_bytes: int = 1 << 20,
+    ) -> None:
         self._max_idle = max_connections
+        self._max_buffer = stream_buffer_max_bytes
         self._shared_transport = transport  # tests inject httpx.MockTransport here
         self._upstreams: dict[str, Upstream] = {}
 
     def get(self, base_url: str) -> Upstream:
         upstream = self._upstreams.get(base_url)
         if upstream is None:
-            transport = self._shared_transport or LoopbackTransport(max_idle=self._max_idle)
+            transport = self._shared_transport or _transport_for(base_url, self._max_idle, self._max_buffer)
             upstream = self._upstreams[base_url] = Upstream(base_url, transport)
         return upstream
 

@@ -1,8 +1,12 @@
-"""The async batch writer: requests hand over records without waiting; a task bulk-inserts them.
+"""The usage writer: records go to the journal (durable), and from the journal into the database.
 
-DB work runs in a worker thread, so a slow or dead database never blocks the event
-loop. When an insert fails the batch goes to the spool (append-only file) and is
-replayed once the database answers again. `aclose()` flushes everything on shutdown.
+`submit(row)` queues a record for the journal's next group commit; `durable()` waits
+until it is fsync'd (the gateway awaits it before a response ends). A task commits
+queued records as they come, and every `flush_interval_s` seals the journal's segment
+and bulk-inserts the sealed segments into the database (in a worker thread, so a slow
+or dead database never blocks the event loop). A segment is deleted only once its
+records are in the database, so a DB outage just leaves segments on disk, and a crash
+leaves them for the next start. The old spool file (before the journal) is replayed too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from sqlalchemy import Engine, Insert, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from cortex_server.db.models import UsageRecord
+from cortex_server.services.metering.journal import UsageJournal
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.usage import rollups
 
@@ -25,16 +30,28 @@ MAX_BACKOFF_S = 2.0
 
 class UsageWriter:
     def __init__(
-        self, *, engine: Engine, spool: UsageSpool, flush_interval_s: float = 0.5, batch_max: int = 1000
+        self,
+        *,
+        engine: Engine,
+        spool: UsageSpool,
+        journal: UsageJournal | None = None,
+        flush_interval_s: float = 0.5,
+        batch_max: int = 1000,
+        refuse_when_not_durable: bool = True,
     ) -> None:
         self._engine = engine
         self._spool = spool
+        # default: next to the spool, 256 MiB
+        self.journal = journal or UsageJournal(spool.path.parent / "journal", max_bytes=256 << 20)
+        self.refuse_when_not_durable = refuse_when_not_durable
         self._interval = flush_interval_s
         self._batch_max = batch_max
-        self._pending: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
+        self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._last_group: asyncio.Future[bool] | None = None
         self._failures = 0
         self._closing = False
         self._insert_stmt = _insert_ignoring_duplicates(engine)
@@ -45,19 +62,33 @@ class UsageWriter:
         self.spooled = 0
 
     def submit(self, row: dict[str, Any]) -> None:
-        """Hand over one record (never blocks, never raises)."""
-        self._pending.append(row)
-        if len(self._pending) >= self._batch_max:
-            self._wake.set()
+        """Hand over one record (never blocks, never raises); `durable()` waits for its fsync."""
+        self._last_group = self.journal.enqueue(row)
+        self._kick.set()
+
+    async def durable(self) -> bool:
+        """Until every record submitted so far is on disk (False: the journal could not take it)."""
+        group = self._last_group
+        if group is None:
+            return True
+        if self._committer is None:  # no committer task (tests driving the writer by hand)
+            await self.journal.commit()
+        return await asyncio.shield(group)
+
+    def refusal(self) -> str | None:
+        """Why new inference is refused now (policy 'refuse' while nothing durable can be written)."""
+        if self.refuse_when_not_durable and self.journal.error is not None:
+            return self.journal.error
+        return None
 
     @property
     def pending(self) -> int:
-        """Records handed over and not yet written (or spooled)."""
-        return len(self._pending)
+        """Records handed over and not yet in the database (queued for the journal or held in memory)."""
+        return self.journal.queued + self.journal.unjournaled_pending
 
     @property
     def spool_dropped(self) -> int:
-        return self._spool.dropped
+        return self._spool.dropped + self.journal.unreadable
 
     @property
     def db_ok(self) -> bool:
@@ -65,6 +96,17 @@ class UsageWriter:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="usage-writer")
+        self._committer = asyncio.create_task(self._commit_loop(), name="usage-journal")
+
+    async def _commit_loop(self) -> None:
+        while not self._closing:
+            await self._kick.wait()
+            self._kick.clear()
+            try:
+                while self.journal.queued:
+                    await self.journal.commit()
+            except Exception:  # the committer must outlive any bug in one commit
+                log.exception("usage journal commit failed")
 
     async def aclose(self) -> None:
         # No task.cancel(): a cancel racing the wake-up can be swallowed (wait_for in 3.11)
@@ -74,6 +116,10 @@ class UsageWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._committer is not None:
+            self._kick.set()
+            await self._committer
+            self._committer = None
         self._failures = 0  # one last try at the DB; whatever fails is spooled
         await self.flush()
 
@@ -99,28 +145,38 @@ class UsageWriter:
 
     async def flush(self) -> None:
         async with self._lock:
-            batch, self._pending = self._pending, []
-            if batch or self._spool.pending():
-                await asyncio.to_thread(self._write, batch)
+            await self.journal.commit()  # what is queued goes to disk first
+            held = self.journal.take_unjournaled()
+            try:
+                await asyncio.to_thread(self._write, held)
+            finally:
+                if held:
+                    self.journal.give_back(held)  # _write empties it once they are in
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        """Blocking: runs in a worker thread."""
+    def _write(self, held: list[dict[str, Any]]) -> None:
+        """Blocking: runs in a worker thread. `held`: records the journal could not take."""
+        self.journal.recheck()
         try:
             if self._spool.pending():
                 replayed = self._spool.replay(self._insert, batch=self._batch_max)
                 if replayed:
                     log.info("replayed %s spooled usage records into the database", replayed)
-            for i in range(0, len(batch), self._batch_max):
-                self._insert(batch[i : i + self._batch_max])  # a partial batch re-spooled is deduplicated
+            for seg in self.journal.seal():
+                rows = self.journal.rows_of(seg)
+                for i in range(0, len(rows), self._batch_max):
+                    self._insert(rows[i : i + self._batch_max])  # a replay twice is deduplicated
+                self.journal.done(seg)
+            for i in range(0, len(held), self._batch_max):
+                self._insert(held[i : i + self._batch_max])
+            held.clear()
         except (SQLAlchemyError, OSError) as exc:
             if self._failures == 0:
                 log.warning(
-                    "usage database unreachable, spooling to %s: %s", self._spool.path, _first_line(exc)
+                    "usage database unreachable, records wait in the journal %s: %s",
+                    self.journal.directory,
+                    _first_line(exc),
                 )
             self._failures += 1
-            if batch:
-                self._spool.append(batch)
-                self.spooled += len(batch)
             return
         if self._failures:
             log.info("usage database reachable again")

@@ -167,6 +167,21 @@ class MeteringCollector(Collector):
         if ctx.rejections is not None:
             dropped.add_metric(["rejection_counts"], float(ctx.rejections.dropped))
         yield dropped
+        journal = writer.journal
+        yield GaugeMetricFamily(
+            "cortex_usage_journal_bytes", "Usage journal on disk (records not yet in the DB).",
+            value=journal.bytes_on_disk,
+        )  # fmt: skip
+        writable = GaugeMetricFamily(
+            "cortex_usage_journal_writable", "1 while usage records are made durable (0: disk full or cap)."
+        )
+        writable.add_metric([], 0.0 if journal.error else 1.0)
+        yield writable
+        yield CounterMetricFamily(
+            "cortex_usage_records_unjournaled",
+            "Usage records served while nothing durable could be written (lost if the daemon dies).",
+            value=journal.records_unjournaled,
+        )
         db_ok = GaugeMetricFamily("cortex_usage_database_up", "1 while usage inserts succeed.")
         db_ok.add_metric([], 1.0 if writer.db_ok else 0.0)
         yield db_ok

@@ -8,6 +8,7 @@ limiter's backend-error counter) is folded into the daemon's output.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class Observability:
 
 
 def build_observability(settings: Settings) -> Observability:
-    disable_created_metrics()  # process-wide: no *_created series (they double the output)
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client.utils is unannotated; process-wide: no *_created series (they double the output)
     registry = CollectorRegistry()
     enabled = settings.metrics_enabled
     return Observability(
@@ -118,7 +119,8 @@ def count_rejections(app: FastAPI) -> None:
                 _record(request, exc)
             except Exception:  # noqa: BLE001 - counting must never change the answer
                 log.exception("recording a rejection failed")
-        return await inner(request, exc)
+        answer = inner(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer  # Starlette allows sync handlers
 
     app.exception_handlers[CortexError] = handler
 

@@ -186,8 +186,8 @@ class GatewayMetrics(Collector):
             "Tokens metered, by model and kind (prompt, completion).",
             labels=["model", "kind"],
         )
-        for labels, cell in dict(self._tokens).items():
-            tokens.add_metric(list(labels), cell.value)
+        for model_kind, cell in dict(self._tokens).items():
+            tokens.add_metric(list(model_kind), cell.value)
         yield tokens
         streams = GaugeMetricFamily(
             "cortex_streams_in_flight", "Streaming responses being relayed now.", labels=["model"]
@@ -218,7 +218,7 @@ def _histogram(name: str, doc: str, series: dict[tuple[str, str], _Hist]) -> His
         cumulative, buckets = 0, []
         for bound, n in zip((*hist.bounds, float("inf")), counts, strict=True):
             cumulative += n
-            buckets.append((floatToGoString(bound), cumulative))
+            buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]  # unannotated
         family.add_metric(list(labels), buckets, total)
     return family
 

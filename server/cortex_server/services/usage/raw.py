@@ -11,10 +11,11 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, func, select
+from sqlalchemy import ColumnElement, Float, and_, func, select
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import UsageRecord
+from cortex_server.services.gateway.client_gone import CLIENT_CLOSED_REQUEST
 
 GROUP_COLUMNS = {
     "model": UsageRecord.model,
@@ -71,15 +72,15 @@ def postgres_exact(
         .filter(and_(ok, u.ttft_ms.is_not(None)))
     )
     lat_pct.type = ttft_pct.type = ARRAY(Float)
-    columns = [
+    columns: list[ColumnElement[Any]] = [
         group,
         func.count().label("n"),
         func.count().filter(ok).label("ok"),
         func.count()
-        .filter(and_(u.status_code >= 400, u.status_code < 500, u.status_code != 499))
+        .filter(and_(u.status_code >= 400, u.status_code < 500, u.status_code != CLIENT_CLOSED_REQUEST))
         .label("e4"),
         func.count().filter(u.status_code >= 500).label("e5"),
-        func.count().filter(u.status_code == 499).label("cancelled"),
+        func.count().filter(u.status_code == CLIENT_CLOSED_REQUEST).label("cancelled"),
         func.coalesce(func.sum(u.prompt_tokens), 0).label("pt"),
         func.coalesce(func.sum(u.completion_tokens), 0).label("ct"),
         func.coalesce(func.sum(u.latency_ms), 0.0).label("lat_sum"),
@@ -139,7 +140,7 @@ def stream(
             if ct > 0:
                 a.gen_t += ct
                 a.gen_ms += lat
-        elif status == 499:
+        elif status == CLIENT_CLOSED_REQUEST:
             a.cancelled += 1
         elif status < 500:
             a.e4 += 1

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, func, null, select
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, UsageRejection
@@ -88,7 +88,7 @@ def report(session: Session, query: UsageQuery, *, now: datetime | None = None) 
     since, until = query.since, query.until or now
     if since is not None and since >= until:
         return []
-    args = {"group_by": query.group_by, "bucket": query.bucket, "org_id": query.org_id}
+    args: dict[str, Any] = {"group_by": query.group_by, "bucket": query.bucket, "org_id": query.org_id}
     if query.bucket == "minute" or (since is not None and until - since <= EXACT_WINDOW):
         if session.get_bind().dialect.name == "postgresql":
             accs = raw.postgres_exact(session, since=since, until=query.until, **args)
@@ -96,7 +96,8 @@ def report(session: Session, query: UsageQuery, *, now: datetime | None = None) 
             accs = raw.stream(session, since=since, until=query.until, **args)
         kind = "exact"
     else:
-        accs, edges = {}, {}
+        accs = {}
+        edges: Accs = {}
         start = since if since is not None else _oldest_row(session) or until
         for source, lo, hi in segments(start, until, days=query.bucket != "hour"):
             if source == "raw":
@@ -137,7 +138,7 @@ def _rejections(
     """Rejection counts per (group, bucket). They carry no model: by=model puts them under null."""
     r = UsageRejection
     column = REJECTION_GROUPS.get(query.group_by)
-    group = column if column is not None else func.cast(None, Integer)
+    group = column if column is not None else func.cast(null(), Integer)
     stmt = select(group.label("grp"), r.bucket_start, r.status_code, func.sum(r.count).label("n"))
     if query.org_id is not None:
         stmt = stmt.where(r.org_id == query.org_id)

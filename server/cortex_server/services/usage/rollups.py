@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Insert, func, select
 from sqlalchemy.orm import Session
 
 from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, usage_rollups_daily, usage_rollups_hourly
+from cortex_server.services.gateway.client_gone import CLIENT_CLOSED_REQUEST
 from cortex_server.services.usage.histogram import bucket_of
 from cortex_server.services.usage.raw import Acc, truncate
 
@@ -62,7 +63,7 @@ def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False)
             if ct > 0:
                 a["gen_tokens"] += ct
                 a["gen_ms"] += lat
-        elif status == 499:
+        elif status == CLIENT_CLOSED_REQUEST:
             a["cancelled"] += 1
         elif status < 500:
             a["errors_4xx"] += 1
@@ -79,7 +80,7 @@ def upsert_statements(dialect: str) -> dict[str, Insert] | None:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     else:
         return None
-    out = {}
+    out: dict[str, Insert] = {}
     for grain, table in TABLES.items():
         stmt = dialect_insert(table)
         out[grain] = stmt.on_conflict_do_update(

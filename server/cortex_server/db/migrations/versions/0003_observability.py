@@ -12,6 +12,7 @@ from the rows already stored; `ix_usage_records_org_created` serves the raw-row 
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -90,7 +91,7 @@ def _backfill_one(rollups: sa.Table, *, day: bool) -> None:
         *(sa.column(c) for c in ("created_at", "org_id", "user_id", "api_key_id", "model", "status_code")),
         *(sa.column(c) for c in ("prompt_tokens", "completion_tokens", "latency_ms", "ttft_ms")),
     )
-    acc: dict[tuple, dict] = {}
+    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in conn.execute(sa.select(records)).mappings():
         when = r["created_at"]
         if isinstance(when, str):  # SQLite hands back text here (no type processing)
