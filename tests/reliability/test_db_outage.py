@@ -11,7 +11,6 @@ served during the outage has its usage row once PostgreSQL is back.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.conftest import free_port
 from tests.gateway.gateway_support import PrivatePostgres
 from tests.reliability.conftest import PrivateRedis, Profile, needs_pg_binaries
 from tests.reliability.daemon_process import DaemonProcess
-from tests.reliability.load import stored_ids, wait_until
+from tests.reliability.load import Load, metric, stored_ids, wait_until
 from tests.support.openai_upstream import OpenAIUpstream
 
 MODEL = "outage-model"
@@ -39,48 +38,6 @@ def chat(base: str, key: str, *, stream: bool = False) -> httpx.Response:
     return httpx.post(
         f"{base}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}, timeout=30
     )
-
-
-class ChatLoad:
-    """Clients sending chat completions with one key to several daemons; every outcome counted."""
-
-    def __init__(self, urls: list[str], key: str, *, clients: int) -> None:
-        self.urls, self.key, self.clients = urls, key, clients
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.statuses: Counter[str] = Counter()
-        self.codes: Counter[str] = Counter()  # error codes of the non-200 answers
-        self.ok_ids: list[str] = []
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(clients)]
-
-    def start(self) -> ChatLoad:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def join(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def _client(self, i: int) -> None:
-        url = self.urls[i % len(self.urls)]
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
-        headers = {"authorization": f"Bearer {self.key}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            while not self.stop.is_set():
-                try:
-                    resp = client.post("/v1/chat/completions", json=body)
-                except httpx.HTTPError as exc:
-                    with self.lock:
-                        self.statuses[type(exc).__name__] += 1
-                    continue
-                with self.lock:
-                    self.statuses[str(resp.status_code)] += 1
-                    if resp.status_code == 200:
-                        self.ok_ids.append(resp.headers["x-request-id"])
-                    else:
-                        self.codes[str(resp.json().get("error", {}).get("code"))] += 1
 
 
 @needs_pg_binaries
@@ -99,7 +56,7 @@ def test_known_keys_are_served_through_a_postgresql_outage_and_every_row_arrives
     b = DaemonProcess(home=tmp_path / "b", port=free_port(), model=MODEL, upstream=base, **shared)
     a.start()
     b.start()
-    load: ChatLoad | None = None
+    load: Load | None = None
     try:
         admin = {"authorization": f"Bearer {a.admin_key}"}
 
@@ -124,7 +81,7 @@ def test_known_keys_are_served_through_a_postgresql_outage_and_every_row_arrives
         time.sleep(CACHE_TTL_S + 0.5)
 
         private_pg.stop()  # PostgreSQL is gone (immediate shutdown: connections refused)
-        load = ChatLoad([a.url, b.url], served, clients=profile.clients).start()
+        load = Load([a.url, b.url], served, MODEL, clients=profile.clients, streamed=False).start()
         outage_started = time.monotonic()
         probes: dict[str, list[tuple[int, str | None]]] = {"revoked": [], "unseen": [], "stream": []}
         while time.monotonic() - outage_started < profile.fault_s:
@@ -138,14 +95,15 @@ def test_known_keys_are_served_through_a_postgresql_outage_and_every_row_arrives
                 resp = chat(daemon.url, served, stream=True)
                 probes["stream"].append((resp.status_code, None))
                 if resp.status_code == 200 and b"data: [DONE]" in resp.content:
-                    load.ok_ids.append(resp.headers["x-request-id"])  # the stream's row must arrive too
+                    load.completed.append(resp.headers["x-request-id"])  # the stream's row must arrive too
             time.sleep(0.2)
         load.join()
-        outage_ok = len(load.ok_ids)
-        statuses, codes = dict(load.statuses), dict(load.codes)
+        outage_ok = len(load.completed)
+        statuses, codes = dict(load.statuses), dict(load.errors)
+        stale_verifications = [metric(d.url, "cortex_auth_stale_verifications") for d in (a, b)]
 
         private_pg.start()
-        expected = set(warm_ids) | set(load.ok_ids)
+        expected = set(warm_ids) | set(load.completed)
         wait_until(lambda: expected <= stored_ids(private_pg.url), timeout_s=30, step_s=0.3)
         rows = stored_ids(private_pg.url)
         after = [chat(d.url, unseen).status_code for d in (a, b)]  # new keys work once the DB is back
@@ -156,7 +114,7 @@ def test_known_keys_are_served_through_a_postgresql_outage_and_every_row_arrives
         a.stop()
         upstream.stop()
 
-    missing = set(load.ok_ids) - rows
+    missing = set(load.completed) - rows
     print(
         f"PostgreSQL outage ({profile.name}, {profile.fault_s:.0f} s, {profile.clients} clients, 2 daemons): "
         f"cached key sent {sum(statuses.values())}, by status {statuses} {codes}; "
@@ -172,3 +130,6 @@ def test_known_keys_are_served_through_a_postgresql_outage_and_every_row_arrives
     assert set(probes["unseen"]) == {(503, "database_unavailable")}, probes["unseen"]
     assert not missing, f"{len(missing)} of {outage_ok} responses served during the outage have no row"
     assert after == [200, 200]
+    assert all(n and n > 0 for n in stale_verifications), (
+        f"the outage is visible in /metrics: {stale_verifications}"
+    )

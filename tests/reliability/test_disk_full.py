@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,85 +27,11 @@ from tests.conftest import free_port
 from tests.gateway.gateway_support import PrivatePostgres
 from tests.reliability.conftest import Profile, needs_pg_binaries
 from tests.reliability.daemon_process import DaemonProcess
-from tests.reliability.load import stored_ids, wait_until
+from tests.reliability.load import Load, metric, stored_ids, wait_until
 
 MODEL = "diskfull-model"
 JOURNAL_FS_BYTES = 256 * 1024
 LOUD = "USAGE RECORDS ARE NOT DURABLE"
-
-
-class ChatLoad:
-    """Clients sending chat completions (half of them streamed); every outcome counted, the error
-    bodies of the non-200 answers kept, and the request id of every response received in full."""
-
-    def __init__(self, url: str, key: str, *, clients: int) -> None:
-        self.url, self.key = url, key
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.statuses: Counter[str] = Counter()
-        self.errors: Counter[tuple[int, str, str]] = Counter()  # (status, type, code) of non-200s
-        self.malformed: list[str] = []  # non-200 bodies that are not {"error": {message, type, code}}
-        self.completed: list[str] = []
-        self.threads = [
-            threading.Thread(target=self._client, args=(i % 2 == 1,), daemon=True) for i in range(clients)
-        ]
-
-    @property
-    def sent(self) -> int:
-        with self.lock:
-            return sum(self.statuses.values())
-
-    def start(self) -> ChatLoad:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def join(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def _client(self, stream: bool) -> None:
-        body = {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 3,
-            "stream": stream,
-        }
-        with httpx.Client(
-            base_url=self.url, headers={"authorization": f"Bearer {self.key}"}, timeout=30
-        ) as client:
-            while not self.stop.is_set():
-                try:
-                    with client.stream("POST", "/v1/chat/completions", json=body) as resp:
-                        text = resp.read()
-                except httpx.HTTPError as exc:
-                    with self.lock:
-                        self.statuses[type(exc).__name__] += 1
-                    continue
-                self._count(resp, text, stream)
-
-    def _count(self, resp: httpx.Response, text: bytes, stream: bool) -> None:
-        full = resp.status_code == 200 and (b"data: [DONE]" in text if stream else b'"choices"' in text)
-        with self.lock:
-            self.statuses[str(resp.status_code)] += 1
-            if full:
-                self.completed.append(resp.headers["x-request-id"])
-            elif resp.status_code != 200:
-                try:
-                    error = resp.json()["error"]
-                    self.errors[(resp.status_code, error["type"], error["code"])] += 1
-                    assert isinstance(error["message"], str) and error["message"]
-                except (ValueError, KeyError, TypeError, AssertionError):
-                    self.malformed.append(text[:200].decode(errors="replace"))
-
-
-def metric(url: str, name: str) -> float | None:
-    text = httpx.get(url + "/metrics", timeout=10).text  # loopback: no key needed
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "_total "):
-            return float(line.split()[-1])
-    return None
 
 
 def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
@@ -151,10 +76,10 @@ def test_disk_full_during_a_database_outage_loses_no_row_and_says_so(
         database_url=private_pg.url,
         usage_journal_full_policy=policy,
     )
-    load: ChatLoad | None = None
+    load: Load | None = None
     try:
         daemon.start()
-        load = ChatLoad(daemon.url, daemon.admin_key, clients=profile.clients).start()
+        load = Load(daemon.url, daemon.admin_key, MODEL, clients=profile.clients).start()
         assert wait_until(lambda: len(load.completed) >= 20, timeout_s=60), load.statuses
         time.sleep(profile.load_s)
         before = Counter(load.statuses)
@@ -173,8 +98,7 @@ def test_disk_full_during_a_database_outage_loses_no_row_and_says_so(
         wait_until(lambda: completed <= stored_ids(private_pg.url), timeout_s=30, step_s=0.3)
         rows = stored_ids(private_pg.url)
         # the journal drained into the database: it has room again, and inference is served again
-        after = ChatLoad(daemon.url, daemon.admin_key, clients=1)
-        served_again = wait_until(lambda: _one_ok(after), timeout_s=20, step_s=0.3)
+        served_again = wait_until(lambda: load.one().status_code == 200, timeout_s=20, step_s=0.3)
     finally:
         if load is not None:
             load.join()
@@ -208,11 +132,3 @@ def test_disk_full_during_a_database_outage_loses_no_row_and_says_so(
             load.errors
         )
     assert served_again, "inference is served again once the journal drained"
-
-
-def _one_ok(load: ChatLoad) -> bool:
-    with httpx.Client(
-        base_url=load.url, headers={"authorization": f"Bearer {load.key}"}, timeout=30
-    ) as client:
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
-        return client.post("/v1/chat/completions", json=body).status_code == 200

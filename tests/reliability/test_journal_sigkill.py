@@ -29,7 +29,7 @@ def test_sigkill_under_load_loses_no_completed_response_row(
     settings = {"database_url": private_pg.url}  # the default flush interval (0.5 s): rows wait
     first = DaemonProcess(home=home, port=free_port(), model=MODEL, upstream=upstream.base_url, **settings)
     first.start()
-    load = Load(first.url, first.admin_key, MODEL, clients=profile.clients).start()
+    load = Load(first.url, first.admin_key, MODEL, clients=profile.clients, api="completions").start()
     try:
         assert wait_until(lambda: len(load.completed) >= 20, timeout_s=60), load.statuses
         time.sleep(profile.load_s)  # load, not a timing assertion: the kill lands mid-traffic

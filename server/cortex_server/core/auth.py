@@ -188,7 +188,7 @@ class KeyAuthenticator:
         # digest → (verified at, principal): what the database said last, for its outages
         self._last_good: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._db_down_until = 0.0  # skip the database until then (it just failed to connect)
-        self.stale_served = 0  # requests served from last-known-good (tests, metrics)
+        self.stale_served = 0  # verifications answered from last-known-good (tests, metrics)
         self._valid: dict[str, tuple[float, Principal]] = {}
         self._unknown: OrderedDict[str, float] = OrderedDict()  # digest → expiry; bounded LRU
         # digests that named a valid key before: their lookups skip the per-address budget, so a
@@ -198,6 +198,11 @@ class KeyAuthenticator:
         self.unknown_budget = UnknownKeyBudget(clock=clock)
         self.db_lookups = 0  # how many key/session lookups reached the database (tests, metrics)
         self.last_used: dict[int, float] = {}  # key id → wall time; drained by LastUsedWriter
+
+    @property
+    def database_down(self) -> bool:
+        """True while lookups skip the database (it failed to connect less than DB_PROBE_S ago)."""
+        return self._clock() < self._db_down_until
 
     def _cached(self, cache_key: str) -> tuple[bool, Principal | None]:
         now = self._clock()

@@ -187,6 +187,32 @@ class MeteringCollector(Collector):
         yield db_ok
 
 
+class AuthCollector(Collector):
+    """How key verification fares: database lookups, and answers from last-known-good in outages."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        auth = self.ctx.authenticator
+        yield CounterMetricFamily(
+            "cortex_auth_database_lookups",
+            "Key and session verifications that reached the database (cache misses).",
+            value=auth.db_lookups,
+        )
+        yield CounterMetricFamily(
+            "cortex_auth_stale_verifications",
+            "Key verifications answered from last-known-good while the database was unreachable "
+            "(each covers the auth cache TTL; auth_stale_max_s bounds their age).",
+            value=auth.stale_served,
+        )
+        reachable = GaugeMetricFamily(
+            "cortex_auth_database_reachable", "0 while key verification skips an unreachable database."
+        )
+        reachable.add_metric([], 0.0 if auth.database_down else 1.0)
+        yield reachable
+
+
 class HostCollector(Collector):
     """CPU, memory, disks, engine processes and GPUs of this host."""
 

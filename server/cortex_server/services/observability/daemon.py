@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 
 from cortex_server.services.observability.collectors import (
+    AuthCollector,
     HostCollector,
     MeteringCollector,
     ModelCollector,
@@ -84,6 +85,7 @@ def install(obs: Observability, ctx: AppContext) -> None:
     settings = ctx.settings
     obs.registry.register(ModelCollector(ctx))
     obs.registry.register(MeteringCollector(ctx))
+    obs.registry.register(AuthCollector(ctx))
     obs.registry.register(
         HostCollector(
             disk_paths={"home": settings.home, "models": settings.models_dir},
