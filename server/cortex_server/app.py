@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,6 +50,7 @@ from cortex_server.services.observability.gateway import observing_sink
 from cortex_server.services.observability.rejections import RejectionRecorder
 from cortex_server.services.ratelimit import make_rate_limiter
 from cortex_server.services.registry import ModelRegistry
+from cortex_server.services.worker_peers import WorkerPeers
 from cortexctl.core.logrotate import rotate_forever
 from cortexctl.core.settings import Settings
 from cortexctl.runtimes.base import choose_runtime, make_runtime
@@ -56,6 +58,8 @@ from cortexctl.runtimes.base import choose_runtime, make_runtime
 if TYPE_CHECKING:
     from cortex_server.services.supervisor import Supervisor
     from cortex_server.workers import WorkerRole
+
+log = logging.getLogger(__name__)
 
 
 def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> AppContext:
@@ -131,7 +135,10 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
             trusted_proxies=settings.trusted_proxies,
         ),
         invalidator=AuthInvalidator(
-            authenticator=authenticator, redis_url=settings.redis_url, prefix=settings.redis_key_prefix
+            authenticator=authenticator,
+            redis_url=settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            peers=_worker_peers(settings, worker),
         ),
         observability=observability,
         rejections=RejectionRecorder(engine=engine),
@@ -171,6 +178,17 @@ def _no_native_telemetry() -> dict[str, Any]:
     return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
+def _worker_peers(settings: Settings, worker: WorkerRole | None) -> WorkerPeers | None:
+    """The channel to this daemon's other workers (none for a lone daemon)."""
+    if worker is None or worker.count < 2:
+        return None
+    try:
+        return WorkerPeers(settings.home, index=worker.index, count=worker.count)
+    except OSError as exc:  # the name is taken: a previous worker of this home is still exiting
+        log.warning("no direct channel to the other workers (%s); revocations reach them by TTL", exc)
+        return None
+
+
 def _spool_file(settings: Settings, worker: WorkerRole | None) -> Path:
     """Each worker process spools to a file of its own (worker 0 and a lone daemon: the usual one)."""
     path = settings.usage_spool_file
@@ -205,6 +223,10 @@ def create_app(settings: Settings, *, worker: WorkerRole | None = None) -> FastA
         ctx.usage_writer.start()
         if ctx.observability is not None:
             install(ctx.observability, ctx)
+            if ctx.observability.workers is not None:  # the other workers fetch our series
+                background.append(
+                    asyncio.create_task(ctx.observability.workers.serve(), name="worker-metrics")
+                )
         if ctx.rejections is not None:
             ctx.rejections.start()
         if settings.supervise:

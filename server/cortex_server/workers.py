@@ -5,7 +5,8 @@ worker binds the daemon's port with SO_REUSEPORT, so the kernel spreads connecti
 them. What they share:
   - the database (models, keys, usage rows) as any two daemons do;
   - rate limits and key-revocation broadcasts through Redis, which is why N > 1 needs
-    CORTEX_REDIS_URL (in-process limits would each allow the full limit);
+    CORTEX_REDIS_URL (in-process limits would each allow the full limit); revocations also go
+    straight to the other workers (services/worker_peers.py), so they hold with Redis down;
   - the routing registry: worker 0 alone runs the supervisor (engines, health, model states)
     and shares its registry through a file (services/gateway/registry_mirror.py).
 Each worker spools usage to its own file. The parent only starts the workers, restarts one

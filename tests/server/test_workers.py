@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cortex_server.services.gateway import registry_mirror
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
@@ -22,6 +23,7 @@ from cortex_server.workers import check_workers, default_workers
 from cortexctl.core.errors import ConfigError
 from cortexctl.core.settings import Settings
 from tests.conftest import free_port
+from tests.reliability.conftest import PrivateRedis
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,54 +83,140 @@ async def test_the_registry_mirror_carries_models_replicas_and_engine_keys(tmp_p
         await asyncio.gather(publish, follow, return_exceptions=True)
 
 
-def test_n_workers_serve_the_port_and_exactly_one_supervises(tmp_path: Path, redis_url: str) -> None:
-    home, port = tmp_path / "home", free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
-    env.update(
-        CORTEX_HOME=str(home),
-        CORTEX_PORT=str(port),
-        CORTEX_REDIS_URL=redis_url,
-        CORTEX_REDIS_KEY_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
-    )
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cortexctl", "serve", "--workers", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+class ServeWorkers:
+    """`cortexctl serve --workers 2` in a process of its own, on a home and port of the test's."""
+
+    def __init__(self, tmp_path: Path, redis_url: str, **extra_env: str) -> None:
+        self.tmp_path, self.home, port = tmp_path, tmp_path / "home", free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
+        env.update(
+            CORTEX_HOME=str(self.home),
+            CORTEX_PORT=str(port),
+            CORTEX_REDIS_URL=redis_url,
+            CORTEX_REDIS_KEY_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
+            **extra_env,
+        )
+        self.log_path = tmp_path / "serve.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cortexctl", "serve", "--workers", "2"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text()[-3000:]
+
+    def both_workers(self) -> dict[int, dict[str, object]]:
+        """/admin/system of each worker, once requests have landed on both (pid → body)."""
         deadline = time.monotonic() + 60
         seen: dict[int, dict[str, object]] = {}
         while len(seen) < 2 and time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            token_file = home / "admin.token"
+            assert self.proc.poll() is None, self.log()
+            token_file = self.home / "admin.token"
             if not token_file.exists():
                 time.sleep(0.2)
                 continue
-            token = token_file.read_text().strip()
             try:  # a new connection each time: the kernel spreads connections over the workers
-                r = httpx.get(url + "/admin/system", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+                r = httpx.get(self.url + "/admin/system", headers=self.admin, timeout=10)
             except httpx.HTTPError:
                 time.sleep(0.1)
                 continue
             if r.status_code == 200:
                 body = r.json()
                 seen[body["pid"]] = body
+        return seen
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {(self.home / 'admin.token').read_text().strip()}"}
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+def test_n_workers_serve_the_port_and_exactly_one_supervises(tmp_path: Path, redis_url: str) -> None:
+    serve = ServeWorkers(tmp_path, redis_url)
+    try:
+        seen = serve.both_workers()
         assert len(seen) == 2, f"requests landed on {len(seen)} worker(s): {sorted(seen)}"
-        children = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        children = {p.pid for p in psutil.Process(serve.proc.pid).children(recursive=True)}
         assert set(seen) <= children  # the workers are the serve command's own processes
         assert sorted(b["worker"]["index"] for b in seen.values()) == [0, 1]  # type: ignore[index]
         supervising = [b for b in seen.values() if b["supervising"]]
         assert len(supervising) == 1 and supervising[0]["worker"]["index"] == 0  # type: ignore[index]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
+        code = serve.stop()
+    assert code == 0, serve.log()
+
+
+def test_a_key_revoked_while_redis_is_down_stops_on_every_worker_at_once(tmp_path: Path) -> None:
+    """The revoking worker tells the other directly: no wait for the auth cache's TTL."""
+    redis_server = PrivateRedis(tmp_path).start()
+    serve = ServeWorkers(tmp_path, redis_server.url)
+    try:
+        assert len(serve.both_workers()) == 2, serve.log()
+        r = httpx.post(
+            serve.url + "/admin/keys", json={"name": "k", "scopes": ["inference"]}, headers=serve.admin
+        )
+        assert r.status_code == 201, r.text
+        key = {"Authorization": f"Bearer {r.json()['key']}"}
+
+        def statuses(n: int) -> list[int]:  # fresh connections: both workers answer some
+            return [
+                httpx.get(serve.url + "/v1/models", headers=key, timeout=10).status_code for _ in range(n)
+            ]
+
+        redis_server.stop()  # the Redis channel is gone: revocations cannot travel through it
+        assert set(statuses(30)) == {200}  # both workers verified the key just now: cached 2 s
+        r = httpx.post(serve.url + "/admin/keys/k/revoke", headers=serve.admin, timeout=10)
+        assert r.status_code == 200, r.text
+        after = statuses(30)
+    finally:
+        code = serve.stop()
+        redis_server.stop()
+    assert set(after) == {401}, f"the revoked key was still served by a worker: {after}"
+    assert code == 0, serve.log()
+
+
+def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def test_any_worker_answers_metrics_for_all_of_them(tmp_path: Path, redis_url: str) -> None:
+    """A scrape lands on either worker; each counts only what it served; the answer is the sum."""
+    listen = f"127.0.0.1:{free_port()}"
+    serve = ServeWorkers(tmp_path, redis_url, CORTEX_METRICS_LISTEN=listen)
+    try:
+        assert len(serve.both_workers()) == 2, serve.log()
+        wrong = {"Authorization": "Bearer sk-cortex-not-a-key"}
+        refused = [
+            httpx.get(serve.url + "/v1/models", headers=wrong, timeout=10).status_code for _ in range(20)
+        ]
+        scrapes = [httpx.get(serve.url + "/metrics", timeout=30).text for _ in range(6)]
+        scrapes.append(httpx.get(f"http://{listen}/metrics", timeout=30).text)  # worker 0's listener
+    finally:
+        code = serve.stop()
+    assert set(refused) <= {401, 429} and len(refused) == 20
+    for text in scrapes:
+        samples = _samples(text)
+        rejected = samples["cortex_auth_rejections_total"] + samples["cortex_ratelimit_rejections_total"]
+        assert sum(v for _, v in rejected) == 20, f"one worker's counters, not the sum: {rejected}"
+        assert {labels["worker"] for labels, _ in samples["process_resident_memory_bytes"]} == {"0", "1"}
+        assert samples["cortex_metrics_workers_missing"] == [({}, 0.0)]
+        assert [labels for labels, _ in samples["cortex_host_cpu_count"]] == [{}]  # daemon-wide: once
+    assert code == 0, serve.log()

@@ -9,6 +9,9 @@ principals kept for database outages (core/auth.py) lose exactly those and keep 
 message naming nothing (older daemons send b"1") drops everything. Revocations during a
 database outage therefore reach every daemon through Redis at once; without Redis as well,
 a revoked key is served at most auth_stale_max_s after it was last verified.
+
+The workers of one `serve --workers N` also send each message to each other directly
+(services/worker_peers.py), so within one daemon a revocation is immediate with Redis down too.
 """
 
 from __future__ import annotations
@@ -22,13 +25,22 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from cortex_server.core.auth import KeyAuthenticator, Revocation
+from cortex_server.services.worker_peers import WorkerPeers
 
 log = logging.getLogger(__name__)
 
 
 class AuthInvalidator:
-    def __init__(self, *, authenticator: KeyAuthenticator, redis_url: str | None, prefix: str) -> None:
+    def __init__(
+        self,
+        *,
+        authenticator: KeyAuthenticator,
+        redis_url: str | None,
+        prefix: str,
+        peers: WorkerPeers | None = None,
+    ) -> None:
         self._authenticator = authenticator
+        self._peers = peers
         self._url = redis_url
         self.channel = f"{prefix}auth-invalidate"
         self._pub = (
@@ -44,6 +56,8 @@ class AuthInvalidator:
         what changed; naming nothing invalidates everything."""
         revocation = Revocation(key_id=key_id, user_id=user_id, org_id=org_id)
         self._authenticator.invalidate(revocation)
+        if self._peers is not None:
+            self._peers.send(encode(revocation))
         if self._pub is None:
             return
         try:
@@ -54,9 +68,17 @@ class AuthInvalidator:
             )
 
     async def listen(self, *, ready: asyncio.Event | None = None) -> None:
-        """Run for the daemon's lifetime: clear the cache on every message; reconnect on errors."""
-        if self._url is None:
-            return
+        """Run for the daemon's lifetime: clear the cache on every message (from Redis or a
+        worker peer); reconnect to Redis on errors."""
+        listeners = []
+        if self._peers is not None:
+            listeners.append(self._peers.receive(lambda data: self._authenticator.invalidate(decode(data))))
+        if self._url is not None:
+            listeners.append(self._listen_redis(ready))
+        await asyncio.gather(*listeners)
+
+    async def _listen_redis(self, ready: asyncio.Event | None) -> None:
+        assert self._url is not None
         delay = 0.5
         while True:
             client = aioredis.Redis.from_url(self._url, socket_connect_timeout=1.0)
@@ -84,6 +106,8 @@ class AuthInvalidator:
     def close(self) -> None:
         if self._pub is not None:
             self._pub.close()
+        if self._peers is not None:
+            self._peers.close()
 
 
 def encode(revocation: Revocation) -> bytes:

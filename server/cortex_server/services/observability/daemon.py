@@ -29,6 +29,7 @@ from cortex_server.services.observability.collectors import (
 from cortex_server.services.observability.engines import EngineMetricsStore
 from cortex_server.services.observability.gateway import GatewayMetrics
 from cortex_server.services.observability.host import Nvml
+from cortex_server.services.observability.workers import WorkerMetrics
 from cortexctl.core.errors import CortexError
 from cortexctl.core.settings import Settings
 
@@ -56,8 +57,13 @@ class Observability:
     engines: EngineMetricsStore
     nvml: Nvml = field(default_factory=Nvml)
     listener: Any = None  # (server, thread) of the separate /metrics listener, if any
+    workers: WorkerMetrics | None = None  # under `serve --workers N`: every worker's series
 
     def render(self) -> bytes:
+        return self.workers.render() if self.workers is not None else self.render_own()
+
+    def render_own(self) -> bytes:
+        """This process's series only."""
         return generate_latest(self.registry)
 
     def close(self) -> None:
@@ -95,11 +101,17 @@ def install(obs: Observability, ctx: AppContext) -> None:
     )
     obs.registry.register(_EngineCollector(obs.engines))
     obs.registry.register(_ProcessDefaults())
-    if settings.metrics_enabled and settings.metrics_listen:
+    worker = ctx.worker
+    if worker is not None and worker.count > 1:
+        obs.workers = WorkerMetrics(
+            settings.home, index=worker.index, count=worker.count, render_own=obs.render_own
+        )
+    if settings.metrics_enabled and settings.metrics_listen and (worker is None or worker.supervises):
         from prometheus_client import start_http_server
 
         host, _, port = settings.metrics_listen.rpartition(":")
-        obs.listener = start_http_server(int(port), addr=host.strip("[]"), registry=obs.registry)
+        served = obs.workers.merged if obs.workers is not None else obs.registry
+        obs.listener = start_http_server(int(port), addr=host.strip("[]"), registry=served)
         log.info("serving /metrics on %s", settings.metrics_listen)
 
 
