@@ -280,8 +280,8 @@ WorkersOpt = Annotated[
     int | None,
     typer.Option(
         "--workers",
-        help="Gateway processes on the one port (default 1; more need CORTEX_REDIS_URL, e.g. the "
-        "core count). One of them supervises the engines.",
+        help="Gateway processes on the one port (default: CORTEX_WORKERS, else the core count up to 8 "
+        "when CORTEX_REDIS_URL is set, else 1: more than one needs Redis). One supervises the engines.",
     ),
 ]
 

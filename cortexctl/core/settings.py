@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home, description="data directory")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home")
     redis_url: str | None = Field(None, description="optional Redis for rate limits and cache invalidation")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="gateway processes of `serve` (default: the core count up to 8 with Redis, else 1)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -31,6 +31,7 @@ from cortexctl.core.settings import Settings
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_S = 1.0
+MAX_DEFAULT_WORKERS = 8  # beyond that, ask: each worker holds ~100 MiB and its own DB connections
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,13 @@ class WorkerRole:
 
 
 def default_workers(settings: Settings) -> int:
-    """One, until workers are asked for: a revocation made while Redis is down reaches the
-    other workers only through the auth cache's TTL, and one daemon must revoke at once."""
-    return 1
+    """`workers` if set; else every core (up to MAX_DEFAULT_WORKERS) when Redis can share the
+    limits, and one without it (in-process limits cannot be shared)."""
+    if settings.workers is not None:
+        return settings.workers
+    if not settings.redis_url:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS))
 
 
 def check_workers(settings: Settings, workers: int) -> None:

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cortex_server.services.gateway import registry_mirror
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
-from cortex_server.workers import check_workers, default_workers
+from cortex_server.workers import MAX_DEFAULT_WORKERS, check_workers, default_workers
 from cortexctl.core.errors import ConfigError
 from cortexctl.core.settings import Settings
 from tests.conftest import free_port
@@ -28,14 +28,18 @@ from tests.reliability.conftest import PrivateRedis
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_more_than_one_worker_needs_redis(tmp_path: Path) -> None:
+def test_every_core_by_default_with_redis_and_one_without(tmp_path: Path) -> None:
     alone = Settings(home=tmp_path / "h")
     assert default_workers(alone) == 1  # in-process limits cannot be shared: one worker
     with pytest.raises(ConfigError, match="CORTEX_REDIS_URL"):
         check_workers(alone, 2)
     shared = Settings(home=tmp_path / "h", redis_url="redis://127.0.0.1:1/0")
-    assert default_workers(shared) == 1  # several only when asked for (revocation while Redis is down)
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(shared) == min(cores, MAX_DEFAULT_WORKERS)
     check_workers(shared, 2)
+    assert default_workers(shared.model_copy(update={"workers": 3})) == 3  # CORTEX_WORKERS wins
+    with pytest.raises(ConfigError, match="CORTEX_REDIS_URL"):
+        check_workers(alone, default_workers(alone.model_copy(update={"workers": 2})))
 
 
 def _served(name: str, *, healthy: bool, key: str) -> ServedModel:
