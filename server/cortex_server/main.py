@@ -6,9 +6,6 @@ import logging
 import os
 from typing import Any
 
-import uvicorn
-
-from cortex_server.app import create_app
 from cortex_server.core.logging import configure_logging
 from cortex_server.core.security import secure_home
 from cortex_server.services.prepare import prepare_database
@@ -35,6 +32,11 @@ def serve(settings: Settings, *, workers: int | None = None) -> None:
     if count > 1:
         serve_workers(settings, count)
         return
+    # imported here: under --workers the parent only starts processes and needs none of the app
+    import uvicorn
+
+    from cortex_server.app import create_app
+
     log.info("cortexd listening on %s", settings.url)
     uvicorn.run(create_app(settings), **server_options(settings))
 

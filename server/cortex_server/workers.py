@@ -16,13 +16,15 @@ that dies, and stops them all on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import pickle
 import signal
 import socket
+import subprocess
+import sys
 import time
+import types
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from cortexctl.core.errors import ConfigError
@@ -76,7 +78,8 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 
 def run_worker(settings: Settings, role: WorkerRole) -> None:
-    """One worker process: the daemon app on a SO_REUSEPORT socket (spawned by `serve_workers`)."""
+    """One worker process: the daemon app on a SO_REUSEPORT socket (see `start_worker`)."""
+    _without_httpx_cli()
     import uvicorn
 
     from cortex_server.app import create_app
@@ -99,43 +102,63 @@ def run_worker(settings: Settings, role: WorkerRole) -> None:
     server.run(sockets=[sock])
 
 
+def _without_httpx_cli() -> None:
+    """Keep httpx's command-line client out of this process: `import httpx` loads it (click, rich,
+    pygments: ~5 MiB a worker) whenever those are installed, as they are for cortexctl, and a
+    worker never runs it. The placeholder answers like httpx's own when they are missing."""
+    if "httpx" in sys.modules:
+        return
+    placeholder = types.ModuleType("httpx._main")
+
+    def main() -> None:
+        raise RuntimeError("httpx's command-line client is not loaded in a gateway worker")
+
+    placeholder.main = main  # type: ignore[attr-defined]  # the one name httpx takes from it
+    sys.modules["httpx._main"] = placeholder
+
+
 def serve_workers(settings: Settings, workers: int) -> None:
     """Start `workers` worker processes and keep them running until SIGTERM/SIGINT."""
     check_workers(settings, workers)
-    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter each: no inherited loop or locks
-    procs: dict[int, BaseProcess] = {}
+    procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
-
-    def start(index: int) -> None:
-        proc = spawn.Process(
-            target=run_worker, args=(settings, WorkerRole(index, workers)), name=f"cortexd-worker-{index}"
-        )
-        proc.start()
-        procs[index] = proc
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
         for proc in procs.values():
-            if proc.is_alive() and proc.pid is not None:
-                os.kill(proc.pid, signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("cortexd: %d workers on %s", workers, settings.url)
     for index in range(workers):
-        start(index)
+        procs[index] = start_worker(settings, WorkerRole(index, workers))
     while not stopping:
         time.sleep(0.2)
         for index, proc in list(procs.items()):
-            if not stopping and not proc.is_alive():
-                log.error("worker %d exited (code %s); restarting it", index, proc.exitcode)
+            if not stopping and proc.poll() is not None:
+                log.error("worker %d exited (code %s); restarting it", index, proc.returncode)
                 time.sleep(RESTART_BACKOFF_S)
                 if not stopping:
-                    start(index)
+                    procs[index] = start_worker(settings, WorkerRole(index, workers))
     deadline = time.monotonic() + 20
     for proc in procs.values():
-        proc.join(max(0.1, deadline - time.monotonic()))
-        if proc.is_alive():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.join(5)
+            proc.wait(5)
+
+
+def start_worker(settings: Settings, role: WorkerRole) -> subprocess.Popen[bytes]:
+    """A fresh interpreter running cortex_server.worker_main, its settings pickled through stdin:
+    not multiprocessing's spawn, which re-imports the parent's main module (the cortexctl command
+    line: typer, rich, click) into every worker."""
+    argv = [sys.executable, "-m", "cortex_server.worker_main", str(role.index), str(role.count)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(pickle.dumps(settings))
+    return proc

@@ -224,3 +224,18 @@ def test_any_worker_answers_metrics_for_all_of_them(tmp_path: Path, redis_url: s
         assert samples["cortex_metrics_workers_missing"] == [({}, 0.0)]
         assert [labels for labels, _ in samples["cortex_host_cpu_count"]] == [{}]  # daemon-wide: once
     assert code == 0, serve.log()
+
+
+def test_a_worker_imports_none_of_what_its_hot_path_never_needs() -> None:
+    """Idle RSS per worker: validation (numpy, gguf), migrations (alembic) and httpx's command-line
+    client (rich, click, pygments) stay out of a worker until something really asks for them."""
+    probe = (
+        "import sys; from cortex_server.workers import _without_httpx_cli; _without_httpx_cli(); "
+        "import cortex_server.app, httpx; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))"
+    )
+    heavy = ["numpy", "gguf", "alembic", "rich", "click", "pygments", "docker", "jinja2"]
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *heavy], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]", f"a worker loads {out.stdout.strip()}"

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from cortex_server import __version__
 from cortex_server.api.deps import ContextDep, public_route
 from cortex_server.db.engine import check_connection
-from cortex_server.db.migrate import is_current
+from cortex_server.db.schema_version import is_current
 from cortexctl.core.errors import CortexError
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public_route)])

@@ -43,7 +43,3 @@ def upgrade_to_head(engine: Engine) -> None:
         command.upgrade(alembic_config(engine), "head")
     except (SQLAlchemyError, OSError) as exc:
         raise database_unavailable(engine, exc) from None
-
-
-def is_current(engine: Engine) -> bool:
-    return current_revision(engine) == head_revision()

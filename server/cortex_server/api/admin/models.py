@@ -19,7 +19,6 @@ from cortex_server.core.auth import Principal
 from cortex_server.schemas.models import ModelCreate, ModelLogs, ModelPublic
 from cortex_server.services import audit, deployments, models
 from cortex_server.services.lifecycle import DesiredState
-from cortexctl.core.preflight import preflight
 from cortexctl.recipes.paths import store_roots
 
 router = APIRouter(prefix="/admin/models", tags=["admin: models"])
@@ -111,6 +110,7 @@ def validate_model(
     vram: Annotated[str | None, Query(description="pretend one GPU of this size, e.g. 24GiB")] = None,
 ) -> dict[str, Any]:
     """The preflight a start would run: memory breakdown, every check, the exact command."""
+    from cortexctl.core.preflight import preflight  # validation (numpy, gguf): not every worker needs it
 
     model = models.get_model(session, name=name)
     entry = models.load_with_recipe(session, model=model)
