@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,23 +121,18 @@ def test_the_running_daemon_rotates_them(tmp_path: Path) -> None:
     assert engine_log.stat().st_size == 0 and backup_path(engine_log, 1).stat().st_size == CAP
 
 
-def test_docker_engines_log_through_a_capped_driver(tmp_path: Path) -> None:
+def test_docker_engines_log_through_a_capped_driver(
+    tmp_path: Path,
+    docker_client: Any,
+    engine_image: str,  # built here when missing: a fresh machine has none yet
+) -> None:
     """Container engines log through Docker's json-file driver with the same caps (real dockerd)."""
     import os
-
-    import docker
 
     from cortexctl.engines.base import LaunchSpec
     from cortexctl.runtimes.docker import container_kwargs
 
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except docker.errors.DockerException:
-        pytest.skip("no Docker Engine reachable")
-    image = "cortex/llamacpp-cpu:0.3.36"  # scripts/build-engine-image.sh
-    if not client.images.list(name=image):
-        pytest.skip(f"{image} not built")
+    client, image = docker_client, engine_image
     spec = LaunchSpec(
         name=f"cortex-logcap-test-{os.getpid()}", engine="llamacpp", argv=[], container_argv=["--version"],
         image=image, env={}, host="127.0.0.1", port=1, mounts=(), gpus="none", memory_limit_bytes=None,
