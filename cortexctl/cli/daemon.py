@@ -281,7 +281,7 @@ WorkersOpt = Annotated[
     typer.Option(
         "--workers",
         help="Gateway processes on the one port (default: CORTEX_WORKERS, else the core count up to 8 "
-        "when CORTEX_REDIS_URL is set, else 1: more than one needs Redis). One supervises the engines.",
+        "with CORTEX_REDIS_URL and PostgreSQL, else 1; more than one needs Redis). One supervises engines.",
     ),
 ]
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=256,
-        description="gateway processes of `serve` (default: the core count up to 8 with Redis, else 1)",
+        description="gateway processes of `serve` (default: cores up to 8 with Redis and PostgreSQL, else 1)",
     )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)

@@ -47,11 +47,12 @@ class WorkerRole:
 
 
 def default_workers(settings: Settings) -> int:
-    """`workers` if set; else every core (up to MAX_DEFAULT_WORKERS) when Redis can share the
-    limits, and one without it (in-process limits cannot be shared)."""
+    """`workers` if set; else every core (up to MAX_DEFAULT_WORKERS) on the scale-out setup,
+    Redis and PostgreSQL; one otherwise: in-process limits cannot be shared, and SQLite takes
+    one writer at a time, so more processes would only queue on it."""
     if settings.workers is not None:
         return settings.workers
-    if not settings.redis_url:
+    if not settings.redis_url or settings.database_kind != "postgresql":
         return 1
     return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS))
 

@@ -28,15 +28,17 @@ from tests.reliability.conftest import PrivateRedis
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_every_core_by_default_with_redis_and_one_without(tmp_path: Path) -> None:
+def test_every_core_by_default_with_redis_and_postgresql_else_one(tmp_path: Path) -> None:
     alone = Settings(home=tmp_path / "h")
     assert default_workers(alone) == 1  # in-process limits cannot be shared: one worker
     with pytest.raises(ConfigError, match="CORTEX_REDIS_URL"):
         check_workers(alone, 2)
     shared = Settings(home=tmp_path / "h", redis_url="redis://127.0.0.1:1/0")
+    assert default_workers(shared) == 1  # SQLite: one writer at a time
+    check_workers(shared, 2)  # asked for: allowed
+    scale_out = shared.model_copy(update={"database_url": "postgresql+psycopg://u@127.0.0.1:1/db"})
     cores = len(os.sched_getaffinity(0))
-    assert default_workers(shared) == min(cores, MAX_DEFAULT_WORKERS)
-    check_workers(shared, 2)
+    assert default_workers(scale_out) == min(cores, MAX_DEFAULT_WORKERS)
     assert default_workers(shared.model_copy(update={"workers": 3})) == 3  # CORTEX_WORKERS wins
     with pytest.raises(ConfigError, match="CORTEX_REDIS_URL"):
         check_workers(alone, default_workers(alone.model_copy(update={"workers": 2})))
