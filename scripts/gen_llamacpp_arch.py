@@ -63,6 +63,8 @@ _SET_PATTERN = re.compile(r"set_swa_pattern\s*\(\s*(\d+)\s*(?:,\s*(true|false))?
 _PATTERN_ARR = re.compile(
     r"get_arr\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN\s*,\s*hparams\.is_swa_impl\s*(,\s*false)?\s*\)"
 )
+# `if (hparams.n_layer() == 64) { … swa_type = … }`: only that model size slides (exaone4's 32B)
+_IF_N_LAYER = re.compile(r"if\s*\(\s*hparams\.n_layer\(\)\s*==\s*(\d+)\s*\)")
 _N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
 _READS_WINDOW = re.compile(
     r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
@@ -165,6 +167,10 @@ def parse_swa(body: str) -> dict[str, Any] | None:
     # enabled only when the window key is present (and > 0): both NONE and a type are assigned
     when = "key" if "NONE" in types else "always"
     out: dict[str, Any] = {"type": kind, "when": when}
+    for m in _IF_N_LAYER.finditer(body):
+        if _SWA_TYPE.search(_body(body, m.end())) and when == "always":
+            # enabled for one layer count only: any other size keeps no sliding window
+            out.update(when="n_layer", n_layer=int(m.group(1)))
     if reads:
         out["window_key"] = "optional" if reads.group(1) else "required"
     if m := _N_SWA_DEFAULT.search(body):

@@ -83,7 +83,15 @@ def base_shape(arch: str, weights: str) -> Shape:
         arch=arch, n_layer=8, n_embd=512, n_head=8, n_kv_head=2, n_ff=1536, n_vocab=32000,
         context_length=32768, sliding_window=256, weight_type=weights,
     )  # fmt: skip
-    if arch == "qwen3moe":
+    if arch in ("qwen3moe", "qwen2moe"):
+        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
+    if arch in ("granitemoe", "olmoe", "phimoe"):  # experts n_ff wide
+        common.update(n_expert=8, n_expert_used=2, n_ff=512)
+    if arch == "hunyuan-moe":  # experts n_ff wide, but expert_feed_forward_length required
+        common.update(n_expert=8, n_expert_used=2, n_ff=512, n_ff_exp=512)
+    if arch == "olmoe":  # its q/k norms span n_embd: no GQA
+        common.update(n_kv_head=8)
+    if arch in ("ernie4_5-moe", "deepseek", "glm4moe"):  # a dense leading layer, then experts
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch == "gemma3":
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
@@ -104,6 +112,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(attention_layers=(2, 5, 7), head_dim=64)
     if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
+    if arch in ("nomic-bert", "jina-bert-v2"):  # encoders: n_ff = 4 · n_embd (nomic's gated: 3 ·)
+        common.update(n_kv_head=8, n_ff=2048 if arch == "jina-bert-v2" else 1536, context_length=8192)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
     if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
@@ -179,7 +189,8 @@ def cases(long: bool) -> list[Case]:
     return list({c.id: c for c in out}.values())
 
 
-ENCODERS = ("bert",)  # embedding-only models: no generation, so their generate cases embed instead
+# embedding-only models: no generation, so their generate cases embed instead
+ENCODERS = ("bert", "nomic-bert", "jina-bert-v2")
 
 
 MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA

@@ -21,6 +21,9 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize
 
+# GPT-style layers: LayerNorms with biases, one fused QKV with its bias, a biased gate-less FFN
+_GPT_LAYER = {"norm_bias", "fused_qkv", "qkv_bias", "attn_out_bias", "no_gate", "ffn_bias"}
+
 # architecture → the per-layer extras its loader requires on top of the llama tensor set
 _EXTRAS: dict[str, set[str]] = {
     "llama": set(),
@@ -38,12 +41,75 @@ _EXTRAS: dict[str, set[str]] = {
     "deepseek2": {"mla"},  # multi-head latent attention: one compressed K row per cell, no V cache
     "mamba2": {"ssm2"},  # mamba2 SSM layers only
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
-    "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
+    "bert": {"bert", "pos_embd"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
+    "nomic-bert": {"bert", "bert_gate"},  # rotary positions, a gated FFN
+    "jina-bert-v2": {"bert", "attn_out_bias", "ffn_bias"},  # ALiBi, biases required
     "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
     "lfm2": {"shortconv", "qk_norm"},  # short-convolution layers + attention (KV heads 0 marks conv)
     "falcon-h1": {"ssm2", "parallel_ssm"},  # every layer: a mamba2 mixer and attention side by side
     # three kinds of layer: mamba2 mixer (no KV heads, no FFN), attention alone, or an MLP alone
     "nemotron_h": {"ssm2", "nemotron_h"},
+    # llama-like layers, with the variations their loaders require (see _dense_layer)
+    "gemma": {"tied_always"},
+    "command-r": {"tied_always", "no_ffn_norm"},  # attention and FFN in parallel off one norm
+    "cohere2": {"tied_always", "no_ffn_norm"},
+    "starcoder2": {"norm_bias", "no_gate", "attn_out_bias", "ffn_bias"},
+    "olmo2": {"no_attn_norm", "no_ffn_norm", "qk_norm_full", "post_norms", "output_required"},
+    "olmo": {"no_attn_norm", "no_ffn_norm", "no_output_norm"},  # non-parametric layer norms
+    "stablelm": {"norm_bias", "output_required"},
+    "internlm2": {"output_required"},
+    "exaone": set(),
+    "exaone4": {"no_attn_norm", "no_ffn_norm", "qk_norm", "post_norms"},
+    "qwen2moe": {"shexp_gated", "output_required"},
+    "granitemoe": set(),  # experts n_ff wide (no expert_feed_forward_length)
+    "olmoe": {"qk_norm_full", "output_required"},
+    "phimoe": {"norm_bias", "attn_out_bias", "output_required", "output_bias"},
+    "minicpm": set(),
+    "ernie4_5": set(),
+    "ernie4_5-moe": {"dense_lead"},
+    "seed_oss": {"no_ffn_norm", "attn_post_norm"},
+    "apertus": {"no_gate", "qk_norm", "output_required"},
+    "arcee": {"no_gate"},
+    "glm4": {"no_gate", "up_double", "post_norms"},
+    "deepseek": {"dense_lead", "shexp_ffexp"},
+    "hunyuan-dense": {"qk_norm"},
+    "hunyuan-moe": {"qk_norm", "shexp"},  # experts and the shared expert n_ff wide
+    # the post-attention norm is the FFN's norm; a dense leading layer; an expert-bias per layer
+    "glm4moe": {"no_ffn_norm", "attn_post_norm", "dense_lead", "shexp_ffexp", "exp_probs_b"},
+    # GPT-style: LayerNorm with biases, one fused QKV, a gate-less FFN
+    "gpt2": {*_GPT_LAYER, "pos_embd"},
+    "starcoder": {*_GPT_LAYER, "pos_embd"},
+    "gptneox": {*_GPT_LAYER, "output_required"},
+    "bloom": {*_GPT_LAYER, "tok_norm"},
+    "mpt": {"fused_qkv", "no_gate"},  # ALiBi, no biases
+    "falcon": {"norm_bias", "fused_qkv", "no_ffn_norm", "no_gate"},  # attention and FFN in parallel
+    "baichuan": {"output_required"},
+    "orion": {"norm_bias", "output_required"},
+    "xverse": {"output_required"},
+    "codeshell": {"norm_bias", "attn_out_bias", "no_gate", "ffn_bias", "output_required"},
+    "refact": set(),
+    "plamo": {"no_ffn_norm", "output_required"},  # attention and FFN in parallel
+    "nemotron": {"norm_bias", "no_gate", "output_required"},
+    "phi2": {
+        "norm_bias",
+        "attn_out_bias",
+        "no_ffn_norm",
+        "no_gate",
+        "ffn_bias",
+        "output_required",
+        "output_bias",
+    },  # fmt: skip
+}
+
+# hyper-parameters the loaders require beyond the common ones ("{arch}" is the architecture)
+_KEYS: dict[str, dict[str, bool | int | float]] = {
+    "gptneox": {"{arch}.use_parallel_residual": True},
+    "cohere2": {"{arch}.logit_scale": 0.125},
+    "granitemoe": {"{arch}.logit_scale": 1.0},
+    "ernie4_5-moe": {"{arch}.interleave_moe_layer_step": 1, "{arch}.leading_dense_block_count": 1},
+    "deepseek": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -141,6 +207,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_key_length(shape.hd)
         w.add_value_length(shape.hd)
     w.add_layer_norm_rms_eps(1e-6)
+    if not {"bert", "nemotron_h"} & extras:  # LayerNorm architectures require it (the rest ignore it)
+        w.add_layer_norm_eps(1e-5)
     w.add_rope_freq_base(10000.0)
     if "mla" in extras:
         w.add_rope_dimension_count(shape.mla[2])
@@ -187,6 +255,14 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_causal_attention(False)
         w.add_pooling_type(PoolingType.MEAN)
         w.add_token_type_count(2)
+    for k, v in _KEYS.get(shape.arch, {}).items():
+        key = k.format(arch=shape.arch)
+        if isinstance(v, bool):
+            w.add_bool(key, v)
+        elif isinstance(v, float):
+            w.add_float32(key, v)
+        else:
+            w.add_uint32(key, v)
     for k, v in shape.extra_keys.items():
         if isinstance(v, float):
             w.add_float32(f"{shape.arch}.{k}", v)
@@ -226,22 +302,35 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     def vec(name: str, n: int) -> None:
         w.add_tensor(name, np.ones(n, dtype=np.float32))
 
-    e, hd = shape.n_embd, shape.hd
+    e = shape.n_embd
     mat("token_embd.weight", shape.n_vocab, e)
+    if "pos_embd" in extras and "bert" not in extras:  # learned positions (gpt2, starcoder)
+        mat("position_embd.weight", shape.context_length, e)
+    if "tok_norm" in extras:  # a LayerNorm right after the embedding (bloom)
+        vec("token_embd_norm.weight", e)
+        vec("token_embd_norm.bias", e)
     if "bert" in extras:
-        _bert(w, shape, mat, vec)
+        _bert(w, shape, extras, mat, vec)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
         return path
     # lfm2's output norm is named token_embd_norm (llama-arch.cpp LLM_TENSOR_OUTPUT_NORM_LFM2)
-    vec("token_embd_norm.weight" if "shortconv" in extras else "output_norm.weight", e)
-    if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
+    if "no_output_norm" not in extras:
+        vec("token_embd_norm.weight" if "shortconv" in extras else "output_norm.weight", e)
+        if "norm_bias" in extras:
+            vec("output_norm.bias", e)
+    if (not shape.tied_output and "tied_always" not in extras) or {"gptoss", "output_required"} & extras:
         mat("output.weight", shape.n_vocab, e)
+        if "output_bias" in extras:
+            vec("output.bias", shape.n_vocab)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
-        vec(p + "attn_norm.weight", e)
+        if "no_attn_norm" not in extras:
+            vec(p + "attn_norm.weight", e)
+            if "norm_bias" in extras:
+                vec(p + "attn_norm.bias", e)
         if "ssm" in extras:
             _mamba_layer(w, p, shape, mat)
             continue
@@ -272,33 +361,82 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             mat(p + "ffn_up.weight", shape.n_ff, e)
             mat(p + "ffn_down.weight", e, shape.n_ff)
             continue
-        mat(p + "attn_q.weight", shape.n_head * hd, e)
-        mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
-        mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
-        mat(p + "attn_output.weight", e, shape.n_head * hd)
-        vec(p + "ffn_norm.weight", e)
-        if shape.n_expert:
-            n_ff = shape.n_ff_exp or shape.n_ff
-            w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
-            mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
-            mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
-            mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
-        if not shape.n_expert:
-            if "no_gate" not in extras:
-                mat(p + "ffn_gate.weight", shape.n_ff, e)
-            mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
-            mat(p + "ffn_down.weight", e, shape.n_ff)
-        if "qk_norm" in extras:
-            vec(p + "attn_q_norm.weight", hd)
-            vec(p + "attn_k_norm.weight", hd)
-        if "post_norms" in extras:
-            vec(p + "post_attention_norm.weight", e)
-            vec(p + "post_ffw_norm.weight", e)
+        _dense_layer(w, p, i, shape, extras, mat, vec)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _dense_layer(
+    w: GGUFWriter,
+    p: str,
+    il: int,
+    shape: Shape,
+    extras: set[str],
+    mat: Callable[..., None],
+    vec: Callable[[str, int], None],
+) -> None:
+    """The llama-like layer after its attn_norm: attention, FFN (dense or experts), and the
+    per-architecture variations the loaders require (biases, norms, shared experts)."""
+    e, hd = shape.n_embd, shape.hd
+    q_dim, kv_dim = shape.n_head * hd, shape.n_kv_head * hd
+    if "fused_qkv" in extras:
+        mat(p + "attn_qkv.weight", q_dim + 2 * kv_dim, e)
+        if "qkv_bias" in extras:
+            vec(p + "attn_qkv.bias", q_dim + 2 * kv_dim)
+    else:
+        mat(p + "attn_q.weight", q_dim, e)
+        mat(p + "attn_k.weight", kv_dim, e)
+        mat(p + "attn_v.weight", kv_dim, e)
+    mat(p + "attn_output.weight", e, q_dim)
+    if "qkv_bias" in extras and "fused_qkv" not in extras:
+        vec(p + "attn_q.bias", q_dim)
+        vec(p + "attn_k.bias", kv_dim)
+        vec(p + "attn_v.bias", kv_dim)
+    if "attn_out_bias" in extras:
+        vec(p + "attn_output.bias", e)
+    if "no_ffn_norm" not in extras:
+        vec(p + "ffn_norm.weight", e)
+        if "norm_bias" in extras:
+            vec(p + "ffn_norm.bias", e)
+    dense_lead = "dense_lead" in extras and il < shape.n_layer_dense_lead
+    if shape.n_expert and not dense_lead:
+        n_ff = shape.n_ff_exp or shape.n_ff
+        w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
+        mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
+        mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
+        mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
+        # a shared expert: n_ff wide (qwen2moe, hunyuan-moe), or expert_shared_count experts' width (deepseek)
+        if "exp_probs_b" in extras:
+            vec(p + "exp_probs_b.bias", shape.n_expert)
+        shared = {"shexp": shape.n_ff, "shexp_gated": shape.n_ff, "shexp_ffexp": n_ff * shape.n_expert_shared}
+        for flag, width in shared.items():
+            if flag in extras:
+                if flag == "shexp_gated":
+                    vec(p + "ffn_gate_inp_shexp.weight", e)
+                mat(p + "ffn_gate_shexp.weight", width, e)
+                mat(p + "ffn_up_shexp.weight", width, e)
+                mat(p + "ffn_down_shexp.weight", e, width)
+    else:
+        if "no_gate" not in extras:
+            mat(p + "ffn_gate.weight", shape.n_ff, e)
+        mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        if "ffn_bias" in extras:
+            vec(p + "ffn_up.bias", shape.n_ff)
+            vec(p + "ffn_down.bias", e)
+    if "qk_norm" in extras:
+        vec(p + "attn_q_norm.weight", hd)
+        vec(p + "attn_k_norm.weight", hd)
+    if "qk_norm_full" in extras:  # over all heads at once (olmo2)
+        vec(p + "attn_q_norm.weight", q_dim)
+        vec(p + "attn_k_norm.weight", kv_dim)
+    if "post_norms" in extras or "attn_post_norm" in extras:
+        vec(p + "post_attention_norm.weight", e)
+    if "post_norms" in extras:
+        vec(p + "post_ffw_norm.weight", e)
 
 
 def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
@@ -310,13 +448,17 @@ def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
     return GGMLQuantizationType.F16
 
 
-def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
-    """src/models/bert.cpp load_arch_tensors (biases, which it does not require, left out)."""
+def _bert(
+    w: GGUFWriter, shape: Shape, extras: set[str], mat: Callable[..., None], vec: Callable[[str, int], None]
+) -> None:
+    """src/models/bert.cpp, nomic-bert.cpp, jina-bert-v2.cpp load_arch_tensors (biases only
+    where required)."""
     e = shape.n_embd
     w.add_tensor(
         "token_types.weight", np.zeros((2, e), dtype=np.float32)
     )  # added as a view: f32, as converted
-    mat("position_embd.weight", shape.context_length, e)
+    if "pos_embd" in extras:
+        mat("position_embd.weight", shape.context_length, e)
     vec("token_embd_norm.weight", e)
     vec("token_embd_norm.bias", e)
     for i in range(shape.n_layer):
@@ -325,10 +467,16 @@ def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[
         mat(p + "attn_k.weight", shape.n_kv_head * shape.hd, e)
         mat(p + "attn_v.weight", shape.n_kv_head * shape.hd, e)
         mat(p + "attn_output.weight", e, e)
+        if "attn_out_bias" in extras:
+            vec(p + "attn_output.bias", e)
         vec(p + "attn_output_norm.weight", e)
         vec(p + "attn_output_norm.bias", e)
+        if "bert_gate" in extras:
+            mat(p + "ffn_gate.weight", shape.n_ff, e)
         mat(p + "ffn_up.weight", shape.n_ff, e)
         mat(p + "ffn_down.weight", e, shape.n_ff)
+        if "ffn_bias" in extras:
+            vec(p + "ffn_down.bias", e)
         vec(p + "layer_output_norm.weight", e)
         vec(p + "layer_output_norm.bias", e)
 

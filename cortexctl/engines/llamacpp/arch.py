@@ -75,6 +75,8 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
         return SwaResolution(None, ())  # never read (llama, qwen2) or read and disabled (phi3)
     if swa.get("when") == "key" and not window:
         return SwaResolution(None, ())
+    if swa.get("when") == "n_layer" and n_layers != swa.get("n_layer"):
+        return SwaResolution(None, ())  # only that model size slides (exaone4: 64 layers)
     w = window or swa.get("window_default")
     if not w:
         return SwaResolution(None, ())
