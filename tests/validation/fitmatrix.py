@@ -83,15 +83,17 @@ def base_shape(arch: str, weights: str) -> Shape:
         arch=arch, n_layer=8, n_embd=512, n_head=8, n_kv_head=2, n_ff=1536, n_vocab=32000,
         context_length=32768, sliding_window=256, weight_type=weights,
     )  # fmt: skip
-    if arch in ("qwen3moe", "qwen2moe"):
+    if arch in ("qwen3moe", "qwen2moe", "qwen3vlmoe", "bailingmoe", "smallthinker", "grok"):
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
-    if arch in ("granitemoe", "olmoe", "phimoe"):  # experts n_ff wide
+    if arch in ("granitemoe", "olmoe", "phimoe", "dbrx"):  # experts n_ff wide
         common.update(n_expert=8, n_expert_used=2, n_ff=512)
     if arch == "hunyuan-moe":  # experts n_ff wide, but expert_feed_forward_length required
         common.update(n_expert=8, n_expert_used=2, n_ff=512, n_ff_exp=512)
     if arch == "olmoe":  # its q/k norms span n_embd: no GQA
         common.update(n_kv_head=8)
-    if arch in ("ernie4_5-moe", "deepseek", "glm4moe"):  # a dense leading layer, then experts
+    if arch == "dots1":  # K and V as wide as Q: no GQA
+        common.update(n_kv_head=8)
+    if arch in ("ernie4_5-moe", "deepseek", "glm4moe", "dots1"):  # a dense leading layer, then experts
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch == "gemma3":
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
@@ -102,6 +104,8 @@ def base_shape(arch: str, weights: str) -> Shape:
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
                                   "attention.scale": 0.125})  # fmt: skip
+    if arch in ("rwkv6", "rwkv7"):  # no attention: time-mix (WKV) layers, 64-wide heads
+        common.update(n_head=0, n_kv_head=0, head_dim=64)
     if arch in ("mamba", "mamba2"):
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)

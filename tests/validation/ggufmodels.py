@@ -76,6 +76,22 @@ _EXTRAS: dict[str, set[str]] = {
     "hunyuan-moe": {"qk_norm", "shexp"},  # experts and the shared expert n_ff wide
     # the post-attention norm is the FFN's norm; a dense leading layer; an expert-bias per layer
     "glm4moe": {"no_ffn_norm", "attn_post_norm", "dense_lead", "shexp_ffexp", "exp_probs_b"},
+    "rwkv6": {"rwkv6", "tok_norm", "norm_bias", "output_required"},  # time mix + channel mix, WKV state
+    "jais": {*_GPT_LAYER, "gate_bias", "output_required"},  # GPT-style with a gated (SwiGLU) FFN
+    "chatglm": {"no_gate", "up_double"},  # gate and up in one tensor
+    "smallthinker": set(),
+    "grok": {"attn_out_norm", "ffn_post_norm"},  # experts only (its dense FFN is optional)
+    "rwkv7": {"rwkv7", "tok_norm", "norm_bias", "output_required"},
+    "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
+    "llama-embed": set(),
+    "qwen2vl": set(),
+    "qwen3vl": {"qk_norm"},
+    "qwen3vlmoe": {"qk_norm"},
+    "pangu-embedded": {"attn_out_bias"},
+    "maincoder": {"qk_norm"},
+    "bailingmoe": {"shexp_ffexp", "output_required"},
+    "dots1": {"qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
+    "dbrx": {"fused_qkv", "no_ffn_norm", "attn_out_norm", "output_required"},  # LayerNorm, no biases
     # GPT-style: LayerNorm with biases, one fused QKV, a gate-less FFN
     "gpt2": {*_GPT_LAYER, "pos_embd"},
     "starcoder": {*_GPT_LAYER, "pos_embd"},
@@ -102,7 +118,22 @@ _EXTRAS: dict[str, set[str]] = {
 }
 
 # hyper-parameters the loaders require beyond the common ones ("{arch}" is the architecture)
-_KEYS: dict[str, dict[str, bool | int | float]] = {
+_MROPE = [11, 11, 10, 0]  # multimodal rope sections: a head of 64 (32 rotary pairs)
+_KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
+    "rwkv6": {"{arch}.wkv.head_size": 64, "{arch}.time_mix_extra_dim": 32, "{arch}.time_decay_extra_dim": 64},
+    "rwkv7": {
+        "{arch}.wkv.head_size": 64,
+        "{arch}.attention.decay_lora_rank": 64,
+        "{arch}.attention.iclr_lora_rank": 64,
+        "{arch}.attention.value_residual_mix_lora_rank": 32,
+        "{arch}.attention.gate_lora_rank": 128,
+    },
+    "qwen2vl": {"{arch}.rope.dimension_sections": _MROPE},
+    "qwen3vl": {"{arch}.rope.dimension_sections": _MROPE},
+    "qwen3vlmoe": {"{arch}.rope.dimension_sections": _MROPE},
+    "bailingmoe": {"{arch}.expert_shared_count": 1},
+    "dots1": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "dbrx": {"{arch}.attention.clamp_kqv": 8.0},
     "gptneox": {"{arch}.use_parallel_residual": True},
     "cohere2": {"{arch}.logit_scale": 0.125},
     "granitemoe": {"{arch}.logit_scale": 1.0},
@@ -257,7 +288,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_token_type_count(2)
     for k, v in _KEYS.get(shape.arch, {}).items():
         key = k.format(arch=shape.arch)
-        if isinstance(v, bool):
+        if isinstance(v, list):
+            w.add_array(key, v)
+        elif isinstance(v, bool):
             w.add_bool(key, v)
         elif isinstance(v, float):
             w.add_float32(key, v)
@@ -334,6 +367,12 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         if "ssm" in extras:
             _mamba_layer(w, p, shape, mat)
             continue
+        if "rwkv6" in extras:
+            _rwkv6_layer(w, p, shape, mat)
+            continue
+        if "rwkv7" in extras:
+            _rwkv7_layer(w, p, i, shape, mat)
+            continue
         if "gptoss" in extras:
             _gptoss_layer(w, p, shape, mat)
             continue
@@ -397,6 +436,8 @@ def _dense_layer(
         vec(p + "attn_v.bias", kv_dim)
     if "attn_out_bias" in extras:
         vec(p + "attn_output.bias", e)
+    if "attn_out_norm" in extras:  # a norm after the attention output (dbrx)
+        vec(p + "attn_output_norm.weight", e)
     if "no_ffn_norm" not in extras:
         vec(p + "ffn_norm.weight", e)
         if "norm_bias" in extras:
@@ -427,6 +468,8 @@ def _dense_layer(
         if "ffn_bias" in extras:
             vec(p + "ffn_up.bias", shape.n_ff)
             vec(p + "ffn_down.bias", e)
+        if "gate_bias" in extras:
+            vec(p + "ffn_gate.bias", shape.n_ff)
     if "qk_norm" in extras:
         vec(p + "attn_q_norm.weight", hd)
         vec(p + "attn_k_norm.weight", hd)
@@ -435,7 +478,7 @@ def _dense_layer(
         vec(p + "attn_k_norm.weight", kv_dim)
     if "post_norms" in extras or "attn_post_norm" in extras:
         vec(p + "post_attention_norm.weight", e)
-    if "post_norms" in extras:
+    if "post_norms" in extras or "ffn_post_norm" in extras:
         vec(p + "post_ffw_norm.weight", e)
 
 
@@ -603,6 +646,66 @@ def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None])
     f32(p + "ssm_d", n_head, 1)
     f32(p + "ssm_norm.weight", n_group, d_inner // n_group)
     mat(p + "ssm_out.weight", shape.n_embd, d_inner)
+
+
+def _rwkv6_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/rwkv6.cpp load_arch_tensors: time mix (WKV) and channel mix (small ones F32)."""
+    e = shape.n_embd
+    head = 64
+    mix_extra, decay_extra = 32, 64  # _KEYS: time_mix_extra_dim, time_decay_extra_dim
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    f32(p + "attn_norm_2.weight", e)
+    f32(p + "attn_norm_2.bias", e)
+    f32(p + "time_mix_w1.weight", mix_extra * 5, e)
+    f32(p + "time_mix_w2.weight", 5, e, mix_extra)
+    f32(p + "time_mix_lerp_x.weight", 1, 1, e)
+    f32(p + "time_mix_lerp_fused.weight", 5, 1, 1, e)
+    f32(p + "time_mix_first.weight", e // head, head)
+    f32(p + "time_mix_decay.weight", e)
+    f32(p + "time_mix_decay_w1.weight", decay_extra, e)
+    f32(p + "time_mix_decay_w2.weight", e, decay_extra)
+    for name in ("key", "value", "receptance", "gate"):
+        mat(p + f"time_mix_{name}.weight", e, e)
+    f32(p + "time_mix_ln.weight", e)
+    f32(p + "time_mix_ln.bias", e)
+    mat(p + "time_mix_output.weight", e, e)
+    f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
+    f32(p + "channel_mix_lerp_r.weight", 1, 1, e)
+    mat(p + "channel_mix_key.weight", shape.n_ff, e)
+    mat(p + "channel_mix_value.weight", e, shape.n_ff)
+    mat(p + "channel_mix_receptance.weight", e, e)
+
+
+def _rwkv7_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/rwkv7.cpp load_arch_tensors: LoRA'd decay/iclr/value/gate mixes (small ones F32)."""
+    e = shape.n_embd
+    decay, iclr, value_mix, gate = 64, 64, 32, 128  # _KEYS: the four LoRA ranks
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    f32(p + "attn_norm_2.weight", e)
+    f32(p + "attn_norm_2.bias", e)
+    for name, rank in (("w", decay), ("a", iclr), ("v", iclr if il == 0 else value_mix)):
+        f32(p + f"time_mix_{name}0.weight", e)
+        f32(p + f"time_mix_{name}1.weight", rank, e)
+        f32(p + f"time_mix_{name}2.weight", e, rank)
+    f32(p + "time_mix_g1.weight", gate, e)
+    f32(p + "time_mix_g2.weight", e, gate)
+    f32(p + "time_mix_lerp_fused.weight", 6, 1, 1, e)
+    for name in ("k_k", "k_a", "r_k"):
+        f32(p + f"time_mix_{name}.weight", e)
+    for name in ("key", "value", "receptance"):
+        mat(p + f"time_mix_{name}.weight", e, e)
+    f32(p + "time_mix_ln.weight", e)
+    f32(p + "time_mix_ln.bias", e)
+    mat(p + "time_mix_output.weight", e, e)
+    f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
+    mat(p + "channel_mix_key.weight", shape.n_ff, e)
+    mat(p + "channel_mix_value.weight", e, shape.n_ff)
 
 
 def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
