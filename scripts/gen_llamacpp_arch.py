@@ -175,6 +175,9 @@ def parse_swa(body: str) -> dict[str, Any] | None:
         out["window_key"] = "optional" if reads.group(1) else "required"
     if m := _N_SWA_DEFAULT.search(body):
         out["window_default"] = int(m.group(1))
+        if reads and m.start() > reads.start():
+            # assigned after the key is read: the key's value never counts (llama4, smallthinker)
+            out["window_override"] = True
     if m := _LOAD_PATTERN.search(body):
         # load_swa_pattern: a per-layer bool array from the GGUF wins, else the GGUF's
         # integer pattern, else this default

@@ -73,6 +73,13 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
     return chosen
 
 
+# MoE architectures: experts expert_feed_forward_length wide (those with a dense leading
+# layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
+MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "bailingmoe", "smallthinker", "grok", "ernie4_5-moe",
+                 "deepseek", "glm4moe", "dots1", "exaone-moe", "bailingmoe2", "llama4")  # fmt: skip
+MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
+
+
 def base_shape(arch: str, weights: str) -> Shape:
     """One shape per architecture: sized so the buffers, not the process, dominate its RSS.
 
@@ -83,18 +90,14 @@ def base_shape(arch: str, weights: str) -> Shape:
         arch=arch, n_layer=8, n_embd=512, n_head=8, n_kv_head=2, n_ff=1536, n_vocab=32000,
         context_length=32768, sliding_window=256, weight_type=weights,
     )  # fmt: skip
-    if arch in ("qwen3moe", "qwen2moe", "qwen3vlmoe", "bailingmoe", "smallthinker", "grok"):
+    if arch in MOE_EXP_WIDTH:
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
-    if arch in ("granitemoe", "olmoe", "phimoe", "dbrx"):  # experts n_ff wide
+    if arch in MOE_FF_WIDTH:
         common.update(n_expert=8, n_expert_used=2, n_ff=512)
     if arch == "hunyuan-moe":  # experts n_ff wide, but expert_feed_forward_length required
         common.update(n_expert=8, n_expert_used=2, n_ff=512, n_ff_exp=512)
-    if arch == "olmoe":  # its q/k norms span n_embd: no GQA
+    if arch in ("olmoe", "dots1"):  # q/k norms span n_embd (olmoe), K and V as wide as Q (dots1)
         common.update(n_kv_head=8)
-    if arch == "dots1":  # K and V as wide as Q: no GQA
-        common.update(n_kv_head=8)
-    if arch in ("ernie4_5-moe", "deepseek", "glm4moe", "dots1"):  # a dense leading layer, then experts
-        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch == "gemma3":
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":

@@ -82,6 +82,11 @@ _EXTRAS: dict[str, set[str]] = {
     "smallthinker": set(),
     "grok": {"attn_out_norm", "ffn_post_norm"},  # experts only (its dense FFN is optional)
     "rwkv7": {"rwkv7", "tok_norm", "norm_bias", "output_required"},
+    "bitnet": {"sub_norms", "tied_always"},  # norms inside attention and FFN; the LM head is tok_embd
+    "exaone-moe": {"qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
+    "bailingmoe2": {"fused_qkv", "qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
+    "openelm": {"fused_qkv", "qk_norm", "tied_always"},
+    "llama4": {"moe_every_2nd", "shexp_ffexp"},  # experts on every second layer; chunked attention
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
     "llama-embed": set(),
     "qwen2vl": set(),
@@ -128,6 +133,18 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
         "{arch}.attention.value_residual_mix_lora_rank": 32,
         "{arch}.attention.gate_lora_rank": 128,
     },
+    "exaone-moe": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_feed_forward_length": 512,
+        "{arch}.expert_gating_func": 1,  # softmax
+    },
+    "bailingmoe2": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_count": 1,
+        "{arch}.expert_shared_feed_forward_length": 512,
+        "{arch}.expert_gating_func": 1,
+    },
+    "llama4": {"{arch}.interleave_moe_layer_step": 2},
     "qwen2vl": {"{arch}.rope.dimension_sections": _MROPE},
     "qwen3vl": {"{arch}.rope.dimension_sections": _MROPE},
     "qwen3vlmoe": {"{arch}.rope.dimension_sections": _MROPE},
@@ -436,6 +453,9 @@ def _dense_layer(
         vec(p + "attn_v.bias", kv_dim)
     if "attn_out_bias" in extras:
         vec(p + "attn_output.bias", e)
+    if "sub_norms" in extras:  # bitnet: a norm before the attention output and the FFN's down
+        vec(p + "attn_sub_norm.weight", e)
+        vec(p + "ffn_sub_norm.weight", shape.n_ff)
     if "attn_out_norm" in extras:  # a norm after the attention output (dbrx)
         vec(p + "attn_output_norm.weight", e)
     if "no_ffn_norm" not in extras:
@@ -443,6 +463,7 @@ def _dense_layer(
         if "norm_bias" in extras:
             vec(p + "ffn_norm.bias", e)
     dense_lead = "dense_lead" in extras and il < shape.n_layer_dense_lead
+    dense_lead |= "moe_every_2nd" in extras and (il + 1) % 2 != 0
     if shape.n_expert and not dense_lead:
         n_ff = shape.n_ff_exp or shape.n_ff
         w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))

@@ -77,7 +77,8 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
         return SwaResolution(None, ())
     if swa.get("when") == "n_layer" and n_layers != swa.get("n_layer"):
         return SwaResolution(None, ())  # only that model size slides (exaone4: 64 layers)
-    w = window or swa.get("window_default")
+    # the loader's own window, set after reading the key (llama4: 8192), or the key, else a default
+    w = swa["window_default"] if swa.get("window_override") else window or swa.get("window_default")
     if not w:
         return SwaResolution(None, ())
     kind = str(swa["type"])

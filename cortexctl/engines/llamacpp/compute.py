@@ -83,7 +83,9 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
         if model.n_expert_shared:
             ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
-        if model.n_dense_lead and model.n_ff:  # leading dense layers run the full-width FFN
+        if (model.n_dense_lead or _has_dense_ffn(model)) and model.n_ff:
+            # dense layers among the MoE ones (leading: deepseek2; interleaved: llama4) run
+            # the full-width FFN
             ffn = max(ffn, t * F32 * (3 * model.n_ff + 4 * model.n_embd))
     elif model.memory == "recurrent" and model.recurrent.get("d_state"):
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
@@ -107,6 +109,10 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def _has_dense_ffn(model: ModelInfo) -> bool:
+    return any(t.name.endswith(".ffn_gate.weight") for t in model.tensors)
 
 
 def gated_ffn(model: ModelInfo) -> bool:
