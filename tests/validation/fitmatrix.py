@@ -75,8 +75,9 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 # MoE architectures: experts expert_feed_forward_length wide (those with a dense leading
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
-MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "bailingmoe", "smallthinker", "grok", "ernie4_5-moe",
-                 "deepseek", "glm4moe", "dots1", "exaone-moe", "bailingmoe2", "llama4")  # fmt: skip
+MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
+                 "smallthinker", "grok", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
+                 "llama4", "lfm2moe")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
 
 
@@ -115,11 +116,14 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(attention_layers=(3, 7))
     if arch == "nemotron_h":  # Nemotron-H-like: mamba2 mixers, attention on one layer, MLPs on three
         common.update(attention_layers=(3,), mlp_layers=(1, 4, 6))
-    if arch == "lfm2":  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
+    if arch in (
+        "lfm2",
+        "lfm2moe",
+    ):  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
         common.update(attention_layers=(2, 5, 7), head_dim=64)
-    if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
+    if arch in ("qwen35", "qwen35moe"):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
-    if arch in ("nomic-bert", "jina-bert-v2"):  # encoders: n_ff = 4 · n_embd (nomic's gated: 3 ·)
+    if arch in ("nomic-bert", "jina-bert-v2", "jina-bert-v3"):  # n_ff = 4 · n_embd (nomic's gated: 3 ·)
         common.update(n_kv_head=8, n_ff=2048 if arch == "jina-bert-v2" else 1536, context_length=8192)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
@@ -197,7 +201,8 @@ def cases(long: bool) -> list[Case]:
 
 
 # embedding-only models: no generation, so their generate cases embed instead
-ENCODERS = ("bert", "nomic-bert", "jina-bert-v2")
+ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
+            "neo-bert")  # fmt: skip
 
 
 MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA

@@ -87,6 +87,12 @@ _EXTRAS: dict[str, set[str]] = {
     "bailingmoe2": {"fused_qkv", "qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
     "openelm": {"fused_qkv", "qk_norm", "tied_always"},
     "llama4": {"moe_every_2nd", "shexp_ffexp"},  # experts on every second layer; chunked attention
+    "gemma-embedding": {"qk_norm", "post_norms"},  # EmbeddingGemma: a gemma3 encoder, symmetric window
+    "eurobert": set(),  # a llama-like encoder: no LM head
+    "jina-bert-v3": {"bert"},  # rotary positions
+    "neo-bert": {"fused_qkv", "no_gate", "up_double", "enc_output_norm"},  # an encoder, SwiGLU in one up
+    "qwen35moe": {"gdn", "qk_norm", "shexp_gated"},  # qwen35's layers with experts and a shared expert
+    "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},  # lfm2 with experts after layer 0
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
     "llama-embed": set(),
     "qwen2vl": set(),
@@ -145,6 +151,7 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
         "{arch}.expert_gating_func": 1,
     },
     "llama4": {"{arch}.interleave_moe_layer_step": 2},
+    "lfm2moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_gating_func": 2},  # sigmoid
     "qwen2vl": {"{arch}.rope.dimension_sections": _MROPE},
     "qwen3vl": {"{arch}.rope.dimension_sections": _MROPE},
     "qwen3vlmoe": {"{arch}.rope.dimension_sections": _MROPE},
@@ -367,7 +374,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.close()
         return path
     # lfm2's output norm is named token_embd_norm (llama-arch.cpp LLM_TENSOR_OUTPUT_NORM_LFM2)
-    if "no_output_norm" not in extras:
+    if "enc_output_norm" in extras:
+        vec("enc.output_norm.weight", e)
+    elif "no_output_norm" not in extras:
         vec("token_embd_norm.weight" if "shortconv" in extras else "output_norm.weight", e)
         if "norm_bias" in extras:
             vec("output_norm.bias", e)
@@ -406,7 +415,7 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             _nemotron_h_layer(w, p, i, shape, mat)
             continue
         if "shortconv" in extras and i not in shape.attention_layers:
-            _lfm2_conv_layer(w, p, shape, mat)
+            _lfm2_conv_layer(w, p, i, shape, mat)
             continue
         if "ssm2" in extras and i not in shape.attention_layers:
             _mamba2_mixer(w, p, shape, mat)
@@ -462,6 +471,30 @@ def _dense_layer(
         vec(p + "ffn_norm.weight", e)
         if "norm_bias" in extras:
             vec(p + "ffn_norm.bias", e)
+    _ffn(w, p, il, shape, extras, mat, vec)
+    if "qk_norm" in extras:
+        vec(p + "attn_q_norm.weight", hd)
+        vec(p + "attn_k_norm.weight", hd)
+    if "qk_norm_full" in extras:  # over all heads at once (olmo2)
+        vec(p + "attn_q_norm.weight", q_dim)
+        vec(p + "attn_k_norm.weight", kv_dim)
+    if "post_norms" in extras or "attn_post_norm" in extras:
+        vec(p + "post_attention_norm.weight", e)
+    if "post_norms" in extras or "ffn_post_norm" in extras:
+        vec(p + "post_ffw_norm.weight", e)
+
+
+def _ffn(
+    w: GGUFWriter,
+    p: str,
+    il: int,
+    shape: Shape,
+    extras: set[str],
+    mat: Callable[..., None],
+    vec: Callable[[str, int], None],
+) -> None:
+    """One layer's FFN: dense (gated or not, biased or not), or experts and their shared expert."""
+    e = shape.n_embd
     dense_lead = "dense_lead" in extras and il < shape.n_layer_dense_lead
     dense_lead |= "moe_every_2nd" in extras and (il + 1) % 2 != 0
     if shape.n_expert and not dense_lead:
@@ -470,9 +503,9 @@ def _dense_layer(
         mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
         mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
         mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
-        # a shared expert: n_ff wide (qwen2moe, hunyuan-moe), or expert_shared_count experts' width (deepseek)
         if "exp_probs_b" in extras:
             vec(p + "exp_probs_b.bias", shape.n_expert)
+        # a shared expert: n_ff wide (qwen2moe, hunyuan-moe), or expert_shared_count experts' width (deepseek)
         shared = {"shexp": shape.n_ff, "shexp_gated": shape.n_ff, "shexp_ffexp": n_ff * shape.n_expert_shared}
         for flag, width in shared.items():
             if flag in extras:
@@ -491,16 +524,10 @@ def _dense_layer(
             vec(p + "ffn_down.bias", e)
         if "gate_bias" in extras:
             vec(p + "ffn_gate.bias", shape.n_ff)
-    if "qk_norm" in extras:
-        vec(p + "attn_q_norm.weight", hd)
-        vec(p + "attn_k_norm.weight", hd)
-    if "qk_norm_full" in extras:  # over all heads at once (olmo2)
-        vec(p + "attn_q_norm.weight", q_dim)
-        vec(p + "attn_k_norm.weight", kv_dim)
-    if "post_norms" in extras or "attn_post_norm" in extras:
-        vec(p + "post_attention_norm.weight", e)
-    if "post_norms" in extras or "ffn_post_norm" in extras:
-        vec(p + "post_ffw_norm.weight", e)
+
+
+def _ones(w: GGUFWriter, name: str, *dims: int) -> None:
+    w.add_tensor(name, np.ones(dims, dtype=np.float32))
 
 
 def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
@@ -572,9 +599,7 @@ def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..
         mat(p + "ssm_alpha.weight", n_v, e)
         f32(p + "ssm_norm.weight", gd)
         mat(p + "ssm_out.weight", e, value_dim)
-    mat(p + "ffn_gate.weight", shape.n_ff, e)
-    mat(p + "ffn_up.weight", shape.n_ff, e)
-    mat(p + "ffn_down.weight", e, shape.n_ff)
+    _ffn(w, p, il, shape, _EXTRAS[shape.arch], mat, lambda name, n: _ones(w, name, n))
 
 
 def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
@@ -639,16 +664,22 @@ def _nemotron_h_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callabl
         _mamba2_mixer(w, p, shape, mat)
 
 
-def _lfm2_conv_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+def _lfm2_conv_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
     """src/models/lfm2.cpp load_arch_tensors: a short-convolution layer and its dense FFN."""
     e = shape.n_embd
     w.add_tensor(p + "shortconv.conv.weight", np.ones((e, shape.shortconv_l_cache), dtype=np.float32))
     mat(p + "shortconv.in_proj.weight", 3 * e, e)
     mat(p + "shortconv.out_proj.weight", e, e)
     w.add_tensor(p + "ffn_norm.weight", np.ones(e, dtype=np.float32))
-    mat(p + "ffn_gate.weight", shape.n_ff, e)
-    mat(p + "ffn_up.weight", shape.n_ff, e)
-    mat(p + "ffn_down.weight", e, shape.n_ff)
+    _ffn(
+        w,
+        p,
+        il,
+        shape,
+        _EXTRAS[shape.arch],
+        mat,
+        lambda name, n: w.add_tensor(name, np.ones(n, dtype=np.float32)),
+    )
 
 
 def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
