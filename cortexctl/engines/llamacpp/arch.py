@@ -117,14 +117,19 @@ def embeddings_logits(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("embeddings_logits", True))
 
 
+# rwkv compute (compute.py): (n_embd-wide floats a token live in the time mix, copies of
+# each sequence's WKV state in the graph), measured on the rwkv6/rwkv7 fit matrix
+WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2)}
+
+
 def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[str]:
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
-    models whose graph is not an SSM (rwkv6/7: time mix and WKV, counted as a dense FFN)."""
+    models whose graph is not an SSM and not measured (rwkv6qwen2, arwkv7: counted as a dense FFN)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
-    if memory == "recurrent" and recurrent and not recurrent.get("d_state"):
+    if memory == "recurrent" and recurrent and not recurrent.get("d_state") and arch not in WKV_PHASE:
         out.append(f"{arch}: compute buffer of its WKV/time-mix graph not modelled (dense-FFN rule)")
     return out
 

@@ -20,7 +20,7 @@ in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
-from cortexctl.engines.llamacpp.arch import embeddings_logits
+from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -87,6 +87,14 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
             # dense layers among the MoE ones (leading: deepseek2; interleaved: llama4) run
             # the full-width FFN
             ffn = max(ffn, t * F32 * (3 * model.n_ff + 4 * model.n_embd))
+    elif model.memory == "recurrent" and model.architecture in WKV_PHASE:
+        # rwkv time mix: the token shift, five lerped inputs, r/k/v/g and the decay live
+        # together (k · n_embd floats a token); the WKV op copies each sequence's state in
+        # (rwkv7: twice) next to its token-shift rows. Measured on the rwkv6/rwkv7 matrix:
+        # compute buffers within 1 MiB above llama-server's at -ub 128/256/512.
+        k, states = WKV_PHASE[model.architecture]
+        rec = model.recurrent
+        ffn = t * F32 * k * model.n_embd + f.parallel * F32 * (states * rec.get("s", 0) + rec.get("r", 0))
     elif model.memory == "recurrent" and model.recurrent.get("d_state"):
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
         ffn = t * F32 * 7 * d_inner + _ssm2_states(model, f)  # ssm in-projection, conv, x/dt projections
