@@ -76,7 +76,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # MoE architectures: experts expert_feed_forward_length wide (those with a dense leading
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
-                 "smallthinker", "grok", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
+                 "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
                  "llama4", "lfm2moe")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
 

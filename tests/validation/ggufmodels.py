@@ -77,10 +77,9 @@ _EXTRAS: dict[str, set[str]] = {
     # the post-attention norm is the FFN's norm; a dense leading layer; an expert-bias per layer
     "glm4moe": {"no_ffn_norm", "attn_post_norm", "dense_lead", "shexp_ffexp", "exp_probs_b"},
     "rwkv6": {"rwkv6", "tok_norm", "norm_bias", "output_required"},  # time mix + channel mix, WKV state
-    "jais": {*_GPT_LAYER, "gate_bias", "output_required"},  # GPT-style with a gated (SwiGLU) FFN
+    "jais": {*(_GPT_LAYER - {"no_gate"}), "gate_bias", "output_required"},  # GPT-style, a gated FFN
     "chatglm": {"no_gate", "up_double"},  # gate and up in one tensor
     "smallthinker": set(),
-    "grok": {"attn_out_norm", "ffn_post_norm"},  # experts only (its dense FFN is optional)
     "rwkv7": {"rwkv7", "tok_norm", "norm_bias", "output_required"},
     "bitnet": {"sub_norms", "tied_always"},  # norms inside attention and FFN; the LM head is tok_embd
     "exaone-moe": {"qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
@@ -156,7 +155,13 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "qwen3vl": {"{arch}.rope.dimension_sections": _MROPE},
     "qwen3vlmoe": {"{arch}.rope.dimension_sections": _MROPE},
     "bailingmoe": {"{arch}.expert_shared_count": 1},
-    "dots1": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    # the graph aborts on gating function NONE (llm_graph_context::build_moe_ffn): softmax
+    "dots1": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_count": 1,
+        "{arch}.expert_gating_func": 1,
+    },
+    "smallthinker": {"{arch}.expert_gating_func": 1},
     "dbrx": {"{arch}.attention.clamp_kqv": 8.0},
     "gptneox": {"{arch}.use_parallel_residual": True},
     "cohere2": {"{arch}.logit_scale": 0.125},
@@ -480,7 +485,7 @@ def _dense_layer(
         vec(p + "attn_k_norm.weight", kv_dim)
     if "post_norms" in extras or "attn_post_norm" in extras:
         vec(p + "post_attention_norm.weight", e)
-    if "post_norms" in extras or "ffn_post_norm" in extras:
+    if "post_norms" in extras:
         vec(p + "post_ffw_norm.weight", e)
 
 
