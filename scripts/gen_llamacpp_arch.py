@@ -69,6 +69,9 @@ _N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
 _READS_WINDOW = re.compile(
     r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
 )
+_TENSORS_FN = re.compile(r"void\s+(llama_model_\w+)::load_arch_tensors\s*\([^)]*\)\s*\{")
+# an LM head tensor: `output = create_tensor(…)` (its own, or token_embd duplicated for it)
+_OUTPUT_TENSOR = re.compile(r"\boutput\s*=\s*create_tensor")
 _NON_CAUSAL = re.compile(r"hparams\.causal_attn\s*=\s*false")
 _READS_CAUSAL = re.compile(r"LLM_KV_ATTENTION_CAUSAL")
 _IS_SWA_LOOP = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=")
@@ -286,10 +289,13 @@ def generate(src: Path) -> dict[str, Any]:
     nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
 
     bodies: dict[str, str] = {}
+    tensor_bodies: dict[str, str] = {}
     for path in sorted((src / "src/models").glob("*.cpp")):
         text = _strip_comments(path.read_text())
         for m in _HPARAMS_FN.finditer(text):
             bodies[m.group(1)] = _body(text, m.start())
+        for m in _TENSORS_FN.finditer(text):
+            tensor_bodies[m.group(1)] = _body(text, m.start())
 
     archs: dict[str, Any] = {}
     for enum, name in sorted(names.items(), key=lambda kv: kv[1]):
@@ -329,6 +335,13 @@ def generate(src: Path) -> dict[str, Any]:
             entry["embeddings_logits"] = False
         if enum in diffusion:
             entry["diffusion"] = True
+        owner = cls
+        while owner not in tensor_bodies and owner in bases:
+            owner = bases[owner]
+        if memory != "none" and owner in tensor_bodies and not _OUTPUT_TENSOR.search(tensor_bodies[owner]):
+            # no LM head tensor: the graph multiplies by token_embd itself (bitnet), which
+            # then stays an input-only tensor — no repacked output copy
+            entry["output_tensor"] = False
         if not body:
             entry["hparams_source"] = "missing"
         archs[name] = entry

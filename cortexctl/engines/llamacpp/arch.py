@@ -111,6 +111,12 @@ def memory_kind(arch: str) -> str | None:
     return None if entry is None else str(entry["memory"])
 
 
+def has_output_tensor(arch: str) -> bool:
+    """Whether the loader creates an LM head tensor (its own or token_embd duplicated for it);
+    data `output_tensor: false` where the graph multiplies by token_embd itself (bitnet)."""
+    return bool((known_archs().get(arch) or {}).get("output_tensor", True))
+
+
 def embeddings_logits(arch: str) -> bool:
     """Whether the graph computes vocab-wide logits in embeddings mode too (data
     `embeddings_logits`: false where the builder skips the LM head there, as lfm2's does)."""
