@@ -338,9 +338,9 @@ def generate(src: Path) -> dict[str, Any]:
         owner = cls
         while owner not in tensor_bodies and owner in bases:
             owner = bases[owner]
-        if memory != "none" and owner in tensor_bodies and not _OUTPUT_TENSOR.search(tensor_bodies[owner]):
-            # no LM head tensor: the graph multiplies by token_embd itself (bitnet), which
-            # then stays an input-only tensor — no repacked output copy
+        if owner in tensor_bodies and not _OUTPUT_TENSOR.search(tensor_bodies[owner]):
+            # no LM head tensor (encoders: bert …; bitnet's graph multiplies by token_embd
+            # itself): token_embd stays an input-only tensor — no repacked output copy
             entry["output_tensor"] = False
         if not body:
             entry["hparams_source"] = "missing"

@@ -58,13 +58,10 @@ def place_weights(
     first_gpu_layer = n_layer - min(gpu_layers, n_layer)
     output_on_gpu = gpu_layers > n_layer
     p = WeightPlacement()
-    # encoders (no memory module: bert-like) have no output layer to tie to token_embd, nor
-    # have architectures whose loader creates no LM head tensor (bitnet: data output_tensor)
-    tied = (
-        model.memory != "none"
-        and has_output_tensor(model.architecture)
-        and "output.weight" not in {t.name for t in model.tensors}
-    )
+    # architectures whose loader creates no LM head tensor have no output layer to tie to
+    # token_embd (data output_tensor: bert-like encoders, bitnet); gemma-embedding, an
+    # encoder too, does create one
+    tied = has_output_tensor(model.architecture) and "output.weight" not in {t.name for t in model.tensors}
     mapped: list[tuple[int, int]] = []  # (offset, end) of host tensors served from the mapping
 
     def host_copy(name: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> bool:
