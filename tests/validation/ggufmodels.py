@@ -24,7 +24,14 @@ from gguf.quants import quantize
 # GPT-style layers: LayerNorms with biases, one fused QKV with its bias, a biased gate-less FFN
 _GPT_LAYER = {"norm_bias", "fused_qkv", "qkv_bias", "attn_out_bias", "no_gate", "ffn_bias"}
 
-# architecture → the per-layer extras its loader requires on top of the llama tensor set
+# architecture → the per-layer extras its loader requires on top of the llama tensor set.
+# Flags of the llama-like writer (_dense_layer, _ffn): no_attn_norm / no_ffn_norm /
+# no_output_norm drop a norm; norm_bias adds LayerNorm biases; fused_qkv writes attn_qkv;
+# qkv_bias / attn_out_bias / ffn_bias / gate_bias / output_bias add biases; no_gate and
+# up_double shape the FFN; qk_norm (per head) / qk_norm_full (all heads); post_norms and
+# attn_post_norm; sub_norms, attn_out_norm, tok_norm, pos_embd, enc_output_norm; experts:
+# dense_lead, moe_every_2nd, exp_probs_b and a shared expert (shexp, shexp_gated: n_ff wide;
+# shexp_ffexp: expert_shared_count experts wide); output_required / tied_always for the LM head.
 _EXTRAS: dict[str, set[str]] = {
     "llama": set(),
     "qwen2": set(),
@@ -93,7 +100,6 @@ _EXTRAS: dict[str, set[str]] = {
     "qwen35moe": {"gdn", "qk_norm", "shexp_gated"},  # qwen35's layers with experts and a shared expert
     "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},  # lfm2 with experts after layer 0
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
-    "llama-embed": set(),
     "qwen2vl": set(),
     "qwen3vl": {"qk_norm"},
     "qwen3vlmoe": {"qk_norm"},
@@ -124,7 +130,7 @@ _EXTRAS: dict[str, set[str]] = {
         "ffn_bias",
         "output_required",
         "output_bias",
-    },  # fmt: skip
+    },
 }
 
 # hyper-parameters the loaders require beyond the common ones ("{arch}" is the architecture)
