@@ -63,10 +63,15 @@ _SET_PATTERN = re.compile(r"set_swa_pattern\s*\(\s*(\d+)\s*(?:,\s*(true|false))?
 _PATTERN_ARR = re.compile(
     r"get_arr\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN\s*,\s*hparams\.is_swa_impl\s*(,\s*false)?\s*\)"
 )
+# `if (hparams.n_layer() == 64) { … swa_type = … }`: only that model size slides (exaone4's 32B)
+_IF_N_LAYER = re.compile(r"if\s*\(\s*hparams\.n_layer\(\)\s*==\s*(\d+)\s*\)")
 _N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
 _READS_WINDOW = re.compile(
     r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
 )
+_TENSORS_FN = re.compile(r"void\s+(llama_model_\w+)::load_arch_tensors\s*\([^)]*\)\s*\{")
+# an LM head tensor: `output = create_tensor(…)` (its own, or token_embd duplicated for it)
+_OUTPUT_TENSOR = re.compile(r"\boutput\s*=\s*create_tensor")
 _NON_CAUSAL = re.compile(r"hparams\.causal_attn\s*=\s*false")
 _READS_CAUSAL = re.compile(r"LLM_KV_ATTENTION_CAUSAL")
 _IS_SWA_LOOP = re.compile(r"is_swa_impl\s*\[\s*il\s*\]\s*=")
@@ -165,10 +170,17 @@ def parse_swa(body: str) -> dict[str, Any] | None:
     # enabled only when the window key is present (and > 0): both NONE and a type are assigned
     when = "key" if "NONE" in types else "always"
     out: dict[str, Any] = {"type": kind, "when": when}
+    for m in _IF_N_LAYER.finditer(body):
+        if _SWA_TYPE.search(_body(body, m.end())) and when == "always":
+            # enabled for one layer count only: any other size keeps no sliding window
+            out.update(when="n_layer", n_layer=int(m.group(1)))
     if reads:
         out["window_key"] = "optional" if reads.group(1) else "required"
     if m := _N_SWA_DEFAULT.search(body):
         out["window_default"] = int(m.group(1))
+        if reads and m.start() > reads.start():
+            # assigned after the key is read: the key's value never counts (llama4, smallthinker)
+            out["window_override"] = True
     if m := _LOAD_PATTERN.search(body):
         # load_swa_pattern: a per-layer bool array from the GGUF wins, else the GGUF's
         # integer pattern, else this default
@@ -277,10 +289,13 @@ def generate(src: Path) -> dict[str, Any]:
     nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
 
     bodies: dict[str, str] = {}
+    tensor_bodies: dict[str, str] = {}
     for path in sorted((src / "src/models").glob("*.cpp")):
         text = _strip_comments(path.read_text())
         for m in _HPARAMS_FN.finditer(text):
             bodies[m.group(1)] = _body(text, m.start())
+        for m in _TENSORS_FN.finditer(text):
+            tensor_bodies[m.group(1)] = _body(text, m.start())
 
     archs: dict[str, Any] = {}
     for enum, name in sorted(names.items(), key=lambda kv: kv[1]):
@@ -320,6 +335,13 @@ def generate(src: Path) -> dict[str, Any]:
             entry["embeddings_logits"] = False
         if enum in diffusion:
             entry["diffusion"] = True
+        owner = cls
+        while owner not in tensor_bodies and owner in bases:
+            owner = bases[owner]
+        if owner in tensor_bodies and not _OUTPUT_TENSOR.search(tensor_bodies[owner]):
+            # no LM head tensor (encoders: bert …; bitnet's graph multiplies by token_embd
+            # itself): token_embd stays an input-only tensor — no repacked output copy
+            entry["output_tensor"] = False
         if not body:
             entry["hparams_source"] = "missing"
         archs[name] = entry

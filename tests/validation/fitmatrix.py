@@ -73,6 +73,14 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
     return chosen
 
 
+# MoE architectures: experts expert_feed_forward_length wide (those with a dense leading
+# layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
+MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
+                 "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
+                 "llama4", "lfm2moe")  # fmt: skip
+MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
+
+
 def base_shape(arch: str, weights: str) -> Shape:
     """One shape per architecture: sized so the buffers, not the process, dominate its RSS.
 
@@ -83,8 +91,14 @@ def base_shape(arch: str, weights: str) -> Shape:
         arch=arch, n_layer=8, n_embd=512, n_head=8, n_kv_head=2, n_ff=1536, n_vocab=32000,
         context_length=32768, sliding_window=256, weight_type=weights,
     )  # fmt: skip
-    if arch == "qwen3moe":
+    if arch in MOE_EXP_WIDTH:
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
+    if arch in MOE_FF_WIDTH:
+        common.update(n_expert=8, n_expert_used=2, n_ff=512)
+    if arch == "hunyuan-moe":  # experts n_ff wide, but expert_feed_forward_length required
+        common.update(n_expert=8, n_expert_used=2, n_ff=512, n_ff_exp=512)
+    if arch in ("olmoe", "dots1"):  # q/k norms span n_embd (olmoe), K and V as wide as Q (dots1)
+        common.update(n_kv_head=8)
     if arch == "gemma3":
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":
@@ -94,16 +108,23 @@ def base_shape(arch: str, weights: str) -> Shape:
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
                                   "attention.scale": 0.125})  # fmt: skip
+    if arch in ("rwkv6", "rwkv7"):  # no attention: time-mix (WKV) layers, 64-wide heads
+        common.update(n_head=0, n_kv_head=0, head_dim=64)
     if arch in ("mamba", "mamba2"):
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
     if arch == "nemotron_h":  # Nemotron-H-like: mamba2 mixers, attention on one layer, MLPs on three
         common.update(attention_layers=(3,), mlp_layers=(1, 4, 6))
-    if arch == "lfm2":  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
+    if arch in (
+        "lfm2",
+        "lfm2moe",
+    ):  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
         common.update(attention_layers=(2, 5, 7), head_dim=64)
-    if arch == "qwen35":  # a Qwen3.5-like dense hybrid: 6 gated-delta-net layers, 2 attention
+    if arch in ("qwen35", "qwen35moe"):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
+    if arch in ("nomic-bert", "jina-bert-v2", "jina-bert-v3"):  # n_ff = 4 · n_embd (nomic's gated: 3 ·)
+        common.update(n_kv_head=8, n_ff=2048 if arch == "jina-bert-v2" else 1536, context_length=8192)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
     if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
@@ -179,7 +200,9 @@ def cases(long: bool) -> list[Case]:
     return list({c.id: c for c in out}.values())
 
 
-ENCODERS = ("bert",)  # embedding-only models: no generation, so their generate cases embed instead
+# embedding-only models: no generation, so their generate cases embed instead
+ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
+            "neo-bert")  # fmt: skip
 
 
 MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA

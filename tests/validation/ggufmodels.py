@@ -21,7 +21,17 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize
 
-# architecture → the per-layer extras its loader requires on top of the llama tensor set
+# GPT-style layers: LayerNorms with biases, one fused QKV with its bias, a biased gate-less FFN
+_GPT_LAYER = {"norm_bias", "fused_qkv", "qkv_bias", "attn_out_bias", "no_gate", "ffn_bias"}
+
+# architecture → the per-layer extras its loader requires on top of the llama tensor set.
+# Flags of the llama-like writer (_dense_layer, _ffn): no_attn_norm / no_ffn_norm /
+# no_output_norm drop a norm; norm_bias adds LayerNorm biases; fused_qkv writes attn_qkv;
+# qkv_bias / attn_out_bias / ffn_bias / gate_bias / output_bias add biases; no_gate and
+# up_double shape the FFN; qk_norm (per head) / qk_norm_full (all heads); post_norms and
+# attn_post_norm; sub_norms, attn_out_norm, tok_norm, pos_embd, enc_output_norm; experts:
+# dense_lead, moe_every_2nd, exp_probs_b and a shared expert (shexp, shexp_gated: n_ff wide;
+# shexp_ffexp: expert_shared_count experts wide); output_required / tied_always for the LM head.
 _EXTRAS: dict[str, set[str]] = {
     "llama": set(),
     "qwen2": set(),
@@ -38,12 +48,134 @@ _EXTRAS: dict[str, set[str]] = {
     "deepseek2": {"mla"},  # multi-head latent attention: one compressed K row per cell, no V cache
     "mamba2": {"ssm2"},  # mamba2 SSM layers only
     "granitehybrid": {"ssm2"},  # mamba2 layers + attention layers (head_count_kv 0 marks the SSM ones)
-    "bert": {"bert"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
+    "bert": {"bert", "pos_embd"},  # encoder-only embeddings model: no KV cache, no output head, non-causal
+    "nomic-bert": {"bert", "bert_gate"},  # rotary positions, a gated FFN
+    "jina-bert-v2": {"bert", "attn_out_bias", "ffn_bias"},  # ALiBi, biases required
     "qwen35": {"gdn", "qk_norm"},  # gated delta net layers, full attention on every 4th layer
     "lfm2": {"shortconv", "qk_norm"},  # short-convolution layers + attention (KV heads 0 marks conv)
     "falcon-h1": {"ssm2", "parallel_ssm"},  # every layer: a mamba2 mixer and attention side by side
     # three kinds of layer: mamba2 mixer (no KV heads, no FFN), attention alone, or an MLP alone
     "nemotron_h": {"ssm2", "nemotron_h"},
+    # llama-like layers, with the variations their loaders require (see _dense_layer)
+    "gemma": {"tied_always"},
+    "command-r": {"tied_always", "no_ffn_norm"},  # attention and FFN in parallel off one norm
+    "cohere2": {"tied_always", "no_ffn_norm"},
+    "starcoder2": {"norm_bias", "no_gate", "attn_out_bias", "ffn_bias"},
+    "olmo2": {"no_attn_norm", "no_ffn_norm", "qk_norm_full", "post_norms", "output_required"},
+    "olmo": {"no_attn_norm", "no_ffn_norm", "no_output_norm"},  # non-parametric layer norms
+    "stablelm": {"norm_bias", "output_required"},
+    "internlm2": {"output_required"},
+    "exaone": set(),
+    "exaone4": {"no_attn_norm", "no_ffn_norm", "qk_norm", "post_norms"},
+    "qwen2moe": {"shexp_gated", "output_required"},
+    "granitemoe": set(),  # experts n_ff wide (no expert_feed_forward_length)
+    "olmoe": {"qk_norm_full", "output_required"},
+    "phimoe": {"norm_bias", "attn_out_bias", "output_required", "output_bias"},
+    "minicpm": set(),
+    "ernie4_5": set(),
+    "ernie4_5-moe": {"dense_lead"},
+    "seed_oss": {"no_ffn_norm", "attn_post_norm"},
+    "apertus": {"no_gate", "qk_norm", "output_required"},
+    "arcee": {"no_gate"},
+    "glm4": {"no_gate", "up_double", "post_norms"},
+    "deepseek": {"dense_lead", "shexp_ffexp"},
+    "hunyuan-dense": {"qk_norm"},
+    "hunyuan-moe": {"qk_norm", "shexp"},  # experts and the shared expert n_ff wide
+    # the post-attention norm is the FFN's norm; a dense leading layer; an expert-bias per layer
+    "glm4moe": {"no_ffn_norm", "attn_post_norm", "dense_lead", "shexp_ffexp", "exp_probs_b"},
+    "rwkv6": {"rwkv6", "tok_norm", "norm_bias", "output_required"},  # time mix + channel mix, WKV state
+    "jais": {*(_GPT_LAYER - {"no_gate"}), "gate_bias", "output_required"},  # GPT-style, a gated FFN
+    "chatglm": {"no_gate", "up_double"},  # gate and up in one tensor
+    "smallthinker": set(),
+    "rwkv7": {"rwkv7", "tok_norm", "norm_bias", "output_required"},
+    "bitnet": {"sub_norms", "tied_always"},  # norms inside attention and FFN; the LM head is tok_embd
+    "exaone-moe": {"qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
+    "bailingmoe2": {"fused_qkv", "qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
+    "openelm": {"fused_qkv", "qk_norm", "tied_always"},
+    "llama4": {"moe_every_2nd", "shexp_ffexp"},  # experts on every second layer; chunked attention
+    "gemma-embedding": {"qk_norm", "post_norms"},  # EmbeddingGemma: a gemma3 encoder, symmetric window
+    "eurobert": set(),  # a llama-like encoder: no LM head
+    "jina-bert-v3": {"bert"},  # rotary positions
+    "neo-bert": {"fused_qkv", "no_gate", "up_double", "enc_output_norm"},  # an encoder, SwiGLU in one up
+    "qwen35moe": {"gdn", "qk_norm", "shexp_gated"},  # qwen35's layers with experts and a shared expert
+    "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},  # lfm2 with experts after layer 0
+    "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
+    "qwen2vl": set(),
+    "qwen3vl": {"qk_norm"},
+    "qwen3vlmoe": {"qk_norm"},
+    "pangu-embedded": {"attn_out_bias"},
+    "maincoder": {"qk_norm"},
+    "bailingmoe": {"shexp_ffexp", "output_required"},
+    "dots1": {"qk_norm", "dense_lead", "shexp_ffexp", "output_required"},
+    "dbrx": {"fused_qkv", "no_ffn_norm", "attn_out_norm", "output_required"},  # LayerNorm, no biases
+    # GPT-style: LayerNorm with biases, one fused QKV, a gate-less FFN
+    "gpt2": {*_GPT_LAYER, "pos_embd"},
+    "starcoder": {*_GPT_LAYER, "pos_embd"},
+    "gptneox": {*_GPT_LAYER, "output_required"},
+    "bloom": {*_GPT_LAYER, "tok_norm"},
+    "mpt": {"fused_qkv", "no_gate"},  # ALiBi, no biases
+    "falcon": {"norm_bias", "fused_qkv", "no_ffn_norm", "no_gate"},  # attention and FFN in parallel
+    "baichuan": {"output_required"},
+    "orion": {"norm_bias", "output_required"},
+    "xverse": {"output_required"},
+    "codeshell": {"norm_bias", "attn_out_bias", "no_gate", "ffn_bias", "output_required"},
+    "refact": set(),
+    "plamo": {"no_ffn_norm", "output_required"},  # attention and FFN in parallel
+    "nemotron": {"norm_bias", "no_gate", "output_required"},
+    "phi2": {
+        "norm_bias",
+        "attn_out_bias",
+        "no_ffn_norm",
+        "no_gate",
+        "ffn_bias",
+        "output_required",
+        "output_bias",
+    },
+}
+
+# hyper-parameters the loaders require beyond the common ones ("{arch}" is the architecture)
+_MROPE = [11, 11, 10, 0]  # multimodal rope sections: a head of 64 (32 rotary pairs)
+_KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
+    "rwkv6": {"{arch}.wkv.head_size": 64, "{arch}.time_mix_extra_dim": 32, "{arch}.time_decay_extra_dim": 64},
+    "rwkv7": {
+        "{arch}.wkv.head_size": 64,
+        "{arch}.attention.decay_lora_rank": 64,
+        "{arch}.attention.iclr_lora_rank": 64,
+        "{arch}.attention.value_residual_mix_lora_rank": 32,
+        "{arch}.attention.gate_lora_rank": 128,
+    },
+    "exaone-moe": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_feed_forward_length": 512,
+        "{arch}.expert_gating_func": 1,  # softmax
+    },
+    "bailingmoe2": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_count": 1,
+        "{arch}.expert_shared_feed_forward_length": 512,
+        "{arch}.expert_gating_func": 1,
+    },
+    "llama4": {"{arch}.interleave_moe_layer_step": 2},
+    "lfm2moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_gating_func": 2},  # sigmoid
+    "qwen2vl": {"{arch}.rope.dimension_sections": _MROPE},
+    "qwen3vl": {"{arch}.rope.dimension_sections": _MROPE},
+    "qwen3vlmoe": {"{arch}.rope.dimension_sections": _MROPE},
+    "bailingmoe": {"{arch}.expert_shared_count": 1},
+    # the graph aborts on gating function NONE (llm_graph_context::build_moe_ffn): softmax
+    "dots1": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_count": 1,
+        "{arch}.expert_gating_func": 1,
+    },
+    "smallthinker": {"{arch}.expert_gating_func": 1},
+    "dbrx": {"{arch}.attention.clamp_kqv": 8.0},
+    "gptneox": {"{arch}.use_parallel_residual": True},
+    "cohere2": {"{arch}.logit_scale": 0.125},
+    "granitemoe": {"{arch}.logit_scale": 1.0},
+    "ernie4_5-moe": {"{arch}.interleave_moe_layer_step": 1, "{arch}.leading_dense_block_count": 1},
+    "deepseek": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
@@ -141,6 +273,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_key_length(shape.hd)
         w.add_value_length(shape.hd)
     w.add_layer_norm_rms_eps(1e-6)
+    if not {"bert", "nemotron_h"} & extras:  # LayerNorm architectures require it (the rest ignore it)
+        w.add_layer_norm_eps(1e-5)
     w.add_rope_freq_base(10000.0)
     if "mla" in extras:
         w.add_rope_dimension_count(shape.mla[2])
@@ -187,6 +321,16 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_causal_attention(False)
         w.add_pooling_type(PoolingType.MEAN)
         w.add_token_type_count(2)
+    for k, v in _KEYS.get(shape.arch, {}).items():
+        key = k.format(arch=shape.arch)
+        if isinstance(v, list):
+            w.add_array(key, v)
+        elif isinstance(v, bool):
+            w.add_bool(key, v)
+        elif isinstance(v, float):
+            w.add_float32(key, v)
+        else:
+            w.add_uint32(key, v)
     for k, v in shape.extra_keys.items():
         if isinstance(v, float):
             w.add_float32(f"{shape.arch}.{k}", v)
@@ -226,24 +370,45 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     def vec(name: str, n: int) -> None:
         w.add_tensor(name, np.ones(n, dtype=np.float32))
 
-    e, hd = shape.n_embd, shape.hd
+    e = shape.n_embd
     mat("token_embd.weight", shape.n_vocab, e)
+    if "pos_embd" in extras and "bert" not in extras:  # learned positions (gpt2, starcoder)
+        mat("position_embd.weight", shape.context_length, e)
+    if "tok_norm" in extras:  # a LayerNorm right after the embedding (bloom)
+        vec("token_embd_norm.weight", e)
+        vec("token_embd_norm.bias", e)
     if "bert" in extras:
-        _bert(w, shape, mat, vec)
+        _bert(w, shape, extras, mat, vec)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
         return path
     # lfm2's output norm is named token_embd_norm (llama-arch.cpp LLM_TENSOR_OUTPUT_NORM_LFM2)
-    vec("token_embd_norm.weight" if "shortconv" in extras else "output_norm.weight", e)
-    if (not shape.tied_output and "tied_always" not in extras) or "gptoss" in extras:
+    if "enc_output_norm" in extras:
+        vec("enc.output_norm.weight", e)
+    elif "no_output_norm" not in extras:
+        vec("token_embd_norm.weight" if "shortconv" in extras else "output_norm.weight", e)
+        if "norm_bias" in extras:
+            vec("output_norm.bias", e)
+    if (not shape.tied_output and "tied_always" not in extras) or {"gptoss", "output_required"} & extras:
         mat("output.weight", shape.n_vocab, e)
+        if "output_bias" in extras:
+            vec("output.bias", shape.n_vocab)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
-        vec(p + "attn_norm.weight", e)
+        if "no_attn_norm" not in extras:
+            vec(p + "attn_norm.weight", e)
+            if "norm_bias" in extras:
+                vec(p + "attn_norm.bias", e)
         if "ssm" in extras:
             _mamba_layer(w, p, shape, mat)
+            continue
+        if "rwkv6" in extras:
+            _rwkv6_layer(w, p, shape, mat)
+            continue
+        if "rwkv7" in extras:
+            _rwkv7_layer(w, p, i, shape, mat)
             continue
         if "gptoss" in extras:
             _gptoss_layer(w, p, shape, mat)
@@ -261,7 +426,7 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             _nemotron_h_layer(w, p, i, shape, mat)
             continue
         if "shortconv" in extras and i not in shape.attention_layers:
-            _lfm2_conv_layer(w, p, shape, mat)
+            _lfm2_conv_layer(w, p, i, shape, mat)
             continue
         if "ssm2" in extras and i not in shape.attention_layers:
             _mamba2_mixer(w, p, shape, mat)
@@ -272,33 +437,108 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             mat(p + "ffn_up.weight", shape.n_ff, e)
             mat(p + "ffn_down.weight", e, shape.n_ff)
             continue
-        mat(p + "attn_q.weight", shape.n_head * hd, e)
-        mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
-        mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
-        mat(p + "attn_output.weight", e, shape.n_head * hd)
-        vec(p + "ffn_norm.weight", e)
-        if shape.n_expert:
-            n_ff = shape.n_ff_exp or shape.n_ff
-            w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
-            mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
-            mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
-            mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
-        if not shape.n_expert:
-            if "no_gate" not in extras:
-                mat(p + "ffn_gate.weight", shape.n_ff, e)
-            mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
-            mat(p + "ffn_down.weight", e, shape.n_ff)
-        if "qk_norm" in extras:
-            vec(p + "attn_q_norm.weight", hd)
-            vec(p + "attn_k_norm.weight", hd)
-        if "post_norms" in extras:
-            vec(p + "post_attention_norm.weight", e)
-            vec(p + "post_ffw_norm.weight", e)
+        _dense_layer(w, p, i, shape, extras, mat, vec)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _dense_layer(
+    w: GGUFWriter,
+    p: str,
+    il: int,
+    shape: Shape,
+    extras: set[str],
+    mat: Callable[..., None],
+    vec: Callable[[str, int], None],
+) -> None:
+    """The llama-like layer after its attn_norm: attention, FFN (dense or experts), and the
+    per-architecture variations the loaders require (biases, norms, shared experts)."""
+    e, hd = shape.n_embd, shape.hd
+    q_dim, kv_dim = shape.n_head * hd, shape.n_kv_head * hd
+    if "fused_qkv" in extras:
+        mat(p + "attn_qkv.weight", q_dim + 2 * kv_dim, e)
+        if "qkv_bias" in extras:
+            vec(p + "attn_qkv.bias", q_dim + 2 * kv_dim)
+    else:
+        mat(p + "attn_q.weight", q_dim, e)
+        mat(p + "attn_k.weight", kv_dim, e)
+        mat(p + "attn_v.weight", kv_dim, e)
+    mat(p + "attn_output.weight", e, q_dim)
+    if "qkv_bias" in extras and "fused_qkv" not in extras:
+        vec(p + "attn_q.bias", q_dim)
+        vec(p + "attn_k.bias", kv_dim)
+        vec(p + "attn_v.bias", kv_dim)
+    if "attn_out_bias" in extras:
+        vec(p + "attn_output.bias", e)
+    if "sub_norms" in extras:  # bitnet: a norm before the attention output and the FFN's down
+        vec(p + "attn_sub_norm.weight", e)
+        vec(p + "ffn_sub_norm.weight", shape.n_ff)
+    if "attn_out_norm" in extras:  # a norm after the attention output (dbrx)
+        vec(p + "attn_output_norm.weight", e)
+    if "no_ffn_norm" not in extras:
+        vec(p + "ffn_norm.weight", e)
+        if "norm_bias" in extras:
+            vec(p + "ffn_norm.bias", e)
+    _ffn(w, p, il, shape, extras, mat, vec)
+    if "qk_norm" in extras:
+        vec(p + "attn_q_norm.weight", hd)
+        vec(p + "attn_k_norm.weight", hd)
+    if "qk_norm_full" in extras:  # over all heads at once (olmo2)
+        vec(p + "attn_q_norm.weight", q_dim)
+        vec(p + "attn_k_norm.weight", kv_dim)
+    if "post_norms" in extras or "attn_post_norm" in extras:
+        vec(p + "post_attention_norm.weight", e)
+    if "post_norms" in extras:
+        vec(p + "post_ffw_norm.weight", e)
+
+
+def _ffn(
+    w: GGUFWriter,
+    p: str,
+    il: int,
+    shape: Shape,
+    extras: set[str],
+    mat: Callable[..., None],
+    vec: Callable[[str, int], None],
+) -> None:
+    """One layer's FFN: dense (gated or not, biased or not), or experts and their shared expert."""
+    e = shape.n_embd
+    dense_lead = "dense_lead" in extras and il < shape.n_layer_dense_lead
+    dense_lead |= "moe_every_2nd" in extras and (il + 1) % 2 != 0
+    if shape.n_expert and not dense_lead:
+        n_ff = shape.n_ff_exp or shape.n_ff
+        w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
+        mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
+        mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
+        mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
+        if "exp_probs_b" in extras:
+            vec(p + "exp_probs_b.bias", shape.n_expert)
+        # a shared expert: n_ff wide (qwen2moe, hunyuan-moe), or expert_shared_count experts' width (deepseek)
+        shared = {"shexp": shape.n_ff, "shexp_gated": shape.n_ff, "shexp_ffexp": n_ff * shape.n_expert_shared}
+        for flag, width in shared.items():
+            if flag in extras:
+                if flag == "shexp_gated":
+                    vec(p + "ffn_gate_inp_shexp.weight", e)
+                mat(p + "ffn_gate_shexp.weight", width, e)
+                mat(p + "ffn_up_shexp.weight", width, e)
+                mat(p + "ffn_down_shexp.weight", e, width)
+    else:
+        if "no_gate" not in extras:
+            mat(p + "ffn_gate.weight", shape.n_ff, e)
+        mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        if "ffn_bias" in extras:
+            vec(p + "ffn_up.bias", shape.n_ff)
+            vec(p + "ffn_down.bias", e)
+        if "gate_bias" in extras:
+            vec(p + "ffn_gate.bias", shape.n_ff)
+
+
+def _ones(w: GGUFWriter, name: str, *dims: int) -> None:
+    w.add_tensor(name, np.ones(dims, dtype=np.float32))
 
 
 def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
@@ -310,13 +550,17 @@ def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
     return GGMLQuantizationType.F16
 
 
-def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
-    """src/models/bert.cpp load_arch_tensors (biases, which it does not require, left out)."""
+def _bert(
+    w: GGUFWriter, shape: Shape, extras: set[str], mat: Callable[..., None], vec: Callable[[str, int], None]
+) -> None:
+    """src/models/bert.cpp, nomic-bert.cpp, jina-bert-v2.cpp load_arch_tensors (biases only
+    where required)."""
     e = shape.n_embd
     w.add_tensor(
         "token_types.weight", np.zeros((2, e), dtype=np.float32)
     )  # added as a view: f32, as converted
-    mat("position_embd.weight", shape.context_length, e)
+    if "pos_embd" in extras:
+        mat("position_embd.weight", shape.context_length, e)
     vec("token_embd_norm.weight", e)
     vec("token_embd_norm.bias", e)
     for i in range(shape.n_layer):
@@ -325,10 +569,16 @@ def _bert(w: GGUFWriter, shape: Shape, mat: Callable[..., None], vec: Callable[[
         mat(p + "attn_k.weight", shape.n_kv_head * shape.hd, e)
         mat(p + "attn_v.weight", shape.n_kv_head * shape.hd, e)
         mat(p + "attn_output.weight", e, e)
+        if "attn_out_bias" in extras:
+            vec(p + "attn_output.bias", e)
         vec(p + "attn_output_norm.weight", e)
         vec(p + "attn_output_norm.bias", e)
+        if "bert_gate" in extras:
+            mat(p + "ffn_gate.weight", shape.n_ff, e)
         mat(p + "ffn_up.weight", shape.n_ff, e)
         mat(p + "ffn_down.weight", e, shape.n_ff)
+        if "ffn_bias" in extras:
+            vec(p + "ffn_down.bias", e)
         vec(p + "layer_output_norm.weight", e)
         vec(p + "layer_output_norm.bias", e)
 
@@ -360,9 +610,7 @@ def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..
         mat(p + "ssm_alpha.weight", n_v, e)
         f32(p + "ssm_norm.weight", gd)
         mat(p + "ssm_out.weight", e, value_dim)
-    mat(p + "ffn_gate.weight", shape.n_ff, e)
-    mat(p + "ffn_up.weight", shape.n_ff, e)
-    mat(p + "ffn_down.weight", e, shape.n_ff)
+    _ffn(w, p, il, shape, _EXTRAS[shape.arch], mat, lambda name, n: _ones(w, name, n))
 
 
 def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
@@ -427,16 +675,22 @@ def _nemotron_h_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callabl
         _mamba2_mixer(w, p, shape, mat)
 
 
-def _lfm2_conv_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+def _lfm2_conv_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
     """src/models/lfm2.cpp load_arch_tensors: a short-convolution layer and its dense FFN."""
     e = shape.n_embd
     w.add_tensor(p + "shortconv.conv.weight", np.ones((e, shape.shortconv_l_cache), dtype=np.float32))
     mat(p + "shortconv.in_proj.weight", 3 * e, e)
     mat(p + "shortconv.out_proj.weight", e, e)
     w.add_tensor(p + "ffn_norm.weight", np.ones(e, dtype=np.float32))
-    mat(p + "ffn_gate.weight", shape.n_ff, e)
-    mat(p + "ffn_up.weight", shape.n_ff, e)
-    mat(p + "ffn_down.weight", e, shape.n_ff)
+    _ffn(
+        w,
+        p,
+        il,
+        shape,
+        _EXTRAS[shape.arch],
+        mat,
+        lambda name, n: w.add_tensor(name, np.ones(n, dtype=np.float32)),
+    )
 
 
 def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
@@ -455,6 +709,66 @@ def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None])
     f32(p + "ssm_d", n_head, 1)
     f32(p + "ssm_norm.weight", n_group, d_inner // n_group)
     mat(p + "ssm_out.weight", shape.n_embd, d_inner)
+
+
+def _rwkv6_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/rwkv6.cpp load_arch_tensors: time mix (WKV) and channel mix (small ones F32)."""
+    e = shape.n_embd
+    head = 64
+    mix_extra, decay_extra = 32, 64  # _KEYS: time_mix_extra_dim, time_decay_extra_dim
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    f32(p + "attn_norm_2.weight", e)
+    f32(p + "attn_norm_2.bias", e)
+    f32(p + "time_mix_w1.weight", mix_extra * 5, e)
+    f32(p + "time_mix_w2.weight", 5, e, mix_extra)
+    f32(p + "time_mix_lerp_x.weight", 1, 1, e)
+    f32(p + "time_mix_lerp_fused.weight", 5, 1, 1, e)
+    f32(p + "time_mix_first.weight", e // head, head)
+    f32(p + "time_mix_decay.weight", e)
+    f32(p + "time_mix_decay_w1.weight", decay_extra, e)
+    f32(p + "time_mix_decay_w2.weight", e, decay_extra)
+    for name in ("key", "value", "receptance", "gate"):
+        mat(p + f"time_mix_{name}.weight", e, e)
+    f32(p + "time_mix_ln.weight", e)
+    f32(p + "time_mix_ln.bias", e)
+    mat(p + "time_mix_output.weight", e, e)
+    f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
+    f32(p + "channel_mix_lerp_r.weight", 1, 1, e)
+    mat(p + "channel_mix_key.weight", shape.n_ff, e)
+    mat(p + "channel_mix_value.weight", e, shape.n_ff)
+    mat(p + "channel_mix_receptance.weight", e, e)
+
+
+def _rwkv7_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/rwkv7.cpp load_arch_tensors: LoRA'd decay/iclr/value/gate mixes (small ones F32)."""
+    e = shape.n_embd
+    decay, iclr, value_mix, gate = 64, 64, 32, 128  # _KEYS: the four LoRA ranks
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
+
+    f32(p + "attn_norm_2.weight", e)
+    f32(p + "attn_norm_2.bias", e)
+    for name, rank in (("w", decay), ("a", iclr), ("v", iclr if il == 0 else value_mix)):
+        f32(p + f"time_mix_{name}0.weight", e)
+        f32(p + f"time_mix_{name}1.weight", rank, e)
+        f32(p + f"time_mix_{name}2.weight", e, rank)
+    f32(p + "time_mix_g1.weight", gate, e)
+    f32(p + "time_mix_g2.weight", e, gate)
+    f32(p + "time_mix_lerp_fused.weight", 6, 1, 1, e)
+    for name in ("k_k", "k_a", "r_k"):
+        f32(p + f"time_mix_{name}.weight", e)
+    for name in ("key", "value", "receptance"):
+        mat(p + f"time_mix_{name}.weight", e, e)
+    f32(p + "time_mix_ln.weight", e)
+    f32(p + "time_mix_ln.bias", e)
+    mat(p + "time_mix_output.weight", e, e)
+    f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
+    mat(p + "channel_mix_key.weight", shape.n_ff, e)
+    mat(p + "channel_mix_value.weight", e, shape.n_ff)
 
 
 def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:

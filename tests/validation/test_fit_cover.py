@@ -19,8 +19,9 @@ def test_every_pair_of_flag_values_is_covered_and_valid() -> None:
 
 def test_selection_is_deterministic_and_small() -> None:
     assert [c.id for c in cases(long=False)] == [c.id for c in cases(long=False)]
-    # one case per model, or per row of the cover when it has more rows (CI stays short)
-    assert len(cases(long=False)) == max(len(all_pairs(DIMENSIONS)), len(archs()) + 1) <= 24
+    # one case per model, or per row of the cover when it has more rows (CI stays short:
+    # about a second a case)
+    assert len(cases(long=False)) == max(len(all_pairs(DIMENSIONS)), len(archs()) + 1) <= 100
 
 
 def test_models_are_every_writable_architecture_in_the_data() -> None:

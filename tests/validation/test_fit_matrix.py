@@ -10,9 +10,10 @@ part of the compute buffer the request touches, the output rows it grows, the pr
 itself). Both within ±5 %. Together they pin the estimate's worst-case total, which is
 the same model at the reserve's sizes.
 
-CI runs the small profile (18 cases). `CORTEX_FIT_LONG=1` runs the full matrix (an
-all-pairs cover per architecture); `CORTEX_FIT_REPORT=FILE` appends one JSON line per
-case (`python -m tests.validation.fitmatrix FILE` turns them into the README table).
+CI runs the small profile (one case per model, the flag cover's cases spread over them).
+`CORTEX_FIT_LONG=1` runs the full matrix (an all-pairs cover per architecture);
+`CORTEX_FIT_REPORT=FILE` appends one JSON line per case (`python -m
+tests.validation.fitmatrix FILE` turns them into the README table).
 """
 
 from __future__ import annotations

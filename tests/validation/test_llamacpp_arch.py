@@ -191,7 +191,7 @@ def test_graph_metadata_counts_only_the_budget_beyond_the_default(tmp_path: Path
     ("arch", "extra", "guess"),
     [
         ("t5", {}, "never runs its encoder"),  # llama-server never calls llama_encode
-        ("rwkv6", {"wkv.head_size": 64}, "WKV/time-mix graph"),  # no synthetic writer: not measured
+        ("rwkv6qwen2", {"wkv.head_size": 64}, "WKV/time-mix graph"),  # no synthetic writer: not measured
     ],
 )
 def test_unmeasured_architectures_report_approximate(

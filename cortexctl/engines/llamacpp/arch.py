@@ -75,7 +75,10 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
         return SwaResolution(None, ())  # never read (llama, qwen2) or read and disabled (phi3)
     if swa.get("when") == "key" and not window:
         return SwaResolution(None, ())
-    w = window or swa.get("window_default")
+    if swa.get("when") == "n_layer" and n_layers != swa.get("n_layer"):
+        return SwaResolution(None, ())  # only that model size slides (exaone4: 64 layers)
+    # the loader's own window, set after reading the key (llama4: 8192), or the key, else a default
+    w = swa["window_default"] if swa.get("window_override") else window or swa.get("window_default")
     if not w:
         return SwaResolution(None, ())
     kind = str(swa["type"])
@@ -108,20 +111,31 @@ def memory_kind(arch: str) -> str | None:
     return None if entry is None else str(entry["memory"])
 
 
+def has_output_tensor(arch: str) -> bool:
+    """Whether the loader creates an LM head tensor (its own or token_embd duplicated for it);
+    data `output_tensor: false` where the graph multiplies by token_embd itself (bitnet)."""
+    return bool((known_archs().get(arch) or {}).get("output_tensor", True))
+
+
 def embeddings_logits(arch: str) -> bool:
     """Whether the graph computes vocab-wide logits in embeddings mode too (data
     `embeddings_logits`: false where the builder skips the LM head there, as lfm2's does)."""
     return bool((known_archs().get(arch) or {}).get("embeddings_logits", True))
 
 
+# rwkv compute (compute.py): (n_embd-wide floats a token live in the time mix, copies of
+# each sequence's WKV state in the graph), measured on the rwkv6/rwkv7 fit matrix
+WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2)}
+
+
 def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[str]:
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
-    models whose graph is not an SSM (rwkv6/7: time mix and WKV, counted as a dense FFN)."""
+    models whose graph is not an SSM and not measured (rwkv6qwen2, arwkv7: counted as a dense FFN)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
-    if memory == "recurrent" and recurrent and not recurrent.get("d_state"):
+    if memory == "recurrent" and recurrent and not recurrent.get("d_state") and arch not in WKV_PHASE:
         out.append(f"{arch}: compute buffer of its WKV/time-mix graph not modelled (dense-FFN rule)")
     return out
 

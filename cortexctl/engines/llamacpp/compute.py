@@ -20,7 +20,7 @@ in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
-from cortexctl.engines.llamacpp.arch import embeddings_logits
+from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -83,16 +83,31 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
         if model.n_expert_shared:
             ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
-        if model.n_dense_lead and model.n_ff:  # leading dense layers run the full-width FFN
+        if (model.n_dense_lead or _has_dense_ffn(model)) and model.n_ff:
+            # dense layers among the MoE ones (leading: deepseek2; interleaved: llama4) run
+            # the full-width FFN
             ffn = max(ffn, t * F32 * (3 * model.n_ff + 4 * model.n_embd))
+    elif model.memory == "recurrent" and model.architecture in WKV_PHASE:
+        # rwkv time mix: the token shift, five lerped inputs, r/k/v/g and the decay live
+        # together (k · n_embd floats a token); the WKV op copies each sequence's state in
+        # (rwkv7: twice) next to its token-shift rows. Measured on the rwkv6/rwkv7 matrix:
+        # compute buffers within 1 MiB above llama-server's at -ub 128/256/512.
+        k, states = WKV_PHASE[model.architecture]
+        rec = model.recurrent
+        ffn = t * F32 * k * model.n_embd + f.parallel * F32 * (states * rec.get("s", 0) + rec.get("r", 0))
     elif model.memory == "recurrent" and model.recurrent.get("d_state"):
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
         ffn = t * F32 * 7 * d_inner + _ssm2_states(model, f)  # ssm in-projection, conv, x/dt projections
     elif encoder:
-        # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token)
-        ffn = t * F32 * ((model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
+        # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token);
+        # nomic-bert's has a gate (gate, up and their product live together)
+        n_ff_live = 3 if gated_ffn(model) else 1
+        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
     else:
-        ffn = t * F32 * (3 * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
+        # gate and up side by side, then their product; without a gate (gpt2, starcoder2 …)
+        # only up, with its bias and activation applied in place
+        n_ff_live = 3 if gated_ffn(model) else 1
+        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
         if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
             d_inner = model.recurrent["s"] // model.recurrent["d_state"]
             ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
@@ -102,6 +117,22 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def _has_dense_ffn(model: ModelInfo) -> bool:
+    return any(t.name.endswith(".ffn_gate.weight") for t in model.tensors)
+
+
+def gated_ffn(model: ModelInfo) -> bool:
+    """Whether the dense FFN has a gate (llm_graph_context::build_ffn's gate and up outputs
+    live side by side): a separate ffn_gate tensor, or one up tensor holding both (phi3,
+    glm4: 2 · n_ff wide). Without the tensor table, assume a gate (most models)."""
+    ups = [t for t in model.tensors if t.name.endswith(".ffn_up.weight")]
+    if not ups:
+        return True
+    if any(t.name.endswith(".ffn_gate.weight") for t in model.tensors):
+        return True
+    return bool(model.n_ff) and ups[0].shape[-1] == 2 * (model.n_ff or 0)
 
 
 def _ssm2_states(model: ModelInfo, f: LlamaCppFlags) -> int:

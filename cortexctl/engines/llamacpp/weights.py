@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cortexctl.engines.llamacpp.arch import host_cpu_features, repack_layout
+from cortexctl.engines.llamacpp.arch import has_output_tensor, host_cpu_features, repack_layout
 from cortexctl.validation.modelinfo import ModelInfo
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
@@ -58,8 +58,10 @@ def place_weights(
     first_gpu_layer = n_layer - min(gpu_layers, n_layer)
     output_on_gpu = gpu_layers > n_layer
     p = WeightPlacement()
-    # encoders (no memory module: bert-like) have no output layer to tie to token_embd
-    tied = model.memory != "none" and "output.weight" not in {t.name for t in model.tensors}
+    # architectures whose loader creates no LM head tensor have no output layer to tie to
+    # token_embd (data output_tensor: bert-like encoders, bitnet); gemma-embedding, an
+    # encoder too, does create one
+    tied = has_output_tensor(model.architecture) and "output.weight" not in {t.name for t in model.tensors}
     mapped: list[tuple[int, int]] = []  # (offset, end) of host tensors served from the mapping
 
     def host_copy(name: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> bool:
