@@ -170,10 +170,10 @@ def parse_swa(body: str) -> dict[str, Any] | None:
     # enabled only when the window key is present (and > 0): both NONE and a type are assigned
     when = "key" if "NONE" in types else "always"
     out: dict[str, Any] = {"type": kind, "when": when}
-    for m in _IF_N_LAYER.finditer(body):
-        if _SWA_TYPE.search(_body(body, m.end())) and when == "always":
+    for size_check in _IF_N_LAYER.finditer(body):
+        if _SWA_TYPE.search(_body(body, size_check.end())) and when == "always":
             # enabled for one layer count only: any other size keeps no sliding window
-            out.update(when="n_layer", n_layer=int(m.group(1)))
+            out.update(when="n_layer", n_layer=int(size_check.group(1)))
     if reads:
         out["window_key"] = "optional" if reads.group(1) else "required"
     if m := _N_SWA_DEFAULT.search(body):
