@@ -93,3 +93,21 @@ def _fetch_as(uid: int | None, name: str) -> bytes:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     return b"".join(chunks)
+
+
+async def test_a_torn_answer_leaves_that_worker_out_and_the_scrape_still_answers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    torn = exposition(1.0, 1.0)[:110]  # a worker that died mid-answer: cut inside a sample's labels
+    healthy = WorkerMetrics(home, index=0, count=2, render_own=lambda: exposition(5.0, 7.0))
+    dying = WorkerMetrics(home, index=1, count=2, render_own=lambda: torn)
+    server = asyncio.create_task(dying.serve())
+    await asyncio.sleep(0.2)
+    try:
+        merged = samples(await asyncio.to_thread(healthy.render))
+    finally:
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+    assert merged["cortex_requests_total"] == [
+        ({"model": "m", "route": "chat.completions", "status_class": "2xx", "worker": "0"}, 5.0)
+    ]
+    assert merged["cortex_metrics_workers_missing"] == [({}, 1.0)]

@@ -24,7 +24,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 4096
-_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
+UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (what the kernel says of a peer)
 
 
 def peer_names(home: Path, count: int, channel: str = "worker") -> list[str]:
@@ -66,7 +66,7 @@ class WorkerPeers:
         while True:
             try:
                 data, ancillary, _flags, _addr = self._sock.recvmsg(
-                    MAX_DATAGRAM, socket.CMSG_SPACE(_UCRED.size)
+                    MAX_DATAGRAM, socket.CMSG_SPACE(UCRED.size)
                 )
             except (BlockingIOError, InterruptedError):
                 return
@@ -81,6 +81,6 @@ class WorkerPeers:
 
 def _sender_uid(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= _UCRED.size:
-            return int(_UCRED.unpack_from(data)[1])
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= UCRED.size:
+            return int(UCRED.unpack_from(data)[1])
     return None

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from cortex_server.services.worker_peers import peer_names
+from cortex_server.services.worker_peers import UCRED, peer_names
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,6 @@ DAEMON_WIDE = (
     "vllm:",
 )
 FETCH_TIMEOUT_S = 5.0
-_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
 class WorkerMetrics(Collector):
@@ -71,8 +69,8 @@ class WorkerMetrics(Collector):
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             peer = writer.get_extra_info("socket")
-            creds = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-            if _UCRED.unpack(creds)[1] == os.getuid():
+            creds = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
+            if UCRED.unpack(creds)[1] == os.getuid():
                 writer.write(await asyncio.to_thread(self.render_own))
                 await writer.drain()
         finally:
@@ -95,7 +93,14 @@ class WorkerMetrics(Collector):
                 except OSError as exc:
                     log.warning("worker %d left out of this scrape (%s)", i, exc.strerror or exc)
                     missing += 1
-        yield from merge(texts)
+        parsed: dict[int, list[Metric]] = {}
+        for i, text in texts.items():
+            try:  # a worker that died mid-answer sent a torn text
+                parsed[i] = list(text_string_to_metric_families(text.decode()))
+            except (ValueError, UnicodeDecodeError) as exc:
+                log.warning("worker %d left out of this scrape (unreadable answer: %s)", i, exc)
+                missing += 1
+        yield from merge(parsed)
         gauge = GaugeMetricFamily(
             "cortex_metrics_workers_missing", "Workers that did not answer this scrape (restarting)."
         )
@@ -113,19 +118,18 @@ def _fetch(name: str) -> bytes:
     return b"".join(chunks)
 
 
-def merge(texts: dict[int, bytes]) -> list[Metric]:
+def merge(workers: dict[int, list[Metric]]) -> list[Metric]:
     """Each worker's families into one set: per-worker series labelled, daemon-wide ones once."""
     families: dict[str, Metric] = {}
-    for index in sorted(texts):
-        for family in text_string_to_metric_families(texts[index].decode()):
+    for index in sorted(workers):
+        for family in workers[index]:
             wide = family.name.startswith(DAEMON_WIDE)
             if wide and index != 0:
                 continue
             out = families.get(family.name)
             if out is None:
-                out = families[family.name] = Metric(
-                    family.name, family.documentation, family.type, family.unit
-                )
+                out = Metric(family.name, family.documentation, family.type, family.unit)
+                families[family.name] = out
             for sample in family.samples:
                 labels = sample.labels if wide else {**sample.labels, "worker": str(index)}
                 out.add_sample(sample.name, labels, sample.value, sample.timestamp)
