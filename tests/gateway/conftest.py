@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gateway_support import LLAMA_SERVER, LiveDaemon, LlamaServer, start_daemon  # noqa: E402
 
+from tests.reliability.conftest import private_pg  # noqa: E402, F401 - fixture: a PostgreSQL of the test's own
 from tests.support.tiny_gguf import write_tiny_llama  # noqa: E402
 
 needs_llama = pytest.mark.skipif(

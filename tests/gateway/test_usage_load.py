@@ -5,12 +5,10 @@ The outage is a private PostgreSQL cluster started for this test (never the shar
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
@@ -29,22 +27,6 @@ pytestmark = [
 ]
 
 MODEL = "tiny-load"
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
-    root = Path(tempfile.mkdtemp(prefix="cortex-pg-"))
-    root.chmod(0o755)  # the postgres user must reach it
-    pg = PrivatePostgres(root).init()
-    pg.start()
-    try:
-        yield pg
-    finally:
-        try:
-            pg.stop()
-        except Exception:
-            pass
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_usage_rows_equal_requests_through_a_db_outage(
