@@ -102,7 +102,7 @@ def install(obs: Observability, ctx: AppContext) -> None:
     obs.registry.register(_EngineCollector(obs.engines))
     obs.registry.register(_ProcessDefaults())
     worker = ctx.worker
-    if worker is not None and worker.count > 1:
+    if settings.metrics_enabled and worker is not None and worker.count > 1:
         obs.workers = WorkerMetrics(
             settings.home, index=worker.index, count=worker.count, render_own=obs.render_own
         )
