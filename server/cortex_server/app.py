@@ -80,7 +80,11 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
     usage_writer = UsageWriter(
         engine=engine,
         spool=UsageSpool(_spool_file(settings, worker)),
-        journal=UsageJournal(_journal_dir(settings, worker), max_bytes=settings.usage_journal_max_bytes),
+        journal=UsageJournal(
+            _journal_dir(settings, worker),
+            max_bytes=settings.usage_journal_max_bytes,
+            fsync=settings.usage_journal_fsync,
+        ),
         flush_interval_s=settings.usage_flush_interval_s,
         batch_max=settings.usage_batch_max,
         refuse_when_not_durable=settings.usage_journal_full_policy == "refuse",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import orjson
 
 from cortex_server.services.gateway.sse import SseRelay, extract_usage
@@ -81,3 +83,30 @@ def test_generated_tokens_are_counted_one_per_text_field_as_they_pass() -> None:
         r.feed(stream[i : i + 7])
     r.flush()
     assert r.tokens_seen == 6
+
+
+def _usage_values(rng: random.Random, depth: int) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for i in range(rng.randint(0, 4)):
+        kind = rng.choice(["int", "null", "str", "dict"] if depth < 3 else ["int", "null", "str"])
+        if kind == "int":
+            out[f"k{i}"] = rng.randint(0, 10**6)
+        elif kind == "null":
+            out[f"k{i}"] = None
+        elif kind == "str":  # braces inside strings too: the fast path must give way, not guess
+            out[f"k{i}"] = "".join(rng.choice('ab{}:,\\" ') for _ in range(rng.randint(0, 6)))
+        else:
+            out[f"k{i}"] = _usage_values(rng, depth + 1)
+    return out
+
+
+def test_extract_usage_equals_a_full_decode_on_generated_bodies() -> None:
+    rng = random.Random(20261202)
+    for _ in range(2000):
+        usage = _usage_values(rng, 0)
+        doc: dict[str, object] = {"id": "x", "choices": [{"text": "{usage}"}]}
+        doc["usage"] = usage
+        if rng.random() < 0.5:
+            doc["after"] = {"z": [1, {"y": "}"}]}
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2 if rng.random() < 0.3 else 0)
+        assert extract_usage(body) == usage, body

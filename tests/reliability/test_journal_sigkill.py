@@ -1,14 +1,17 @@
 """Defect 4 of issue #11: a daemon SIGKILL lost the usage rows that waited in memory (39 of 1,636).
 
-Now every response that reached the client in full has its usage record fsync'd in the journal
-before its end was sent, and the next daemon replays the journal into the database: after a
-SIGKILL under load, every completed response has its row.
+Now every response that reached the client in full has its usage record in the journal before
+its end was sent (written, and fsync'd within a second; or fsync'd first, with
+`usage_journal_fsync: always`), and the next daemon replays the journal into the database:
+after a SIGKILL under load, every completed response has its row, in both modes.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import free_port
 from tests.gateway.gateway_support import LlamaServer, PrivatePostgres
@@ -21,12 +24,14 @@ MODEL = "tiny-journal"
 
 @needs_llama
 @needs_pg_binaries
+@pytest.mark.parametrize("fsync", ["every_second", "always"])
 def test_sigkill_under_load_loses_no_completed_response_row(
-    tmp_path: Path, private_pg: PrivatePostgres, llama_server: object, profile: Profile
+    tmp_path: Path, private_pg: PrivatePostgres, llama_server: object, profile: Profile, fsync: str
 ) -> None:
     upstream: LlamaServer = llama_server(MODEL)  # type: ignore[operator]
     home = tmp_path / "home"
-    settings = {"database_url": private_pg.url}  # the default flush interval (0.5 s): rows wait
+    # the default flush interval (0.5 s): rows wait in the journal
+    settings = {"database_url": private_pg.url, "usage_journal_fsync": fsync}
     first = DaemonProcess(home=home, port=free_port(), model=MODEL, upstream=upstream.base_url, **settings)
     first.start()
     load = Load(first.url, first.admin_key, MODEL, clients=profile.clients, api="completions").start()
@@ -49,7 +54,7 @@ def test_sigkill_under_load_loses_no_completed_response_row(
     rows = stored_ids(private_pg.url)
     missing = completed - rows
     print(
-        f"SIGKILL under load ({profile.name}, {profile.clients} clients): sent {load.sent}, "
+        f"SIGKILL under load ({profile.name}, {profile.clients} clients, fsync {fsync}): sent {load.sent}, "
         f"by status {dict(load.statuses)}, responses completed {len(completed)}, rows {len(rows)}, "
         f"completed without a row {len(missing)}, journal segments left by the kill {journal_files}"
     )

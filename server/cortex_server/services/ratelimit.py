@@ -97,7 +97,8 @@ def _decision(raw: list[object]) -> Decision:
     """The script's reply: allowed, denied_by, retry_ms, limit/remaining/reset for requests, then
     tokens, then limit/remaining for concurrency."""
     denied_by = raw[1].decode() if isinstance(raw[1], bytes) else str(raw[1])
-    numbers = [int(float(str(x))) for x in (raw[0], *raw[2:])]
+    # the in-process backend answers ints; Redis answers bytes or ints
+    numbers = [x if type(x) is int else int(float(str(x))) for x in (raw[0], *raw[2:])]
     allowed, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset, c_lim, c_rem = numbers
     headers: dict[str, str] = {}
     for kind, lim, rem, reset in (("requests", r_lim, r_rem, r_reset), ("tokens", t_lim, t_rem, t_reset)):

@@ -107,20 +107,20 @@ def extract_usage(body: bytes) -> dict[str, Any] | None:
     start = body.find(b"{", idx)
     if start < 0 or body[idx + len(_USAGE) : start].strip() != b":":  # e.g. "usage": null
         return _decode_usage(body)
-    depth = 0
-    for pos in range(start, min(len(body), start + 4096)):
-        c = body[pos]
-        if c == 0x7B:  # {
-            depth += 1
-        elif c == 0x7D:  # }
-            depth -= 1
-            if depth == 0:
-                try:
-                    usage = orjson.loads(body[start : pos + 1])
-                except orjson.JSONDecodeError:
-                    break
-                return usage if isinstance(usage, dict) else None
-    return _decode_usage(body)
+    # its closing brace: jump from "}" to "}" counting the "{" between (not byte by byte in Python)
+    limit = min(len(body), start + 4096)
+    depth, pos = 1, start + 1
+    while depth:
+        close = body.find(b"}", pos, limit)
+        if close < 0:
+            return _decode_usage(body)
+        depth += body.count(b"{", pos, close) - 1
+        pos = close + 1
+    try:
+        usage = orjson.loads(body[start:pos])
+    except orjson.JSONDecodeError:  # a brace inside a string: read the whole body instead
+        return _decode_usage(body)
+    return usage if isinstance(usage, dict) else None
 
 
 def _decode_usage(body: bytes) -> dict[str, Any] | None:

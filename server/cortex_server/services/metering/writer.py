@@ -1,8 +1,10 @@
 """The usage writer: records go to the journal (durable), and from the journal into the database.
 
-`submit(row)` queues a record for the journal's next group commit; `durable()` waits
-until it is fsync'd (the gateway awaits it before a response ends). A task commits
-queued records as they come, and every `flush_interval_s` seals the journal's segment
+`submit(row)` hands a record to the journal (journal.py: written at once and fsync'd within
+a second, or queued for the next group commit and fsync'd); `durable()` waits until the
+record is as durable as the `usage_journal_fsync` setting promises (the gateway awaits it
+before a response ends). A task commits queued records as they come (or fsyncs once a
+second), and every `flush_interval_s` seals the journal's segment
 and bulk-inserts the sealed segments into the database (in a worker thread, so a slow
 or dead database never blocks the event loop). A segment is deleted only once its
 records are in the database, so a DB outage just leaves segments on disk, and a crash
@@ -12,6 +14,7 @@ leaves them for the next start. The old spool file (before the journal) is repla
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -26,6 +29,7 @@ from cortex_server.services.usage import rollups
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 2.0
+SYNC_INTERVAL_S = 1.0  # usage_journal_fsync = "every_second"
 
 
 class UsageWriter:
@@ -62,7 +66,10 @@ class UsageWriter:
         self.spooled = 0
 
     def submit(self, row: dict[str, Any]) -> None:
-        """Hand over one record (never blocks, never raises); `durable()` waits for its fsync."""
+        """Hand over one record (never raises); `durable()` waits until it is durable."""
+        if not self.journal.fsync_each_group:
+            self.journal.append(row)  # written now: durable against any death of the daemon
+            return
         self._last_group = self.journal.enqueue(row)
         self._kick.set()
 
@@ -96,7 +103,19 @@ class UsageWriter:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="usage-writer")
-        self._committer = asyncio.create_task(self._commit_loop(), name="usage-journal")
+        loop = self._commit_loop() if self.journal.fsync_each_group else self._sync_loop()
+        self._committer = asyncio.create_task(loop, name="usage-journal")
+
+    async def _sync_loop(self) -> None:
+        """ "every_second": fdatasync what was written, once a second (off the loop)."""
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SYNC_INTERVAL_S):
+                    await self._kick.wait()  # set only to stop
+            try:
+                await asyncio.to_thread(self.journal.sync)
+            except Exception:  # the syncer must outlive any bug in one sync
+                log.exception("usage journal sync failed")
 
     async def _commit_loop(self) -> None:
         while not self._closing:
