@@ -495,7 +495,7 @@ def cpu_s(procs: list[psutil.Process]) -> float:
 def rss_mib(proc: psutil.Process) -> list[float]:
     """Resident memory of each process of the gateway (its workers when there are several)."""
     procs = with_children(proc)
-    workers = [p for p in procs[1:] if "spawn" in " ".join(p.cmdline())] or procs[:1]
+    workers = [p for p in procs[1:] if "cortex_server.worker_main" in p.cmdline()] or procs[:1]
     return [round(p.memory_info().rss / 2**20, 1) for p in workers]
 
 

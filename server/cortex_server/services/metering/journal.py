@@ -1,7 +1,7 @@
 """The usage journal: every usage record is written before its response ends.
 
 Records are appended as JSON lines to the current segment file. How far "written" goes is
-the `usage_journal_fsync` setting (`FSYNC_MODES`):
+the `usage_journal_fsync` setting (`FsyncMode`):
 
 - "every_second" (default, like Redis's appendfsync everysec): the record is written to the
   file on the event loop (a page-cache write: microseconds) before its response ends, so it
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 SEGMENT_GLOB = "usage-*.jsonl"
 FsyncMode = Literal["always", "every_second"]
-FSYNC_MODES: tuple[FsyncMode, ...] = ("always", "every_second")
 MIN_FREE_BYTES = 1 << 20  # below this the journal stays "full" rather than flapping
 MIN_FREE_SHARE = 4  # ...or below 1/4 of a filesystem smaller than 4 MiB (it could never have 1 MiB free)
 
@@ -94,8 +93,8 @@ class UsageJournal:
         return self._group
 
     def append(self, row: dict[str, Any]) -> bool:
-        """ "every_second": write one record now, on the loop (no thread hop, no fsync); False if
-        it could not be written (then it is held in memory, as a failed group commit's are)."""
+        """For "every_second": write one record now, on the loop (no thread hop, no fsync); False
+        if it could not be written (then it is held in memory, as a failed group commit's are)."""
         rows = [row]
         error = self._write(orjson.dumps(row) + b"\n", rows)
         self._note(error, rows)
@@ -199,7 +198,7 @@ class UsageJournal:
             os.close(dfd)
 
     def sync(self) -> None:
-        """ "every_second": fdatasync what was written since the last call. Blocking (a thread).
+        """For "every_second": fdatasync what was written since the last call. Blocking (a thread).
 
         The fsync runs on a duplicate of the segment's descriptor, outside the lock, so the
         loop's appends never wait for the disk."""

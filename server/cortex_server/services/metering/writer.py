@@ -107,7 +107,7 @@ class UsageWriter:
         self._committer = asyncio.create_task(loop, name="usage-journal")
 
     async def _sync_loop(self) -> None:
-        """ "every_second": fdatasync what was written, once a second (off the loop)."""
+        """For "every_second": fdatasync what was written, once a second (off the loop)."""
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SYNC_INTERVAL_S):
