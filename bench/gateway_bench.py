@@ -94,6 +94,15 @@ STREAM_CHUNKS = [
 USAGE_CHUNK = _sse({"id": "c", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 16}})
 
 
+async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            return body
+
+
 async def mock_app(
     scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], send: Any
 ) -> None:
@@ -109,12 +118,7 @@ async def mock_app(
         )
         await send({"type": "http.response.body", "body": MODELS_BODY})
         return
-    body = b""
-    while True:
-        msg = await receive()
-        body += msg.get("body", b"")
-        if not msg.get("more_body"):
-            break
+    body = await read_body(receive)
     if b'"stream":true' in body.replace(b" ", b""):
         await send(
             {
@@ -172,12 +176,7 @@ def serve_floor(port: int, mock_port: int) -> None:
     ) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive)
         resp = await upstream.send(scope["path"], body=body, headers=json_headers, timeout={})
         media = (resp.headers.get("content-type") or "application/json").encode()
         if not media.startswith(b"text/event-stream"):
