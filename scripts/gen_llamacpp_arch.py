@@ -66,6 +66,11 @@ _PATTERN_ARR = re.compile(
 # `if (hparams.n_layer() == 64) { … swa_type = … }`: only that model size slides (exaone4's 32B)
 _IF_N_LAYER = re.compile(r"if\s*\(\s*hparams\.n_layer\(\)\s*==\s*(\d+)\s*\)")
 _N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
+# `if (found_swa && hparams.n_swa == 0) { … NONE … } else { … a type … }`: only a key that is
+# present and 0 turns the window off; without the key the window is on (llama4: 8192, chunked)
+_OFF_ONLY_IF_ZERO = re.compile(
+    r"if\s*\(\s*\w+\s*&&\s*hparams\.n_swa\s*==\s*0\s*\)\s*\{[^{}]*LLAMA_SWA_TYPE_NONE"
+)
 _READS_WINDOW = re.compile(
     r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
 )
@@ -169,6 +174,8 @@ def parse_swa(body: str) -> dict[str, Any] | None:
     kind = enabled[0].lower()
     # enabled only when the window key is present (and > 0): both NONE and a type are assigned
     when = "key" if "NONE" in types else "always"
+    if when == "key" and _OFF_ONLY_IF_ZERO.search(body):
+        when = "unless_zero"
     out: dict[str, Any] = {"type": kind, "when": when}
     for size_check in _IF_N_LAYER.finditer(body):
         if _SWA_TYPE.search(_body(body, size_check.end())) and when == "always":

@@ -23,7 +23,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,16 @@ def llama_moe_shape(weights: str) -> Shape:
                  n_expert=8, n_expert_used=2)  # fmt: skip
 
 
+def llama4_no_window_shape(weights: str) -> Shape:
+    """llama4 without a `sliding_window` key: its loader still turns on the 8192-token chunked
+    window (only an explicit 0 turns it off), so -c 16384 keeps a chunked cache on 3 of 4 layers."""
+    return replace(base_shape("llama4", weights), name=f"llama4-nokey-{weights.lower()}", sliding_window=None)
+
+
+# models beside the one base shape per architecture: a variant and its shape
+VARIANTS = {"llama-moe": llama_moe_shape, "llama4-nokey": llama4_no_window_shape}
+
+
 @dataclass(frozen=True)
 class Case:
     model: str  # base shape key: an architecture, or llama-moe
@@ -165,11 +175,8 @@ class Case:
         )
 
     def shape(self) -> Shape:
-        return (
-            llama_moe_shape(self.weights)
-            if self.model == "llama-moe"
-            else base_shape(self.model, self.weights)
-        )
+        variant = VARIANTS.get(self.model)
+        return variant(self.weights) if variant else base_shape(self.model, self.weights)
 
     def server_flags(self) -> list[str]:
         args = ["-c", str(self.ctx), "-np", str(self.parallel), "-ctk", self.kv[0], "-ctv", self.kv[1],
@@ -190,7 +197,7 @@ def cases(long: bool) -> list[Case]:
 
     Long: an all-pairs cover of the flags for every model.
     """
-    models = [*archs(), "llama-moe"]
+    models = [*archs(), *VARIANTS]
     cover = all_pairs(DIMENSIONS)
     if long:
         out = [_case(m, c) for m in models for c in cover]

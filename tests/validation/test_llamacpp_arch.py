@@ -65,6 +65,9 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
         ("gemma3", 512, 3, (512, 8)),  # the GGUF's integer pattern overrides the default
         ("gemma3", 512, [True, False] * 6, (512, 6)),  # and a per-layer array wins
         ("cohere2", 4096, None, (4096, 9)),
+        ("llama4", None, None, (8192, 9)),  # no key: the loader's chunked 8192 window, 3 of 4 layers
+        ("llama4", 256, None, (8192, 9)),  # a key's value is overwritten
+        ("llama4", 0, None, (None, 0)),  # only an explicit 0 turns it off
     ],
 )
 def test_resolve_swa(arch: str, window: int | None, pattern: object, expect: tuple[int | None, int]) -> None:
@@ -104,6 +107,20 @@ void llama_model_foo::load_arch_hparams(llama_model_loader & ml) {
 """
 
 
+_LLAMA4_CPP = """
+void llama_model_llama4::load_arch_hparams(llama_model_loader & ml) {
+    const bool found_swa = ml.get_key(LLM_KV_ATTENTION_SLIDING_WINDOW, hparams.n_swa, false);
+    if (found_swa && hparams.n_swa == 0) {
+        hparams.swa_type             = LLAMA_SWA_TYPE_NONE;
+    } else {
+        hparams.swa_type                = LLAMA_SWA_TYPE_CHUNKED;
+        hparams.n_swa                   = 8192;
+        load_swa_pattern(ml, 4);
+    }
+}
+"""
+
+
 def test_generator_parses_swa_rules() -> None:
     gen = _gen()
     body = gen._body(_MODEL_CPP, 0)
@@ -112,6 +129,7 @@ def test_generator_parses_swa_rules() -> None:
         "pattern": 4, "dense_first": True, "pattern_key": "optional",
     }  # fmt: skip
     assert gen.parse_swa("ml.get_key(LLM_KV_ROPE_FREQ_BASE, x);") is None
+    assert gen.parse_swa(gen._body(_LLAMA4_CPP, 0))["when"] == "unless_zero"
     assert gen.parse_swa("hparams.swa_type = LLAMA_SWA_TYPE_NONE;") == {
         "type": "none",
         "window_key": "ignored",

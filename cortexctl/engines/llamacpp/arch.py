@@ -54,7 +54,10 @@ def _pattern_layers(n: int, dense_first: bool, n_layers: int) -> tuple[bool, ...
 
 
 def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> SwaResolution:
-    """What llama.cpp's load_arch_hparams makes of `<arch>.attention.sliding_window[_pattern]`."""
+    """What llama.cpp's load_arch_hparams makes of `<arch>.attention.sliding_window[_pattern]`.
+
+    `window` is the key's value: None when the GGUF has no such key, 0 when it says 0 (some
+    loaders tell the two apart: llama4 turns its window off only for an explicit 0)."""
     entry = known_archs().get(arch)
     if entry is None:
         if not window:
@@ -75,6 +78,8 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
         return SwaResolution(None, ())  # never read (llama, qwen2) or read and disabled (phi3)
     if swa.get("when") == "key" and not window:
         return SwaResolution(None, ())
+    if swa.get("when") == "unless_zero" and window == 0:
+        return SwaResolution(None, ())  # llama4: only a key of 0 turns it off; no key keeps it on
     if swa.get("when") == "n_layer" and n_layers != swa.get("n_layer"):
         return SwaResolution(None, ())  # only that model size slides (exaone4: 64 layers)
     # the loader's own window, set after reading the key (llama4: 8192), or the key, else a default
