@@ -27,6 +27,8 @@ built from:
 - `src/models/<arch>.cpp` graph builders: which skip the LM head in embeddings mode
   (`if (!cparams.embeddings)` around `t_logits`: lfm2, and lfm2moe that reuses its graph);
   all others compute vocab-wide logits for every output there too.
+- `src/models/<arch>.cpp` graph builders that never set `res->t_logits` (encoders):
+  no LM head in the compute graph in any mode.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -111,6 +113,7 @@ _MAX_NODES_DEFAULT = re.compile(
     r"else\s*\{\s*res\s*=\s*std::max<uint32_t>\(\s*(\d+)u?\s*,\s*(\d+)u?\s*\*\s*model\.n_tensors\(\)\s*\)"
 )
 _GRAPH_CTOR = re.compile(r"(llama_model_\w+)::graph\b")
+_GRAPH_DEF = re.compile(r"(llama_model_\w+)::graph(?:<\w+>)?::graph\s*\(")
 _GRAPH_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
     re.M | re.S,
@@ -254,6 +257,20 @@ def no_logits_in_embeddings(models_dir: Path, models_h: str) -> set[str]:
     return classes
 
 
+def graphs_without_logits(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph never sets `res->t_logits` (bert-like encoders, gemma-embedding,
+    modern-bert …: pooling reads the hidden states), in generation and embeddings mode alike.
+    Every other graph has an LM head (diffusion models too: dream, llada, though they keep no
+    KV cache)."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if "t_logits" not in text:
+            classes.update(_GRAPH_DEF.findall(text))
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
 def parse_graph_max_nodes(context_cpp: str) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """The graph node budget (llama_context::graph_max_nodes): the default, and the enum names
     of the architectures that get max(n_tokens · per_token, per_tensor · n_tensors) instead.
@@ -293,6 +310,7 @@ def generate(src: Path) -> dict[str, Any]:
     no_memory = _no_memory_archs(model_cpp)
     has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder")
     no_embd_logits = no_logits_in_embeddings(src / "src/models", models_h)
+    no_logits = graphs_without_logits(src / "src/models", models_h)
     nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
 
     bodies: dict[str, str] = {}
@@ -340,6 +358,8 @@ def generate(src: Path) -> dict[str, Any]:
             entry["graph_nodes"] = nodes_per_arch[enum]
         if cls in no_embd_logits:
             entry["embeddings_logits"] = False
+        if cls in no_logits:
+            entry["logits"] = False
         if enum in diffusion:
             entry["diffusion"] = True
         owner = cls

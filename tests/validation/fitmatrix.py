@@ -77,7 +77,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
-                 "llama4", "lfm2moe")  # fmt: skip
+                 "llama4", "lfm2moe", "llada-moe", "rnd1")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
 
 
@@ -95,7 +95,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch in MOE_FF_WIDTH:
         common.update(n_expert=8, n_expert_used=2, n_ff=512)
-    if arch == "hunyuan-moe":  # experts n_ff wide, but expert_feed_forward_length required
+    if arch in ("hunyuan-moe", "minimax-m2"):  # experts n_ff wide, but expert_feed_forward_length required
         common.update(n_expert=8, n_expert_used=2, n_ff=512, n_ff_exp=512)
     if arch in ("olmoe", "dots1"):  # q/k norms span n_embd (olmoe), K and V as wide as Q (dots1)
         common.update(n_kv_head=8)
@@ -103,7 +103,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
-    if arch == "phi3":
+    if arch in ("phi3", "qwen"):  # qwen: one n_embd × 3 · n_embd QKV
         common.update(n_kv_head=8)
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
@@ -127,7 +127,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_kv_head=8, n_ff=2048 if arch == "jina-bert-v2" else 1536, context_length=8192)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
-    if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
+    if arch in ("deepseek2", "mistral4"):  # MLA attention; one dense layer, then experts with a shared expert
         common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)
 
@@ -212,7 +212,7 @@ ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embeddi
             "neo-bert")  # fmt: skip
 
 
-MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA
+MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA
 
 
 def _case(model: str, values: dict[str, Any]) -> Case:

@@ -122,6 +122,19 @@ _EXTRAS: dict[str, set[str]] = {
     "refact": set(),
     "plamo": {"no_ffn_norm", "output_required"},  # attention and FFN in parallel
     "nemotron": {"norm_bias", "no_gate", "output_required"},
+    # added for issue 17 (each from its load_arch_tensors)
+    "qwen": {"fused_qkv", "qkv_bias", "ffn_half", "output_required"},  # gate/up/down n_ff/2 wide
+    "jais2": {"norm_bias", "attn_out_bias", "no_gate", "ffn_bias"},  # LayerNorms, a biased gate-less MLP
+    "deci": set(),  # llama's tensors (per-layer heads and n_ff are optional arrays)
+    "plamo3": {"fused_qkv", "qk_norm", "post_norms_bare", "no_gate", "up_double"},
+    "minimax-m2": {"qk_norm_full", "exp_probs_b", "output_required"},  # experts n_ff wide
+    "chameleon": {"qk_norm_heads"},  # q/k norms per head, {head_dim, n_head}
+    "mistral4": {"mla"},  # deepseek2's loader and graph
+    # diffusion models: llama-like tensors, non-causal, no KV cache, an LM head
+    "dream": set(),
+    "llada": set(),
+    "llada-moe": {"qk_norm", "output_required"},
+    "rnd1": {"qk_norm"},
     "phi2": {
         "norm_bias",
         "attn_out_bias",
@@ -489,10 +502,16 @@ def _dense_layer(
     if "qk_norm_full" in extras:  # over all heads at once (olmo2)
         vec(p + "attn_q_norm.weight", q_dim)
         vec(p + "attn_k_norm.weight", kv_dim)
+    if "qk_norm_heads" in extras:  # one norm per head (chameleon)
+        w.add_tensor(p + "attn_q_norm.weight", np.ones((shape.n_head, hd), dtype=np.float32))
+        w.add_tensor(p + "attn_k_norm.weight", np.ones((shape.n_kv_head, hd), dtype=np.float32))
     if "post_norms" in extras or "attn_post_norm" in extras:
         vec(p + "post_attention_norm.weight", e)
     if "post_norms" in extras:
         vec(p + "post_ffw_norm.weight", e)
+    if "post_norms_bare" in extras:  # tn(LLM_TENSOR_ATTN_POST_NORM, i): no ".weight" (plamo3)
+        vec(p + "post_attention_norm", e)
+        vec(p + "post_ffw_norm", e)
 
 
 def _ffn(
@@ -526,12 +545,13 @@ def _ffn(
                 mat(p + "ffn_up_shexp.weight", width, e)
                 mat(p + "ffn_down_shexp.weight", e, width)
     else:
+        n_ff = shape.n_ff // 2 if "ffn_half" in extras else shape.n_ff  # qwen: n_ff/2
         if "no_gate" not in extras:
-            mat(p + "ffn_gate.weight", shape.n_ff, e)
-        mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
-        mat(p + "ffn_down.weight", e, shape.n_ff)
+            mat(p + "ffn_gate.weight", n_ff, e)
+        mat(p + "ffn_up.weight", n_ff * (2 if "up_double" in extras else 1), e)
+        mat(p + "ffn_down.weight", e, n_ff)
         if "ffn_bias" in extras:
-            vec(p + "ffn_up.bias", shape.n_ff)
+            vec(p + "ffn_up.bias", n_ff)
             vec(p + "ffn_down.bias", e)
         if "gate_bias" in extras:
             vec(p + "ffn_gate.bias", shape.n_ff)

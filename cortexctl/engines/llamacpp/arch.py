@@ -128,6 +128,16 @@ def embeddings_logits(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("embeddings_logits", True))
 
 
+def graph_logits(arch: str, memory: str) -> bool:
+    """Whether the graph has an LM head at all (data `logits: false` for graphs that never set
+    t_logits: bert-like encoders); diffusion models (dream, llada) keep no cache but have one.
+    Not in the data: an LM head unless the model keeps no memory."""
+    entry = known_archs().get(arch)
+    if entry is None:
+        return memory != "none"
+    return bool(entry.get("logits", True))
+
+
 # rwkv compute (compute.py): (n_embd-wide floats a token live in the time mix, copies of
 # each sequence's WKV state in the graph), measured on the rwkv6/rwkv7 fit matrix
 WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2)}

@@ -20,7 +20,7 @@ in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
-from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits
+from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits, graph_logits
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -81,8 +81,13 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         used = model.n_experts_used or 1
         n_ff_exp = model.n_ff_exp or model.n_ff or 4 * model.n_embd
         ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
-        if model.n_expert_shared:
-            ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
+        if shexp := shared_expert_width(model):
+            # the shared expert runs after the routed experts, whose tensors are free by then:
+            # its own phase, a gated FFN of its width beside the routed output and the residual
+            # (3 · w + 6 · n_embd floats a token: measured on qwen2moe/qwen35moe, whose shared
+            # expert is n_ff wide, within 0.4 %; a shared expert as narrow as the routed ones
+            # (bailingmoe, hunyuan-moe) stays below the routed phase, as measured there)
+            ffn = max(ffn, t * F32 * (3 * shexp + 6 * model.n_embd))
         if (model.n_dense_lead or _has_dense_ffn(model)) and model.n_ff:
             # dense layers among the MoE ones (leading: deepseek2; interleaved: llama4) run
             # the full-width FFN
@@ -107,16 +112,34 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # gate and up side by side, then their product; without a gate (gpt2, starcoder2 …)
         # only up, with its bias and activation applied in place
         n_ff_live = 3 if gated_ffn(model) else 1
-        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
+        ffn = t * F32 * (n_ff_live * dense_ffn_width(model) + 4 * model.n_embd)
         if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
             d_inner = model.recurrent["s"] // model.recurrent["d_state"]
             ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
-    # encoders have no LM head in their graph (pooling reads the hidden states): no logits
-    logits = 0 if model.memory == "none" else model.vocab_size * n_out * F32
+    # encoders have no LM head in their graph (pooling reads the hidden states): no logits;
+    # diffusion models (dream, llada: no cache either) have one
+    logits = model.vocab_size * n_out * F32 if graph_logits(model.architecture, model.memory) else 0
     if f.embeddings and not embeddings_logits(model.architecture):
         logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def shared_expert_width(model: ModelInfo) -> int:
+    """The shared expert's FFN width: its up tensor's rows (qwen2moe, qwen35moe: n_ff wide
+    and gated, with no `expert_shared_count` key; deepseek-likes: expert_shared_count experts
+    wide), else expert_shared_count × the expert width (no tensor table)."""
+    for t in model.tensors:
+        if t.name.endswith(".ffn_up_shexp.weight") and len(t.shape) == 2:
+            return t.shape[1]
+    return (model.n_ff_exp or model.n_ff or 0) * model.n_expert_shared
+
+
+def dense_ffn_width(model: ModelInfo) -> int:
+    """The dense FFN's width: its gate tensor's rows where it has one (qwen's loader makes
+    gate, up and down n_ff/2 wide), else n_ff."""
+    gates = [t.shape[1] for t in model.tensors if t.name.endswith(".ffn_gate.weight") and len(t.shape) == 2]
+    return max(gates) if gates else model.n_ff or 4 * model.n_embd
 
 
 def _has_dense_ffn(model: ModelInfo) -> bool:
