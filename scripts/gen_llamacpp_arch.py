@@ -28,7 +28,8 @@ built from:
   (`if (!cparams.embeddings)` around `t_logits`: lfm2, and lfm2moe that reuses its graph);
   all others compute vocab-wide logits for every output there too.
 - `src/models/<arch>.cpp` graph builders that never set `res->t_logits` (encoders):
-  no LM head in the compute graph in any mode.
+  no LM head in the compute graph in any mode; and those that copy the LM head's output
+  (`cur = ggml_set_1d(ctx0, cur, …)`, not in place: chameleon), two vocab-wide tensors.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -113,6 +114,7 @@ _MAX_NODES_DEFAULT = re.compile(
     r"else\s*\{\s*res\s*=\s*std::max<uint32_t>\(\s*(\d+)u?\s*,\s*(\d+)u?\s*\*\s*model\.n_tensors\(\)\s*\)"
 )
 _GRAPH_CTOR = re.compile(r"(llama_model_\w+)::graph\b")
+_LOGITS_SET_COPY = re.compile(r"\bcur\s*=\s*ggml_set_1d\s*\(\s*ctx0\s*,\s*cur\s*,")
 _GRAPH_DEF = re.compile(r"(llama_model_\w+)::graph(?:<\w+>)?::graph\s*\(")
 _GRAPH_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
@@ -271,6 +273,18 @@ def graphs_without_logits(models_dir: Path, models_h: str) -> set[str]:
     return classes
 
 
+def graphs_copying_logits(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph writes into its LM head's output with a non-inplace
+    ggml_set_1d (chameleon masks its image tokens): a second vocab-wide tensor per output."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if _LOGITS_SET_COPY.search(text) and "t_logits" in text:
+            classes.update(_GRAPH_DEF.findall(text))
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
 def parse_graph_max_nodes(context_cpp: str) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """The graph node budget (llama_context::graph_max_nodes): the default, and the enum names
     of the architectures that get max(n_tokens · per_token, per_tensor · n_tensors) instead.
@@ -311,6 +325,7 @@ def generate(src: Path) -> dict[str, Any]:
     has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder")
     no_embd_logits = no_logits_in_embeddings(src / "src/models", models_h)
     no_logits = graphs_without_logits(src / "src/models", models_h)
+    logits_copied = graphs_copying_logits(src / "src/models", models_h)
     nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
 
     bodies: dict[str, str] = {}
@@ -360,6 +375,8 @@ def generate(src: Path) -> dict[str, Any]:
             entry["embeddings_logits"] = False
         if cls in no_logits:
             entry["logits"] = False
+        if cls in logits_copied:
+            entry["logits_copies"] = 2
         if enum in diffusion:
             entry["diffusion"] = True
         owner = cls

@@ -123,6 +123,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(attention_layers=(2, 5, 7), head_dim=64)
     if arch in ("qwen35", "qwen35moe"):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
+    if arch == "nomic-bert-moe":  # a nomic-embed-text-v2-moe-like encoder: 8 experts n_ff wide, 2 used
+        common.update(n_kv_head=8, n_ff=2048, context_length=8192, n_expert=8, n_expert_used=2)
     if arch in ("nomic-bert", "jina-bert-v2", "jina-bert-v3"):  # n_ff = 4 · n_embd (nomic's gated: 3 ·)
         common.update(n_kv_head=8, n_ff=2048 if arch == "jina-bert-v2" else 1536, context_length=8192)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
@@ -207,9 +209,12 @@ def cases(long: bool) -> list[Case]:
     return list({c.id: c for c in out}.values())
 
 
-# embedding-only models: no generation, so their generate cases embed instead
+# embedding-only models: no generation, so their generate cases embed instead. Diffusion
+# models (no KV cache) too: generating, llama-server aborts in llama_context::decode
+# (GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max)); llama.cpp runs them with
+# llama-diffusion-cli, and llama-server only in embeddings mode.
 ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
-            "neo-bert")  # fmt: skip
+            "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1")  # fmt: skip
 
 
 MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA

@@ -129,6 +129,7 @@ _EXTRAS: dict[str, set[str]] = {
     "plamo3": {"fused_qkv", "qk_norm", "post_norms_bare", "no_gate", "up_double"},
     "minimax-m2": {"qk_norm_full", "exp_probs_b", "output_required"},  # experts n_ff wide
     "chameleon": {"qk_norm_heads"},  # q/k norms per head, {head_dim, n_head}
+    "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     # diffusion models: llama-like tensors, non-causal, no KV cache, an LM head
     "dream": set(),
@@ -188,6 +189,8 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "ernie4_5-moe": {"{arch}.interleave_moe_layer_step": 1, "{arch}.leading_dense_block_count": 1},
     "deepseek": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "nomic-bert-moe": {"{arch}.moe_every_n_layers": 2},
+    "minimax-m2": {"{arch}.expert_gating_func": 2},  # sigmoid
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
@@ -593,6 +596,13 @@ def _bert(
             vec(p + "attn_output.bias", e)
         vec(p + "attn_output_norm.weight", e)
         vec(p + "attn_output_norm.bias", e)
+        if "bert_moe" in extras and i % 2 == 1:  # _KEYS: moe_every_n_layers 2 (gate-less experts)
+            w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
+            mat(p + "ffn_up_exps.weight", shape.n_expert, shape.n_ff, e)
+            mat(p + "ffn_down_exps.weight", shape.n_expert, e, shape.n_ff)
+            vec(p + "layer_output_norm.weight", e)
+            vec(p + "layer_output_norm.bias", e)
+            continue
         if "bert_gate" in extras:
             mat(p + "ffn_gate.weight", shape.n_ff, e)
         mat(p + "ffn_up.weight", shape.n_ff, e)

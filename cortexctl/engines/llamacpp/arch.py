@@ -138,6 +138,12 @@ def graph_logits(arch: str, memory: str) -> bool:
     return bool(entry.get("logits", True))
 
 
+def logits_copies(arch: str) -> int:
+    """Vocab-wide tensors per output in the graph: 2 where it copies the LM head's output
+    (data `logits_copies`: chameleon's ggml_set_1d masking image tokens), else 1."""
+    return int((known_archs().get(arch) or {}).get("logits_copies", 1))
+
+
 # rwkv compute (compute.py): (n_embd-wide floats a token live in the time mix, copies of
 # each sequence's WKV state in the graph), measured on the rwkv6/rwkv7 fit matrix
 WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2)}

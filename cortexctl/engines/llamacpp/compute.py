@@ -20,7 +20,7 @@ in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
-from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits, graph_logits
+from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits, graph_logits, logits_copies
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -80,7 +80,11 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # down for n_expert_used experts per token (measured: exactly that, on the matrix)
         used = model.n_experts_used or 1
         n_ff_exp = model.n_ff_exp or model.n_ff or 4 * model.n_embd
-        ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
+        # gate-less experts (nomic-bert-moe: up and down only) keep up with its activation
+        # applied in place, as the dense gate-less FFN does (measured: used · (n_ff_exp + 2 ·
+        # n_embd) floats a token, within 0.4 %)
+        n_live = 3 if _gated_experts(model) else 1
+        ffn = t * F32 * used * (n_live * n_ff_exp + 2 * model.n_embd)
         if shexp := shared_expert_width(model):
             # the shared expert runs after the routed experts, whose tensors are free by then:
             # its own phase, a gated FFN of its width beside the routed output and the residual
@@ -119,6 +123,7 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     # encoders have no LM head in their graph (pooling reads the hidden states): no logits;
     # diffusion models (dream, llada: no cache either) have one
     logits = model.vocab_size * n_out * F32 if graph_logits(model.architecture, model.memory) else 0
+    logits *= logits_copies(model.architecture)  # chameleon: a masked copy beside the logits
     if f.embeddings and not embeddings_logits(model.architecture):
         logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
@@ -140,6 +145,13 @@ def dense_ffn_width(model: ModelInfo) -> int:
     gate, up and down n_ff/2 wide), else n_ff."""
     gates = [t.shape[1] for t in model.tensors if t.name.endswith(".ffn_gate.weight") and len(t.shape) == 2]
     return max(gates) if gates else model.n_ff or 4 * model.n_embd
+
+
+def _gated_experts(model: ModelInfo) -> bool:
+    """Whether the experts have a gate (ffn_gate_exps, or gate and up in one ffn_gate_up_exps);
+    without the tensor table, assume so (most MoE models)."""
+    names = [t.name for t in model.tensors if "_exps." in t.name]
+    return not names or any(".ffn_gate_exps." in n or ".ffn_gate_up_exps." in n for n in names)
 
 
 def _has_dense_ffn(model: ModelInfo) -> bool:
