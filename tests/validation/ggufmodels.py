@@ -131,6 +131,9 @@ _EXTRAS: dict[str, set[str]] = {
     "chameleon": {"qk_norm_heads"},  # q/k norms per head, {head_dim, n_head}
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
+    # rwkv time mix with a qwen2 FFN (RWKV-distilled Qwen): no channel mix, RMS norms
+    "rwkv6qwen2": {"rwkv6", "qwen_ffn", "output_required"},
+    "arwkv7": {"rwkv7", "qwen_ffn", "output_required"},
     # diffusion models: llama-like tensors, non-causal, no KV cache, an LM head
     "dream": set(),
     "llada": set(),
@@ -151,6 +154,21 @@ _EXTRAS: dict[str, set[str]] = {
 _MROPE = [11, 11, 10, 0]  # multimodal rope sections: a head of 64 (32 rotary pairs)
 _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "rwkv6": {"{arch}.wkv.head_size": 64, "{arch}.time_mix_extra_dim": 32, "{arch}.time_decay_extra_dim": 64},
+    # one token shift (the time mix's; no channel mix): the graph asserts n_embd == n_embd_r
+    "rwkv6qwen2": {
+        "{arch}.wkv.head_size": 64,
+        "{arch}.time_mix_extra_dim": 32,
+        "{arch}.time_decay_extra_dim": 64,
+        "{arch}.token_shift_count": 1,
+    },
+    "arwkv7": {
+        "{arch}.wkv.head_size": 64,
+        "{arch}.token_shift_count": 1,
+        "{arch}.attention.decay_lora_rank": 64,
+        "{arch}.attention.iclr_lora_rank": 64,
+        "{arch}.attention.value_residual_mix_lora_rank": 32,
+        "{arch}.attention.gate_lora_rank": 128,
+    },
     "rwkv7": {
         "{arch}.wkv.head_size": 64,
         "{arch}.attention.decay_lora_rank": 64,
@@ -750,21 +768,28 @@ def _rwkv6_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) 
     def f32(name: str, *dims: int) -> None:
         w.add_tensor(name, np.zeros(dims, dtype=np.float32))
 
-    f32(p + "attn_norm_2.weight", e)
-    f32(p + "attn_norm_2.bias", e)
+    qwen = "qwen_ffn" in _EXTRAS[shape.arch]  # rwkv6qwen2: no second norm, a gate, a qwen2 FFN
+    if not qwen:
+        f32(p + "attn_norm_2.weight", e)
+        f32(p + "attn_norm_2.bias", e)
     f32(p + "time_mix_w1.weight", mix_extra * 5, e)
     f32(p + "time_mix_w2.weight", 5, e, mix_extra)
     f32(p + "time_mix_lerp_x.weight", 1, 1, e)
     f32(p + "time_mix_lerp_fused.weight", 5, 1, 1, e)
-    f32(p + "time_mix_first.weight", e // head, head)
+    if not qwen:  # QRWKV6 (rwkv6qwen2) has none: its graph takes the gated-linear-attention path
+        f32(p + "time_mix_first.weight", e // head, head)
     f32(p + "time_mix_decay.weight", e)
     f32(p + "time_mix_decay_w1.weight", decay_extra, e)
     f32(p + "time_mix_decay_w2.weight", e, decay_extra)
     for name in ("key", "value", "receptance", "gate"):
         mat(p + f"time_mix_{name}.weight", e, e)
-    f32(p + "time_mix_ln.weight", e)
-    f32(p + "time_mix_ln.bias", e)
+    if not qwen:
+        f32(p + "time_mix_ln.weight", e)
+        f32(p + "time_mix_ln.bias", e)
     mat(p + "time_mix_output.weight", e, e)
+    if qwen:
+        _qwen_ffn(w, p, shape, mat)
+        return
     f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
     f32(p + "channel_mix_lerp_r.weight", 1, 1, e)
     mat(p + "channel_mix_key.weight", shape.n_ff, e)
@@ -780,8 +805,10 @@ def _rwkv7_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[...
     def f32(name: str, *dims: int) -> None:
         w.add_tensor(name, np.zeros(dims, dtype=np.float32))
 
-    f32(p + "attn_norm_2.weight", e)
-    f32(p + "attn_norm_2.bias", e)
+    qwen = "qwen_ffn" in _EXTRAS[shape.arch]  # arwkv7: no second norm, a qwen2 FFN
+    if not qwen:
+        f32(p + "attn_norm_2.weight", e)
+        f32(p + "attn_norm_2.bias", e)
     for name, rank in (("w", decay), ("a", iclr), ("v", iclr if il == 0 else value_mix)):
         f32(p + f"time_mix_{name}0.weight", e)
         f32(p + f"time_mix_{name}1.weight", rank, e)
@@ -796,9 +823,21 @@ def _rwkv7_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[...
     f32(p + "time_mix_ln.weight", e)
     f32(p + "time_mix_ln.bias", e)
     mat(p + "time_mix_output.weight", e, e)
+    if qwen:
+        _qwen_ffn(w, p, shape, mat)
+        return
     f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
     mat(p + "channel_mix_key.weight", shape.n_ff, e)
     mat(p + "channel_mix_value.weight", e, shape.n_ff)
+
+
+def _qwen_ffn(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """rwkv6qwen2 / arwkv7: a qwen2 FFN (RMS norm, gate, up, down) in place of the channel mix."""
+    e = shape.n_embd
+    w.add_tensor(p + "ffn_norm.weight", np.ones(e, dtype=np.float32))
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
 
 
 def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:

@@ -209,12 +209,16 @@ def test_graph_metadata_counts_only_the_budget_beyond_the_default(tmp_path: Path
     ("arch", "extra", "guess"),
     [
         ("t5", {}, "never runs its encoder"),  # llama-server never calls llama_encode
-        ("rwkv6qwen2", {"wkv.head_size": 64}, "WKV/time-mix graph"),  # no synthetic writer: not measured
+        # a WKV model without a measured time-mix rule (rwkv6qwen2's taken out of the table)
+        ("rwkv6qwen2", {"wkv.head_size": 64}, "WKV/time-mix graph"),
     ],
 )
 def test_unmeasured_architectures_report_approximate(
-    arch: str, extra: dict[str, int], guess: str, tmp_path: Path
+    arch: str, extra: dict[str, int], guess: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cortexctl.engines.llamacpp import arch as arch_mod
+
+    monkeypatch.setattr(arch_mod, "WKV_PHASE", {k: v for k, v in arch_mod.WKV_PHASE.items() if k != arch})
     path = write_gguf(Shape(name=arch, arch=arch, n_layer=2, n_embd=64, n_head=2, n_kv_head=2, n_ff=128,
                             n_vocab=512, extra_keys=extra), tmp_path / f"{arch}.gguf")  # fmt: skip
     from cortexctl.validation.inspect_gguf import inspect_gguf

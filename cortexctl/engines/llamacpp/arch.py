@@ -145,14 +145,16 @@ def logits_copies(arch: str) -> int:
 
 
 # rwkv compute (compute.py): (n_embd-wide floats a token live in the time mix, copies of
-# each sequence's WKV state in the graph), measured on the rwkv6/rwkv7 fit matrix
-WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2)}
+# each sequence's WKV state in the graph), measured on the rwkv6/rwkv7/arwkv7 fit matrix
+# (fitted constants, not derived from the source)
+WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2), "arwkv7": (18, 2), "rwkv6qwen2": (13, 2)}
 
 
 def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[str]:
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
-    models whose graph is not an SSM and not measured (rwkv6qwen2, arwkv7: counted as a dense FFN)."""
+    models whose graph is not an SSM and not measured (none in this version's data since
+    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
