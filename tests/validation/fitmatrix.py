@@ -108,7 +108,7 @@ def base_shape(arch: str, weights: str) -> Shape:
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
                                   "attention.scale": 0.125})  # fmt: skip
-    if arch in ("rwkv6", "rwkv7", "rwkv6qwen2", "arwkv7"):  # no attention: time-mix (WKV) layers, 64-wide heads
+    if arch in ("rwkv6", "rwkv7", "rwkv6qwen2", "arwkv7"):  # no attention: time-mix (WKV) layers
         common.update(n_head=0, n_kv_head=0, head_dim=64)
     if arch in ("mamba", "mamba2"):
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
