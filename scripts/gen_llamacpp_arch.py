@@ -29,7 +29,9 @@ built from:
   all others compute vocab-wide logits for every output there too.
 - `src/models/<arch>.cpp` graph builders that never set `res->t_logits` (encoders):
   no LM head in the compute graph in any mode; and those that copy the LM head's output
-  (`cur = ggml_set_1d(ctx0, cur, …)`, not in place: chameleon), two vocab-wide tensors.
+  (`cur = ggml_set_1d(ctx0, cur, …)`, not in place: chameleon), two vocab-wide tensors;
+  and those that always build a graph template in its embedding form (`graph<true>` where
+  the flag selects `build_attn_inp_no_cache` and drops t_logits: llama-embed).
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -115,6 +117,13 @@ _MAX_NODES_DEFAULT = re.compile(
 )
 _GRAPH_CTOR = re.compile(r"(llama_model_\w+)::graph\b")
 _LOGITS_SET_COPY = re.compile(r"\bcur\s*=\s*ggml_set_1d\s*\(\s*ctx0\s*,\s*cur\s*,")
+_GRAPH_TEMPLATE = re.compile(r"template\s*<\s*bool\s+(\w+)\s*>\s*(llama_model_\w+)::graph<\s*\1\s*>::graph\s*\([^)]*\)[^{]*\{")
+_GRAPH_TEMPLATE_ALIAS = re.compile(
+    r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph<\s*\w+\s*>\s*;",
+    re.M | re.S,
+)
+_BUILD_GRAPH_FN = re.compile(r"std::unique_ptr<llm_graph_context>\s+(llama_model_\w+)::build_arch_graph\s*\(")
+_ALWAYS_TRUE_GRAPH = re.compile(r"return\s+std::make_unique<\s*graph<\s*true\s*>\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;")
 _GRAPH_DEF = re.compile(r"(llama_model_\w+)::graph(?:<\w+>)?::graph\s*\(")
 _GRAPH_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
@@ -285,6 +294,33 @@ def graphs_copying_logits(models_dir: Path, models_h: str) -> set[str]:
     return classes
 
 
+def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes that always build a templated graph with its flag set (`return
+    std::make_unique<graph<true>>` and nothing else), where that template (`template <bool P>
+    X::graph<P>::graph`) attends without a cache under `if constexpr (P)` and sets t_logits
+    only under `if constexpr (!P)`: llama-embed, llama's graph in its embedding form. The
+    loader still gives it a KV cache (create_memory), which the graph never reads."""
+    texts = {path: _strip_comments(path.read_text()) for path in sorted(models_dir.glob("*.cpp"))}
+    templates: dict[str, str] = {}
+    for text in texts.values():
+        for m in _GRAPH_TEMPLATE.finditer(text):
+            cls, param = m.group(2), m.group(1)
+            body = _body(text, m.end() - 1)
+            no_cache = re.search(rf"if\s+constexpr\s*\(\s*{param}\s*\)\s*\{{[^{{}}]*build_attn_inp_no_cache", body)
+            logits_unless = re.search(rf"if\s+constexpr\s*\(\s*!\s*{param}\s*\)\s*\{{[^{{}}]*t_logits", body)
+            if no_cache and logits_unless:
+                templates[cls] = param
+    aliases = {cls: base for cls, base in _GRAPH_TEMPLATE_ALIAS.findall(models_h)}
+    out: set[str] = set()
+    for text in texts.values():
+        for m in _BUILD_GRAPH_FN.finditer(text):
+            cls = m.group(1)
+            body = _body(text, m.start()).strip()
+            if _ALWAYS_TRUE_GRAPH.fullmatch(body) and aliases.get(cls, cls) in templates:
+                out.add(cls)
+    return out
+
+
 def parse_graph_max_nodes(context_cpp: str) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """The graph node budget (llama_context::graph_max_nodes): the default, and the enum names
     of the architectures that get max(n_tokens · per_token, per_tensor · n_tensors) instead.
@@ -326,6 +362,7 @@ def generate(src: Path) -> dict[str, Any]:
     no_embd_logits = no_logits_in_embeddings(src / "src/models", models_h)
     no_logits = graphs_without_logits(src / "src/models", models_h)
     logits_copied = graphs_copying_logits(src / "src/models", models_h)
+    embedding_form = embedding_graphs(src / "src/models", models_h)
     nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
 
     bodies: dict[str, str] = {}
@@ -377,6 +414,9 @@ def generate(src: Path) -> dict[str, Any]:
             entry["logits"] = False
         if cls in logits_copied:
             entry["logits_copies"] = 2
+        if cls in embedding_form:
+            # llama-embed: attention over the ubatch (no cache read), no LM head
+            entry.update(attn_no_cache=True, logits=False)
         if enum in diffusion:
             entry["diffusion"] = True
         owner = cls

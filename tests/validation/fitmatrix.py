@@ -214,7 +214,7 @@ def cases(long: bool) -> list[Case]:
 # (GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max)); llama.cpp runs them with
 # llama-diffusion-cli, and llama-server only in embeddings mode.
 ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
-            "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1")  # fmt: skip
+            "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1", "llama-embed")  # fmt: skip
 
 
 MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA

@@ -131,6 +131,7 @@ _EXTRAS: dict[str, set[str]] = {
     "chameleon": {"qk_norm_heads"},  # q/k norms per head, {head_dim, n_head}
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
+    "llama-embed": set(),  # llama's loader; its graph in the embedding form
     # rwkv time mix with a qwen2 FFN (RWKV-distilled Qwen): no channel mix, RMS norms
     "rwkv6qwen2": {"rwkv6", "qwen_ffn", "output_required"},
     "arwkv7": {"rwkv7", "qwen_ffn", "output_required"},

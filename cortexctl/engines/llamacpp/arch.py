@@ -138,6 +138,12 @@ def graph_logits(arch: str, memory: str) -> bool:
     return bool(entry.get("logits", True))
 
 
+def attn_no_cache(arch: str) -> bool:
+    """Whether the graph attends over the ubatch without reading its KV cache (data
+    `attn_no_cache`: llama-embed builds llama's graph in its embedding form)."""
+    return bool((known_archs().get(arch) or {}).get("attn_no_cache", False))
+
+
 def logits_copies(arch: str) -> int:
     """Vocab-wide tensors per output in the graph: 2 where it copies the LM head's output
     (data `logits_copies`: chameleon's ggml_set_1d masking image tokens), else 1."""

@@ -20,7 +20,13 @@ in tests/validation/test_fit_matrix.py.
 
 from __future__ import annotations
 
-from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits, graph_logits, logits_copies
+from cortexctl.engines.llamacpp.arch import (
+    WKV_PHASE,
+    attn_no_cache,
+    embeddings_logits,
+    graph_logits,
+    logits_copies,
+)
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -45,9 +51,10 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     """
     has_kv = model.memory in ("kv", "hybrid")
     encoder = model.memory == "none" and model.n_heads > 0
-    if encoder:
+    if encoder or attn_no_cache(model.architecture):
         # encoders (bert-like) keep no cache: attention runs over the ubatch itself, with a
-        # t × t mask (llm_graph_context::build_attn_inp_no_cache)
+        # t × t mask (llm_graph_context::build_attn_inp_no_cache); so does llama-embed's
+        # graph, though its loader allocates a KV cache
         has_kv, n_kv_full, n_kv_swa = True, t, t
     # a full-attention mask only if some layer with KV heads does not slide (lfm2's
     # sliding attention layers sit between conv layers that have no KV at all)
