@@ -117,13 +117,17 @@ _MAX_NODES_DEFAULT = re.compile(
 )
 _GRAPH_CTOR = re.compile(r"(llama_model_\w+)::graph\b")
 _LOGITS_SET_COPY = re.compile(r"\bcur\s*=\s*ggml_set_1d\s*\(\s*ctx0\s*,\s*cur\s*,")
-_GRAPH_TEMPLATE = re.compile(r"template\s*<\s*bool\s+(\w+)\s*>\s*(llama_model_\w+)::graph<\s*\1\s*>::graph\s*\([^)]*\)[^{]*\{")
+_GRAPH_TEMPLATE = re.compile(
+    r"template\s*<\s*bool\s+(\w+)\s*>\s*(llama_model_\w+)::graph<\s*\1\s*>::graph\s*\([^)]*\)[^{]*\{"
+)
 _GRAPH_TEMPLATE_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph<\s*\w+\s*>\s*;",
     re.M | re.S,
 )
 _BUILD_GRAPH_FN = re.compile(r"std::unique_ptr<llm_graph_context>\s+(llama_model_\w+)::build_arch_graph\s*\(")
-_ALWAYS_TRUE_GRAPH = re.compile(r"return\s+std::make_unique<\s*graph<\s*true\s*>\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;")
+_ALWAYS_TRUE_GRAPH = re.compile(
+    r"return\s+std::make_unique<\s*graph<\s*true\s*>\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;"
+)
 _GRAPH_DEF = re.compile(r"(llama_model_\w+)::graph(?:<\w+>)?::graph\s*\(")
 _GRAPH_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
@@ -306,8 +310,10 @@ def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
         for m in _GRAPH_TEMPLATE.finditer(text):
             cls, param = m.group(2), m.group(1)
             body = _body(text, m.end() - 1)
-            no_cache = re.search(rf"if\s+constexpr\s*\(\s*{param}\s*\)\s*\{{[^{{}}]*build_attn_inp_no_cache", body)
-            logits_unless = re.search(rf"if\s+constexpr\s*\(\s*!\s*{param}\s*\)\s*\{{[^{{}}]*t_logits", body)
+            when = rf"if\s+constexpr\s*\(\s*{param}\s*\)\s*\{{[^{{}}]*"
+            unless = rf"if\s+constexpr\s*\(\s*!\s*{param}\s*\)\s*\{{[^{{}}]*"
+            no_cache = re.search(when + "build_attn_inp_no_cache", body)
+            logits_unless = re.search(unless + "t_logits", body)
             if no_cache and logits_unless:
                 templates[cls] = param
     aliases = {cls: base for cls, base in _GRAPH_TEMPLATE_ALIAS.findall(models_h)}
