@@ -77,7 +77,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
-                 "llama4", "lfm2moe", "llada-moe", "rnd1")  # fmt: skip
+                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
 
 
@@ -123,6 +123,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(attention_layers=(2, 5, 7), head_dim=64)
     if arch in ("qwen35", "qwen35moe"):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
+    if arch in ("mimo2", "step35"):  # the window's layers as an array: 3 of every 4 slide
+        common.update(sliding_window_pattern=(True, True, True, False) * 2)
     if arch == "nomic-bert-moe":  # a nomic-embed-text-v2-moe-like encoder: 8 experts n_ff wide, 2 used
         common.update(n_kv_head=8, n_ff=2048, context_length=8192, n_expert=8, n_expert_used=2)
     if arch in ("nomic-bert", "jina-bert-v2", "jina-bert-v3"):  # n_ff = 4 · n_embd (nomic's gated: 3 ·)

@@ -132,6 +132,9 @@ _EXTRAS: dict[str, set[str]] = {
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
+    # experts after a dense first layer; a per-layer sliding-window array (required)
+    "mimo2": {"dense_lead", "exp_probs_b", "output_required"},
+    "step35": {"dense_lead", "shexp_ffexp", "exp_probs_b", "output_required"},
     # rwkv time mix with a qwen2 FFN (RWKV-distilled Qwen): no channel mix, RMS norms
     "rwkv6qwen2": {"rwkv6", "qwen_ffn", "output_required"},
     "arwkv7": {"rwkv7", "qwen_ffn", "output_required"},
@@ -209,6 +212,7 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "deepseek": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "nomic-bert-moe": {"{arch}.moe_every_n_layers": 2},
+    "step35": {"{arch}.expert_shared_feed_forward_length": 512},
     "minimax-m2": {"{arch}.expert_gating_func": 2},  # sigmoid
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
