@@ -32,6 +32,8 @@ built from:
   (`cur = ggml_set_1d(ctx0, cur, …)`, not in place: chameleon), two vocab-wide tensors;
   and those that always build a graph template in its embedding form (`graph<true>` where
   the flag selects `build_attn_inp_no_cache` and drops t_logits: llama-embed).
+- `src/llama-context.cpp` llama_init_from_model(): architectures whose flash attention is
+  forced off whatever the flag says (grok): their graph materialises the KQ matrix.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -127,6 +129,10 @@ _GRAPH_TEMPLATE_ALIAS = re.compile(
 _BUILD_GRAPH_FN = re.compile(r"std::unique_ptr<llm_graph_context>\s+(llama_model_\w+)::build_arch_graph\s*\(")
 _ALWAYS_TRUE_GRAPH = re.compile(
     r"return\s+std::make_unique<\s*graph<\s*true\s*>\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;"
+)
+_FA_FORCED_OFF = re.compile(
+    r"if\s*\(\s*params\.flash_attn_type\s*!=\s*LLAMA_FLASH_ATTN_TYPE_DISABLED\s*&&\s*model->arch\s*==\s*"
+    r"(LLM_ARCH_\w+)\s*\)\s*\{[^{}]*params\.flash_attn_type\s*=\s*LLAMA_FLASH_ATTN_TYPE_DISABLED"
 )
 _GRAPH_DEF = re.compile(r"(llama_model_\w+)::graph(?:<\w+>)?::graph\s*\(")
 _GRAPH_ALIAS = re.compile(
@@ -327,6 +333,13 @@ def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
     return out
 
 
+def flash_attn_forced_off(context_cpp: str) -> set[str]:
+    """Architectures llama_init_from_model turns flash attention off for, whatever the flag says
+    (`if (params.flash_attn_type != …DISABLED && model->arch == LLM_ARCH_X) { … = DISABLED; }`:
+    grok, whose graph applies its own attention softcapping to a materialised KQ matrix)."""
+    return {m.group(1) for m in _FA_FORCED_OFF.finditer(_strip_comments(context_cpp))}
+
+
 def parse_graph_max_nodes(context_cpp: str) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """The graph node budget (llama_context::graph_max_nodes): the default, and the enum names
     of the architectures that get max(n_tokens · per_token, per_tensor · n_tensors) instead.
@@ -369,7 +382,9 @@ def generate(src: Path) -> dict[str, Any]:
     no_logits = graphs_without_logits(src / "src/models", models_h)
     logits_copied = graphs_copying_logits(src / "src/models", models_h)
     embedding_form = embedding_graphs(src / "src/models", models_h)
-    nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
+    context_cpp = (src / "src/llama-context.cpp").read_text()
+    nodes_default, nodes_per_arch = parse_graph_max_nodes(context_cpp)
+    no_flash_attn = flash_attn_forced_off(context_cpp)
 
     bodies: dict[str, str] = {}
     tensor_bodies: dict[str, str] = {}
@@ -420,6 +435,8 @@ def generate(src: Path) -> dict[str, Any]:
             entry["logits"] = False
         if cls in logits_copied:
             entry["logits_copies"] = 2
+        if enum in no_flash_attn:
+            entry["flash_attn"] = False  # forced off at context creation (grok)
         if cls in embedding_form:
             # llama-embed: attention over the ubatch (no cache read), no LM head
             entry.update(attn_no_cache=True, logits=False)

@@ -77,8 +77,8 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
-                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35")  # fmt: skip
-MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
+                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe")  # fmt: skip
+MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok")
 
 
 def base_shape(arch: str, weights: str) -> Shape:
@@ -220,6 +220,7 @@ ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embeddi
 
 
 MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA
+NO_FLASH_ATTN = ("grok",)  # flash attention forced off, so a quantized V cache is refused
 
 
 def _case(model: str, values: dict[str, Any]) -> Case:
@@ -230,6 +231,8 @@ def _case(model: str, values: dict[str, Any]) -> Case:
             **values,
             "kv": (values["kv"][0], values["kv"][0]) if values["fa"] == "on" else ("f16", "f16"),
         }
+    if model in NO_FLASH_ATTN and values["kv"][1] != "f16":
+        values = {**values, "kv": (values["kv"][0], "f16")}
     return Case(model=model, **values)
 
 

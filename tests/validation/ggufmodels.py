@@ -132,6 +132,10 @@ _EXTRAS: dict[str, set[str]] = {
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
+    # a gated attention (attn_gate, q wide), post norms, experts after a dense layer
+    "afmoe": {"qk_norm", "post_norms", "attn_gate", "dense_lead", "exp_probs_b", "shexp_ffexp"},
+    # experts n_ff wide (no expert_feed_forward_length), no dense FFN; attention softcapping
+    "grok": {"attn_out_norm", "ffn_post_norm", "moe_only"},
     # experts after a dense first layer; a per-layer sliding-window array (required)
     "mimo2": {"dense_lead", "exp_probs_b", "output_required"},
     "step35": {"dense_lead", "shexp_ffexp", "exp_probs_b", "output_required"},
@@ -213,6 +217,11 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "nomic-bert-moe": {"{arch}.moe_every_n_layers": 2},
     "step35": {"{arch}.expert_shared_feed_forward_length": 512},
+    "afmoe": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_count": 1,
+        "{arch}.expert_gating_func": 2,  # sigmoid
+    },
     "minimax-m2": {"{arch}.expert_gating_func": 2},  # sigmoid
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
@@ -535,6 +544,10 @@ def _dense_layer(
         vec(p + "post_attention_norm.weight", e)
     if "post_norms" in extras:
         vec(p + "post_ffw_norm.weight", e)
+    if "ffn_post_norm" in extras:  # grok: only the FFN's post norm
+        vec(p + "post_ffw_norm.weight", e)
+    if "attn_gate" in extras:  # afmoe: a sigmoid gate on the attention output, q wide
+        mat(p + "attn_gate.weight", q_dim, e)
     if "post_norms_bare" in extras:  # tn(LLM_TENSOR_ATTN_POST_NORM, i): no ".weight" (plamo3)
         vec(p + "post_attention_norm", e)
         vec(p + "post_ffw_norm", e)

@@ -50,6 +50,12 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     # graph node budget: n_tokens × 40 for the delta-net models, the default for the rest
     assert archs["qwen35"]["graph_nodes"] == {"per_token": 40, "per_tensor": 32}
     assert "graph_nodes" not in archs["llama"]
+    # issue 17: read from the graph builders and llama_init_from_model
+    assert archs["bert"]["logits"] is False and "logits" not in archs["dream"]  # diffusion: an LM head
+    assert archs["chameleon"]["logits_copies"] == 2  # ggml_set_1d copies the logits
+    assert archs["llama-embed"]["attn_no_cache"] is True and archs["llama-embed"]["logits"] is False
+    assert archs["grok"]["flash_attn"] is False and "flash_attn" not in archs["llama"]
+    assert archs["llama4"]["swa"]["when"] == "unless_zero"
 
 
 @pytest.mark.parametrize(
@@ -367,3 +373,15 @@ def test_hybrid_recurrent_layers_follow_each_loaders_rule(tmp_path: Path) -> Non
     assert est.get("kv_full") == 2 * 4096 * row
     r, s = 3 * (512 + 2 * 2 * 128), 128 * 512  # (d_conv - 1)(d_inner + 2·n_group·d_state), d_state·d_inner
     assert est.get("recurrent") == 6 * (r + s) * 4
+
+
+def test_flash_attention_forced_off_is_estimated_off_and_refuses_a_quantized_v(tmp_path: Path) -> None:
+    from cortexctl.engines.llamacpp.checks import check_flags
+
+    path = write_gguf(Shape(name="grok", arch="grok", n_layer=2, n_embd=64, n_head=2, n_kv_head=2, n_ff=128,
+                            n_vocab=512, n_expert=4, n_expert_used=2), tmp_path / "grok.gguf")  # fmt: skip
+    model = inspect_model(path)
+    assert LlamaCppFlags.from_command(["-m", str(path), "-fa", "on"], model).flash_attn is False
+    bad = check_flags(LlamaCppArgs(cache_type_v="q8_0", flash_attn="on"), model)
+    assert bad is not None and "quantized V cache" in bad.detail
+    assert check_flags(LlamaCppArgs(cache_type_v="f16"), model) is None

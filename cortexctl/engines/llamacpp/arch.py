@@ -144,6 +144,11 @@ def attn_no_cache(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("attn_no_cache", False))
 
 
+def flash_attn_allowed(arch: str) -> bool:
+    """False where llama_init_from_model forces flash attention off (data `flash_attn`: grok)."""
+    return bool((known_archs().get(arch) or {}).get("flash_attn", True))
+
+
 def logits_copies(arch: str) -> int:
     """Vocab-wide tensors per output in the graph: 2 where it copies the LM head's output
     (data `logits_copies`: chameleon's ggml_set_1d masking image tokens), else 1."""
