@@ -32,6 +32,8 @@ built from:
   (`cur = ggml_set_1d(ctx0, cur, …)`, not in place: chameleon), two vocab-wide tensors;
   and those that always build a graph template in its embedding form (`graph<true>` where
   the flag selects `build_attn_inp_no_cache` and drops t_logits: llama-embed).
+- `src/models/<arch>.cpp` graph builders with an LM head that never select output rows
+  (no `inp_out_ids`: cogvlm): vocab-wide logits for every token of the ubatch.
 - `src/llama-context.cpp` llama_init_from_model(): architectures whose flash attention is
   forced off whatever the flag says (grok): their graph materialises the KQ matrix.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
@@ -333,6 +335,18 @@ def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
     return out
 
 
+def graphs_with_all_outputs(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph has an LM head but never selects the output rows
+    (no `inp_out_ids`): logits for every token of the ubatch, generating too (cogvlm)."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if "t_logits" in text and "inp_out_ids" not in text:
+            classes.update(_GRAPH_DEF.findall(text))
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
 def flash_attn_forced_off(context_cpp: str) -> set[str]:
     """Architectures llama_init_from_model turns flash attention off for, whatever the flag says
     (`if (params.flash_attn_type != …DISABLED && model->arch == LLM_ARCH_X) { … = DISABLED; }`:
@@ -382,6 +396,7 @@ def generate(src: Path) -> dict[str, Any]:
     no_logits = graphs_without_logits(src / "src/models", models_h)
     logits_copied = graphs_copying_logits(src / "src/models", models_h)
     embedding_form = embedding_graphs(src / "src/models", models_h)
+    all_outputs = graphs_with_all_outputs(src / "src/models", models_h)
     context_cpp = (src / "src/llama-context.cpp").read_text()
     nodes_default, nodes_per_arch = parse_graph_max_nodes(context_cpp)
     no_flash_attn = flash_attn_forced_off(context_cpp)
@@ -435,6 +450,8 @@ def generate(src: Path) -> dict[str, Any]:
             entry["logits"] = False
         if cls in logits_copied:
             entry["logits_copies"] = 2
+        if cls in all_outputs:
+            entry["all_outputs"] = True  # no inp_out_ids: logits for every token (cogvlm)
         if enum in no_flash_attn:
             entry["flash_attn"] = False  # forced off at context creation (grok)
         if cls in embedding_form:

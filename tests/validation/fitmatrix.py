@@ -78,7 +78,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
                  "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe")  # fmt: skip
-MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok")
+MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok", "arctic")
 
 
 def base_shape(arch: str, weights: str) -> Shape:
@@ -103,7 +103,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
-    if arch in ("phi3", "qwen"):  # qwen: one n_embd × 3 · n_embd QKV
+    if arch in ("phi3", "qwen", "cogvlm"):  # qwen, cogvlm: one n_embd × 3 · n_embd QKV
         common.update(n_kv_head=8)
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,

@@ -132,6 +132,8 @@ _EXTRAS: dict[str, set[str]] = {
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
+    "cogvlm": {"fused_qkv", "visexp"},  # a second (vision-expert) attention and FFN per layer
+    "arctic": {"arctic"},  # a dense FFN n_embd wide beside experts n_ff wide, on every layer
     # a gated attention (attn_gate, q wide), post norms, experts after a dense layer
     "afmoe": {"qk_norm", "post_norms", "attn_gate", "dense_lead", "exp_probs_b", "shexp_ffexp"},
     # experts n_ff wide (no expert_feed_forward_length), no dense FFN; attention softcapping
@@ -544,6 +546,12 @@ def _dense_layer(
         vec(p + "post_attention_norm.weight", e)
     if "post_norms" in extras:
         vec(p + "post_ffw_norm.weight", e)
+    if "visexp" in extras:  # cogvlm: the vision expert's attention and FFN (image tokens)
+        mat(p + "vis_attn_qkv.weight", 3 * q_dim, e)
+        mat(p + "vis_attn_output.weight", e, q_dim)
+        mat(p + "vis_gate.weight", shape.n_ff, e)
+        mat(p + "vis_up.weight", shape.n_ff, e)
+        mat(p + "vis_down.weight", e, shape.n_ff)
     if "ffn_post_norm" in extras:  # grok: only the FFN's post norm
         vec(p + "post_ffw_norm.weight", e)
     if "attn_gate" in extras:  # afmoe: a sigmoid gate on the attention output, q wide
@@ -566,6 +574,11 @@ def _ffn(
     e = shape.n_embd
     dense_lead = "dense_lead" in extras and il < shape.n_layer_dense_lead
     dense_lead |= "moe_every_2nd" in extras and (il + 1) % 2 != 0
+    if "arctic" in extras:  # the residual dense FFN (n_embd wide) and the experts' own norm
+        mat(p + "ffn_gate.weight", e, e)
+        mat(p + "ffn_up.weight", e, e)
+        mat(p + "ffn_down.weight", e, e)
+        vec(p + "ffn_norm_exps.weight", e)
     if shape.n_expert and not dense_lead:
         n_ff = shape.n_ff_exp or shape.n_ff
         w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))

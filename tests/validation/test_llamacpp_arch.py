@@ -56,6 +56,7 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     assert archs["llama-embed"]["attn_no_cache"] is True and archs["llama-embed"]["logits"] is False
     assert archs["grok"]["flash_attn"] is False and "flash_attn" not in archs["llama"]
     assert archs["llama4"]["swa"]["when"] == "unless_zero"
+    assert archs["cogvlm"]["all_outputs"] is True and "all_outputs" not in archs["llama"]  # no inp_out_ids
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,12 @@ def attn_no_cache(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("attn_no_cache", False))
 
 
+def all_outputs(arch: str) -> bool:
+    """Whether the graph computes logits for every token of the ubatch, not only the outputs
+    (data `all_outputs`: cogvlm's graph never selects output rows)."""
+    return bool((known_archs().get(arch) or {}).get("all_outputs", False))
+
+
 def flash_attn_allowed(arch: str) -> bool:
     """False where llama_init_from_model forces flash attention off (data `flash_attn`: grok)."""
     return bool((known_archs().get(arch) or {}).get("flash_attn", True))

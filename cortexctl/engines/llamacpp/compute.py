@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from cortexctl.engines.llamacpp.arch import (
     WKV_PHASE,
+    all_outputs,
     attn_no_cache,
     embeddings_logits,
     graph_logits,
@@ -49,6 +50,8 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     With the reserve's sizes this is the compute buffer; with a request's sizes it is how
     much of that buffer the request touches (its pages become resident).
     """
+    if all_outputs(model.architecture):
+        n_out = t  # cogvlm: the LM head runs on every token, generating too
     has_kv = model.memory in ("kv", "hybrid")
     encoder = model.memory == "none" and model.n_heads > 0
     if encoder or attn_no_cache(model.architecture):
