@@ -77,7 +77,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
-                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe")  # fmt: skip
+                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe", "grovemoe")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok", "arctic")
 
 
@@ -103,7 +103,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
-    if arch in ("phi3", "qwen", "cogvlm"):  # qwen, cogvlm: one n_embd × 3 · n_embd QKV
+    if arch in ("phi3", "qwen", "cogvlm", "minicpm3", "plm"):  # qwen, cogvlm: one n_embd × 3 · n_embd QKV
         common.update(n_kv_head=8)
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
@@ -221,6 +221,9 @@ ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embeddi
 
 MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA
 NO_FLASH_ATTN = ("grok",)  # flash attention forced off, so a quantized V cache is refused
+# llama-server aborts with -fa on for plm's synthetic model (ggml.c GGML_ASSERT(a->ne[0] ==
+# b->ne[0]) in llama_kv_cache::cpy_v at the reserve): its cases run with flash attention off
+FA_ABORTS = ("plm",)
 
 
 def _case(model: str, values: dict[str, Any]) -> Case:
@@ -231,7 +234,9 @@ def _case(model: str, values: dict[str, Any]) -> Case:
             **values,
             "kv": (values["kv"][0], values["kv"][0]) if values["fa"] == "on" else ("f16", "f16"),
         }
-    if model in NO_FLASH_ATTN and values["kv"][1] != "f16":
+    if model in FA_ABORTS:
+        values = {**values, "fa": "off"}
+    if model in NO_FLASH_ATTN + FA_ABORTS and values["kv"][1] != "f16":
         values = {**values, "kv": (values["kv"][0], "f16")}
     return Case(model=model, **values)
 

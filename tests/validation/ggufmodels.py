@@ -132,6 +132,10 @@ _EXTRAS: dict[str, set[str]] = {
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
+    # low-rank K/V (and Q) projections, decompressed into an ordinary per-head KV cache
+    "minicpm3": {"lora_attn", "lora_q"},
+    "plm": {"lora_attn", "tied_always"},  # q unfactored; a gate-less FFN
+    "grovemoe": {"qk_norm", "chexps", "moe_only"},  # experts, then "chunk" experts of a group
     "cogvlm": {"fused_qkv", "visexp"},  # a second (vision-expert) attention and FFN per layer
     "arctic": {"arctic"},  # a dense FFN n_embd wide beside experts n_ff wide, on every layer
     # a gated attention (attn_gate, q wide), post norms, experts after a dense layer
@@ -219,6 +223,7 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "nomic-bert-moe": {"{arch}.moe_every_n_layers": 2},
     "step35": {"{arch}.expert_shared_feed_forward_length": 512},
+    "grovemoe": {"{arch}.expert_group_scale": 0.05, "{arch}.experts_per_group": 2},
     "afmoe": {
         "{arch}.leading_dense_block_count": 1,
         "{arch}.expert_shared_count": 1,
@@ -328,6 +333,11 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.add_rope_freq_base(10000.0)
     if "mla" in extras:
         w.add_rope_dimension_count(shape.mla[2])
+    elif "lora_attn" in extras:  # half of each head rotary, half not (minicpm3, plm)
+        w.add_rope_dimension_count(shape.hd // 2)
+        w.add_kv_lora_rank(LORA_KV)
+        if "lora_q" in extras:
+            w.add_q_lora_rank(LORA_Q)
     elif shape.arch != "gemma3":
         w.add_rope_dimension_count(shape.hd)
     if shape.sliding_window:
@@ -466,6 +476,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         if "mla" in extras:
             _deepseek2_layer(w, p, i, shape, mat)
             continue
+        if "lora_attn" in extras:
+            _lora_attn_layer(w, p, shape, extras, mat)
+            continue
         if "gdn" in extras:
             _qwen35_layer(w, p, i, shape, mat)
             continue
@@ -587,6 +600,11 @@ def _ffn(
         mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
         if "exp_probs_b" in extras:
             vec(p + "exp_probs_b.bias", shape.n_expert)
+        if "chexps" in extras:  # grovemoe: n_expert / experts_per_group (2) experts, head_dim wide
+            n_chunk = shape.n_expert // 2
+            mat(p + "ffn_gate_chexps.weight", n_chunk, shape.hd, e)
+            mat(p + "ffn_up_chexps.weight", n_chunk, shape.hd, e)
+            mat(p + "ffn_down_chexps.weight", n_chunk, e, shape.hd)
         # a shared expert: n_ff wide (qwen2moe, hunyuan-moe), or expert_shared_count experts' width (deepseek)
         shared = {"shexp": shape.n_ff, "shexp_gated": shape.n_ff, "shexp_ffexp": n_ff * shape.n_expert_shared}
         for flag, width in shared.items():
@@ -690,6 +708,35 @@ def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..
         f32(p + "ssm_norm.weight", gd)
         mat(p + "ssm_out.weight", e, value_dim)
     _ffn(w, p, il, shape, _EXTRAS[shape.arch], mat, lambda name, n: _ones(w, name, n))
+
+
+LORA_Q, LORA_KV = 384, 256  # minicpm3 / plm: q_lora_rank, kv_lora_rank
+
+
+def _lora_attn_layer(w: GGUFWriter, p: str, shape: Shape, extras: set[str], mat: Callable[..., None]) -> None:
+    """src/models/minicpm3.cpp and plm.cpp load_arch_tensors: low-rank K/V (minicpm3: and Q)
+    projections, half of each head rotary; minicpm3's FFN gated, plm's not."""
+    e, hd, n_head = shape.n_embd, shape.hd, shape.n_head
+    rope = hd // 2
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    if "lora_q" in extras:
+        f32(p + "attn_q_a_norm.weight", LORA_Q)
+        mat(p + "attn_q_a.weight", LORA_Q, e)
+        mat(p + "attn_q_b.weight", n_head * hd, LORA_Q)
+    else:
+        mat(p + "attn_q.weight", n_head * hd, e)
+    f32(p + "attn_kv_a_norm.weight", LORA_KV)
+    mat(p + "attn_kv_a_mqa.weight", LORA_KV + rope, e)
+    mat(p + "attn_kv_b.weight", n_head * (hd - rope + hd), LORA_KV)
+    mat(p + "attn_output.weight", e, n_head * hd)
+    f32(p + "ffn_norm.weight", e)
+    if "lora_q" in extras:
+        mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
 
 
 def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
