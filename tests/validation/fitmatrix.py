@@ -77,7 +77,8 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
-                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe", "grovemoe")  # fmt: skip
+                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe",
+                 "grovemoe")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok", "arctic")
 
 
