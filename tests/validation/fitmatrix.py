@@ -115,8 +115,10 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
-    if arch == "nemotron_h":  # Nemotron-H-like: mamba2 mixers, attention on one layer, MLPs on three
+    if arch in ("nemotron_h", "nemotron_h_moe"):  # mamba2 mixers, attention on one layer, MLPs on three
         common.update(attention_layers=(3,), mlp_layers=(1, 4, 6))
+    if arch == "nemotron_h_moe":  # its MLP layers: 8 gate-less experts (2 used) and a shared one
+        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch in (
         "lfm2",
         "lfm2moe",

@@ -132,6 +132,8 @@ _EXTRAS: dict[str, set[str]] = {
     "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
+    # nemotron_h's three kinds of layer, the MLP ones gate-less experts and a gate-less shared expert
+    "nemotron_h_moe": {"ssm2", "nemotron_h", "nh_moe"},
     # low-rank K/V (and Q) projections, decompressed into an ordinary per-head KV cache
     "minicpm3": {"lora_attn", "lora_q"},
     "plm": {"lora_attn", "tied_always"},  # q unfactored; a gate-less FFN
@@ -224,6 +226,7 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "nomic-bert-moe": {"{arch}.moe_every_n_layers": 2},
     "step35": {"{arch}.expert_shared_feed_forward_length": 512},
     "grovemoe": {"{arch}.expert_group_scale": 0.05, "{arch}.experts_per_group": 2},
+    "nemotron_h_moe": {"{arch}.expert_shared_feed_forward_length": 512},
     "afmoe": {
         "{arch}.leading_dense_block_count": 1,
         "{arch}.expert_shared_count": 1,
@@ -794,6 +797,14 @@ def _nemotron_h_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callabl
         mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
         mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
         mat(p + "attn_output.weight", e, shape.n_head * hd)
+    elif il in shape.mlp_layers and "nh_moe" in _EXTRAS[shape.arch]:  # gate-less experts + shared
+        n_exp, n_ff_exp, n_shexp = shape.n_expert, shape.n_ff_exp or shape.n_ff, 512  # _KEYS
+        w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((n_exp, e), dtype=np.float32))
+        w.add_tensor(p + "exp_probs_b.bias", np.zeros(n_exp, dtype=np.float32))
+        mat(p + "ffn_up_exps.weight", n_exp, n_ff_exp, e)
+        mat(p + "ffn_down_exps.weight", n_exp, e, n_ff_exp)
+        mat(p + "ffn_up_shexp.weight", n_shexp, e)
+        mat(p + "ffn_down_shexp.weight", e, n_shexp)
     elif il in shape.mlp_layers:
         mat(p + "ffn_up.weight", shape.n_ff, e)
         mat(p + "ffn_down.weight", e, shape.n_ff)

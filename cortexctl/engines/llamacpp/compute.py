@@ -101,7 +101,9 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
             # (3 · w + 6 · n_embd floats a token: measured on qwen2moe/qwen35moe, whose shared
             # expert is n_ff wide, within 0.4 %; a shared expert as narrow as the routed ones
             # (bailingmoe, hunyuan-moe) stays below the routed phase, as measured there)
-            ffn = max(ffn, t * F32 * (3 * shexp + 6 * model.n_embd))
+            # a gate-less shared expert (nemotron_h_moe) keeps up alone, as a gate-less FFN does
+            n_live_shexp = 3 if _gated_shared_expert(model) else 1
+            ffn = max(ffn, t * F32 * (n_live_shexp * shexp + 6 * model.n_embd))
         if (model.n_dense_lead or _has_dense_ffn(model)) and model.n_ff:
             # dense layers among the MoE ones (leading: deepseek2; interleaved: llama4) run
             # the full-width FFN
@@ -127,9 +129,10 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # only up, with its bias and activation applied in place
         n_ff_live = 3 if gated_ffn(model) else 1
         ffn = t * F32 * (n_ff_live * dense_ffn_width(model) + 4 * model.n_embd)
-        if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
-            d_inner = model.recurrent["s"] // model.recurrent["d_state"]
-            ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
+
+    if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
+        d_inner = model.recurrent["s"] // model.recurrent["d_state"]
+        ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
     # encoders have no LM head in their graph (pooling reads the hidden states): no logits;
     # diffusion models (dream, llada: no cache either) have one
     logits = model.vocab_size * n_out * F32 if graph_logits(model.architecture, model.memory) else 0
@@ -155,6 +158,12 @@ def dense_ffn_width(model: ModelInfo) -> int:
     gate, up and down n_ff/2 wide), else n_ff."""
     gates = [t.shape[1] for t in model.tensors if t.name.endswith(".ffn_gate.weight") and len(t.shape) == 2]
     return max(gates) if gates else model.n_ff or 4 * model.n_embd
+
+
+def _gated_shared_expert(model: ModelInfo) -> bool:
+    """Whether the shared expert has a gate (most); nemotron_h_moe's has up and down only."""
+    names = [t.name for t in model.tensors if "_shexp." in t.name]
+    return not names or any(".ffn_gate_shexp." in n for n in names)
 
 
 def _gated_experts(model: ModelInfo) -> bool:
