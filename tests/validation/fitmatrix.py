@@ -128,6 +128,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(head_dim=64)
     if arch in ("mimo2", "step35"):  # the window's layers as an array: 3 of every 4 slide
         common.update(sliding_window_pattern=(True, True, True, False) * 2)
+    if arch == "modern-bert":  # a ModernBERT-base-like encoder (GeGLU: up 2 · n_ff wide)
+        common.update(n_kv_head=8, n_ff=1536, context_length=8192)
     if arch == "nomic-bert-moe":  # a nomic-embed-text-v2-moe-like encoder: 8 experts n_ff wide, 2 used
         common.update(n_kv_head=8, n_ff=2048, context_length=8192, n_expert=8, n_expert_used=2)
     if arch in ("nomic-bert", "jina-bert-v2", "jina-bert-v3"):  # n_ff = 4 · n_embd (nomic's gated: 3 ·)
@@ -219,7 +221,8 @@ def cases(long: bool) -> list[Case]:
 # (GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max)); llama.cpp runs them with
 # llama-diffusion-cli, and llama-server only in embeddings mode.
 ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
-            "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1", "llama-embed")  # fmt: skip
+            "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1", "llama-embed",
+            "modern-bert")  # fmt: skip
 
 
 MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA

@@ -129,7 +129,9 @@ _EXTRAS: dict[str, set[str]] = {
     "plamo3": {"fused_qkv", "qk_norm", "post_norms_bare", "no_gate", "up_double"},
     "minimax-m2": {"qk_norm_full", "exp_probs_b", "output_required"},  # experts n_ff wide
     "chameleon": {"qk_norm_heads"},  # q/k norms per head, {head_dim, n_head}
-    "nomic-bert-moe": {"bert", "bert_moe"},  # nomic-bert's encoder, experts on every second layer
+    "nomic-bert-moe": {"bert", "bert_moe"},
+    # ModernBERT: fused QKV, GeGLU in one up tensor, no biases, a symmetric window on 2 of 3 layers
+    "modern-bert": {"bert", "modern_bert"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
     # nemotron_h's three kinds of layer, the MLP ones gate-less experts and a gate-less shared expert
@@ -441,7 +443,10 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         vec("token_embd_norm.weight", e)
         vec("token_embd_norm.bias", e)
     if "bert" in extras:
-        _bert(w, shape, extras, mat, vec)
+        if "modern_bert" in extras:
+            _modern_bert(shape, mat, vec)
+        else:
+            _bert(w, shape, extras, mat, vec)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
@@ -681,6 +686,22 @@ def _bert(
             vec(p + "ffn_down.bias", e)
         vec(p + "layer_output_norm.weight", e)
         vec(p + "layer_output_norm.bias", e)
+
+
+def _modern_bert(shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
+    """src/models/modern-bert.cpp load_arch_tensors: no biases, layer 0 without attn_norm."""
+    e = shape.n_embd
+    vec("token_embd_norm.weight", e)
+    vec("output_norm.weight", e)
+    for i in range(shape.n_layer):
+        p = f"blk.{i}."
+        if i:
+            vec(p + "attn_norm.weight", e)
+        mat(p + "attn_qkv.weight", 3 * e, e)
+        mat(p + "attn_output.weight", e, e)
+        mat(p + "ffn_up.weight", 2 * shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        vec(p + "ffn_norm.weight", e)
 
 
 def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
