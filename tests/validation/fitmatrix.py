@@ -75,7 +75,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 # MoE architectures: experts expert_feed_forward_length wide (those with a dense leading
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
-MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
+MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "qwen3next", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
                  "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe",
                  "grovemoe")  # fmt: skip
@@ -124,7 +124,11 @@ def base_shape(arch: str, weights: str) -> Shape:
         "lfm2moe",
     ):  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
         common.update(attention_layers=(2, 5, 7), head_dim=64)
-    if arch in ("qwen35", "qwen35moe"):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
+    if arch in (
+        "qwen35",
+        "qwen35moe",
+        "qwen3next",
+    ):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
     if arch in ("mimo2", "step35"):  # the window's layers as an array: 3 of every 4 slide
         common.update(sliding_window_pattern=(True, True, True, False) * 2)

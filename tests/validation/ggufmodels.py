@@ -98,7 +98,9 @@ _EXTRAS: dict[str, set[str]] = {
     "jina-bert-v3": {"bert"},  # rotary positions
     "neo-bert": {"fused_qkv", "no_gate", "up_double", "enc_output_norm"},  # an encoder, SwiGLU in one up
     "qwen35moe": {"gdn", "qk_norm", "shexp_gated"},  # qwen35's layers with experts and a shared expert
-    "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},  # lfm2 with experts after layer 0
+    "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},
+    # qwen35moe's layers with beta and alpha in one tensor (ssm_ba): Qwen3-Next
+    "qwen3next": {"gdn", "gdn_ba", "qk_norm", "shexp_gated"},  # lfm2 with experts after layer 0
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
     "qwen2vl": set(),
     "qwen3vl": {"qk_norm"},
@@ -727,8 +729,11 @@ def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..
         f32(p + "ssm_conv1d.weight", 2 * key_dim + value_dim, d_conv)
         f32(p + "ssm_dt.bias", n_v)
         f32(p + "ssm_a", n_v)
-        mat(p + "ssm_beta.weight", n_v, e)
-        mat(p + "ssm_alpha.weight", n_v, e)
+        if "gdn_ba" in _EXTRAS[shape.arch]:  # qwen3next: beta and alpha in one projection
+            mat(p + "ssm_ba.weight", 2 * n_v, e)
+        else:
+            mat(p + "ssm_beta.weight", n_v, e)
+            mat(p + "ssm_alpha.weight", n_v, e)
         f32(p + "ssm_norm.weight", gd)
         mat(p + "ssm_out.weight", e, value_dim)
     _ffn(w, p, il, shape, _EXTRAS[shape.arch], mat, lambda name, n: _ones(w, name, n))
