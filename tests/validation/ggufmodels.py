@@ -99,6 +99,9 @@ _EXTRAS: dict[str, set[str]] = {
     "neo-bert": {"fused_qkv", "no_gate", "up_double", "enc_output_norm"},  # an encoder, SwiGLU in one up
     "qwen35moe": {"gdn", "qk_norm", "shexp_gated"},  # qwen35's layers with experts and a shared expert
     "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},
+    # mamba (v1) layers with attention on some (head_count_kv 0 marks the mamba ones); experts
+    # n_ff wide on every second layer, a dense FFN on the others
+    "jamba": {"ssm", "jamba", "moe_every_2nd"},
     # qwen35moe's layers with beta and alpha in one tensor (ssm_ba): Qwen3-Next
     "qwen3next": {"gdn", "gdn_ba", "qk_norm", "shexp_gated"},  # lfm2 with experts after layer 0
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
@@ -324,8 +327,10 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_leading_dense_block_count(shape.n_layer_dense_lead)
         w.add_expert_shared_count(shape.n_expert_shared)
     elif (
-        "ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras
-    ) or "shortconv" in extras:  # hybrid: no KV on SSM/conv
+        ("ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras)
+        or "shortconv" in extras
+        or "jamba" in extras
+    ):  # hybrid: no KV on SSM/conv
         kv = [shape.n_kv_head if i in shape.attention_layers else 0 for i in range(shape.n_layer)]
         w.add_head_count_kv(kv)
         w.add_key_length(shape.hd)
@@ -471,6 +476,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             vec(p + "attn_norm.weight", e)
             if "norm_bias" in extras:
                 vec(p + "attn_norm.bias", e)
+        if "jamba" in extras:
+            _jamba_layer(w, p, i, shape, extras, mat, vec)
+            continue
         if "ssm" in extras:
             _mamba_layer(w, p, shape, mat)
             continue
@@ -953,6 +961,34 @@ def _qwen_ffn(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> 
     mat(p + "ffn_gate.weight", shape.n_ff, e)
     mat(p + "ffn_up.weight", shape.n_ff, e)
     mat(p + "ffn_down.weight", e, shape.n_ff)
+
+
+def _jamba_layer(
+    w: GGUFWriter,
+    p: str,
+    il: int,
+    shape: Shape,
+    extras: set[str],
+    mat: Callable[..., None],
+    vec: Callable[[str, int], None],
+) -> None:
+    """src/models/jamba.cpp load_arch_tensors: a mamba layer (with dt/B/C norms) or attention,
+    then the FFN (experts on every second layer)."""
+    e = shape.n_embd
+    if il in shape.attention_layers:
+        kv_dim = shape.n_kv_head * shape.hd
+        mat(p + "attn_q.weight", e, e)
+        mat(p + "attn_k.weight", kv_dim, e)
+        mat(p + "attn_v.weight", kv_dim, e)
+        mat(p + "attn_output.weight", e, e)
+    else:
+        _mamba_layer(w, p, shape, mat)
+        _d_conv, _d_inner, d_state, dt_rank = shape.ssm
+        vec(p + "ssm_dt_norm.weight", dt_rank)
+        vec(p + "ssm_b_norm.weight", d_state)
+        vec(p + "ssm_c_norm.weight", d_state)
+    vec(p + "ffn_norm.weight", e)
+    _ffn(w, p, il, shape, extras, mat, vec)
 
 
 def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
