@@ -115,6 +115,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
     if arch == "jamba":  # a Jamba-like hybrid: attention on two of eight layers, experts on every second
         common.update(attention_layers=(3, 7), n_expert=8, n_expert_used=2, n_ff=512)
+    if arch == "plamo2":  # a PLaMo-2-like hybrid: attention on two of eight, mamba with 16 dt heads
+        common.update(attention_layers=(3, 7), ssm=(4, 1024, 64, 16))
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
     if arch in ("nemotron_h", "nemotron_h_moe"):  # mamba2 mixers, attention on one layer, MLPs on three

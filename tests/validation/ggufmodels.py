@@ -102,6 +102,9 @@ _EXTRAS: dict[str, set[str]] = {
     # mamba (v1) layers with attention on some (head_count_kv 0 marks the mamba ones); experts
     # n_ff wide on every second layer, a dense FFN on the others
     "jamba": {"ssm", "jamba", "moe_every_2nd"},
+    # mamba layers (per-head dt, norms without ".weight") and attention layers with a fused QKV
+    # and per-head q/k norms; every layer a gate-less up-double FFN between post norms
+    "plamo2": {"ssm", "plamo2"},
     # qwen35moe's layers with beta and alpha in one tensor (ssm_ba): Qwen3-Next
     "qwen3next": {"gdn", "gdn_ba", "qk_norm", "shexp_gated"},  # lfm2 with experts after layer 0
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
@@ -330,6 +333,7 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         ("ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras)
         or "shortconv" in extras
         or "jamba" in extras
+        or "plamo2" in extras
     ):  # hybrid: no KV on SSM/conv
         kv = [shape.n_kv_head if i in shape.attention_layers else 0 for i in range(shape.n_layer)]
         w.add_head_count_kv(kv)
@@ -369,6 +373,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_inner_size(d_inner)
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(dt_rank)
+        if "plamo2" in extras:  # required by its loader; 0: one conv over d_inner (as mamba)
+            w.add_ssm_group_count(0)
     if "gdn" in extras:  # src/models/qwen35.cpp load_arch_hparams
         d_conv, gd, n_k, n_v = shape.gdn
         w.add_ssm_conv_kernel(d_conv)
@@ -478,6 +484,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
                 vec(p + "attn_norm.bias", e)
         if "jamba" in extras:
             _jamba_layer(w, p, i, shape, extras, mat, vec)
+            continue
+        if "plamo2" in extras:
+            _plamo2_layer(w, p, i, shape, mat, vec)
             continue
         if "ssm" in extras:
             _mamba_layer(w, p, shape, mat)
@@ -989,6 +998,41 @@ def _jamba_layer(
         vec(p + "ssm_c_norm.weight", d_state)
     vec(p + "ffn_norm.weight", e)
     _ffn(w, p, il, shape, extras, mat, vec)
+
+
+def _plamo2_layer(
+    w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]
+) -> None:
+    """src/models/plamo2.cpp load_arch_tensors: a mamba mixer with dt_rank heads, or attention."""
+    e, hd = shape.n_embd, shape.hd
+    d_conv, d_inner, d_state, n_heads = shape.ssm
+    dt_dim = max(64, e // 16)
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    if il in shape.attention_layers:
+        mat(p + "attn_qkv.weight", (shape.n_head + 2 * shape.n_kv_head) * hd, e)
+        f32(p + "attn_q_norm.weight", shape.n_head, hd)
+        f32(p + "attn_k_norm.weight", shape.n_kv_head, hd)
+        mat(p + "attn_output.weight", e, shape.n_head * hd)
+    else:
+        mat(p + "ssm_in.weight", 2 * d_inner, e)
+        f32(p + "ssm_conv1d.weight", d_inner, d_conv)
+        mat(p + "ssm_x.weight", dt_dim + 2 * d_state, d_inner)
+        f32(p + "ssm_dt.weight", n_heads, dt_dim)
+        f32(p + "ssm_dt.bias", n_heads)
+        f32(p + "ssm_a", n_heads)
+        f32(p + "ssm_d", n_heads)
+        mat(p + "ssm_out.weight", e, d_inner)
+        f32(p + "ssm_dt_norm", dt_dim)
+        f32(p + "ssm_b_norm", d_state)
+        f32(p + "ssm_c_norm", d_state)
+    vec(p + "post_attention_norm", e)
+    vec(p + "ffn_norm.weight", e)
+    mat(p + "ffn_up.weight", 2 * shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
+    vec(p + "post_ffw_norm", e)
 
 
 def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
