@@ -78,7 +78,7 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "qwen3next", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
                  "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe",
-                 "grovemoe")  # fmt: skip
+                 "grovemoe", "deepseek2-ocr")  # fmt: skip
 MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok", "arctic")
 
 
@@ -104,7 +104,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
-    if arch in ("phi3", "qwen", "cogvlm", "minicpm3", "plm"):  # qwen, cogvlm: one n_embd × 3 · n_embd QKV
+    if arch in ("phi3", "qwen", "cogvlm", "minicpm3", "plm", "deepseek2-ocr"):  # K/V as wide as Q
         common.update(n_kv_head=8)
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,

@@ -171,6 +171,8 @@ _EXTRAS: dict[str, set[str]] = {
     "minicpm3": {"lora_attn", "lora_q"},
     "plm": {"lora_attn", "tied_always"},  # q unfactored; a gate-less FFN
     "grovemoe": {"qk_norm", "chexps", "moe_only"},  # experts, then "chunk" experts of a group
+    "paddleocr": set(),  # ernie4_5's loader, a qwen2vl-like graph (multimodal rope sections)
+    "deepseek2-ocr": {"dense_lead", "shexp_ffexp"},  # deepseek2's graph without MLA, K/V n_embd wide
     "cogvlm": {"fused_qkv", "visexp"},  # a second (vision-expert) attention and FFN per layer
     "arctic": {"arctic"},  # a dense FFN n_embd wide beside experts n_ff wide, on every layer
     # a gated attention (attn_gate, q wide), post norms, experts after a dense layer
@@ -260,6 +262,8 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "step35": {"{arch}.expert_shared_feed_forward_length": 512},
     "grovemoe": {"{arch}.expert_group_scale": 0.05, "{arch}.experts_per_group": 2},
     "nemotron_h_moe": {"{arch}.expert_shared_feed_forward_length": 512},
+    "paddleocr": {"{arch}.rope.dimension_sections": _MROPE},
+    "deepseek2-ocr": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "afmoe": {
         "{arch}.leading_dense_block_count": 1,
         "{arch}.expert_shared_count": 1,
