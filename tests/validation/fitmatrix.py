@@ -134,8 +134,10 @@ def base_shape(arch: str, weights: str) -> Shape:
         "qwen3next",
     ):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
-    if arch in ("mimo2", "step35"):  # the window's layers as an array: 3 of every 4 slide
+    if arch in ("mimo2", "step35", "gemma4"):  # the window's layers as an array: 3 of every 4 slide
         common.update(sliding_window_pattern=(True, True, True, False) * 2)
+    if arch == "gemma4":  # gemma-like: wide vocabulary, 64-wide heads on every layer
+        common.update(n_vocab=65536, head_dim=64)
     if arch == "modern-bert":  # a ModernBERT-base-like encoder (GeGLU: up 2 · n_ff wide)
         common.update(n_kv_head=8, n_ff=1536, context_length=8192)
     if arch == "nomic-bert-moe":  # a nomic-embed-text-v2-moe-like encoder: 8 experts n_ff wide, 2 used

@@ -171,6 +171,9 @@ _EXTRAS: dict[str, set[str]] = {
     "minicpm3": {"lora_attn", "lora_q"},
     "plm": {"lora_attn", "tied_always"},  # q unfactored; a gate-less FFN
     "grovemoe": {"qk_norm", "chexps", "moe_only"},  # experts, then "chunk" experts of a group
+    # gemma3-like layers (q/k norms, post norms), a rope_freqs tensor for the full-attention
+    # layers, a required per-layer window array; no per-layer embeddings, no experts
+    "gemma4": {"qk_norm", "post_norms", "rope_freqs"},
     "paddleocr": set(),  # ernie4_5's loader, a qwen2vl-like graph (multimodal rope sections)
     "deepseek2-ocr": {"dense_lead", "shexp_ffexp"},  # deepseek2's graph without MLA, K/V n_embd wide
     "cogvlm": {"fused_qkv", "visexp"},  # a second (vision-expert) attention and FFN per layer
@@ -263,6 +266,12 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "grovemoe": {"{arch}.expert_group_scale": 0.05, "{arch}.experts_per_group": 2},
     "nemotron_h_moe": {"{arch}.expert_shared_feed_forward_length": 512},
     "paddleocr": {"{arch}.rope.dimension_sections": _MROPE},
+    # sliding layers' heads as wide as the full ones' (our estimate has one head size)
+    "gemma4": {
+        "{arch}.embedding_length_per_layer_input": 0,
+        "{arch}.attention.key_length_swa": 64,
+        "{arch}.attention.value_length_swa": 64,
+    },
     "deepseek2-ocr": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "afmoe": {
         "{arch}.leading_dense_block_count": 1,
@@ -468,6 +477,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         mat("output.weight", shape.n_vocab, e)
         if "output_bias" in extras:
             vec("output.bias", shape.n_vocab)
+    if "rope_freqs" in extras:  # one tensor, shared by the full-attention layers (gemma4)
+        vec("rope_freqs.weight", shape.hd // 2)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         if "no_attn_norm" not in extras:
