@@ -168,6 +168,62 @@ struct llama_model_d : public llama_model_base {
     assert _gen().no_logits_in_embeddings(tmp_path, models_h) == {"llama_model_a", "llama_model_c"}
 
 
+def test_generator_reads_each_graphs_lm_head(tmp_path: Path) -> None:
+    """Issue 17: graphs without an LM head, with a copied one, with one on every token, and a
+    template built in its embedding form (no cache read, no LM head)."""
+    (tmp_path / "enc.cpp").write_text("""llama_model_enc::graph::graph(const llama_model & model) {
+    res->t_embd = cur;
+}""")
+    (tmp_path / "cham.cpp").write_text("""llama_model_cham::graph::graph(const llama_model & model) {
+    ggml_tensor * inp_out_ids = build_inp_out_ids();
+    cur = build_lora_mm(model.output, cur);
+    cur = ggml_set_1d(ctx0, cur, img_logits, 4);
+    res->t_logits = cur;
+}""")
+    (tmp_path / "vlm.cpp").write_text("""llama_model_vlm::graph::graph(const llama_model & model) {
+    cur = build_lora_mm(model.output, cur);
+    res->t_logits = cur;
+}""")
+    (tmp_path / "base.cpp").write_text("""template <bool embed>
+llama_model_base2::graph<embed>::graph(const llama_model & model, const llm_graph_params & params) {
+    ggml_tensor * inp_out_ids = build_inp_out_ids();
+    if constexpr (embed) {
+        inp_attn = build_attn_inp_no_cache();
+    } else {
+        inp_attn = build_attn_inp_kv();
+    }
+    if constexpr (!embed) {
+        cur = build_lora_mm(model.output, cur, model.output_s);
+        res->t_logits = cur;
+    }
+}""")
+    (tmp_path / "emb.cpp").write_text("""std::unique_ptr<llm_graph_context> llama_model_emb::build_arch_graph(
+        const llm_graph_params & params) const {
+    return std::make_unique<graph<true>>(*this, params);
+}""")
+    models_h = """struct llama_model_enc2 : public llama_model_base {
+    using graph = llama_model_enc::graph;
+};
+
+struct llama_model_emb : public llama_model_base2 {
+    template <bool embed>
+    using graph = llama_model_base2::graph<embed>;
+};
+"""
+    gen = _gen()
+    assert gen.graphs_without_logits(tmp_path, models_h) == {"llama_model_enc", "llama_model_enc2"}
+    assert gen.graphs_copying_logits(tmp_path, models_h) == {"llama_model_cham"}
+    assert gen.graphs_with_all_outputs(tmp_path, models_h) == {"llama_model_vlm"}
+    assert gen.embedding_graphs(tmp_path, models_h) == {"llama_model_emb"}
+    context = """llama_context * llama_init_from_model(llama_model * model, llama_context_params params) {
+    if (params.flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED && model->arch == LLM_ARCH_GROK) {
+        LLAMA_LOG_WARN("%s: flash_attn is not compatible with Grok - forcing off\\n", __func__);
+        params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
+}"""
+    assert gen.flash_attn_forced_off(context) == {"LLM_ARCH_GROK"}
+
+
 def test_generator_parses_the_graph_node_budget() -> None:
     src = """uint32_t llama_context::graph_max_nodes(uint32_t n_tokens) const {
     uint32_t res;
