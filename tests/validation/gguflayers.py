@@ -20,6 +20,8 @@ __all__ = [
     "deepseek2_layer",
     "falcon_h1_layer",
     "ffn",
+    "gemma3n_globals",
+    "gemma3n_layer",
     "gptoss_layer",
     "jamba_layer",
     "lfm2_conv_layer",
@@ -547,3 +549,49 @@ def gptoss_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) 
     f32(p + "ffn_gate_exps.bias", n_exp, n_ff)
     f32(p + "ffn_up_exps.bias", n_exp, n_ff)
     f32(p + "ffn_down_exps.bias", n_exp, e)
+
+
+ALTUP, LAUREL, EMBD_ALTUP = 4, 64, 256  # gemma3n's hparams defaults (llama-hparams.h)
+
+
+def gemma3n_globals(w: GGUFWriter, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/gemma3n.cpp load_arch_tensors: AltUp projections and per-layer embeddings."""
+    e = shape.n_embd
+    mat("altup_proj.weight", ALTUP - 1, e, e)
+    mat("altup_unembd_proj.weight", ALTUP - 1, e, e)
+    mat("per_layer_token_embd.weight", shape.n_vocab, EMBD_ALTUP * shape.n_layer)
+    mat("per_layer_model_proj.weight", EMBD_ALTUP * shape.n_layer, e)
+    w.add_tensor("per_layer_proj_norm.weight", np.ones(EMBD_ALTUP, dtype=np.float32))
+
+
+def gemma3n_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/gemma3n.cpp load_arch_tensors: a gemma3 layer plus AltUp, LAuReL and the
+    per-layer input gate/projection (the attn_norm is written by the caller)."""
+    e, hd = shape.n_embd, shape.hd
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    mat(p + "attn_q.weight", shape.n_head * hd, e)
+    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
+    mat(p + "attn_output.weight", e, shape.n_head * hd)
+    f32(p + "attn_q_norm.weight", hd)
+    f32(p + "attn_k_norm.weight", hd)
+    f32(p + "post_attention_norm.weight", e)
+    f32(p + "ffn_norm.weight", e)
+    mat(p + "ffn_gate.weight", shape.n_ff, e)
+    mat(p + "ffn_up.weight", shape.n_ff, e)
+    mat(p + "ffn_down.weight", e, shape.n_ff)
+    f32(p + "post_ffw_norm.weight", e)
+    mat(p + "inp_gate.weight", EMBD_ALTUP, e)
+    mat(p + "proj.weight", e, EMBD_ALTUP)
+    f32(p + "post_norm.weight", e)
+    f32(p + "altup_correct_coef.weight", ALTUP, ALTUP)
+    f32(p + "altup_correct_scale.weight", e)
+    f32(p + "altup_predict_coef.weight", ALTUP * ALTUP, ALTUP)
+    mat(p + "altup_router.weight", ALTUP, e)
+    f32(p + "altup_router_norm.weight", e)
+    mat(p + "laurel_l.weight", LAUREL, e)
+    mat(p + "laurel_r.weight", e, LAUREL)
+    f32(p + "laurel_post_norm.weight", e)

@@ -30,6 +30,8 @@ from tests.validation.gguflayers import (
     deepseek2_layer,
     falcon_h1_layer,
     ffn,
+    gemma3n_globals,
+    gemma3n_layer,
     gptoss_layer,
     jamba_layer,
     lfm2_conv_layer,
@@ -174,6 +176,8 @@ _EXTRAS: dict[str, set[str]] = {
     # gemma3-like layers (q/k norms, post norms), a rope_freqs tensor for the full-attention
     # layers, a required per-layer window array; no per-layer embeddings, no experts
     "gemma4": {"qk_norm", "post_norms", "rope_freqs"},
+    # gemma3's layers with AltUp (four hidden-state copies), LAuReL and per-layer embeddings
+    "gemma3n": {"gemma3n"},
     "paddleocr": set(),  # ernie4_5's loader, a qwen2vl-like graph (multimodal rope sections)
     "deepseek2-ocr": {"dense_lead", "shexp_ffexp"},  # deepseek2's graph without MLA, K/V n_embd wide
     "cogvlm": {"fused_qkv", "visexp"},  # a second (vision-expert) attention and FFN per layer
@@ -477,6 +481,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         mat("output.weight", shape.n_vocab, e)
         if "output_bias" in extras:
             vec("output.bias", shape.n_vocab)
+    if "gemma3n" in extras:
+        gemma3n_globals(w, shape, mat)
     if "rope_freqs" in extras:  # one tensor, shared by the full-attention layers (gemma4)
         vec("rope_freqs.weight", shape.hd // 2)
     for i in range(shape.n_layer):
@@ -485,6 +491,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             vec(p + "attn_norm.weight", e)
             if "norm_bias" in extras:
                 vec(p + "attn_norm.bias", e)
+        if "gemma3n" in extras:
+            gemma3n_layer(w, p, shape, mat)
+            continue
         if "jamba" in extras:
             jamba_layer(w, p, i, shape, extras, mat, vec)
             continue
