@@ -5,15 +5,20 @@ with n_outputs = min(n_tokens, n_outputs_max) outputs. llama-server sets n_outpu
 to n_parallel when generating, and to n_batch in embeddings/reranking mode (every
 token of an input is an output there), which is what makes embeddings mode reserve
 vocab × n_ubatch logits — except for architectures whose graph skips the LM head in
-embeddings mode (arch data `embeddings_logits`: lfm2, lfm2moe).
+embeddings mode (arch data `embeddings_logits`: lfm2, lfm2moe) or has none at all
+(`logits: false`: encoders, llama-embed). A graph that never selects its output rows
+computes logits for every token even when generating (`all_outputs`: cogvlm); chameleon's
+copies them (`logits_copies`).
 
 ggml-alloc reuses freed tensors, so on top of the graph inputs that live throughout
 (the KQ masks: f16 with flash attention, f32 without; one per cache) only the largest
 phase counts: attention (q, k, v, a few hidden-size tensors, plus the n_kv × n_tokens ×
 n_head f32 KQ matrix without flash attention), the FFN (gate, up and their product;
-for MoE the router logits and the gate/up/down of n_expert_used experts per token), or
-the output (logits for n_outputs rows; none for encoders, which have no LM head).
-Encoders keep no KV cache and attend over the ubatch itself (a t × t mask).
+for MoE the router logits and the gate/up/down of n_expert_used experts per token, then a
+shared expert as a phase of its own), or the output (logits for n_outputs rows).
+Encoders keep no KV cache and attend over the ubatch itself (a t × t mask), as does
+llama-embed's graph (`attn_no_cache`). Where llama.cpp forces flash attention off (grok),
+the flags say so before this runs (estimate_flags).
 Checked against llama-server's own `compute buffer size` across the generated matrix
 in tests/validation/test_fit_matrix.py.
 """
@@ -123,7 +128,11 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token);
         # nomic-bert's has a gate (gate, up and their product live together)
         n_ff_live = 3 if gated_ffn(model) else 1
-        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
+        # a gate fused into up (2 · n_ff wide: modern-bert's GeGLU, neo-bert's SwiGLU) keeps one
+        # hidden-size tensor more (fitted on modern-bert's matrix: 6.25 → 6.75 MiB at -ub 256,
+        # as llama-server; neo-bert's FFN phase never dominates there)
+        n_hidden_ffn = 4 if _fused_gate(model) else 3
+        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + n_hidden_ffn * model.n_embd)
     else:
         # gate and up side by side, then their product; without a gate (gpt2, starcoder2 …)
         # only up, with its bias and activation applied in place
@@ -158,6 +167,13 @@ def dense_ffn_width(model: ModelInfo) -> int:
     gate, up and down n_ff/2 wide), else n_ff."""
     gates = [t.shape[1] for t in model.tensors if t.name.endswith(".ffn_gate.weight") and len(t.shape) == 2]
     return max(gates) if gates else model.n_ff or 4 * model.n_embd
+
+
+def _fused_gate(model: ModelInfo) -> bool:
+    """The gate and up projections in one up tensor 2 · n_ff wide, no separate gate."""
+    ups = [t for t in model.tensors if t.name.endswith(".ffn_up.weight")]
+    gates = any(t.name.endswith(".ffn_gate.weight") for t in model.tensors)
+    return bool(ups) and not gates and bool(model.n_ff) and ups[0].shape[-1] == 2 * (model.n_ff or 0)
 
 
 def _gated_shared_expert(model: ModelInfo) -> bool:
