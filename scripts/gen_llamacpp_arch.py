@@ -36,6 +36,9 @@ built from:
   (no `inp_out_ids`: cogvlm): vocab-wide logits for every token of the ubatch.
 - `src/llama-context.cpp` llama_init_from_model(): architectures whose flash attention is
   forced off whatever the flag says (grok): their graph materialises the KQ matrix.
+- `src/models/<arch>.cpp` load_arch_tensors(): whether the tied LM head (token_embd created
+  again, TENSOR_DUPLICATED) is created before tok_embd itself (gemma3n, gemma4): loaded
+  without mmap it is then a second copy.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -141,6 +144,17 @@ _GRAPH_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
     re.M | re.S,
 )
+
+
+_TIED_OUTPUT = re.compile(
+    r"\boutput\s*=\s*create_tensor\s*\(\s*tn\s*\(\s*LLM_TENSOR_TOKEN_EMBD\b[^;]*TENSOR_DUPLICATED"
+)
+_TOK_EMBD = re.compile(r"\btok_embd\s*=\s*create_tensor\s*\(")
+
+
+def _tied_output_first(tensors_body: str) -> bool:
+    tied, tok = _TIED_OUTPUT.search(tensors_body), _TOK_EMBD.search(tensors_body)
+    return bool(tied and tok and tied.start() < tok.start())
 
 
 def parse_recurrent_layers(body: str) -> dict[str, Any] | None:
@@ -462,6 +476,10 @@ def generate(src: Path) -> dict[str, Any]:
         owner = cls
         while owner not in tensor_bodies and owner in bases:
             owner = bases[owner]
+        if owner in tensor_bodies and _tied_output_first(tensor_bodies[owner]):
+            # the tied LM head (token_embd, TENSOR_DUPLICATED) is created before tok_embd itself:
+            # loaded without mmap, it is a second copy of token_embd (gemma3n, gemma4)
+            entry["tied_output_first"] = True
         if owner in tensor_bodies and not _OUTPUT_TENSOR.search(tensor_bodies[owner]):
             # no LM head tensor (encoders: bert …; bitnet's graph multiplies by token_embd
             # itself): token_embd stays an input-only tensor — no repacked output copy

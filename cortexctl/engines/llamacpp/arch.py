@@ -144,6 +144,12 @@ def attn_no_cache(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("attn_no_cache", False))
 
 
+def tied_output_first(arch: str) -> bool:
+    """Whether the loader creates the tied LM head before tok_embd (data `tied_output_first`:
+    gemma3n, gemma4), which without mmap loads token_embd a second time."""
+    return bool((known_archs().get(arch) or {}).get("tied_output_first", False))
+
+
 def all_outputs(arch: str) -> bool:
     """Whether the graph computes logits for every token of the ubatch, not only the outputs
     (data `all_outputs`: cogvlm's graph never selects output rows)."""
