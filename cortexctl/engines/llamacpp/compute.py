@@ -76,6 +76,11 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
     # encoders: one hidden-size tensor fewer beside q, k, v (measured on the bert matrix)
     attn = t * F32 * (qkv + (3 if encoder else 4) * model.n_embd)
+    # gemma3n's AltUp keeps n_altup copies of the hidden state and the per-layer inputs alive
+    # through every layer (fitted on the gemma3n matrix: (n_altup + 1) · n_embd + the per-layer
+    # width, within 1 %)
+    altup = t * F32 * _altup_floats(model)
+    attn += altup
     if not f.flash_attn and has_kv:
         attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
     if model.head_dim_k_mla and not model.v_cache:
@@ -137,7 +142,7 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # gate and up side by side, then their product; without a gate (gpt2, starcoder2 …)
         # only up, with its bias and activation applied in place
         n_ff_live = 3 if gated_ffn(model) else 1
-        ffn = t * F32 * (n_ff_live * dense_ffn_width(model) + 4 * model.n_embd)
+        ffn = t * F32 * (n_ff_live * dense_ffn_width(model) + 4 * model.n_embd) + altup
 
     if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
         d_inner = model.recurrent["s"] // model.recurrent["d_state"]
@@ -167,6 +172,17 @@ def dense_ffn_width(model: ModelInfo) -> int:
     gate, up and down n_ff/2 wide), else n_ff."""
     gates = [t.shape[1] for t in model.tensors if t.name.endswith(".ffn_gate.weight") and len(t.shape) == 2]
     return max(gates) if gates else model.n_ff or 4 * model.n_embd
+
+
+def _altup_floats(model: ModelInfo) -> int:
+    """Floats a token that AltUp models (gemma3n) keep beside each layer's phase: n_altup
+    hidden-state copies plus one (altup_proj holds n_altup - 1 projections) and the per-layer
+    inputs (per_layer_model_proj's rows); 0 for every other model."""
+    by_name = {t.name: t for t in model.tensors}
+    proj, per_layer = by_name.get("altup_proj.weight"), by_name.get("per_layer_model_proj.weight")
+    if proj is None or per_layer is None or len(proj.shape) != 3:
+        return 0
+    return (proj.shape[2] + 2) * model.n_embd + per_layer.shape[1]
 
 
 def _fused_gate(model: ModelInfo) -> bool:
