@@ -57,6 +57,7 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     assert archs["grok"]["flash_attn"] is False and "flash_attn" not in archs["llama"]
     assert archs["llama4"]["swa"]["when"] == "unless_zero"
     assert archs["cogvlm"]["all_outputs"] is True and "all_outputs" not in archs["llama"]  # no inp_out_ids
+    assert archs["gemma4"]["tied_output_first"] and "tied_output_first" not in archs["gemma3"]
 
 
 @pytest.mark.parametrize(
