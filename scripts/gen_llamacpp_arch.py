@@ -27,6 +27,18 @@ built from:
 - `src/models/<arch>.cpp` graph builders: which skip the LM head in embeddings mode
   (`if (!cparams.embeddings)` around `t_logits`: lfm2, and lfm2moe that reuses its graph);
   all others compute vocab-wide logits for every output there too.
+- `src/models/<arch>.cpp` graph builders that never set `res->t_logits` (encoders):
+  no LM head in the compute graph in any mode; and those that copy the LM head's output
+  (`cur = ggml_set_1d(ctx0, cur, …)`, not in place: chameleon), two vocab-wide tensors;
+  and those that always build a graph template in its embedding form (`graph<true>` where
+  the flag selects `build_attn_inp_no_cache` and drops t_logits: llama-embed).
+- `src/models/<arch>.cpp` graph builders with an LM head that never select output rows
+  (no `inp_out_ids`: cogvlm): vocab-wide logits for every token of the ubatch.
+- `src/llama-context.cpp` llama_init_from_model(): architectures whose flash attention is
+  forced off whatever the flag says (grok): their graph materialises the KQ matrix.
+- `src/models/<arch>.cpp` load_arch_tensors(): whether the tied LM head (token_embd created
+  again, TENSOR_DUPLICATED) is created before tok_embd itself (gemma3n, gemma4): loaded
+  without mmap it is then a second copy.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -66,6 +78,11 @@ _PATTERN_ARR = re.compile(
 # `if (hparams.n_layer() == 64) { … swa_type = … }`: only that model size slides (exaone4's 32B)
 _IF_N_LAYER = re.compile(r"if\s*\(\s*hparams\.n_layer\(\)\s*==\s*(\d+)\s*\)")
 _N_SWA_DEFAULT = re.compile(r"hparams\.n_swa\s*=\s*(\d+)\s*;")
+# `if (found_swa && hparams.n_swa == 0) { … NONE … } else { … a type … }`: only a key that is
+# present and 0 turns the window off; without the key the window is on (llama4: 8192, chunked)
+_OFF_ONLY_IF_ZERO = re.compile(
+    r"if\s*\(\s*\w+\s*&&\s*hparams\.n_swa\s*==\s*0\s*\)\s*\{[^{}]*LLAMA_SWA_TYPE_NONE"
+)
 _READS_WINDOW = re.compile(
     r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
 )
@@ -106,10 +123,38 @@ _MAX_NODES_DEFAULT = re.compile(
     r"else\s*\{\s*res\s*=\s*std::max<uint32_t>\(\s*(\d+)u?\s*,\s*(\d+)u?\s*\*\s*model\.n_tensors\(\)\s*\)"
 )
 _GRAPH_CTOR = re.compile(r"(llama_model_\w+)::graph\b")
+_LOGITS_SET_COPY = re.compile(r"\bcur\s*=\s*ggml_set_1d\s*\(\s*ctx0\s*,\s*cur\s*,")
+_GRAPH_TEMPLATE = re.compile(
+    r"template\s*<\s*bool\s+(\w+)\s*>\s*(llama_model_\w+)::graph<\s*\1\s*>::graph\s*\([^)]*\)[^{]*\{"
+)
+_GRAPH_TEMPLATE_ALIAS = re.compile(
+    r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph<\s*\w+\s*>\s*;",
+    re.M | re.S,
+)
+_BUILD_GRAPH_FN = re.compile(r"std::unique_ptr<llm_graph_context>\s+(llama_model_\w+)::build_arch_graph\s*\(")
+_ALWAYS_TRUE_GRAPH = re.compile(
+    r"return\s+std::make_unique<\s*graph<\s*true\s*>\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;"
+)
+_FA_FORCED_OFF = re.compile(
+    r"if\s*\(\s*params\.flash_attn_type\s*!=\s*LLAMA_FLASH_ATTN_TYPE_DISABLED\s*&&\s*model->arch\s*==\s*"
+    r"(LLM_ARCH_\w+)\s*\)\s*\{[^{}]*params\.flash_attn_type\s*=\s*LLAMA_FLASH_ATTN_TYPE_DISABLED"
+)
+_GRAPH_DEF = re.compile(r"(llama_model_\w+)::graph(?:<\w+>)?::graph\s*\(")
 _GRAPH_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph",
     re.M | re.S,
 )
+
+
+_TIED_OUTPUT = re.compile(
+    r"\boutput\s*=\s*create_tensor\s*\(\s*tn\s*\(\s*LLM_TENSOR_TOKEN_EMBD\b[^;]*TENSOR_DUPLICATED"
+)
+_TOK_EMBD = re.compile(r"\btok_embd\s*=\s*create_tensor\s*\(")
+
+
+def _tied_output_first(tensors_body: str) -> bool:
+    tied, tok = _TIED_OUTPUT.search(tensors_body), _TOK_EMBD.search(tensors_body)
+    return bool(tied and tok and tied.start() < tok.start())
 
 
 def parse_recurrent_layers(body: str) -> dict[str, Any] | None:
@@ -169,6 +214,8 @@ def parse_swa(body: str) -> dict[str, Any] | None:
     kind = enabled[0].lower()
     # enabled only when the window key is present (and > 0): both NONE and a type are assigned
     when = "key" if "NONE" in types else "always"
+    if when == "key" and _OFF_ONLY_IF_ZERO.search(body):
+        when = "unless_zero"
     out: dict[str, Any] = {"type": kind, "when": when}
     for size_check in _IF_N_LAYER.finditer(body):
         if _SWA_TYPE.search(_body(body, size_check.end())) and when == "always":
@@ -247,6 +294,80 @@ def no_logits_in_embeddings(models_dir: Path, models_h: str) -> set[str]:
     return classes
 
 
+def graphs_without_logits(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph never sets `res->t_logits` (bert-like encoders, gemma-embedding,
+    modern-bert …: pooling reads the hidden states), in generation and embeddings mode alike.
+    Every other graph has an LM head (diffusion models too: dream, llada, though they keep no
+    KV cache)."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if "t_logits" not in text:
+            classes.update(_GRAPH_DEF.findall(text))
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
+def graphs_copying_logits(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph writes into its LM head's output with a non-inplace
+    ggml_set_1d (chameleon masks its image tokens): a second vocab-wide tensor per output."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if _LOGITS_SET_COPY.search(text) and "t_logits" in text:
+            classes.update(_GRAPH_DEF.findall(text))
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
+def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes that always build a templated graph with its flag set (`return
+    std::make_unique<graph<true>>` and nothing else), where that template (`template <bool P>
+    X::graph<P>::graph`) attends without a cache under `if constexpr (P)` and sets t_logits
+    only under `if constexpr (!P)`: llama-embed, llama's graph in its embedding form. The
+    loader still gives it a KV cache (create_memory), which the graph never reads."""
+    texts = {path: _strip_comments(path.read_text()) for path in sorted(models_dir.glob("*.cpp"))}
+    templates: dict[str, str] = {}
+    for text in texts.values():
+        for m in _GRAPH_TEMPLATE.finditer(text):
+            cls, param = m.group(2), m.group(1)
+            body = _body(text, m.end() - 1)
+            when = rf"if\s+constexpr\s*\(\s*{param}\s*\)\s*\{{[^{{}}]*"
+            unless = rf"if\s+constexpr\s*\(\s*!\s*{param}\s*\)\s*\{{[^{{}}]*"
+            no_cache = re.search(when + "build_attn_inp_no_cache", body)
+            logits_unless = re.search(unless + "t_logits", body)
+            if no_cache and logits_unless:
+                templates[cls] = param
+    aliases = {cls: base for cls, base in _GRAPH_TEMPLATE_ALIAS.findall(models_h)}
+    out: set[str] = set()
+    for text in texts.values():
+        for m in _BUILD_GRAPH_FN.finditer(text):
+            cls = m.group(1)
+            body = _body(text, m.start()).strip()
+            if _ALWAYS_TRUE_GRAPH.fullmatch(body) and aliases.get(cls, cls) in templates:
+                out.add(cls)
+    return out
+
+
+def graphs_with_all_outputs(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph has an LM head but never selects the output rows
+    (no `inp_out_ids`): logits for every token of the ubatch, generating too (cogvlm)."""
+    classes: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if "t_logits" in text and "inp_out_ids" not in text:
+            classes.update(_GRAPH_DEF.findall(text))
+    classes.update(cls for cls, base in _GRAPH_ALIAS.findall(models_h) if base in classes)
+    return classes
+
+
+def flash_attn_forced_off(context_cpp: str) -> set[str]:
+    """Architectures llama_init_from_model turns flash attention off for, whatever the flag says
+    (`if (params.flash_attn_type != …DISABLED && model->arch == LLM_ARCH_X) { … = DISABLED; }`:
+    grok, whose graph applies its own attention softcapping to a materialised KQ matrix)."""
+    return {m.group(1) for m in _FA_FORCED_OFF.finditer(_strip_comments(context_cpp))}
+
+
 def parse_graph_max_nodes(context_cpp: str) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """The graph node budget (llama_context::graph_max_nodes): the default, and the enum names
     of the architectures that get max(n_tokens · per_token, per_tensor · n_tensors) instead.
@@ -286,7 +407,13 @@ def generate(src: Path) -> dict[str, Any]:
     no_memory = _no_memory_archs(model_cpp)
     has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder")
     no_embd_logits = no_logits_in_embeddings(src / "src/models", models_h)
-    nodes_default, nodes_per_arch = parse_graph_max_nodes((src / "src/llama-context.cpp").read_text())
+    no_logits = graphs_without_logits(src / "src/models", models_h)
+    logits_copied = graphs_copying_logits(src / "src/models", models_h)
+    embedding_form = embedding_graphs(src / "src/models", models_h)
+    all_outputs = graphs_with_all_outputs(src / "src/models", models_h)
+    context_cpp = (src / "src/llama-context.cpp").read_text()
+    nodes_default, nodes_per_arch = parse_graph_max_nodes(context_cpp)
+    no_flash_attn = flash_attn_forced_off(context_cpp)
 
     bodies: dict[str, str] = {}
     tensor_bodies: dict[str, str] = {}
@@ -333,11 +460,26 @@ def generate(src: Path) -> dict[str, Any]:
             entry["graph_nodes"] = nodes_per_arch[enum]
         if cls in no_embd_logits:
             entry["embeddings_logits"] = False
+        if cls in no_logits:
+            entry["logits"] = False
+        if cls in logits_copied:
+            entry["logits_copies"] = 2
+        if cls in all_outputs:
+            entry["all_outputs"] = True  # no inp_out_ids: logits for every token (cogvlm)
+        if enum in no_flash_attn:
+            entry["flash_attn"] = False  # forced off at context creation (grok)
+        if cls in embedding_form:
+            # llama-embed: attention over the ubatch (no cache read), no LM head
+            entry.update(attn_no_cache=True, logits=False)
         if enum in diffusion:
             entry["diffusion"] = True
         owner = cls
         while owner not in tensor_bodies and owner in bases:
             owner = bases[owner]
+        if owner in tensor_bodies and _tied_output_first(tensor_bodies[owner]):
+            # the tied LM head (token_embd, TENSOR_DUPLICATED) is created before tok_embd itself:
+            # loaded without mmap, it is a second copy of token_embd (gemma3n, gemma4)
+            entry["tied_output_first"] = True
         if owner in tensor_bodies and not _OUTPUT_TENSOR.search(tensor_bodies[owner]):
             # no LM head tensor (encoders: bert …; bitnet's graph multiplies by token_embd
             # itself): token_embd stays an input-only tensor — no repacked output copy

@@ -101,7 +101,7 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     head_v = int(key("attention.value_length", head_k))
     raw_window = key("attention.sliding_window")
     # what llama.cpp's loader makes of the window key for this architecture (data from its source)
-    swa = resolve_swa(arch, n_layers, int(raw_window) if raw_window else None,
+    swa = resolve_swa(arch, n_layers, int(raw_window) if raw_window is not None else None,
                       _value(fields, f"{arch}.attention.sliding_window_pattern"))  # fmt: skip
     approximate = [swa.guessed] if swa.guessed else []
     memory = memory_kind(arch)

@@ -23,7 +23,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +75,11 @@ def all_pairs(dims: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 # MoE architectures: experts expert_feed_forward_length wide (those with a dense leading
 # layer get it from their required keys in ggufmodels._KEYS), or n_ff wide
-MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "bailingmoe", "bailingmoe2",
+MOE_EXP_WIDTH = ("qwen3moe", "qwen2moe", "qwen3vlmoe", "qwen35moe", "qwen3next", "bailingmoe", "bailingmoe2",
                  "smallthinker", "ernie4_5-moe", "deepseek", "glm4moe", "dots1", "exaone-moe",
-                 "llama4", "lfm2moe")  # fmt: skip
-MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx")
+                 "llama4", "lfm2moe", "llada-moe", "rnd1", "mimo2", "step35", "afmoe",
+                 "grovemoe", "deepseek2-ocr")  # fmt: skip
+MOE_FF_WIDTH = ("granitemoe", "olmoe", "phimoe", "dbrx", "grok", "arctic")
 
 
 def base_shape(arch: str, weights: str) -> Shape:
@@ -95,7 +96,7 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch in MOE_FF_WIDTH:
         common.update(n_expert=8, n_expert_used=2, n_ff=512)
-    if arch == "hunyuan-moe":  # experts n_ff wide, but expert_feed_forward_length required
+    if arch in ("hunyuan-moe", "minimax-m2"):  # experts n_ff wide, but expert_feed_forward_length required
         common.update(n_expert=8, n_expert_used=2, n_ff=512, n_ff_exp=512)
     if arch in ("olmoe", "dots1"):  # q/k norms span n_embd (olmoe), K and V as wide as Q (dots1)
         common.update(n_kv_head=8)
@@ -103,31 +104,49 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_vocab=65536, head_dim=128)  # gemma-like: wide vocabulary, wide heads
     if arch == "gpt-oss":
         common.update(n_expert=8, n_expert_used=2, n_ff_exp=512, head_dim=64, n_layer=6)
-    if arch == "phi3":
+    if arch in ("phi3", "qwen", "cogvlm", "minicpm3", "plm", "deepseek2-ocr"):  # K/V as wide as Q
         common.update(n_kv_head=8)
     if arch == "granite":  # granite requires its four scales
         common.update(extra_keys={"logit_scale": 1.0, "residual_scale": 1.0, "embedding_scale": 1.0,
                                   "attention.scale": 0.125})  # fmt: skip
-    if arch in ("rwkv6", "rwkv7"):  # no attention: time-mix (WKV) layers, 64-wide heads
+    if arch in ("rwkv6", "rwkv7", "rwkv6qwen2", "arwkv7"):  # no attention: time-mix (WKV) layers
         common.update(n_head=0, n_kv_head=0, head_dim=64)
     if arch in ("mamba", "mamba2"):
         common.update(n_ff=0, n_head=0, n_kv_head=0, head_dim=64)  # no attention: SSM layers
+    if arch == "jamba":  # a Jamba-like hybrid: attention on two of eight layers, experts on every second
+        common.update(attention_layers=(3, 7), n_expert=8, n_expert_used=2, n_ff=512)
+    if arch == "plamo2":  # a PLaMo-2-like hybrid: attention on two of eight, mamba with 16 dt heads
+        common.update(attention_layers=(3, 7), ssm=(4, 1024, 64, 16))
     if arch == "granitehybrid":  # mamba2 layers with attention on two of eight (as granite-4.0-h)
         common.update(attention_layers=(3, 7))
-    if arch == "nemotron_h":  # Nemotron-H-like: mamba2 mixers, attention on one layer, MLPs on three
+    if arch in ("nemotron_h", "nemotron_h_moe"):  # mamba2 mixers, attention on one layer, MLPs on three
         common.update(attention_layers=(3,), mlp_layers=(1, 4, 6))
+    if arch == "nemotron_h_moe":  # its MLP layers: 8 gate-less experts (2 used) and a shared one
+        common.update(n_expert=8, n_expert_used=2, n_ff_exp=512)
     if arch in (
         "lfm2",
         "lfm2moe",
     ):  # an LFM2-like hybrid: short-convolution layers, attention on three of eight
         common.update(attention_layers=(2, 5, 7), head_dim=64)
-    if arch in ("qwen35", "qwen35moe"):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
+    if arch in (
+        "qwen35",
+        "qwen35moe",
+        "qwen3next",
+    ):  # a Qwen3.5-like hybrid: 6 gated-delta-net layers, 2 attention
         common.update(head_dim=64)
+    if arch in ("mimo2", "step35", "gemma4"):  # the window's layers as an array: 3 of every 4 slide
+        common.update(sliding_window_pattern=(True, True, True, False) * 2)
+    if arch == "gemma4":  # gemma-like: wide vocabulary, 64-wide heads on every layer
+        common.update(n_vocab=65536, head_dim=64)
+    if arch == "modern-bert":  # a ModernBERT-base-like encoder (GeGLU: up 2 · n_ff wide)
+        common.update(n_kv_head=8, n_ff=1536, context_length=8192)
+    if arch == "nomic-bert-moe":  # a nomic-embed-text-v2-moe-like encoder: 8 experts n_ff wide, 2 used
+        common.update(n_kv_head=8, n_ff=2048, context_length=8192, n_expert=8, n_expert_used=2)
     if arch in ("nomic-bert", "jina-bert-v2", "jina-bert-v3"):  # n_ff = 4 · n_embd (nomic's gated: 3 ·)
         common.update(n_kv_head=8, n_ff=2048 if arch == "jina-bert-v2" else 1536, context_length=8192)
     if arch == "bert":  # a bge-like encoder: learned positions, so a shorter trained context
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
-    if arch == "deepseek2":  # MLA attention; one dense layer, then experts with a shared expert
+    if arch in ("deepseek2", "mistral4"):  # MLA attention; one dense layer, then experts with a shared expert
         common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)
 
@@ -137,6 +156,16 @@ def llama_moe_shape(weights: str) -> Shape:
     return Shape(name=f"llama-moe-{weights.lower()}", arch="llama", n_layer=4, n_embd=512, n_head=8,
                  n_kv_head=2, n_ff=1024, n_vocab=32000, context_length=32768, weight_type=weights,
                  n_expert=8, n_expert_used=2)  # fmt: skip
+
+
+def llama4_no_window_shape(weights: str) -> Shape:
+    """llama4 without a `sliding_window` key: its loader still turns on the 8192-token chunked
+    window (only an explicit 0 turns it off), so -c 16384 keeps a chunked cache on 3 of 4 layers."""
+    return replace(base_shape("llama4", weights), name=f"llama4-nokey-{weights.lower()}", sliding_window=None)
+
+
+# models beside the one base shape per architecture: a variant and its shape
+VARIANTS = {"llama-moe": llama_moe_shape, "llama4-nokey": llama4_no_window_shape}
 
 
 @dataclass(frozen=True)
@@ -165,11 +194,8 @@ class Case:
         )
 
     def shape(self) -> Shape:
-        return (
-            llama_moe_shape(self.weights)
-            if self.model == "llama-moe"
-            else base_shape(self.model, self.weights)
-        )
+        variant = VARIANTS.get(self.model)
+        return variant(self.weights) if variant else base_shape(self.model, self.weights)
 
     def server_flags(self) -> list[str]:
         args = ["-c", str(self.ctx), "-np", str(self.parallel), "-ctk", self.kv[0], "-ctv", self.kv[1],
@@ -190,7 +216,7 @@ def cases(long: bool) -> list[Case]:
 
     Long: an all-pairs cover of the flags for every model.
     """
-    models = [*archs(), "llama-moe"]
+    models = [*archs(), *VARIANTS]
     cover = all_pairs(DIMENSIONS)
     if long:
         out = [_case(m, c) for m in models for c in cover]
@@ -200,12 +226,20 @@ def cases(long: bool) -> list[Case]:
     return list({c.id: c for c in out}.values())
 
 
-# embedding-only models: no generation, so their generate cases embed instead
+# embedding-only models: no generation, so their generate cases embed instead. Diffusion
+# models (no KV cache) too: generating, llama-server aborts in llama_context::decode
+# (GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max)); llama.cpp runs them with
+# llama-diffusion-cli, and llama-server only in embeddings mode.
 ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
-            "neo-bert")  # fmt: skip
+            "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1", "llama-embed",
+            "modern-bert")  # fmt: skip
 
 
-MLA = ("deepseek2",)  # llama.cpp refuses K and V cache types that differ under MLA
+MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA
+NO_FLASH_ATTN = ("grok",)  # flash attention forced off, so a quantized V cache is refused
+# llama-server aborts with -fa on for plm's synthetic model (ggml.c GGML_ASSERT(a->ne[0] ==
+# b->ne[0]) in llama_kv_cache::cpy_v at the reserve): its cases run with flash attention off
+FA_ABORTS = ("plm",)
 
 
 def _case(model: str, values: dict[str, Any]) -> Case:
@@ -216,6 +250,10 @@ def _case(model: str, values: dict[str, Any]) -> Case:
             **values,
             "kv": (values["kv"][0], values["kv"][0]) if values["fa"] == "on" else ("f16", "f16"),
         }
+    if model in FA_ABORTS:
+        values = {**values, "fa": "off"}
+    if model in NO_FLASH_ATTN + FA_ABORTS and values["kv"][1] != "f16":
+        values = {**values, "kv": (values["kv"][0], "f16")}
     return Case(model=model, **values)
 
 

@@ -6,20 +6,45 @@ the K-quants `gguf.quants` cannot quantize. Shapes, tensor types and hyper-param
 are real, so llama.cpp loads them like any model of that shape.
 
 Each architecture's tensor set follows its `load_arch_tensors` in the vendored llama.cpp
-(src/models/<arch>.cpp): the required tensors only. `WRITABLE` lists the architectures
-this writer knows; the fit matrix runs every one of them that is also in the generated
-llama.cpp architecture data and in the `gguf` package's architecture table.
+(src/models/<arch>.cpp): the required tensors only. The llama-like layer (with per-architecture
+flags) is written here; the other kinds of layer, `Shape` and the FFN writer live in
+gguflayers.py. `WRITABLE` lists the architectures this writer knows; the fit matrix runs every
+one of them that is also in the generated llama.cpp architecture data and in the `gguf`
+package's architecture table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from gguf import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize
+
+from tests.validation.gguflayers import (
+    LORA_KV,
+    LORA_Q,
+    Shape,
+    bert,
+    deepseek2_layer,
+    falcon_h1_layer,
+    ffn,
+    gemma3n_globals,
+    gemma3n_layer,
+    gptoss_layer,
+    jamba_layer,
+    lfm2_conv_layer,
+    lora_attn_layer,
+    mamba2_mixer,
+    mamba_layer,
+    modern_bert,
+    nemotron_h_layer,
+    plamo2_layer,
+    qwen35_layer,
+    rwkv6_layer,
+    rwkv7_layer,
+)
 
 # GPT-style layers: LayerNorms with biases, one fused QKV with its bias, a biased gate-less FFN
 _GPT_LAYER = {"norm_bias", "fused_qkv", "qkv_bias", "attn_out_bias", "no_gate", "ffn_bias"}
@@ -98,7 +123,15 @@ _EXTRAS: dict[str, set[str]] = {
     "jina-bert-v3": {"bert"},  # rotary positions
     "neo-bert": {"fused_qkv", "no_gate", "up_double", "enc_output_norm"},  # an encoder, SwiGLU in one up
     "qwen35moe": {"gdn", "qk_norm", "shexp_gated"},  # qwen35's layers with experts and a shared expert
-    "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},  # lfm2 with experts after layer 0
+    "lfm2moe": {"shortconv", "qk_norm", "dense_lead", "exp_probs_b"},
+    # mamba (v1) layers with attention on some (head_count_kv 0 marks the mamba ones); experts
+    # n_ff wide on every second layer, a dense FFN on the others
+    "jamba": {"ssm", "jamba", "moe_every_2nd"},
+    # mamba layers (per-head dt, norms without ".weight") and attention layers with a fused QKV
+    # and per-head q/k norms; every layer a gate-less up-double FFN between post norms
+    "plamo2": {"ssm", "plamo2"},
+    # qwen35moe's layers with beta and alpha in one tensor (ssm_ba): Qwen3-Next
+    "qwen3next": {"gdn", "gdn_ba", "qk_norm", "shexp_gated"},  # lfm2 with experts after layer 0
     "hunyuan_vl": {"qk_norm"},  # hunyuan-dense's loader
     "qwen2vl": set(),
     "qwen3vl": {"qk_norm"},
@@ -122,6 +155,48 @@ _EXTRAS: dict[str, set[str]] = {
     "refact": set(),
     "plamo": {"no_ffn_norm", "output_required"},  # attention and FFN in parallel
     "nemotron": {"norm_bias", "no_gate", "output_required"},
+    # added for issue 17 (each from its load_arch_tensors)
+    "qwen": {"fused_qkv", "qkv_bias", "ffn_half", "output_required"},  # gate/up/down n_ff/2 wide
+    "jais2": {"norm_bias", "attn_out_bias", "no_gate", "ffn_bias"},  # LayerNorms, a biased gate-less MLP
+    "deci": set(),  # llama's tensors (per-layer heads and n_ff are optional arrays)
+    "plamo3": {"fused_qkv", "qk_norm", "post_norms_bare", "no_gate", "up_double"},
+    "minimax-m2": {"qk_norm_full", "exp_probs_b", "output_required"},  # experts n_ff wide
+    "chameleon": {"qk_norm_heads"},  # q/k norms per head, {head_dim, n_head}
+    "nomic-bert-moe": {"bert", "bert_moe"},
+    # ModernBERT: fused QKV, GeGLU in one up tensor, no biases, a symmetric window on 2 of 3 layers
+    "modern-bert": {"bert", "modern_bert"},  # nomic-bert's encoder, experts on every second layer
+    "mistral4": {"mla"},  # deepseek2's loader and graph
+    "llama-embed": set(),  # llama's loader; its graph in the embedding form
+    # nemotron_h's three kinds of layer, the MLP ones gate-less experts and a gate-less shared expert
+    "nemotron_h_moe": {"ssm2", "nemotron_h", "nh_moe"},
+    # low-rank K/V (and Q) projections, decompressed into an ordinary per-head KV cache
+    "minicpm3": {"lora_attn", "lora_q"},
+    "plm": {"lora_attn", "tied_always"},  # q unfactored; a gate-less FFN
+    "grovemoe": {"qk_norm", "chexps", "moe_only"},  # experts, then "chunk" experts of a group
+    # gemma3-like layers (q/k norms, post norms), a rope_freqs tensor for the full-attention
+    # layers, a required per-layer window array; no per-layer embeddings, no experts
+    "gemma4": {"qk_norm", "post_norms", "rope_freqs"},
+    # gemma3's layers with AltUp (four hidden-state copies), LAuReL and per-layer embeddings
+    "gemma3n": {"gemma3n"},
+    "paddleocr": set(),  # ernie4_5's loader, a qwen2vl-like graph (multimodal rope sections)
+    "deepseek2-ocr": {"dense_lead", "shexp_ffexp"},  # deepseek2's graph without MLA, K/V n_embd wide
+    "cogvlm": {"fused_qkv", "visexp"},  # a second (vision-expert) attention and FFN per layer
+    "arctic": {"arctic"},  # a dense FFN n_embd wide beside experts n_ff wide, on every layer
+    # a gated attention (attn_gate, q wide), post norms, experts after a dense layer
+    "afmoe": {"qk_norm", "post_norms", "attn_gate", "dense_lead", "exp_probs_b", "shexp_ffexp"},
+    # experts n_ff wide (no expert_feed_forward_length), no dense FFN; attention softcapping
+    "grok": {"attn_out_norm", "ffn_post_norm", "moe_only"},
+    # experts after a dense first layer; a per-layer sliding-window array (required)
+    "mimo2": {"dense_lead", "exp_probs_b", "output_required"},
+    "step35": {"dense_lead", "shexp_ffexp", "exp_probs_b", "output_required"},
+    # rwkv time mix with a qwen2 FFN (RWKV-distilled Qwen): no channel mix, RMS norms
+    "rwkv6qwen2": {"rwkv6", "qwen_ffn", "output_required"},
+    "arwkv7": {"rwkv7", "qwen_ffn", "output_required"},
+    # diffusion models: llama-like tensors, non-causal, no KV cache, an LM head
+    "dream": set(),
+    "llada": set(),
+    "llada-moe": {"qk_norm", "output_required"},
+    "rnd1": {"qk_norm"},
     "phi2": {
         "norm_bias",
         "attn_out_bias",
@@ -137,6 +212,21 @@ _EXTRAS: dict[str, set[str]] = {
 _MROPE = [11, 11, 10, 0]  # multimodal rope sections: a head of 64 (32 rotary pairs)
 _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "rwkv6": {"{arch}.wkv.head_size": 64, "{arch}.time_mix_extra_dim": 32, "{arch}.time_decay_extra_dim": 64},
+    # one token shift (the time mix's; no channel mix): the graph asserts n_embd == n_embd_r
+    "rwkv6qwen2": {
+        "{arch}.wkv.head_size": 64,
+        "{arch}.time_mix_extra_dim": 32,
+        "{arch}.time_decay_extra_dim": 64,
+        "{arch}.token_shift_count": 1,
+    },
+    "arwkv7": {
+        "{arch}.wkv.head_size": 64,
+        "{arch}.token_shift_count": 1,
+        "{arch}.attention.decay_lora_rank": 64,
+        "{arch}.attention.iclr_lora_rank": 64,
+        "{arch}.attention.value_residual_mix_lora_rank": 32,
+        "{arch}.attention.gate_lora_rank": 128,
+    },
     "rwkv7": {
         "{arch}.wkv.head_size": 64,
         "{arch}.attention.decay_lora_rank": 64,
@@ -175,46 +265,29 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     "ernie4_5-moe": {"{arch}.interleave_moe_layer_step": 1, "{arch}.leading_dense_block_count": 1},
     "deepseek": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
     "glm4moe": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "nomic-bert-moe": {"{arch}.moe_every_n_layers": 2},
+    "step35": {"{arch}.expert_shared_feed_forward_length": 512},
+    "grovemoe": {"{arch}.expert_group_scale": 0.05, "{arch}.experts_per_group": 2},
+    "nemotron_h_moe": {"{arch}.expert_shared_feed_forward_length": 512},
+    "paddleocr": {"{arch}.rope.dimension_sections": _MROPE},
+    # sliding layers' heads as wide as the full ones' (our estimate has one head size)
+    "gemma4": {
+        "{arch}.embedding_length_per_layer_input": 0,
+        "{arch}.attention.key_length_swa": 64,
+        "{arch}.attention.value_length_swa": 64,
+    },
+    "deepseek2-ocr": {"{arch}.leading_dense_block_count": 1, "{arch}.expert_shared_count": 1},
+    "afmoe": {
+        "{arch}.leading_dense_block_count": 1,
+        "{arch}.expert_shared_count": 1,
+        "{arch}.expert_gating_func": 2,  # sigmoid
+    },
+    "minimax-m2": {"{arch}.expert_gating_func": 2},  # sigmoid
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
 
-
-@dataclass(frozen=True)
-class Shape:
-    name: str
-    arch: str = "llama"
-    n_layer: int = 4
-    n_embd: int = 256
-    n_head: int = 8
-    n_kv_head: int = 8
-    n_ff: int = 768
-    n_vocab: int = 4096
-    head_dim: int | None = None
-    context_length: int = 4096
-    sliding_window: int | None = None
-    sliding_window_pattern: int | tuple[bool, ...] | None = None
-    weight_type: str = "F16"  # any ggml type for 2-D weights (zeros)
-    tied_output: bool = True
-    n_expert: int = 0
-    n_expert_used: int = 0
-    n_ff_exp: int | None = None
-    extra_keys: dict[str, int | float] = field(default_factory=dict)
-    ssm: tuple[int, int, int, int] = (4, 1024, 16, 32)  # mamba: d_conv, d_inner, d_state, dt_rank
-    # mamba2 / hybrids: d_conv, d_inner, d_state, n_group, n_ssm_head (d_inner = 2 · n_embd)
-    ssm2: tuple[int, int, int, int, int] = (4, 1024, 64, 1, 16)
-    attention_layers: tuple[int, ...] = ()  # hybrids: the layers with attention (the rest: SSM)
-    mlp_layers: tuple[int, ...] = ()  # nemotron_h: the layers that are a (gate-less) MLP only
-    # deepseek2 MLA: q_lora_rank, kv_lora_rank, rope dim, qk_nope dim, v head dim
-    mla: tuple[int, int, int, int, int] = (256, 256, 64, 128, 128)
-    n_layer_dense_lead: int = 1
-    gdn: tuple[int, int, int, int] = (4, 64, 2, 4)  # qwen35: d_conv, head dim, n_k_heads, n_v_heads
-    n_expert_shared: int = 1
-    shortconv_l_cache: int = 3  # lfm2: the short convolution's kernel (its state keeps l_cache - 1 rows)
-
-    @property
-    def hd(self) -> int:
-        return self.head_dim or self.n_embd // self.n_head
+__all__ = ["WRITABLE", "Shape", "write_gguf"]
 
 
 def _vocab(n: int) -> tuple[list[bytes], list[float], list[int]]:
@@ -262,8 +335,11 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_leading_dense_block_count(shape.n_layer_dense_lead)
         w.add_expert_shared_count(shape.n_expert_shared)
     elif (
-        "ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras
-    ) or "shortconv" in extras:  # hybrid: no KV on SSM/conv
+        ("ssm2" in extras and shape.arch != "mamba2" and "parallel_ssm" not in extras)
+        or "shortconv" in extras
+        or "jamba" in extras
+        or "plamo2" in extras
+    ):  # hybrid: no KV on SSM/conv
         kv = [shape.n_kv_head if i in shape.attention_layers else 0 for i in range(shape.n_layer)]
         w.add_head_count_kv(kv)
         w.add_key_length(shape.hd)
@@ -278,6 +354,11 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.add_rope_freq_base(10000.0)
     if "mla" in extras:
         w.add_rope_dimension_count(shape.mla[2])
+    elif "lora_attn" in extras:  # half of each head rotary, half not (minicpm3, plm)
+        w.add_rope_dimension_count(shape.hd // 2)
+        w.add_kv_lora_rank(LORA_KV)
+        if "lora_q" in extras:
+            w.add_q_lora_rank(LORA_Q)
     elif shape.arch != "gemma3":
         w.add_rope_dimension_count(shape.hd)
     if shape.sliding_window:
@@ -297,6 +378,8 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         w.add_ssm_inner_size(d_inner)
         w.add_ssm_state_size(d_state)
         w.add_ssm_time_step_rank(dt_rank)
+        if "plamo2" in extras:  # required by its loader; 0: one conv over d_inner (as mamba)
+            w.add_ssm_group_count(0)
     if "gdn" in extras:  # src/models/qwen35.cpp load_arch_hparams
         d_conv, gd, n_k, n_v = shape.gdn
         w.add_ssm_conv_kernel(d_conv)
@@ -378,7 +461,10 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         vec("token_embd_norm.weight", e)
         vec("token_embd_norm.bias", e)
     if "bert" in extras:
-        _bert(w, shape, extras, mat, vec)
+        if "modern_bert" in extras:
+            modern_bert(shape, mat, vec)
+        else:
+            bert(w, shape, extras, mat, vec)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
@@ -395,41 +481,57 @@ def write_gguf(shape: Shape, path: Path) -> Path:
         mat("output.weight", shape.n_vocab, e)
         if "output_bias" in extras:
             vec("output.bias", shape.n_vocab)
+    if "gemma3n" in extras:
+        gemma3n_globals(w, shape, mat)
+    if "rope_freqs" in extras:  # one tensor, shared by the full-attention layers (gemma4)
+        vec("rope_freqs.weight", shape.hd // 2)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         if "no_attn_norm" not in extras:
             vec(p + "attn_norm.weight", e)
             if "norm_bias" in extras:
                 vec(p + "attn_norm.bias", e)
+        if "gemma3n" in extras:
+            gemma3n_layer(w, p, shape, mat)
+            continue
+        if "jamba" in extras:
+            jamba_layer(w, p, i, shape, extras, mat, vec)
+            continue
+        if "plamo2" in extras:
+            plamo2_layer(w, p, i, shape, mat, vec)
+            continue
         if "ssm" in extras:
-            _mamba_layer(w, p, shape, mat)
+            mamba_layer(w, p, shape, mat)
             continue
         if "rwkv6" in extras:
-            _rwkv6_layer(w, p, shape, mat)
+            rwkv6_layer(w, p, shape, extras, mat)
             continue
         if "rwkv7" in extras:
-            _rwkv7_layer(w, p, i, shape, mat)
+            rwkv7_layer(w, p, i, shape, extras, mat)
             continue
         if "gptoss" in extras:
-            _gptoss_layer(w, p, shape, mat)
+            gptoss_layer(w, p, shape, mat)
             continue
         if "mla" in extras:
-            _deepseek2_layer(w, p, i, shape, mat)
+            deepseek2_layer(w, p, i, shape, mat)
+            continue
+        if "lora_attn" in extras:
+            lora_attn_layer(w, p, shape, extras, mat)
             continue
         if "gdn" in extras:
-            _qwen35_layer(w, p, i, shape, mat)
+            qwen35_layer(w, p, i, shape, extras, mat)
             continue
         if "parallel_ssm" in extras:
-            _falcon_h1_layer(w, p, shape, mat)
+            falcon_h1_layer(w, p, shape, mat)
             continue
         if "nemotron_h" in extras:
-            _nemotron_h_layer(w, p, i, shape, mat)
+            nemotron_h_layer(w, p, i, shape, extras, mat)
             continue
         if "shortconv" in extras and i not in shape.attention_layers:
-            _lfm2_conv_layer(w, p, i, shape, mat)
+            lfm2_conv_layer(w, p, i, shape, extras, mat)
             continue
         if "ssm2" in extras and i not in shape.attention_layers:
-            _mamba2_mixer(w, p, shape, mat)
+            mamba2_mixer(w, p, shape, mat)
             if shape.arch == "mamba2":
                 continue
             vec(p + "ffn_norm.weight", e)
@@ -482,63 +584,33 @@ def _dense_layer(
         vec(p + "ffn_norm.weight", e)
         if "norm_bias" in extras:
             vec(p + "ffn_norm.bias", e)
-    _ffn(w, p, il, shape, extras, mat, vec)
+    ffn(w, p, il, shape, extras, mat, vec)
     if "qk_norm" in extras:
         vec(p + "attn_q_norm.weight", hd)
         vec(p + "attn_k_norm.weight", hd)
     if "qk_norm_full" in extras:  # over all heads at once (olmo2)
         vec(p + "attn_q_norm.weight", q_dim)
         vec(p + "attn_k_norm.weight", kv_dim)
+    if "qk_norm_heads" in extras:  # one norm per head (chameleon)
+        w.add_tensor(p + "attn_q_norm.weight", np.ones((shape.n_head, hd), dtype=np.float32))
+        w.add_tensor(p + "attn_k_norm.weight", np.ones((shape.n_kv_head, hd), dtype=np.float32))
     if "post_norms" in extras or "attn_post_norm" in extras:
         vec(p + "post_attention_norm.weight", e)
     if "post_norms" in extras:
         vec(p + "post_ffw_norm.weight", e)
-
-
-def _ffn(
-    w: GGUFWriter,
-    p: str,
-    il: int,
-    shape: Shape,
-    extras: set[str],
-    mat: Callable[..., None],
-    vec: Callable[[str, int], None],
-) -> None:
-    """One layer's FFN: dense (gated or not, biased or not), or experts and their shared expert."""
-    e = shape.n_embd
-    dense_lead = "dense_lead" in extras and il < shape.n_layer_dense_lead
-    dense_lead |= "moe_every_2nd" in extras and (il + 1) % 2 != 0
-    if shape.n_expert and not dense_lead:
-        n_ff = shape.n_ff_exp or shape.n_ff
-        w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((shape.n_expert, e), dtype=np.float32))
-        mat(p + "ffn_gate_exps.weight", shape.n_expert, n_ff, e)
-        mat(p + "ffn_up_exps.weight", shape.n_expert, n_ff, e)
-        mat(p + "ffn_down_exps.weight", shape.n_expert, e, n_ff)
-        if "exp_probs_b" in extras:
-            vec(p + "exp_probs_b.bias", shape.n_expert)
-        # a shared expert: n_ff wide (qwen2moe, hunyuan-moe), or expert_shared_count experts' width (deepseek)
-        shared = {"shexp": shape.n_ff, "shexp_gated": shape.n_ff, "shexp_ffexp": n_ff * shape.n_expert_shared}
-        for flag, width in shared.items():
-            if flag in extras:
-                if flag == "shexp_gated":
-                    vec(p + "ffn_gate_inp_shexp.weight", e)
-                mat(p + "ffn_gate_shexp.weight", width, e)
-                mat(p + "ffn_up_shexp.weight", width, e)
-                mat(p + "ffn_down_shexp.weight", e, width)
-    else:
-        if "no_gate" not in extras:
-            mat(p + "ffn_gate.weight", shape.n_ff, e)
-        mat(p + "ffn_up.weight", shape.n_ff * (2 if "up_double" in extras else 1), e)
-        mat(p + "ffn_down.weight", e, shape.n_ff)
-        if "ffn_bias" in extras:
-            vec(p + "ffn_up.bias", shape.n_ff)
-            vec(p + "ffn_down.bias", e)
-        if "gate_bias" in extras:
-            vec(p + "ffn_gate.bias", shape.n_ff)
-
-
-def _ones(w: GGUFWriter, name: str, *dims: int) -> None:
-    w.add_tensor(name, np.ones(dims, dtype=np.float32))
+    if "visexp" in extras:  # cogvlm: the vision expert's attention and FFN (image tokens)
+        mat(p + "vis_attn_qkv.weight", 3 * q_dim, e)
+        mat(p + "vis_attn_output.weight", e, q_dim)
+        mat(p + "vis_gate.weight", shape.n_ff, e)
+        mat(p + "vis_up.weight", shape.n_ff, e)
+        mat(p + "vis_down.weight", e, shape.n_ff)
+    if "ffn_post_norm" in extras:  # grok: only the FFN's post norm
+        vec(p + "post_ffw_norm.weight", e)
+    if "attn_gate" in extras:  # afmoe: a sigmoid gate on the attention output, q wide
+        mat(p + "attn_gate.weight", q_dim, e)
+    if "post_norms_bare" in extras:  # tn(LLM_TENSOR_ATTN_POST_NORM, i): no ".weight" (plamo3)
+        vec(p + "post_attention_norm", e)
+        vec(p + "post_ffw_norm", e)
 
 
 def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
@@ -548,268 +620,3 @@ def _fitting(wanted: GGMLQuantizationType, row: int) -> GGMLQuantizationType:
         if row % GGML_QUANT_SIZES[qtype][0] == 0:
             return qtype
     return GGMLQuantizationType.F16
-
-
-def _bert(
-    w: GGUFWriter, shape: Shape, extras: set[str], mat: Callable[..., None], vec: Callable[[str, int], None]
-) -> None:
-    """src/models/bert.cpp, nomic-bert.cpp, jina-bert-v2.cpp load_arch_tensors (biases only
-    where required)."""
-    e = shape.n_embd
-    w.add_tensor(
-        "token_types.weight", np.zeros((2, e), dtype=np.float32)
-    )  # added as a view: f32, as converted
-    if "pos_embd" in extras:
-        mat("position_embd.weight", shape.context_length, e)
-    vec("token_embd_norm.weight", e)
-    vec("token_embd_norm.bias", e)
-    for i in range(shape.n_layer):
-        p = f"blk.{i}."
-        mat(p + "attn_q.weight", e, e)
-        mat(p + "attn_k.weight", shape.n_kv_head * shape.hd, e)
-        mat(p + "attn_v.weight", shape.n_kv_head * shape.hd, e)
-        mat(p + "attn_output.weight", e, e)
-        if "attn_out_bias" in extras:
-            vec(p + "attn_output.bias", e)
-        vec(p + "attn_output_norm.weight", e)
-        vec(p + "attn_output_norm.bias", e)
-        if "bert_gate" in extras:
-            mat(p + "ffn_gate.weight", shape.n_ff, e)
-        mat(p + "ffn_up.weight", shape.n_ff, e)
-        mat(p + "ffn_down.weight", e, shape.n_ff)
-        if "ffn_bias" in extras:
-            vec(p + "ffn_down.bias", e)
-        vec(p + "layer_output_norm.weight", e)
-        vec(p + "layer_output_norm.bias", e)
-
-
-def _qwen35_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/qwen35.cpp load_arch_tensors: gated delta net, or (every 4th layer) gated attention."""
-    e, hd = shape.n_embd, shape.hd
-    d_conv, gd, n_k, n_v = shape.gdn
-    key_dim, value_dim = gd * n_k, gd * n_v
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.ones(dims, dtype=np.float32))
-
-    f32(p + "post_attention_norm.weight", e)
-    if (il + 1) % 4 == 0:
-        mat(p + "attn_q.weight", hd * shape.n_head * 2, e)  # query and its gate
-        mat(p + "attn_k.weight", hd * shape.n_kv_head, e)
-        mat(p + "attn_v.weight", hd * shape.n_kv_head, e)
-        mat(p + "attn_output.weight", e, hd * shape.n_head)
-        f32(p + "attn_q_norm.weight", hd)
-        f32(p + "attn_k_norm.weight", hd)
-    else:
-        mat(p + "attn_qkv.weight", 2 * key_dim + value_dim, e)
-        mat(p + "attn_gate.weight", value_dim, e)
-        f32(p + "ssm_conv1d.weight", 2 * key_dim + value_dim, d_conv)
-        f32(p + "ssm_dt.bias", n_v)
-        f32(p + "ssm_a", n_v)
-        mat(p + "ssm_beta.weight", n_v, e)
-        mat(p + "ssm_alpha.weight", n_v, e)
-        f32(p + "ssm_norm.weight", gd)
-        mat(p + "ssm_out.weight", e, value_dim)
-    _ffn(w, p, il, shape, _EXTRAS[shape.arch], mat, lambda name, n: _ones(w, name, n))
-
-
-def _deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/deepseek2.cpp load_arch_tensors, MLA form (split k_b / v_b), not lite (q LoRA)."""
-    e, n_head = shape.n_embd, shape.n_head
-    q_lora, kv_lora, rope, nope, v_dim = shape.mla
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.ones(dims, dtype=np.float32))
-
-    f32(p + "attn_q_a_norm.weight", q_lora)
-    f32(p + "attn_kv_a_norm.weight", kv_lora)
-    mat(p + "attn_q_a.weight", q_lora, e)
-    mat(p + "attn_q_b.weight", n_head * (nope + rope), q_lora)
-    mat(p + "attn_kv_a_mqa.weight", kv_lora + rope, e)
-    mat(p + "attn_k_b.weight", n_head, kv_lora, nope)
-    mat(p + "attn_v_b.weight", n_head, v_dim, kv_lora)
-    mat(p + "attn_output.weight", e, n_head * v_dim)
-    f32(p + "ffn_norm.weight", e)
-    if il < shape.n_layer_dense_lead:
-        mat(p + "ffn_gate.weight", shape.n_ff, e)
-        mat(p + "ffn_up.weight", shape.n_ff, e)
-        mat(p + "ffn_down.weight", e, shape.n_ff)
-        return
-    n_exp, n_ff = shape.n_expert, shape.n_ff_exp or shape.n_ff
-    w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((n_exp, e), dtype=np.float32))
-    mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
-    mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
-    mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)
-    shared = n_ff * shape.n_expert_shared
-    mat(p + "ffn_gate_shexp.weight", shared, e)
-    mat(p + "ffn_up_shexp.weight", shared, e)
-    mat(p + "ffn_down_shexp.weight", e, shared)
-
-
-def _falcon_h1_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/falcon-h1.cpp load_arch_tensors: mamba2 mixer + attention + FFN in every layer."""
-    e, hd = shape.n_embd, shape.hd
-    _mamba2_mixer(w, p, shape, mat)
-    mat(p + "attn_q.weight", shape.n_head * hd, e)
-    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
-    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
-    mat(p + "attn_output.weight", e, shape.n_head * hd)
-    w.add_tensor(p + "ffn_norm", np.ones(e, dtype=np.float32))  # tn(LLM_TENSOR_FFN_NORM, i): no suffix
-    mat(p + "ffn_gate.weight", shape.n_ff, e)
-    mat(p + "ffn_up.weight", shape.n_ff, e)
-    mat(p + "ffn_down.weight", e, shape.n_ff)
-
-
-def _nemotron_h_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/nemotron-h.cpp load_arch_tensors: a mamba2 mixer, attention, or an MLP (up, down)."""
-    e, hd = shape.n_embd, shape.hd
-    if il in shape.attention_layers:
-        mat(p + "attn_q.weight", shape.n_head * hd, e)
-        mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
-        mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
-        mat(p + "attn_output.weight", e, shape.n_head * hd)
-    elif il in shape.mlp_layers:
-        mat(p + "ffn_up.weight", shape.n_ff, e)
-        mat(p + "ffn_down.weight", e, shape.n_ff)
-    else:
-        _mamba2_mixer(w, p, shape, mat)
-
-
-def _lfm2_conv_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/lfm2.cpp load_arch_tensors: a short-convolution layer and its dense FFN."""
-    e = shape.n_embd
-    w.add_tensor(p + "shortconv.conv.weight", np.ones((e, shape.shortconv_l_cache), dtype=np.float32))
-    mat(p + "shortconv.in_proj.weight", 3 * e, e)
-    mat(p + "shortconv.out_proj.weight", e, e)
-    w.add_tensor(p + "ffn_norm.weight", np.ones(e, dtype=np.float32))
-    _ffn(
-        w,
-        p,
-        il,
-        shape,
-        _EXTRAS[shape.arch],
-        mat,
-        lambda name, n: w.add_tensor(name, np.ones(n, dtype=np.float32)),
-    )
-
-
-def _mamba2_mixer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/mamba2.cpp / granite-hybrid.cpp load_arch_tensors: the mamba2 mixer of one layer."""
-    d_conv, d_inner, d_state, n_group, n_head = shape.ssm2
-    conv_dim = d_inner + 2 * n_group * d_state
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.ones(dims, dtype=np.float32))
-
-    mat(p + "ssm_in.weight", d_inner + conv_dim + n_head, shape.n_embd)
-    f32(p + "ssm_conv1d.weight", conv_dim, d_conv)
-    f32(p + "ssm_conv1d.bias", conv_dim)
-    f32(p + "ssm_dt.bias", n_head)
-    f32(p + "ssm_a", n_head, 1)
-    f32(p + "ssm_d", n_head, 1)
-    f32(p + "ssm_norm.weight", n_group, d_inner // n_group)
-    mat(p + "ssm_out.weight", shape.n_embd, d_inner)
-
-
-def _rwkv6_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/rwkv6.cpp load_arch_tensors: time mix (WKV) and channel mix (small ones F32)."""
-    e = shape.n_embd
-    head = 64
-    mix_extra, decay_extra = 32, 64  # _KEYS: time_mix_extra_dim, time_decay_extra_dim
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
-
-    f32(p + "attn_norm_2.weight", e)
-    f32(p + "attn_norm_2.bias", e)
-    f32(p + "time_mix_w1.weight", mix_extra * 5, e)
-    f32(p + "time_mix_w2.weight", 5, e, mix_extra)
-    f32(p + "time_mix_lerp_x.weight", 1, 1, e)
-    f32(p + "time_mix_lerp_fused.weight", 5, 1, 1, e)
-    f32(p + "time_mix_first.weight", e // head, head)
-    f32(p + "time_mix_decay.weight", e)
-    f32(p + "time_mix_decay_w1.weight", decay_extra, e)
-    f32(p + "time_mix_decay_w2.weight", e, decay_extra)
-    for name in ("key", "value", "receptance", "gate"):
-        mat(p + f"time_mix_{name}.weight", e, e)
-    f32(p + "time_mix_ln.weight", e)
-    f32(p + "time_mix_ln.bias", e)
-    mat(p + "time_mix_output.weight", e, e)
-    f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
-    f32(p + "channel_mix_lerp_r.weight", 1, 1, e)
-    mat(p + "channel_mix_key.weight", shape.n_ff, e)
-    mat(p + "channel_mix_value.weight", e, shape.n_ff)
-    mat(p + "channel_mix_receptance.weight", e, e)
-
-
-def _rwkv7_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/rwkv7.cpp load_arch_tensors: LoRA'd decay/iclr/value/gate mixes (small ones F32)."""
-    e = shape.n_embd
-    decay, iclr, value_mix, gate = 64, 64, 32, 128  # _KEYS: the four LoRA ranks
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
-
-    f32(p + "attn_norm_2.weight", e)
-    f32(p + "attn_norm_2.bias", e)
-    for name, rank in (("w", decay), ("a", iclr), ("v", iclr if il == 0 else value_mix)):
-        f32(p + f"time_mix_{name}0.weight", e)
-        f32(p + f"time_mix_{name}1.weight", rank, e)
-        f32(p + f"time_mix_{name}2.weight", e, rank)
-    f32(p + "time_mix_g1.weight", gate, e)
-    f32(p + "time_mix_g2.weight", e, gate)
-    f32(p + "time_mix_lerp_fused.weight", 6, 1, 1, e)
-    for name in ("k_k", "k_a", "r_k"):
-        f32(p + f"time_mix_{name}.weight", e)
-    for name in ("key", "value", "receptance"):
-        mat(p + f"time_mix_{name}.weight", e, e)
-    f32(p + "time_mix_ln.weight", e)
-    f32(p + "time_mix_ln.bias", e)
-    mat(p + "time_mix_output.weight", e, e)
-    f32(p + "channel_mix_lerp_k.weight", 1, 1, e)
-    mat(p + "channel_mix_key.weight", shape.n_ff, e)
-    mat(p + "channel_mix_value.weight", e, shape.n_ff)
-
-
-def _mamba_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/mamba.cpp load_arch_tensors (small and 1-D tensors in F32)."""
-    d_conv, d_inner, d_state, dt_rank = shape.ssm
-    e = shape.n_embd
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
-
-    mat(p + "ssm_in.weight", 2 * d_inner, e)
-    f32(p + "ssm_conv1d.weight", d_inner, d_conv)
-    f32(p + "ssm_conv1d.bias", d_inner)
-    mat(p + "ssm_x.weight", dt_rank + 2 * d_state, d_inner)
-    f32(p + "ssm_dt.weight", d_inner, dt_rank)
-    f32(p + "ssm_dt.bias", d_inner)
-    f32(p + "ssm_a", d_inner, d_state)
-    f32(p + "ssm_d", d_inner)
-    mat(p + "ssm_out.weight", e, d_inner)
-
-
-def _gptoss_layer(w: GGUFWriter, p: str, shape: Shape, mat: Callable[..., None]) -> None:
-    """src/models/openai-moe.cpp load_arch_tensors: attention with sinks and biases, biased experts."""
-    e, hd, n_exp = shape.n_embd, shape.hd, shape.n_expert
-    n_ff = shape.n_ff_exp or shape.n_ff
-
-    def f32(name: str, *dims: int) -> None:
-        w.add_tensor(name, np.zeros(dims, dtype=np.float32))
-
-    f32(p + "post_attention_norm.weight", e)
-    mat(p + "attn_q.weight", shape.n_head * hd, e)
-    mat(p + "attn_k.weight", shape.n_kv_head * hd, e)
-    mat(p + "attn_v.weight", shape.n_kv_head * hd, e)
-    mat(p + "attn_output.weight", e, shape.n_head * hd)
-    f32(p + "attn_output.bias", e)
-    f32(p + "attn_sinks.weight", shape.n_head)
-    f32(p + "ffn_gate_inp.weight", n_exp, e)
-    f32(p + "ffn_gate_inp.bias", n_exp)
-    mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
-    mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
-    mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)
-    f32(p + "ffn_gate_exps.bias", n_exp, n_ff)
-    f32(p + "ffn_up_exps.bias", n_exp, n_ff)
-    f32(p + "ffn_down_exps.bias", n_exp, e)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from cortexctl.engines.llamacpp.arch import known_archs
-from tests.validation.fitmatrix import DIMENSIONS, NOT_IN_MATRIX, all_pairs, archs, cases, valid
+from tests.validation.fitmatrix import DIMENSIONS, NOT_IN_MATRIX, VARIANTS, all_pairs, archs, cases, valid
 from tests.validation.ggufmodels import WRITABLE
 
 
@@ -21,13 +21,13 @@ def test_selection_is_deterministic_and_small() -> None:
     assert [c.id for c in cases(long=False)] == [c.id for c in cases(long=False)]
     # one case per model, or per row of the cover when it has more rows (CI stays short:
     # about a second a case)
-    assert len(cases(long=False)) == max(len(all_pairs(DIMENSIONS)), len(archs()) + 1) <= 100
+    assert len(cases(long=False)) == max(len(all_pairs(DIMENSIONS)), len(archs()) + len(VARIANTS))
 
 
 def test_models_are_every_writable_architecture_in_the_data() -> None:
     assert archs() == [a for a in WRITABLE if a in known_archs() and a not in NOT_IN_MATRIX]
     assert set(NOT_IN_MATRIX) <= set(WRITABLE)  # left out on purpose, each with its reason
     ci_models = {c.model for c in cases(long=False)}
-    assert ci_models == {*archs(), "llama-moe"}  # each at least once in CI
+    assert ci_models == {*archs(), *VARIANTS}  # each at least once in CI
     long = cases(long=True)
     assert len(long) == len(ci_models) * len(all_pairs(DIMENSIONS))

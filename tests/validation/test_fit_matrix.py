@@ -12,6 +12,7 @@ the same model at the reserve's sizes.
 
 CI runs the small profile (one case per model, the flag cover's cases spread over them).
 `CORTEX_FIT_LONG=1` runs the full matrix (an all-pairs cover per architecture);
+`CORTEX_FIT_MODELS=qwen2moe,llama4-nokey` runs only those models' cases;
 `CORTEX_FIT_REPORT=FILE` appends one JSON line per case (`python -m
 tests.validation.fitmatrix FILE` turns them into the README table).
 """
@@ -39,7 +40,8 @@ pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
 LONG = os.environ.get("CORTEX_FIT_LONG") == "1"
 REPORT = os.environ.get("CORTEX_FIT_REPORT")
-CASES = cases(long=LONG)
+ONLY = {m for m in os.environ.get("CORTEX_FIT_MODELS", "").split(",") if m}
+CASES = [c for c in cases(long=LONG) if not ONLY or c.model in ONLY]
 TOLERANCE = 0.05
 
 BUFFER_PARTS = ("weights", "repack", "kv_full", "kv_swa", "recurrent", "output", "compute")

@@ -50,6 +50,14 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     # graph node budget: n_tokens × 40 for the delta-net models, the default for the rest
     assert archs["qwen35"]["graph_nodes"] == {"per_token": 40, "per_tensor": 32}
     assert "graph_nodes" not in archs["llama"]
+    # issue 17: read from the graph builders and llama_init_from_model
+    assert archs["bert"]["logits"] is False and "logits" not in archs["dream"]  # diffusion: an LM head
+    assert archs["chameleon"]["logits_copies"] == 2  # ggml_set_1d copies the logits
+    assert archs["llama-embed"]["attn_no_cache"] is True and archs["llama-embed"]["logits"] is False
+    assert archs["grok"]["flash_attn"] is False and "flash_attn" not in archs["llama"]
+    assert archs["llama4"]["swa"]["when"] == "unless_zero"
+    assert archs["cogvlm"]["all_outputs"] is True and "all_outputs" not in archs["llama"]  # no inp_out_ids
+    assert archs["gemma4"]["tied_output_first"] and "tied_output_first" not in archs["gemma3"]
 
 
 @pytest.mark.parametrize(
@@ -65,6 +73,9 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
         ("gemma3", 512, 3, (512, 8)),  # the GGUF's integer pattern overrides the default
         ("gemma3", 512, [True, False] * 6, (512, 6)),  # and a per-layer array wins
         ("cohere2", 4096, None, (4096, 9)),
+        ("llama4", None, None, (8192, 9)),  # no key: the loader's chunked 8192 window, 3 of 4 layers
+        ("llama4", 256, None, (8192, 9)),  # a key's value is overwritten
+        ("llama4", 0, None, (None, 0)),  # only an explicit 0 turns it off
     ],
 )
 def test_resolve_swa(arch: str, window: int | None, pattern: object, expect: tuple[int | None, int]) -> None:
@@ -104,6 +115,20 @@ void llama_model_foo::load_arch_hparams(llama_model_loader & ml) {
 """
 
 
+_LLAMA4_CPP = """
+void llama_model_llama4::load_arch_hparams(llama_model_loader & ml) {
+    const bool found_swa = ml.get_key(LLM_KV_ATTENTION_SLIDING_WINDOW, hparams.n_swa, false);
+    if (found_swa && hparams.n_swa == 0) {
+        hparams.swa_type             = LLAMA_SWA_TYPE_NONE;
+    } else {
+        hparams.swa_type                = LLAMA_SWA_TYPE_CHUNKED;
+        hparams.n_swa                   = 8192;
+        load_swa_pattern(ml, 4);
+    }
+}
+"""
+
+
 def test_generator_parses_swa_rules() -> None:
     gen = _gen()
     body = gen._body(_MODEL_CPP, 0)
@@ -112,6 +137,7 @@ def test_generator_parses_swa_rules() -> None:
         "pattern": 4, "dense_first": True, "pattern_key": "optional",
     }  # fmt: skip
     assert gen.parse_swa("ml.get_key(LLM_KV_ROPE_FREQ_BASE, x);") is None
+    assert gen.parse_swa(gen._body(_LLAMA4_CPP, 0))["when"] == "unless_zero"
     assert gen.parse_swa("hparams.swa_type = LLAMA_SWA_TYPE_NONE;") == {
         "type": "none",
         "window_key": "ignored",
@@ -141,6 +167,62 @@ struct llama_model_d : public llama_model_base {
 };
 """
     assert _gen().no_logits_in_embeddings(tmp_path, models_h) == {"llama_model_a", "llama_model_c"}
+
+
+def test_generator_reads_each_graphs_lm_head(tmp_path: Path) -> None:
+    """Issue 17: graphs without an LM head, with a copied one, with one on every token, and a
+    template built in its embedding form (no cache read, no LM head)."""
+    (tmp_path / "enc.cpp").write_text("""llama_model_enc::graph::graph(const llama_model & model) {
+    res->t_embd = cur;
+}""")
+    (tmp_path / "cham.cpp").write_text("""llama_model_cham::graph::graph(const llama_model & model) {
+    ggml_tensor * inp_out_ids = build_inp_out_ids();
+    cur = build_lora_mm(model.output, cur);
+    cur = ggml_set_1d(ctx0, cur, img_logits, 4);
+    res->t_logits = cur;
+}""")
+    (tmp_path / "vlm.cpp").write_text("""llama_model_vlm::graph::graph(const llama_model & model) {
+    cur = build_lora_mm(model.output, cur);
+    res->t_logits = cur;
+}""")
+    (tmp_path / "base.cpp").write_text("""template <bool embed>
+llama_model_base2::graph<embed>::graph(const llama_model & model, const llm_graph_params & params) {
+    ggml_tensor * inp_out_ids = build_inp_out_ids();
+    if constexpr (embed) {
+        inp_attn = build_attn_inp_no_cache();
+    } else {
+        inp_attn = build_attn_inp_kv();
+    }
+    if constexpr (!embed) {
+        cur = build_lora_mm(model.output, cur, model.output_s);
+        res->t_logits = cur;
+    }
+}""")
+    (tmp_path / "emb.cpp").write_text("""std::unique_ptr<llm_graph_context> llama_model_emb::build_arch_graph(
+        const llm_graph_params & params) const {
+    return std::make_unique<graph<true>>(*this, params);
+}""")
+    models_h = """struct llama_model_enc2 : public llama_model_base {
+    using graph = llama_model_enc::graph;
+};
+
+struct llama_model_emb : public llama_model_base2 {
+    template <bool embed>
+    using graph = llama_model_base2::graph<embed>;
+};
+"""
+    gen = _gen()
+    assert gen.graphs_without_logits(tmp_path, models_h) == {"llama_model_enc", "llama_model_enc2"}
+    assert gen.graphs_copying_logits(tmp_path, models_h) == {"llama_model_cham"}
+    assert gen.graphs_with_all_outputs(tmp_path, models_h) == {"llama_model_vlm"}
+    assert gen.embedding_graphs(tmp_path, models_h) == {"llama_model_emb"}
+    context = """llama_context * llama_init_from_model(llama_model * model, llama_context_params params) {
+    if (params.flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED && model->arch == LLM_ARCH_GROK) {
+        LLAMA_LOG_WARN("%s: flash_attn is not compatible with Grok - forcing off\\n", __func__);
+        params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
+}"""
+    assert gen.flash_attn_forced_off(context) == {"LLM_ARCH_GROK"}
 
 
 def test_generator_parses_the_graph_node_budget() -> None:
@@ -191,12 +273,16 @@ def test_graph_metadata_counts_only_the_budget_beyond_the_default(tmp_path: Path
     ("arch", "extra", "guess"),
     [
         ("t5", {}, "never runs its encoder"),  # llama-server never calls llama_encode
-        ("rwkv6qwen2", {"wkv.head_size": 64}, "WKV/time-mix graph"),  # no synthetic writer: not measured
+        # a WKV model without a measured time-mix rule (rwkv6qwen2's taken out of the table)
+        ("rwkv6qwen2", {"wkv.head_size": 64}, "WKV/time-mix graph"),
     ],
 )
 def test_unmeasured_architectures_report_approximate(
-    arch: str, extra: dict[str, int], guess: str, tmp_path: Path
+    arch: str, extra: dict[str, int], guess: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cortexctl.engines.llamacpp import arch as arch_mod
+
+    monkeypatch.setattr(arch_mod, "WKV_PHASE", {k: v for k, v in arch_mod.WKV_PHASE.items() if k != arch})
     path = write_gguf(Shape(name=arch, arch=arch, n_layer=2, n_embd=64, n_head=2, n_kv_head=2, n_ff=128,
                             n_vocab=512, extra_keys=extra), tmp_path / f"{arch}.gguf")  # fmt: skip
     from cortexctl.validation.inspect_gguf import inspect_gguf
@@ -345,3 +431,15 @@ def test_hybrid_recurrent_layers_follow_each_loaders_rule(tmp_path: Path) -> Non
     assert est.get("kv_full") == 2 * 4096 * row
     r, s = 3 * (512 + 2 * 2 * 128), 128 * 512  # (d_conv - 1)(d_inner + 2·n_group·d_state), d_state·d_inner
     assert est.get("recurrent") == 6 * (r + s) * 4
+
+
+def test_flash_attention_forced_off_is_estimated_off_and_refuses_a_quantized_v(tmp_path: Path) -> None:
+    from cortexctl.engines.llamacpp.checks import check_flags
+
+    path = write_gguf(Shape(name="grok", arch="grok", n_layer=2, n_embd=64, n_head=2, n_kv_head=2, n_ff=128,
+                            n_vocab=512, n_expert=4, n_expert_used=2), tmp_path / "grok.gguf")  # fmt: skip
+    model = inspect_model(path)
+    assert LlamaCppFlags.from_command(["-m", str(path), "-fa", "on"], model).flash_attn is False
+    bad = check_flags(LlamaCppArgs(cache_type_v="q8_0", flash_attn="on"), model)
+    assert bad is not None and "quantized V cache" in bad.detail
+    assert check_flags(LlamaCppArgs(cache_type_v="f16"), model) is None

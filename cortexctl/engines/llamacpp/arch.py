@@ -54,7 +54,10 @@ def _pattern_layers(n: int, dense_first: bool, n_layers: int) -> tuple[bool, ...
 
 
 def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> SwaResolution:
-    """What llama.cpp's load_arch_hparams makes of `<arch>.attention.sliding_window[_pattern]`."""
+    """What llama.cpp's load_arch_hparams makes of `<arch>.attention.sliding_window[_pattern]`.
+
+    `window` is the key's value: None when the GGUF has no such key, 0 when it says 0 (some
+    loaders tell the two apart: llama4 turns its window off only for an explicit 0)."""
     entry = known_archs().get(arch)
     if entry is None:
         if not window:
@@ -75,6 +78,8 @@ def resolve_swa(arch: str, n_layers: int, window: int | None, pattern: Any) -> S
         return SwaResolution(None, ())  # never read (llama, qwen2) or read and disabled (phi3)
     if swa.get("when") == "key" and not window:
         return SwaResolution(None, ())
+    if swa.get("when") == "unless_zero" and window == 0:
+        return SwaResolution(None, ())  # llama4: only a key of 0 turns it off; no key keeps it on
     if swa.get("when") == "n_layer" and n_layers != swa.get("n_layer"):
         return SwaResolution(None, ())  # only that model size slides (exaone4: 64 layers)
     # the loader's own window, set after reading the key (llama4: 8192), or the key, else a default
@@ -123,15 +128,56 @@ def embeddings_logits(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("embeddings_logits", True))
 
 
+def graph_logits(arch: str, memory: str) -> bool:
+    """Whether the graph has an LM head at all (data `logits: false` for graphs that never set
+    t_logits: bert-like encoders); diffusion models (dream, llada) keep no cache but have one.
+    Not in the data: an LM head unless the model keeps no memory."""
+    entry = known_archs().get(arch)
+    if entry is None:
+        return memory != "none"
+    return bool(entry.get("logits", True))
+
+
+def attn_no_cache(arch: str) -> bool:
+    """Whether the graph attends over the ubatch without reading its KV cache (data
+    `attn_no_cache`: llama-embed builds llama's graph in its embedding form)."""
+    return bool((known_archs().get(arch) or {}).get("attn_no_cache", False))
+
+
+def tied_output_first(arch: str) -> bool:
+    """Whether the loader creates the tied LM head before tok_embd (data `tied_output_first`:
+    gemma3n, gemma4), which without mmap loads token_embd a second time."""
+    return bool((known_archs().get(arch) or {}).get("tied_output_first", False))
+
+
+def all_outputs(arch: str) -> bool:
+    """Whether the graph computes logits for every token of the ubatch, not only the outputs
+    (data `all_outputs`: cogvlm's graph never selects output rows)."""
+    return bool((known_archs().get(arch) or {}).get("all_outputs", False))
+
+
+def flash_attn_allowed(arch: str) -> bool:
+    """False where llama_init_from_model forces flash attention off (data `flash_attn`: grok)."""
+    return bool((known_archs().get(arch) or {}).get("flash_attn", True))
+
+
+def logits_copies(arch: str) -> int:
+    """Vocab-wide tensors per output in the graph: 2 where it copies the LM head's output
+    (data `logits_copies`: chameleon's ggml_set_1d masking image tokens), else 1."""
+    return int((known_archs().get(arch) or {}).get("logits_copies", 1))
+
+
 # rwkv compute (compute.py): (n_embd-wide floats a token live in the time mix, copies of
-# each sequence's WKV state in the graph), measured on the rwkv6/rwkv7 fit matrix
-WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2)}
+# each sequence's WKV state in the graph), measured on the rwkv6/rwkv7/arwkv7 fit matrix
+# (fitted constants, not derived from the source)
+WKV_PHASE = {"rwkv6": (15, 1), "rwkv7": (20, 2), "arwkv7": (18, 2), "rwkv6qwen2": (13, 2)}
 
 
 def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[str]:
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
-    models whose graph is not an SSM and not measured (rwkv6qwen2, arwkv7: counted as a dense FFN)."""
+    models whose graph is not an SSM and not measured (none in this version's data since
+    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
+from cortexctl.engines.llamacpp.arch import flash_attn_allowed
 from cortexctl.engines.llamacpp.args import LlamaCppArgs
 from cortexctl.engines.llamacpp.pin import VERSION
 from cortexctl.recipes.flags import flag_data
@@ -134,6 +135,18 @@ def check_flags(args: LlamaCppArgs, model: ModelInfo | None = None) -> Check | N
             f"cache_type_v {args.cache_type_v} with flash_attn off: llama.cpp refuses a quantized V cache "
             "without flash attention",
             "Set flash_attn: auto (or on), or cache_type_v: f16.",
+        )
+    if (
+        model is not None
+        and args.cache_type_v not in ("f32", "f16", "bf16")
+        and not flash_attn_allowed(model.architecture)
+    ):
+        # llama_init_from_model forces flash attention off for it, then refuses the V cache type
+        return fail(
+            "llamacpp_flags",
+            f"{model.architecture}: llama.cpp turns flash attention off for this architecture, and "
+            f"refuses a quantized V cache ({args.cache_type_v}) without it",
+            "Set cache_type_v: f16.",
         )
     if model is not None and not model.v_cache and args.cache_type_k != args.cache_type_v:
         # llama_init_from_model: "model does not support different K and V cache types" (MLA

@@ -5,22 +5,34 @@ with n_outputs = min(n_tokens, n_outputs_max) outputs. llama-server sets n_outpu
 to n_parallel when generating, and to n_batch in embeddings/reranking mode (every
 token of an input is an output there), which is what makes embeddings mode reserve
 vocab × n_ubatch logits — except for architectures whose graph skips the LM head in
-embeddings mode (arch data `embeddings_logits`: lfm2, lfm2moe).
+embeddings mode (arch data `embeddings_logits`: lfm2, lfm2moe) or has none at all
+(`logits: false`: encoders, llama-embed). A graph that never selects its output rows
+computes logits for every token even when generating (`all_outputs`: cogvlm); chameleon's
+copies them (`logits_copies`).
 
 ggml-alloc reuses freed tensors, so on top of the graph inputs that live throughout
 (the KQ masks: f16 with flash attention, f32 without; one per cache) only the largest
 phase counts: attention (q, k, v, a few hidden-size tensors, plus the n_kv × n_tokens ×
 n_head f32 KQ matrix without flash attention), the FFN (gate, up and their product;
-for MoE the router logits and the gate/up/down of n_expert_used experts per token), or
-the output (logits for n_outputs rows; none for encoders, which have no LM head).
-Encoders keep no KV cache and attend over the ubatch itself (a t × t mask).
+for MoE the router logits and the gate/up/down of n_expert_used experts per token, then a
+shared expert as a phase of its own), or the output (logits for n_outputs rows).
+Encoders keep no KV cache and attend over the ubatch itself (a t × t mask), as does
+llama-embed's graph (`attn_no_cache`). Where llama.cpp forces flash attention off (grok),
+the flags say so before this runs (estimate_flags).
 Checked against llama-server's own `compute buffer size` across the generated matrix
 in tests/validation/test_fit_matrix.py.
 """
 
 from __future__ import annotations
 
-from cortexctl.engines.llamacpp.arch import WKV_PHASE, embeddings_logits
+from cortexctl.engines.llamacpp.arch import (
+    WKV_PHASE,
+    all_outputs,
+    attn_no_cache,
+    embeddings_logits,
+    graph_logits,
+    logits_copies,
+)
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -43,11 +55,14 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     With the reserve's sizes this is the compute buffer; with a request's sizes it is how
     much of that buffer the request touches (its pages become resident).
     """
+    if all_outputs(model.architecture):
+        n_out = t  # cogvlm: the LM head runs on every token, generating too
     has_kv = model.memory in ("kv", "hybrid")
     encoder = model.memory == "none" and model.n_heads > 0
-    if encoder:
+    if encoder or attn_no_cache(model.architecture):
         # encoders (bert-like) keep no cache: attention runs over the ubatch itself, with a
-        # t × t mask (llm_graph_context::build_attn_inp_no_cache)
+        # t × t mask (llm_graph_context::build_attn_inp_no_cache); so does llama-embed's
+        # graph, though its loader allocates a KV cache
         has_kv, n_kv_full, n_kv_swa = True, t, t
     # a full-attention mask only if some layer with KV heads does not slide (lfm2's
     # sliding attention layers sit between conv layers that have no KV at all)
@@ -61,6 +76,11 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     qkv = model.head_dim_k * model.n_heads + (model.head_dim_k + model.head_dim_v) * kvh
     # encoders: one hidden-size tensor fewer beside q, k, v (measured on the bert matrix)
     attn = t * F32 * (qkv + (3 if encoder else 4) * model.n_embd)
+    # gemma3n's AltUp keeps n_altup copies of the hidden state and the per-layer inputs alive
+    # through every layer (fitted on the gemma3n matrix: (n_altup + 1) · n_embd + the per-layer
+    # width, within 1 %)
+    altup = t * F32 * _altup_floats(model)
+    attn += altup
     if not f.flash_attn and has_kv:
         attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
     if model.head_dim_k_mla and not model.v_cache:
@@ -80,9 +100,20 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # down for n_expert_used experts per token (measured: exactly that, on the matrix)
         used = model.n_experts_used or 1
         n_ff_exp = model.n_ff_exp or model.n_ff or 4 * model.n_embd
-        ffn = t * F32 * used * (3 * n_ff_exp + 2 * model.n_embd)
-        if model.n_expert_shared:
-            ffn += t * F32 * 3 * n_ff_exp * model.n_expert_shared
+        # gate-less experts (nomic-bert-moe: up and down only) keep up with its activation
+        # applied in place, as the dense gate-less FFN does (measured: used · (n_ff_exp + 2 ·
+        # n_embd) floats a token, within 0.4 %)
+        n_live = 3 if _gated_experts(model) else 1
+        ffn = t * F32 * used * (n_live * n_ff_exp + 2 * model.n_embd)
+        if shexp := shared_expert_width(model):
+            # the shared expert runs after the routed experts, whose tensors are free by then:
+            # its own phase, a gated FFN of its width beside the routed output and the residual
+            # (3 · w + 6 · n_embd floats a token: measured on qwen2moe/qwen35moe, whose shared
+            # expert is n_ff wide, within 0.4 %; a shared expert as narrow as the routed ones
+            # (bailingmoe, hunyuan-moe) stays below the routed phase, as measured there)
+            # a gate-less shared expert (nemotron_h_moe) keeps up alone, as a gate-less FFN does
+            n_live_shexp = 3 if _gated_shared_expert(model) else 1
+            ffn = max(ffn, t * F32 * (n_live_shexp * shexp + 6 * model.n_embd))
         if (model.n_dense_lead or _has_dense_ffn(model)) and model.n_ff:
             # dense layers among the MoE ones (leading: deepseek2; interleaved: llama4) run
             # the full-width FFN
@@ -102,21 +133,76 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         # bert-like FFN: up and its activation, no gate (measured: n_ff + 3 · n_embd per token);
         # nomic-bert's has a gate (gate, up and their product live together)
         n_ff_live = 3 if gated_ffn(model) else 1
-        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + 3 * model.n_embd)
+        # a gate fused into up (2 · n_ff wide: modern-bert's GeGLU, neo-bert's SwiGLU) keeps one
+        # hidden-size tensor more (fitted on modern-bert's matrix: 6.25 → 6.75 MiB at -ub 256,
+        # as llama-server; neo-bert's FFN phase never dominates there)
+        n_hidden_ffn = 4 if _fused_gate(model) else 3
+        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + n_hidden_ffn * model.n_embd)
     else:
         # gate and up side by side, then their product; without a gate (gpt2, starcoder2 …)
         # only up, with its bias and activation applied in place
         n_ff_live = 3 if gated_ffn(model) else 1
-        ffn = t * F32 * (n_ff_live * (model.n_ff or 4 * model.n_embd) + 4 * model.n_embd)
-        if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
-            d_inner = model.recurrent["s"] // model.recurrent["d_state"]
-            ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
-    # encoders have no LM head in their graph (pooling reads the hidden states): no logits
-    logits = 0 if model.memory == "none" else model.vocab_size * n_out * F32
+        ffn = t * F32 * (n_ff_live * dense_ffn_width(model) + 4 * model.n_embd) + altup
+
+    if model.memory == "hybrid" and model.recurrent.get("d_state"):  # its SSM layers' phase
+        d_inner = model.recurrent["s"] // model.recurrent["d_state"]
+        ffn = max(ffn, t * F32 * 7 * d_inner + _ssm2_states(model, f))
+    # encoders have no LM head in their graph (pooling reads the hidden states): no logits;
+    # diffusion models (dream, llada: no cache either) have one
+    logits = model.vocab_size * n_out * F32 if graph_logits(model.architecture, model.memory) else 0
+    logits *= logits_copies(model.architecture)  # chameleon: a masked copy beside the logits
     if f.embeddings and not embeddings_logits(model.architecture):
         logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def shared_expert_width(model: ModelInfo) -> int:
+    """The shared expert's FFN width: its up tensor's rows (qwen2moe, qwen35moe: n_ff wide
+    and gated, with no `expert_shared_count` key; deepseek-likes: expert_shared_count experts
+    wide), else expert_shared_count × the expert width (no tensor table)."""
+    for t in model.tensors:
+        if t.name.endswith(".ffn_up_shexp.weight") and len(t.shape) == 2:
+            return t.shape[1]
+    return (model.n_ff_exp or model.n_ff or 0) * model.n_expert_shared
+
+
+def dense_ffn_width(model: ModelInfo) -> int:
+    """The dense FFN's width: its gate tensor's rows where it has one (qwen's loader makes
+    gate, up and down n_ff/2 wide), else n_ff."""
+    gates = [t.shape[1] for t in model.tensors if t.name.endswith(".ffn_gate.weight") and len(t.shape) == 2]
+    return max(gates) if gates else model.n_ff or 4 * model.n_embd
+
+
+def _altup_floats(model: ModelInfo) -> int:
+    """Floats a token that AltUp models (gemma3n) keep beside each layer's phase: n_altup
+    hidden-state copies plus one (altup_proj holds n_altup - 1 projections) and the per-layer
+    inputs (per_layer_model_proj's rows); 0 for every other model."""
+    by_name = {t.name: t for t in model.tensors}
+    proj, per_layer = by_name.get("altup_proj.weight"), by_name.get("per_layer_model_proj.weight")
+    if proj is None or per_layer is None or len(proj.shape) != 3:
+        return 0
+    return (proj.shape[2] + 2) * model.n_embd + per_layer.shape[1]
+
+
+def _fused_gate(model: ModelInfo) -> bool:
+    """The gate and up projections in one up tensor 2 · n_ff wide, no separate gate."""
+    ups = [t for t in model.tensors if t.name.endswith(".ffn_up.weight")]
+    gates = any(t.name.endswith(".ffn_gate.weight") for t in model.tensors)
+    return bool(ups) and not gates and bool(model.n_ff) and ups[0].shape[-1] == 2 * (model.n_ff or 0)
+
+
+def _gated_shared_expert(model: ModelInfo) -> bool:
+    """Whether the shared expert has a gate (most); nemotron_h_moe's has up and down only."""
+    names = [t.name for t in model.tensors if "_shexp." in t.name]
+    return not names or any(".ffn_gate_shexp." in n for n in names)
+
+
+def _gated_experts(model: ModelInfo) -> bool:
+    """Whether the experts have a gate (ffn_gate_exps, or gate and up in one ffn_gate_up_exps);
+    without the tensor table, assume so (most MoE models)."""
+    names = [t.name for t in model.tensors if "_exps." in t.name]
+    return not names or any(".ffn_gate_exps." in n or ".ffn_gate_up_exps." in n for n in names)
 
 
 def _has_dense_ffn(model: ModelInfo) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from cortexctl.engines.llamacpp.arch import flash_attn_allowed
 from cortexctl.engines.llamacpp.args import LlamaCppArgs
 from cortexctl.validation.modelinfo import ModelInfo
 
@@ -74,7 +75,7 @@ class LlamaCppFlags:
             ubatch=min(batch, args.ubatch_size or DEFAULT_UBATCH),
             cache_type_k=args.cache_type_k,
             cache_type_v=args.cache_type_v,
-            flash_attn=args.flash_attn != "off",
+            flash_attn=args.flash_attn != "off" and flash_attn_allowed(model.architecture),
             kv_unified=bool(extra & {"-kvu", "--kv-unified"}),
             swa_full="--swa-full" in extra,
             kv_offload=not extra & {"-nkvo", "--no-kv-offload"},
@@ -115,7 +116,8 @@ class LlamaCppFlags:
             ubatch=min(batch, int(values.get("ubatch", DEFAULT_UBATCH))),
             cache_type_k=values.get("ctk", "f16"),
             cache_type_v=values.get("ctv", "f16"),
-            flash_attn=values.get("fa", "auto") not in ("off", "0", "false"),
+            flash_attn=values.get("fa", "auto") not in ("off", "0", "false")
+            and flash_attn_allowed(model.architecture),
             swa_full="--swa-full" in switches,
             kv_offload=not switches & {"-nkvo", "--no-kv-offload"},
             embeddings=bool(switches & {"--embedding", "--embeddings", "--rerank", "--reranking"}),

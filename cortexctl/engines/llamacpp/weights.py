@@ -11,7 +11,9 @@ llama.cpp (0.3.36, src/llama-model.cpp load_tensors + ggml-cpu/repack.cpp):
   that were not repacked are loaded into the CPU buffer.
 - A tied output layer (no `output.weight`) is `token_embd` created a second time for the
   output op (TENSOR_DUPLICATED): unrepacked it shares token_embd's memory; repacked it
-  is a second copy (measured on the matrix, mmap and no-mmap alike).
+  is a second copy (measured on the matrix, mmap and no-mmap alike). Where the loader creates
+  that duplicate before tok_embd itself (data `tied_output_first`: gemma3n, gemma4), loading
+  without mmap reads it into a second, unrepacked copy too (measured: token_embd's bytes).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cortexctl.engines.llamacpp.arch import has_output_tensor, host_cpu_features, repack_layout
+from cortexctl.engines.llamacpp.arch import (
+    has_output_tensor,
+    host_cpu_features,
+    repack_layout,
+    tied_output_first,
+)
 from cortexctl.validation.modelinfo import ModelInfo
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
@@ -90,8 +97,9 @@ def place_weights(
             if output_on_gpu:
                 p.gpu += t.nbytes  # the GPU output layer is a copy of token_embd
                 p.tied_gpu_copy = True
-            else:
-                host_copy("output.weight", t.dtype, t.shape, t.nbytes)  # repacked output copy
+            elif not host_copy("output.weight", t.dtype, t.shape, t.nbytes) and not mmap:
+                if tied_output_first(model.architecture):
+                    p.host += t.nbytes  # created before tok_embd: loaded a second time
     if mmap and mapped and all(end for _, end in mapped):
         # one CPU_Mapped buffer spans the first to the last mapped tensor (get_mapping_range);
         # repacked tensors inside that range were read through it and stay resident too
