@@ -101,7 +101,7 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
     body = b""
     while True:
         msg = await receive()
-        body += msg.get("body", b"")
+        body += bytes(msg.get("body", b""))
         if not msg.get("more_body"):
             return body
 
