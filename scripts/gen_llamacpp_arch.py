@@ -39,6 +39,10 @@ built from:
 - `src/models/<arch>.cpp` load_arch_tensors(): whether the tied LM head (token_embd created
   again, TENSOR_DUPLICATED) is created before tok_embd itself (gemma3n, gemma4): loaded
   without mmap it is then a second copy.
+- `src/models/<arch>.cpp` load_arch_hparams(): `hparams.n_layer_kv_from_start` — only the
+  first layers own a KV cache, the rest reuse the last ones' (create_memory's `reuse`,
+  llama_hparams::has_kv): a fixed count (gemma3n: 20) or the block count less a key
+  (gemma4: `attention.shared_kv_layers`).
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -86,6 +90,10 @@ _OFF_ONLY_IF_ZERO = re.compile(
 _READS_WINDOW = re.compile(
     r"get_key\s*\(\s*LLM_KV_ATTENTION_SLIDING_WINDOW\s*,\s*hparams\.n_swa\s*(,\s*false)?\s*\)"
 )
+_KV_FROM_START = re.compile(r"hparams\.n_layer_kv_from_start\s*=\s*([^;]+);")
+_KV_FROM_N = re.compile(r"^(\d+)$")
+_KV_FROM_SHARED = re.compile(r"^hparams\.n_layer_all\s*-\s*(?:\(\s*int32_t\s*\)\s*)?(\w+)$")
+_KV_NAME = re.compile(r'\{\s*(LLM_KV_\w+)\s*,\s*"%s\.([^"]+)"\s*\}')
 _TENSORS_FN = re.compile(r"void\s+(llama_model_\w+)::load_arch_tensors\s*\([^)]*\)\s*\{")
 # an LM head tensor: `output = create_tensor(…)` (its own, or token_embd duplicated for it)
 _OUTPUT_TENSOR = re.compile(r"\boutput\s*=\s*create_tensor")
@@ -155,6 +163,24 @@ _TOK_EMBD = re.compile(r"\btok_embd\s*=\s*create_tensor\s*\(")
 def _tied_output_first(tensors_body: str) -> bool:
     tied, tok = _TIED_OUTPUT.search(tensors_body), _TOK_EMBD.search(tensors_body)
     return bool(tied and tok and tied.start() < tok.start())
+
+
+def parse_kv_layers(body: str, kv_names: dict[str, str]) -> dict[str, Any] | None:
+    """Which leading layers own a KV cache (`hparams.n_layer_kv_from_start`): a fixed count,
+    the block count less a key's value, or "custom" for a form not recognised; None when the
+    loader does not set it (every layer has its own)."""
+    m = _KV_FROM_START.search(body)
+    if m is None:
+        return None
+    expr = m.group(1).strip()
+    if n := _KV_FROM_N.match(expr):
+        return {"count": int(n.group(1))}
+    if (var := _KV_FROM_SHARED.match(expr)) and (
+        read := re.search(r"get_key\s*\(\s*(LLM_KV_\w+)\s*,\s*" + var.group(1) + r"\b", body)
+    ):
+        if read.group(1) in kv_names:
+            return {"shared_key": kv_names[read.group(1)]}
+    return {"rule": "custom"}
 
 
 def parse_recurrent_layers(body: str) -> dict[str, Any] | None:
@@ -399,6 +425,7 @@ def generate(src: Path) -> dict[str, Any]:
 
     names_block = _body(arch_cpp, arch_cpp.index("LLM_ARCH_NAMES"))
     names = dict(_ARCH_NAME.findall(names_block))
+    kv_names = dict(_KV_NAME.findall(arch_cpp))
     classes = dict(_CASE_NEW.findall(model_cpp))
     bases = dict(_STRUCT.findall(models_h))
     recurrent = _switch_cases(arch_cpp, "llm_arch_is_recurrent")
@@ -454,6 +481,8 @@ def generate(src: Path) -> dict[str, Any]:
         if memory == "hybrid":
             recr = parse_recurrent_layers(body)
             entry["recurrent_layers"] = recr if recr is not None else {"rule": "custom"}
+        if (kv_layers := parse_kv_layers(body, kv_names)) is not None:
+            entry["kv_layers"] = kv_layers  # the other layers reuse the last ones' KV cache
         if enum in has_encoder:
             entry["encoder"] = True  # runs llama_encode, which llama-server never calls
         if enum in nodes_per_arch:

@@ -14,6 +14,7 @@ from typing import Any
 from cortexctl.engines.llamacpp.arch import (
     is_causal,
     known_archs,
+    kv_layers,
     memory_kind,
     resolve_swa,
     swa_not_recurrent,
@@ -112,6 +113,9 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     recr_layers, n_kv, recr_guess = _recurrent_layers(arch, memory, n_kv, ff, key)
     if recr_guess:
         approximate.append(recr_guess)
+    own_kv, kv_guess = kv_layers(arch, n_layers, key("attention.shared_kv_layers"))
+    if kv_guess:
+        approximate.append(kv_guess)
     swa_layers = swa.layers
     if swa_layers and recr_layers and swa_not_recurrent(arch):
         swa_layers = tuple(not r for r in recr_layers)
@@ -160,6 +164,7 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         v_cache=not (key("attention.key_length_mla") and key("attention.value_length_mla")),
         head_dim_k_mla=int(key("attention.key_length_mla", 0) or 0),
         n_dense_lead=int(key("leading_dense_block_count", 0) or 0),
+        kv_layers=own_kv,
         approximate=tuple(approximate),
     )
 

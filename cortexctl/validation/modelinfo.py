@@ -71,6 +71,11 @@ class ModelInfo:
     n_dense_lead: int = 0  # MoE models whose first layers have a dense FFN (deepseek2 …)
     approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
     mla: tuple[int, int] | None = None  # multi-head latent attention: (kv_lora_rank, qk_rope_head_dim)
+    kv_layers: int | None = None  # only the first N layers own a KV cache (gemma3n, gemma4); None: all
+
+    def owns_kv(self, layer: int) -> bool:
+        """Whether the layer has its own KV cache (llama_hparams::has_kv), not another's."""
+        return self.kv_layers is None or layer < self.kv_layers
 
     @property
     def n_swa_layers(self) -> int:

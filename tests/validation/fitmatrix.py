@@ -164,8 +164,19 @@ def llama4_no_window_shape(weights: str) -> Shape:
     return replace(base_shape("llama4", weights), name=f"llama4-nokey-{weights.lower()}", sliding_window=None)
 
 
+def gemma4_shared_kv_shape(weights: str) -> Shape:
+    """gemma4 whose last 4 of 8 layers reuse the KV cache of layers 2 (sliding) and 3 (full), as
+    its E-size models do (`attention.shared_kv_layers`; create_memory's `reuse`): half the KV."""
+    shared = {"attention.shared_kv_layers": 4}
+    return replace(base_shape("gemma4", weights), name=f"gemma4-shared-{weights.lower()}", extra_keys=shared)
+
+
 # models beside the one base shape per architecture: a variant and its shape
-VARIANTS = {"llama-moe": llama_moe_shape, "llama4-nokey": llama4_no_window_shape}
+VARIANTS = {
+    "llama-moe": llama_moe_shape,
+    "llama4-nokey": llama4_no_window_shape,
+    "gemma4-shared": gemma4_shared_kv_shape,
+}
 
 
 @dataclass(frozen=True)

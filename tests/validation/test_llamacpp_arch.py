@@ -58,6 +58,10 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     assert archs["llama4"]["swa"]["when"] == "unless_zero"
     assert archs["cogvlm"]["all_outputs"] is True and "all_outputs" not in archs["llama"]  # no inp_out_ids
     assert archs["gemma4"]["tied_output_first"] and "tied_output_first" not in archs["gemma3"]
+    # only the first layers own a KV cache: gemma3n's fixed 20, gemma4's count less a key
+    assert archs["gemma3n"]["kv_layers"] == {"count": 20}
+    assert archs["gemma4"]["kv_layers"] == {"shared_key": "attention.shared_kv_layers"}
+    assert "kv_layers" not in archs["gemma3"]
 
 
 @pytest.mark.parametrize(
@@ -142,6 +146,40 @@ def test_generator_parses_swa_rules() -> None:
         "type": "none",
         "window_key": "ignored",
     }
+
+
+def test_generator_parses_the_layers_that_own_a_kv_cache() -> None:
+    gen = _gen()
+    names = {"LLM_KV_ATTENTION_SHARED_KV_LAYERS": "attention.shared_kv_layers"}
+    shared = (
+        "uint32_t n = 0; ml.get_key(LLM_KV_ATTENTION_SHARED_KV_LAYERS, n, false);"
+        " hparams.n_layer_kv_from_start = hparams.n_layer_all - (int32_t)n;"
+    )
+    assert gen.parse_kv_layers(shared, names) == {"shared_key": "attention.shared_kv_layers"}
+    assert gen.parse_kv_layers("hparams.n_layer_kv_from_start = 20;", names) == {"count": 20}
+    assert gen.parse_kv_layers("hparams.n_layer_kv_from_start = f(x);", names) == {"rule": "custom"}
+    assert gen.parse_kv_layers("hparams.n_swa = 512;", names) is None
+
+
+def test_shared_kv_layers_get_no_cache_of_their_own(tmp_path: Path) -> None:
+    """gemma4's last `attention.shared_kv_layers` layers reuse an earlier layer's KV cache
+    (llama_hparams::has_kv, create_memory's `reuse`): the estimate counts the others only."""
+
+    def gemma4(name: str, shared: int) -> Path:
+        shape = Shape(name=name, arch="gemma4", n_layer=8, n_embd=64, n_head=2, n_kv_head=1, head_dim=64,
+                      n_ff=128, n_vocab=512, sliding_window=256,
+                      sliding_window_pattern=(True, True, True, False) * 2,
+                      extra_keys={"attention.shared_kv_layers": shared} if shared else {})  # fmt: skip
+        return write_gguf(shape, tmp_path / f"{name}.gguf")
+
+    full, half = inspect_model(gemma4("full", 0)), inspect_model(gemma4("half", 4))
+    assert full.kv_layers == 8 and half.kv_layers == 4 and not half.approximate
+    args = LlamaCppArgs(context_length=4096, parallel=1)
+    a, b = estimate_llamacpp(full, args), estimate_llamacpp(half, args)
+    row = 2 * 64 * 2  # K and V, one KV head of 64, f16
+    assert a.get("kv_full") == 2 * 4096 * row and b.get("kv_full") == 1 * 4096 * row
+    swa = 768  # pad(window 256 + ubatch 512, 256) cells
+    assert a.get("kv_swa") == 6 * swa * row and b.get("kv_swa") == 3 * swa * row
 
 
 def test_generator_finds_graphs_without_logits_in_embeddings_mode(tmp_path: Path) -> None:

@@ -144,6 +144,21 @@ def attn_no_cache(arch: str) -> bool:
     return bool((known_archs().get(arch) or {}).get("attn_no_cache", False))
 
 
+def kv_layers(arch: str, n_layers: int, shared: Any) -> tuple[int | None, str | None]:
+    """How many leading layers own a KV cache (data `kv_layers`, from the loader's
+    `n_layer_kv_from_start`; the rest reuse the last ones' cache): gemma3n's fixed 20,
+    gemma4's block count less `attention.shared_kv_layers`. Returns (count or None for
+    every layer, what is guessed or None)."""
+    rule = (known_archs().get(arch) or {}).get("kv_layers")
+    if rule is None:
+        return None, None
+    if "count" in rule:
+        return min(int(rule["count"]), n_layers), None
+    if "shared_key" in rule:
+        return n_layers - int(shared or 0), None
+    return None, f"{arch}: which layers own a KV cache is set in a way not parsed; every layer counted"
+
+
 def tied_output_first(arch: str) -> bool:
     """Whether the loader creates the tied LM head before tok_embd (data `tied_output_first`:
     gemma3n, gemma4), which without mmap loads token_embd a second time."""

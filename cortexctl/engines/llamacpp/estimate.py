@@ -92,8 +92,8 @@ def _kv(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int], first_gpu_lay
         return out
     for il in range(model.n_layers):
         n_kv = model.kv_heads(il)
-        if n_kv == 0:
-            continue  # recurrent layers of a hybrid, or layers without attention
+        if n_kv == 0 or not model.owns_kv(il):
+            continue  # recurrent layers of a hybrid, layers without attention or reusing another's KV
         swa = bool(model.swa_layers) and model.swa_layers[il]
         n = cells["cells_swa"] if swa else cells["cells_full"]
         size = n * (
@@ -133,7 +133,7 @@ def checkpoint_bytes(model: ModelInfo, f: LlamaCppFlags, n_tokens: int | None = 
             row_bytes(f.cache_type_k, model.head_dim_k * model.kv_heads(il))
             + (row_bytes(f.cache_type_v, model.head_dim_v * model.kv_heads(il)) if model.v_cache else 0)
             for il in range(model.n_layers)
-            if model.swa_layers[il] and model.kv_heads(il)
+            if model.swa_layers[il] and model.kv_heads(il) and model.owns_kv(il)
         )
         size += cells * per_cell
     if model.memory in ("recurrent", "hybrid") and model.recurrent:
