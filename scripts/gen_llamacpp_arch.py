@@ -34,6 +34,8 @@ built from:
   the flag selects `build_attn_inp_no_cache` and drops t_logits: llama-embed).
 - `src/models/<arch>.cpp` graph builders with an LM head that never select output rows
   (no `inp_out_ids`: cogvlm): vocab-wide logits for every token of the ubatch.
+- `src/models/<arch>.cpp` graph builders that add a relative-position bias to KQ
+  (`build_pos_bias`: t5, t5encoder): attention without flash attention, the bias beside KQ.
 - `src/llama-context.cpp` llama_init_from_model(): architectures whose flash attention is
   forced off whatever the flag says (grok): their graph materialises the KQ matrix.
 - `src/models/<arch>.cpp` load_arch_tensors(): whether the tied LM head (token_embd created
@@ -139,6 +141,17 @@ _GRAPH_TEMPLATE_ALIAS = re.compile(
     r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?using\s+graph\s*=\s*(llama_model_\w+)::graph<\s*\w+\s*>\s*;",
     re.M | re.S,
 )
+# an explicit specialisation of a graph template for its flag set (t5's encoder graph)
+_GRAPH_TRUE_SPEC = re.compile(
+    r"template\s*<\s*>\s*(llama_model_\w+)::graph<\s*true\s*>::graph\s*\([^)]*\)[^{]*\{"
+)
+# a class whose graph is another's template with the flag set (`using graph = X::graph<true>;`)
+_GRAPH_TRUE_ALIAS = re.compile(
+    r"^struct\s+(llama_model_\w+)\s*:[^{]*\{(?:(?!^\};).)*?"
+    r"using\s+graph\s*=\s*(llama_model_\w+)::graph<\s*true\s*>\s*;",
+    re.M | re.S,
+)
+_PLAIN_GRAPH = re.compile(r"return\s+std::make_unique<\s*graph\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;")
 _BUILD_GRAPH_FN = re.compile(r"std::unique_ptr<llm_graph_context>\s+(llama_model_\w+)::build_arch_graph\s*\(")
 _ALWAYS_TRUE_GRAPH = re.compile(
     r"return\s+std::make_unique<\s*graph<\s*true\s*>\s*>\s*\(\s*\*this\s*,\s*params\s*\)\s*;"
@@ -215,10 +228,10 @@ def _strip_comments(text: str) -> str:
     return re.sub(r"//[^\n]*", "", text)
 
 
-def _switch_cases(text: str, fn: str) -> set[str]:
-    """The LLM_ARCH_* names of a `bool fn(const llm_arch & arch)` switch that return true."""
+def _switch_cases(text: str, fn: str, returning: str = "true") -> set[str]:
+    """The LLM_ARCH_* names of a `bool fn(…)` switch listed before its first `return <returning>`."""
     body = _body(text, text.index(f"bool {fn}("))
-    true_part = body.split("return true")[0]
+    true_part = body.split(f"return {returning}")[0]
     return set(re.findall(r"case\s+(LLM_ARCH_\w+)", true_part))
 
 
@@ -351,7 +364,10 @@ def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
     std::make_unique<graph<true>>` and nothing else), where that template (`template <bool P>
     X::graph<P>::graph`) attends without a cache under `if constexpr (P)` and sets t_logits
     only under `if constexpr (!P)`: llama-embed, llama's graph in its embedding form. The
-    loader still gives it a KV cache (create_memory), which the graph never reads."""
+    loader still gives it a KV cache (create_memory), which the graph never reads. Also
+    classes whose graph is another's explicitly specialised `graph<true>` (`using graph =
+    X::graph<true>;`, built plainly) that attends without a cache and sets no t_logits:
+    t5encoder, t5's encoder graph."""
     texts = {path: _strip_comments(path.read_text()) for path in sorted(models_dir.glob("*.cpp"))}
     templates: dict[str, str] = {}
     for text in texts.values():
@@ -372,7 +388,33 @@ def embedding_graphs(models_dir: Path, models_h: str) -> set[str]:
             body = _body(text, m.start()).strip()
             if _ALWAYS_TRUE_GRAPH.fullmatch(body) and aliases.get(cls, cls) in templates:
                 out.add(cls)
+    specs: set[str] = set()
+    for text in texts.values():
+        for m in _GRAPH_TRUE_SPEC.finditer(text):
+            body = _body(text, m.end() - 1)
+            if "build_attn_inp_no_cache" in body and "t_logits" not in body:
+                specs.add(m.group(1))
+    true_aliases = {cls: base for cls, base in _GRAPH_TRUE_ALIAS.findall(models_h) if base in specs}
+    for text in texts.values():
+        for m in _BUILD_GRAPH_FN.finditer(text):
+            cls = m.group(1)
+            if cls in true_aliases and _PLAIN_GRAPH.fullmatch(_body(text, m.start()).strip()):
+                out.add(cls)
     return out
+
+
+def graphs_with_pos_bias(models_dir: Path, models_h: str) -> set[str]:
+    """Model classes whose graph adds a relative-position bias to KQ (`build_pos_bias`: t5,
+    and t5encoder through `using graph = llama_model_t5::graph<true>`). build_attn_mha then
+    runs without flash attention whatever the flag (`use_flash_attn = … && kq_b == nullptr`)
+    and keeps the bias, n_head × n_kv × n_tokens floats, beside KQ."""
+    out: set[str] = set()
+    for path in sorted(models_dir.glob("*.cpp")):
+        text = _strip_comments(path.read_text())
+        if "build_pos_bias" in text:
+            out.update(m.group(1) for m in _GRAPH_DEF.finditer(text))
+    aliases = {cls: base for cls, base in _GRAPH_TEMPLATE_ALIAS.findall(models_h)}
+    return out | {cls for cls, base in aliases.items() if base in out}
 
 
 def graphs_with_all_outputs(models_dir: Path, models_h: str) -> set[str]:
@@ -432,12 +474,16 @@ def generate(src: Path) -> dict[str, Any]:
     hybrid = _switch_cases(arch_cpp, "llm_arch_is_hybrid")
     diffusion = _switch_cases(arch_cpp, "llm_arch_is_diffusion")
     no_memory = _no_memory_archs(model_cpp)
-    has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder")
+    # an encoder with a decoder needs llama_encode; one without (t5encoder) is decoded as an encoder graph
+    has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder") - _switch_cases(
+        model_cpp, "llama_model_has_decoder", returning="false"
+    )
     no_embd_logits = no_logits_in_embeddings(src / "src/models", models_h)
     no_logits = graphs_without_logits(src / "src/models", models_h)
     logits_copied = graphs_copying_logits(src / "src/models", models_h)
     embedding_form = embedding_graphs(src / "src/models", models_h)
     all_outputs = graphs_with_all_outputs(src / "src/models", models_h)
+    pos_bias = graphs_with_pos_bias(src / "src/models", models_h)
     context_cpp = (src / "src/llama-context.cpp").read_text()
     nodes_default, nodes_per_arch = parse_graph_max_nodes(context_cpp)
     no_flash_attn = flash_attn_forced_off(context_cpp)
@@ -495,6 +541,8 @@ def generate(src: Path) -> dict[str, Any]:
             entry["logits_copies"] = 2
         if cls in all_outputs:
             entry["all_outputs"] = True  # no inp_out_ids: logits for every token (cogvlm)
+        if cls in pos_bias:
+            entry["pos_bias"] = True  # a relative-position bias on KQ: no flash attention (t5)
         if enum in no_flash_attn:
             entry["flash_attn"] = False  # forced off at context creation (grok)
         if cls in embedding_form:

@@ -138,6 +138,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(sliding_window_pattern=(True, True, True, False) * 2)
     if arch == "gemma4":  # gemma-like: wide vocabulary, 64-wide heads on every layer
         common.update(n_vocab=65536, head_dim=64)
+    if arch == "t5encoder":  # a T5-encoder-like model: K/V as wide as Q
+        common.update(n_kv_head=8)
     if arch == "modern-bert":  # a ModernBERT-base-like encoder (GeGLU: up 2 · n_ff wide)
         common.update(n_kv_head=8, n_ff=1536, context_length=8192)
     if arch == "nomic-bert-moe":  # a nomic-embed-text-v2-moe-like encoder: 8 experts n_ff wide, 2 used
@@ -243,7 +245,7 @@ def cases(long: bool) -> list[Case]:
 # llama-diffusion-cli, and llama-server only in embeddings mode.
 ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embedding", "eurobert",
             "neo-bert", "nomic-bert-moe", "dream", "llada", "llada-moe", "rnd1", "llama-embed",
-            "modern-bert")  # fmt: skip
+            "modern-bert", "t5encoder")  # fmt: skip
 
 
 MLA = ("deepseek2", "mistral4")  # llama.cpp refuses K and V cache types that differ under MLA
@@ -251,6 +253,10 @@ NO_FLASH_ATTN = ("grok",)  # flash attention forced off, so a quantized V cache 
 # llama-server aborts with -fa on for plm's synthetic model (ggml.c GGML_ASSERT(a->ne[0] ==
 # b->ne[0]) in llama_kv_cache::cpy_v at the reserve): its cases run with flash attention off
 FA_ABORTS = ("plm",)
+# llama-server aborts loading t5encoder with -np > 1: its warm-up decode (common_context_can_seq_rm)
+# splits the batch into equal sequences, which the relative-position bucket input refuses
+# (llama-graph.cpp llm_graph_input_pos_bucket::set_input GGML_ASSERT(!ubatch->equal_seqs()))
+NP_ABORTS = ("t5encoder",)
 
 
 def _case(model: str, values: dict[str, Any]) -> Case:
@@ -263,6 +269,8 @@ def _case(model: str, values: dict[str, Any]) -> Case:
         }
     if model in FA_ABORTS:
         values = {**values, "fa": "off"}
+    if model in NP_ABORTS:
+        values = {**values, "parallel": 1}
     if model in NO_FLASH_ATTN + FA_ABORTS and values["kv"][1] != "f16":
         values = {**values, "kv": (values["kv"][0], "f16")}
     return Case(model=model, **values)

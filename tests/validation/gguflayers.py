@@ -34,6 +34,7 @@ __all__ = [
     "qwen35_layer",
     "rwkv6_layer",
     "rwkv7_layer",
+    "t5_encoder",
 ]
 
 
@@ -169,6 +170,29 @@ def bert(
             vec(p + "ffn_down.bias", e)
         vec(p + "layer_output_norm.weight", e)
         vec(p + "layer_output_norm.bias", e)
+
+
+def t5_encoder(shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:
+    """src/models/t5encoder.cpp load_arch_tensors: pre-norm encoder layers (`enc.` names), a
+    relative-position bias per layer (optional; written, as converted T5 models have it), a
+    gated FFN, the encoder's output norm; the LM head is token_embd (no output tensor)."""
+    e, kv = shape.n_embd, shape.n_kv_head * shape.hd
+    vec("enc.output_norm.weight", e)
+    for i in range(shape.n_layer):
+        p = f"enc.blk.{i}."
+        vec(p + "attn_norm.weight", e)
+        mat(p + "attn_rel_b.weight", T5_BUCKETS, shape.n_head)
+        mat(p + "attn_q.weight", kv, e)
+        mat(p + "attn_k.weight", kv, e)
+        mat(p + "attn_v.weight", kv, e)
+        mat(p + "attn_o.weight", e, kv)
+        vec(p + "ffn_norm.weight", e)
+        mat(p + "ffn_gate.weight", shape.n_ff, e)
+        mat(p + "ffn_up.weight", shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+
+
+T5_BUCKETS = 32  # attention.relative_buckets_count (T5's)
 
 
 def modern_bert(shape: Shape, mat: Callable[..., None], vec: Callable[[str, int], None]) -> None:

@@ -44,6 +44,7 @@ from tests.validation.gguflayers import (
     qwen35_layer,
     rwkv6_layer,
     rwkv7_layer,
+    t5_encoder,
 )
 
 # GPT-style layers: LayerNorms with biases, one fused QKV with its bias, a biased gate-less FFN
@@ -197,6 +198,8 @@ _EXTRAS: dict[str, set[str]] = {
     "llada": set(),
     "llada-moe": {"qk_norm", "output_required"},
     "rnd1": {"qk_norm"},
+    # T5's encoder alone (an embeddings model): relative position buckets, no KV read
+    "t5encoder": {"t5enc"},
     "phi2": {
         "norm_bias",
         "attn_out_bias",
@@ -283,6 +286,7 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
         "{arch}.expert_gating_func": 2,  # sigmoid
     },
     "minimax-m2": {"{arch}.expert_gating_func": 2},  # sigmoid
+    "t5encoder": {"{arch}.attention.relative_buckets_count": 32},
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))
@@ -460,6 +464,13 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     if "tok_norm" in extras:  # a LayerNorm right after the embedding (bloom)
         vec("token_embd_norm.weight", e)
         vec("token_embd_norm.bias", e)
+    if "t5enc" in extras:
+        t5_encoder(shape, mat, vec)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
     if "bert" in extras:
         if "modern_bert" in extras:
             modern_bert(shape, mat, vec)

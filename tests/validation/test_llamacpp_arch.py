@@ -62,6 +62,11 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     assert archs["gemma3n"]["kv_layers"] == {"count": 20}
     assert archs["gemma4"]["kv_layers"] == {"shared_key": "attention.shared_kv_layers"}
     assert "kv_layers" not in archs["gemma3"]
+    # t5encoder (no decoder) is decoded as t5's encoder graph: no cache read, no LM head, a
+    # relative-position bias on KQ; t5 itself needs llama_encode
+    t5e = archs["t5encoder"]
+    assert t5e["attn_no_cache"] and t5e["logits"] is False and t5e["pos_bias"] and "encoder" not in t5e
+    assert archs["t5"]["encoder"] and archs["t5"]["pos_bias"] and "pos_bias" not in archs["llama"]
 
 
 @pytest.mark.parametrize(
@@ -261,6 +266,38 @@ struct llama_model_emb : public llama_model_base2 {
     }
 }"""
     assert gen.flash_attn_forced_off(context) == {"LLM_ARCH_GROK"}
+
+
+def test_generator_reads_an_explicit_encoder_graph_with_a_position_bias(tmp_path: Path) -> None:
+    """t5encoder: its graph is t5's explicitly specialised `graph<true>` (no cache read, no LM
+    head, a relative-position bias); t5's own graph<false> reads the cache."""
+    (tmp_path / "t5.cpp").write_text("""template <>
+llama_model_t5::graph<false>::graph(const llama_model & model, const llm_graph_params & params) {
+    auto * inp_attn_self  = build_attn_inp_kv();
+    ggml_tensor * kq_b = build_pos_bias(pos_bucket_dec, attn_rel_b);
+    res->t_logits = cur;
+}
+
+template <>
+llama_model_t5::graph<true>::graph(const llama_model & model, const llm_graph_params & params) {
+    auto * inp_attn = build_attn_inp_no_cache();
+    ggml_tensor * kq_b = build_pos_bias(pos_bucket_enc, attn_rel_b);
+    res->t_embd = cur;
+}""")
+    (tmp_path / "t5encoder.cpp").write_text("""std::unique_ptr<llm_graph_context>
+    llama_model_t5encoder::build_arch_graph(const llm_graph_params & params) const {
+    return std::make_unique<graph>(*this, params);
+}""")
+    (tmp_path / "llama.cpp").write_text("""llama_model_llama::graph::graph(const llama_model & model) {
+    res->t_logits = cur;
+}""")
+    models_h = """struct llama_model_t5encoder : public llama_model_base {
+    using graph = llama_model_t5::graph<true>;
+};
+"""
+    gen = _gen()
+    assert gen.embedding_graphs(tmp_path, models_h) == {"llama_model_t5encoder"}
+    assert gen.graphs_with_pos_bias(tmp_path, models_h) == {"llama_model_t5", "llama_model_t5encoder"}
 
 
 def test_generator_parses_the_graph_node_budget() -> None:

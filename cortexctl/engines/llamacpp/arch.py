@@ -159,6 +159,12 @@ def kv_layers(arch: str, n_layers: int, shared: Any) -> tuple[int | None, str | 
     return None, f"{arch}: which layers own a KV cache is set in a way not parsed; every layer counted"
 
 
+def pos_bias(arch: str) -> bool:
+    """Whether the graph adds a relative-position bias to KQ (data `pos_bias`: t5, t5encoder),
+    which makes build_attn_mha skip flash attention whatever the flag."""
+    return bool((known_archs().get(arch) or {}).get("pos_bias", False))
+
+
 def tied_output_first(arch: str) -> bool:
     """Whether the loader creates the tied LM head before tok_embd (data `tied_output_first`:
     gemma3n, gemma4), which without mmap loads token_embd a second time."""
@@ -241,7 +247,7 @@ def host_cpu_features() -> frozenset[str]:
 
 def _tensor_op(name: str) -> str | None:
     base = name.rsplit(".", 1)[0] if name.endswith((".weight", ".bias")) else name
-    generic = re.sub(r"^blk\.\d+\.", "blk.{bid}.", base)
+    generic = re.sub(r"^((?:enc\.|dec\.)?blk)\.\d+\.", r"\1.{bid}.", base)  # t5's enc./dec. layers
     info = arch_data()["tensor_ops"].get(generic)
     return None if info is None else str(info["op"])
 

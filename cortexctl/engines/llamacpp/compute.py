@@ -18,7 +18,8 @@ for MoE the router logits and the gate/up/down of n_expert_used experts per toke
 shared expert as a phase of its own), or the output (logits for n_outputs rows).
 Encoders keep no KV cache and attend over the ubatch itself (a t × t mask), as does
 llama-embed's graph (`attn_no_cache`). Where llama.cpp forces flash attention off (grok),
-the flags say so before this runs (estimate_flags).
+the flags say so before this runs (estimate_flags); a relative-position bias on KQ (`pos_bias`:
+t5encoder) turns it off inside the graph only, so the masks keep the flag's type.
 Checked against llama-server's own `compute buffer size` across the generated matrix
 in tests/validation/test_fit_matrix.py.
 """
@@ -32,6 +33,7 @@ from cortexctl.engines.llamacpp.arch import (
     embeddings_logits,
     graph_logits,
     logits_copies,
+    pos_bias,
 )
 from cortexctl.engines.llamacpp.estimate_flags import LlamaCppFlags
 from cortexctl.validation.modelinfo import ModelInfo
@@ -83,6 +85,15 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     attn += altup
     if not f.flash_attn and has_kv:
         attn += (n_kv_full if has_full else n_kv_swa) * t * model.n_heads * F32
+    if pos_bias(model.architecture):
+        # build_pos_bias: an I32 bucket input (n_kv × t) beside the masks; build_attn_mha skips
+        # flash attention for a KQ bias, so KQ, the bias and their sum (n_head × n_kv × t
+        # floats each) live beside V and the hidden-size tensors (fitted on the t5encoder
+        # matrix: 3 · n_head · n_kv + v + 4 · n_embd floats a token, within 0.2 % of the
+        # compute buffer at -ub 128/256/512)
+        n_kv = n_kv_full if has_full else n_kv_swa
+        masks += n_kv * t * F32
+        attn = t * F32 * (model.head_dim_v * kvh + 4 * model.n_embd) + 3 * n_kv * t * model.n_heads * F32
     if model.head_dim_k_mla and not model.v_cache:
         # MLA with absorption (deepseek2 …): q is decompressed per head and absorbed into the
         # latent space (nope+rope and kv_lora_rank wide). Without flash attention, the KQ

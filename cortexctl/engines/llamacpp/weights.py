@@ -29,7 +29,7 @@ from cortexctl.engines.llamacpp.arch import (
 )
 from cortexctl.validation.modelinfo import ModelInfo
 
-_LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+_LAYER_RE = re.compile(r"^(?:enc\.|dec\.)?blk\.(\d+)\.")  # t5's encoder/decoder layers too
 TENSOR_ALIGN = 32  # ggml tensor alignment inside a backend buffer (TENSOR_ALIGNMENT)
 
 
