@@ -45,6 +45,8 @@ built from:
   first layers own a KV cache, the rest reuse the last ones' (create_memory's `reuse`,
   llama_hparams::has_kv): a fixed count (gemma3n: 20) or the block count less a key
   (gemma4: `attention.shared_kv_layers`).
+- `src/llama-model.cpp` create_memory(): architectures with a DSA cache
+  (`llama_kv_cache_dsa`: glm-dsa), an indexer key cache beside the MLA cache.
 - `src/llama-model.cpp` llama_model_has_encoder(): encoder-decoder (and encoder) models
   that need llama_encode, which llama-server never calls (t5).
 - `src/llama-context.cpp` graph_max_nodes(): the node budget of each graph; some
@@ -233,6 +235,22 @@ def _switch_cases(text: str, fn: str, returning: str = "true") -> set[str]:
     body = _body(text, text.index(f"bool {fn}("))
     true_part = body.split(f"return {returning}")[0]
     return set(re.findall(r"case\s+(LLM_ARCH_\w+)", true_part))
+
+
+_CASE_GROUP = re.compile(r"((?:case\s+LLM_ARCH_\w+\s*:\s*)+)\{")
+
+
+def indexer_cache_archs(model_cpp: str) -> set[str]:
+    """Architectures whose create_memory() case builds a DSA cache (`new llama_kv_cache_dsa(`:
+    glm-dsa …): beside the MLA cache, a K-only indexer cache, one key head of
+    `attention.indexer.key_length` per cell, on the layers with a full indexer."""
+    text = _strip_comments(model_cpp)
+    body = _body(text, text.index("llama_model::create_memory("))
+    out: set[str] = set()
+    for m in _CASE_GROUP.finditer(body):
+        if re.search(r"new\s+llama_kv_cache_dsa\s*\(", _body(body, m.end() - 1)):
+            out.update(re.findall(r"LLM_ARCH_\w+", m.group(1)))
+    return out
 
 
 def _no_memory_archs(model_cpp: str) -> set[str]:
@@ -474,6 +492,7 @@ def generate(src: Path) -> dict[str, Any]:
     hybrid = _switch_cases(arch_cpp, "llm_arch_is_hybrid")
     diffusion = _switch_cases(arch_cpp, "llm_arch_is_diffusion")
     no_memory = _no_memory_archs(model_cpp)
+    indexer_cache = indexer_cache_archs(model_cpp)
     # an encoder with a decoder needs llama_encode; one without (t5encoder) is decoded as an encoder graph
     has_encoder = _switch_cases(model_cpp, "llama_model_has_encoder") - _switch_cases(
         model_cpp, "llama_model_has_decoder", returning="false"
@@ -529,6 +548,16 @@ def generate(src: Path) -> dict[str, Any]:
             entry["recurrent_layers"] = recr if recr is not None else {"rule": "custom"}
         if (kv_layers := parse_kv_layers(body, kv_names)) is not None:
             entry["kv_layers"] = kv_layers  # the other layers reuse the last ones' KV cache
+        if enum in indexer_cache:
+            # a lightning-indexer key cache beside the MLA cache; which layers have one: the
+            # `attention.indexer.types` array where the loader reads it, else every layer
+            # (GLM 5/5.1; a 1M-context GLM 5.2 without the key gets a built-in table)
+            types_key = "LLM_KV_ATTENTION_INDEXER_TYPES" in body
+            entry["indexer_cache"] = {"layers": "types_key_or_all" if types_key else "all"}
+            if fill := re.search(r"fill\s*\(\s*hparams\.is_indexer_full_impl[^;]*;", body):
+                # `if (n_ctx_train < N) fill(…, 1)`: every layer below N, a built-in table above
+                if below := re.search(r"n_ctx_train\s*<\s*(\d+)", body[: fill.start()]):
+                    entry["indexer_cache"]["all_below_ctx"] = int(below.group(1))
         if enum in has_encoder:
             entry["encoder"] = True  # runs llama_encode, which llama-server never calls
         if enum in nodes_per_arch:

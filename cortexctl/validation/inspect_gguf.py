@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cortexctl.engines.llamacpp.arch import (
+    indexer_layers,
     is_causal,
     known_archs,
     kv_layers,
@@ -116,6 +117,11 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
     own_kv, kv_guess = kv_layers(arch, n_layers, key("attention.shared_kv_layers"))
     if kv_guess:
         approximate.append(kv_guess)
+    idx_layers, idx_guess = indexer_layers(
+        arch, n_layers, int(key("context_length", 0)), key("attention.indexer.types")
+    )
+    if idx_guess:
+        approximate.append(idx_guess)
     swa_layers = swa.layers
     if swa_layers and recr_layers and swa_not_recurrent(arch):
         swa_layers = tuple(not r for r in recr_layers)
@@ -165,6 +171,8 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         head_dim_k_mla=int(key("attention.key_length_mla", 0) or 0),
         n_dense_lead=int(key("leading_dense_block_count", 0) or 0),
         kv_layers=own_kv,
+        indexer_layers=idx_layers,
+        indexer_head_dim=int(key("attention.indexer.key_length", 0) or 0),
         approximate=tuple(approximate),
     )
 

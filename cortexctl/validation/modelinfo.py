@@ -72,6 +72,8 @@ class ModelInfo:
     approximate: tuple[str, ...] = ()  # what about this model's llama.cpp behaviour is a guess
     mla: tuple[int, int] | None = None  # multi-head latent attention: (kv_lora_rank, qk_rope_head_dim)
     kv_layers: int | None = None  # only the first N layers own a KV cache (gemma3n, gemma4); None: all
+    indexer_layers: tuple[bool, ...] = ()  # DSA (glm-dsa): layers with an indexer key cache
+    indexer_head_dim: int = 0  # the indexer cache's one key head (attention.indexer.key_length)
 
     def owns_kv(self, layer: int) -> bool:
         """Whether the layer has its own KV cache (llama_hparams::has_kv), not another's."""

@@ -65,6 +65,7 @@ class Shape:
     mlp_layers: tuple[int, ...] = ()  # nemotron_h: the layers that are a (gate-less) MLP only
     # deepseek2 MLA: q_lora_rank, kv_lora_rank, rope dim, qk_nope dim, v head dim
     mla: tuple[int, int, int, int, int] = (256, 256, 64, 128, 128)
+    indexer: tuple[int, int] | None = None  # glm-dsa: indexer head count, head size
     n_layer_dense_lead: int = 1
     gdn: tuple[int, int, int, int] = (4, 64, 2, 4)  # qwen35: d_conv, head dim, n_k_heads, n_v_heads
     n_expert_shared: int = 1
@@ -292,6 +293,13 @@ def deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[
     mat(p + "attn_v_b.weight", n_head, v_dim, kv_lora)
     mat(p + "attn_output.weight", e, n_head * v_dim)
     f32(p + "ffn_norm.weight", e)
+    if shape.indexer:  # glm-dsa's lightning indexer: one key head, n_idx query heads
+        n_idx, idx_dim = shape.indexer
+        f32(p + "indexer.k_norm.weight", idx_dim)
+        f32(p + "indexer.k_norm.bias", idx_dim)
+        mat(p + "indexer.proj.weight", n_idx, e)
+        mat(p + "indexer.attn_k.weight", idx_dim, e)
+        mat(p + "indexer.attn_q_b.weight", n_idx * idx_dim, q_lora)
     if il < shape.n_layer_dense_lead:
         mat(p + "ffn_gate.weight", shape.n_ff, e)
         mat(p + "ffn_up.weight", shape.n_ff, e)

@@ -167,6 +167,7 @@ _EXTRAS: dict[str, set[str]] = {
     # ModernBERT: fused QKV, GeGLU in one up tensor, no biases, a symmetric window on 2 of 3 layers
     "modern-bert": {"bert", "modern_bert"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
+    "glm-dsa": {"mla"},  # deepseek2's layers with a lightning indexer and its key cache
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
     # nemotron_h's three kinds of layer, the MLP ones gate-less experts and a gate-less shared expert
     "nemotron_h_moe": {"ssm2", "nemotron_h", "nh_moe"},
@@ -287,6 +288,11 @@ _KEYS: dict[str, dict[str, bool | int | float | list[int]]] = {
     },
     "minimax-m2": {"{arch}.expert_gating_func": 2},  # sigmoid
     "t5encoder": {"{arch}.attention.relative_buckets_count": 32},
+    "glm-dsa": {
+        "{arch}.attention.indexer.head_count": 8,
+        "{arch}.attention.indexer.key_length": 128,
+        "{arch}.attention.indexer.top_k": 256,
+    },
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5, "xielu.eps": 1e-6},
 }
 WRITABLE = tuple(a for a in _EXTRAS if a in set(MODEL_ARCH_NAMES.values()))

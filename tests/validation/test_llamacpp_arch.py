@@ -67,6 +67,9 @@ def test_data_covers_the_loader_table_and_the_issue_architectures() -> None:
     t5e = archs["t5encoder"]
     assert t5e["attn_no_cache"] and t5e["logits"] is False and t5e["pos_bias"] and "encoder" not in t5e
     assert archs["t5"]["encoder"] and archs["t5"]["pos_bias"] and "pos_bias" not in archs["llama"]
+    # glm-dsa: a DSA cache (MLA + indexer keys), every layer below a 1M-token trained context
+    assert archs["glm-dsa"]["indexer_cache"] == {"layers": "types_key_or_all", "all_below_ctx": 1048576}
+    assert "indexer_cache" not in archs["deepseek2"]
 
 
 @pytest.mark.parametrize(
@@ -298,6 +301,31 @@ llama_model_t5::graph<true>::graph(const llama_model & model, const llm_graph_pa
     gen = _gen()
     assert gen.embedding_graphs(tmp_path, models_h) == {"llama_model_t5encoder"}
     assert gen.graphs_with_pos_bias(tmp_path, models_h) == {"llama_model_t5", "llama_model_t5encoder"}
+
+
+def test_generator_finds_the_dsa_cache() -> None:
+    model_cpp = """llama_memory_i * llama_model::create_memory(const llama_memory_params & params) const {
+    switch (arch) {
+        case LLM_ARCH_BERT:
+            {
+                res = nullptr;
+            } break;
+        case LLM_ARCH_GLM_DSA:
+        case LLM_ARCH_DEEPSEEK32:
+            {
+                if (mtp) {
+                    res = new llama_kv_cache(*this);
+                } else {
+                    res = new llama_kv_cache_dsa(*this, params.type_k);
+                }
+            } break;
+        case LLM_ARCH_OTHER:
+            {
+                res = new llama_kv_cache_dsa_iswa(*this);
+            } break;
+    }
+}"""
+    assert _gen().indexer_cache_archs(model_cpp) == {"LLM_ARCH_GLM_DSA", "LLM_ARCH_DEEPSEEK32"}
 
 
 def test_generator_parses_the_graph_node_budget() -> None:

@@ -159,6 +159,28 @@ def kv_layers(arch: str, n_layers: int, shared: Any) -> tuple[int | None, str | 
     return None, f"{arch}: which layers own a KV cache is set in a way not parsed; every layer counted"
 
 
+def indexer_layers(
+    arch: str, n_layers: int, context_length: int, types: Any
+) -> tuple[tuple[bool, ...], str | None]:
+    """The layers with a lightning-indexer key cache (data `indexer_cache`, from create_memory's
+    llama_kv_cache_dsa: glm-dsa): the `attention.indexer.types` array where the loader reads
+    it, else every layer (below `all_below_ctx` trained context). Returns (per layer, what is
+    guessed or None); () for an architecture without one."""
+    rule = (known_archs().get(arch) or {}).get("indexer_cache")
+    if rule is None:
+        return (), None
+    if rule.get("layers") == "types_key_or_all" and isinstance(types, list) and len(types) >= n_layers:
+        return tuple(bool(t) for t in types[:n_layers]), None
+    below = rule.get("all_below_ctx")
+    if below is not None and context_length >= int(below):
+        return (
+            (True,) * n_layers,
+            f"{arch}: a {context_length}-token model's indexer layers come from a built-in table;"
+            " every layer counted",
+        )
+    return (True,) * n_layers, None
+
+
 def pos_bias(arch: str) -> bool:
     """Whether the graph adds a relative-position bias to KQ (data `pos_bias`: t5, t5encoder),
     which makes build_attn_mha skip flash attention whatever the flag."""
@@ -198,12 +220,16 @@ def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
     models whose graph is not an SSM and not measured (none in this version's data since
-    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN)."""
+    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN), and DSA models' lightning
+    indexer (its key cache is counted, its compute is not)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
     if memory == "recurrent" and recurrent and not recurrent.get("d_state") and arch not in WKV_PHASE:
         out.append(f"{arch}: compute buffer of its WKV/time-mix graph not modelled (dense-FFN rule)")
+    if (known_archs().get(arch) or {}).get("indexer_cache"):
+        # measured on glm-dsa (2026-12-02): its KV exact, its compute buffer up to 2.4× ours
+        out.append(f"{arch}: the lightning indexer's compute (n_kv × n_tokens scores and masks) not modelled")
     return out
 
 

@@ -100,6 +100,9 @@ def _kv(model: ModelInfo, f: LlamaCppFlags, cells: dict[str, int], first_gpu_lay
             row_bytes(f.cache_type_k, model.head_dim_k * n_kv)
             + (row_bytes(f.cache_type_v, model.head_dim_v * n_kv) if model.v_cache else 0)
         )
+        if model.indexer_layers and model.indexer_layers[il]:
+            # DSA (llama_kv_cache_dsa): a K-only indexer cache beside the MLA one, one key head
+            size += n * row_bytes(f.cache_type_k, model.indexer_head_dim)
         where = "gpu" if f.kv_offload and il >= first_gpu_layer and f.gpu_layers > 0 else "host"
         out[f"{'swa' if swa else 'full'}_{where}"] += size
     return out
