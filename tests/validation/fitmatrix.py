@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cortexctl.engines.llamacpp.arch import known_archs
+from cortexctl.engines.llamacpp.checks import ONE_SLOT_ONLY
 from tests.validation.ggufmodels import WRITABLE, Shape
 from tests.validation.llamalog import LlamaBuffers, MiB, parse_log
 
@@ -262,8 +263,9 @@ NO_FLASH_ATTN = ("grok",)  # flash attention forced off, so a quantized V cache 
 FA_ABORTS = ("plm",)
 # llama-server aborts loading t5encoder with -np > 1: its warm-up decode (common_context_can_seq_rm)
 # splits the batch into equal sequences, which the relative-position bucket input refuses
-# (llama-graph.cpp llm_graph_input_pos_bucket::set_input GGML_ASSERT(!ubatch->equal_seqs()))
-NP_ABORTS = ("t5encoder",)
+# (llama-graph.cpp llm_graph_input_pos_bucket::set_input GGML_ASSERT(!ubatch->equal_seqs())); the
+# recipe check refuses it too (checks.ONE_SLOT_ONLY; test_llamacpp_arch proves the abort is real)
+NP_ABORTS = ONE_SLOT_ONLY
 
 
 def _case(model: str, values: dict[str, Any]) -> Case:

@@ -546,3 +546,25 @@ def test_flash_attention_forced_off_is_estimated_off_and_refuses_a_quantized_v(t
     bad = check_flags(LlamaCppArgs(cache_type_v="q8_0", flash_attn="on"), model)
     assert bad is not None and "quantized V cache" in bad.detail
     assert check_flags(LlamaCppArgs(cache_type_v="f16"), model) is None
+
+
+@pytest.mark.llama
+def test_t5encoder_with_several_slots_is_refused_because_llama_server_aborts(
+    tmp_path: Path, llama_server_bin: Path
+) -> None:
+    import subprocess
+
+    from cortexctl.engines.llamacpp.checks import check_flags
+    from tests.conftest import free_port
+    from tests.validation.fitmatrix import base_shape
+
+    path = write_gguf(base_shape("t5encoder", "F16"), tmp_path / "t5encoder.gguf")
+    model = inspect_model(path)
+    bad = check_flags(LlamaCppArgs(parallel=2, embeddings=True), model)
+    assert bad is not None and "Set parallel: 1" in bad.fix, bad
+    assert check_flags(LlamaCppArgs(parallel=1, embeddings=True), model) is None
+    # what the check stands for: the real llama-server dies loading it with two slots
+    argv = [str(llama_server_bin), "-m", str(path), "--embeddings", "-c", "512", "-np", "2"]
+    argv += ["--host", "127.0.0.1", "--port", str(free_port()), "-t", "1"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "equal_seqs" in proc.stdout + proc.stderr, proc.stderr[-1500:]

@@ -128,6 +128,13 @@ def check_model_format(spec: RecipeSpec, model: ModelInfo) -> Check:
     return ok(name, f"{model.format} {model.architecture}, {model.n_params / 1e9:.2f} B parameters")
 
 
+# llama-server aborts loading these with more than one slot: its warm-up splits the batch into
+# equal sequences, which the relative-position bias input refuses (llama-graph.cpp,
+# llm_graph_input_pos_bucket::set_input: GGML_ASSERT(!ubatch->equal_seqs())). Measured on t5encoder
+# (tests/validation/fitmatrix.py NP_ABORTS); t5 shares the input but llama-server cannot run it at all.
+ONE_SLOT_ONLY = ("t5encoder",)
+
+
 def check_flags(args: LlamaCppArgs, model: ModelInfo | None = None) -> Check | None:
     if args.cache_type_v not in ("f32", "f16", "bf16") and args.flash_attn == "off":
         return fail(
@@ -147,6 +154,13 @@ def check_flags(args: LlamaCppArgs, model: ModelInfo | None = None) -> Check | N
             f"{model.architecture}: llama.cpp turns flash attention off for this architecture, and "
             f"refuses a quantized V cache ({args.cache_type_v}) without it",
             "Set cache_type_v: f16.",
+        )
+    if model is not None and args.parallel > 1 and model.architecture in ONE_SLOT_ONLY:
+        return fail(
+            "llamacpp_flags",
+            f"{model.architecture}: llama-server aborts loading it with {args.parallel} parallel slots "
+            "(its relative-position bias refuses the equal-sequence batches that several slots make)",
+            "Set parallel: 1.",
         )
     if model is not None and not model.v_cache and args.cache_type_k != args.cache_type_v:
         # llama_init_from_model: "model does not support different K and V cache types" (MLA
