@@ -173,6 +173,8 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         kv_layers=own_kv,
         indexer_layers=idx_layers,
         indexer_head_dim=int(key("attention.indexer.key_length", 0) or 0),
+        indexer_heads=int(key("attention.indexer.head_count", 0) or 0),
+        indexer_top_k=int(key("attention.indexer.top_k", 0) or 0),
         approximate=tuple(approximate),
     )
 

@@ -74,6 +74,8 @@ class ModelInfo:
     kv_layers: int | None = None  # only the first N layers own a KV cache (gemma3n, gemma4); None: all
     indexer_layers: tuple[bool, ...] = ()  # DSA (glm-dsa): layers with an indexer key cache
     indexer_head_dim: int = 0  # the indexer cache's one key head (attention.indexer.key_length)
+    indexer_heads: int = 0  # the lightning indexer's query heads (attention.indexer.head_count)
+    indexer_top_k: int = 0  # the cells each token attends to (attention.indexer.top_k)
 
     def owns_kv(self, layer: int) -> bool:
         """Whether the layer has its own KV cache (llama_hparams::has_kv), not another's."""

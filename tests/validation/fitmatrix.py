@@ -50,12 +50,7 @@ def valid(case: dict[str, Any]) -> bool:
 
 
 # Architectures the writer knows that the matrix leaves out, and why (each has its own test).
-NOT_IN_MATRIX: dict[str, str] = {
-    # its indexer key cache is counted exactly, but the lightning indexer's compute (n_kv ×
-    # n_tokens scores, the top-k mask) is not modelled: 0.72 of llama-server's buffers at
-    # -c 16384 -ub 512 (test_fit_matrix.py::test_dsa_indexer_cache checks the exact parts)
-    "glm-dsa": "the lightning indexer's compute buffer is not modelled",
-}
+NOT_IN_MATRIX: dict[str, str] = {}
 
 
 def archs() -> list[str]:

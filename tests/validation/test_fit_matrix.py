@@ -154,24 +154,3 @@ def test_fit_case(case: Case, model_dir: Path, llama_server_bin: Path, tmp_path:
     # so RSS may be up to that much lower than ours, and at most 5 % off the range.
     rss_r = rss_range_ratio(rss_low, rss_ours, est.facts["staging"] / MiB, rss_real)
     assert rss_r == pytest.approx(1, abs=TOLERANCE), row
-
-
-@pytest.mark.parametrize("ctx", [4096, 16384])
-def test_dsa_indexer_cache(ctx: int, model_dir: Path, llama_server_bin: Path, tmp_path: Path) -> None:
-    """glm-dsa (left out of the matrix: its lightning indexer's compute is not modelled): the
-    exact parts — the MLA cache plus the indexer key cache (llama_kv_cache_dsa), output and
-    repacked weights — match llama-server's log, and the estimate says it is approximate."""
-    case = Case(model="glm-dsa", ctx=ctx, parallel=1, kv=("q8_0", "q8_0"), fa="on", batch=(512, 128),
-                weights="Q4_0", mode="generate", load="mmap")  # fmt: skip
-    path = model_path(case, model_dir)
-    model = inspect_model(path)
-    assert model.indexer_layers == (True,) * model.n_layers and model.indexer_head_dim == 128
-    est = estimate_llamacpp(model, LlamaCppArgs(), command=["-m", str(path), *case.server_flags()])
-    assert any("lightning indexer" in g for g in est.facts["guessed"])
-    real = run_case(
-        llama_server_bin, path, case, est.facts["n_ctx_seq"], model.vocab_size, tmp_path / "server.log"
-    )
-    b = real.buffers
-    assert est.get("kv_full") / MiB == pytest.approx(b.kv_full, rel=0.01, abs=0.02), b.log[-3000:]
-    assert est.get("output") / MiB == pytest.approx(b.output, rel=0.01, abs=0.02)
-    assert est.get("repack") / MiB == pytest.approx(b.model.get("CPU_REPACK", 0.0), rel=0.01, abs=0.02)

@@ -220,16 +220,12 @@ def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
     models whose graph is not an SSM and not measured (none in this version's data since
-    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN), and DSA models' lightning
-    indexer (its key cache is counted, its compute is not)."""
+    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
     if memory == "recurrent" and recurrent and not recurrent.get("d_state") and arch not in WKV_PHASE:
         out.append(f"{arch}: compute buffer of its WKV/time-mix graph not modelled (dense-FFN rule)")
-    if (known_archs().get(arch) or {}).get("indexer_cache"):
-        # measured on glm-dsa (2026-12-02): its KV exact, its compute buffer up to 2.4× ours
-        out.append(f"{arch}: the lightning indexer's compute (n_kv × n_tokens scores and masks) not modelled")
     return out
 
 

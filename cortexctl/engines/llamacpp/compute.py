@@ -104,8 +104,12 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         attn = t * F32 * per_token
         if not f.flash_attn:
             n_kv = n_kv_full if has_full else n_kv_swa
-            v_copy = n_kv * model.head_dim_v * F32
+            # one contiguous copy of the latent V per stream (each stream's cells apart)
+            v_copy = n_kv * model.head_dim_v * F32 * (1 if f.kv_unified else f.parallel)
             attn = n_kv * t * model.n_heads * F32 + max(attn // 2 + v_copy, attn)
+    if any(model.indexer_layers):
+        masks += n_kv_full * t * 2  # the indexer's own mask: f16 (the fused indexer op wants it)
+        attn = max(_dsa_phases(model, f, t, n_kv_full, attn))
     if model.n_experts:
         # router logits are freed before the experts run; then gate, up, their product and
         # down for n_expert_used experts per token (measured: exactly that, on the matrix)
@@ -166,6 +170,28 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
         logits = 0  # the builder skips the LM head in embeddings mode (lfm2.cpp)
     output = logits + t * F32 * 4 * model.n_embd
     return masks + max(ffn, attn, output)
+
+
+def _dsa_phases(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv: int, attn: int) -> tuple[int, int]:
+    """DSA (glm-dsa.cpp, build_attn with top_k in llama-graph.cpp): the attention phase and the
+    lightning indexer's phase.
+
+    The fused indexer op (cparams.fused_lid, always on in this llama.cpp) scores every cell for
+    every token: an f32 n_kv × t matrix beside the indexer's q (n_idx heads, rotated twice),
+    its weights and the hidden-size tensors; top_k keeps k = min(n_kv, top_k) I32 indices a
+    token, then a contiguous copy. Attention then fills a copy of the MLA mask with -inf,
+    unmasks the top-k cells (set_rows from a k × t f32 zeros tensor) and adds the MLA mask: two
+    n_kv × t masks of the MLA mask's type live while q, k and v (expanded first) are alive.
+    With flash attention those two coexist with the attention phase; without, the KQ matrix
+    (n_head × n_kv × t f32, computed after them) dominates and only the resulting mask lives
+    beside it through the softmax.
+    """
+    k = min(n_kv, model.indexer_top_k or n_kv)
+    top_k = 2 * t * k * 4  # I32 indices and their contiguous copy
+    q_idx = 2 * model.indexer_heads * model.indexer_head_dim + model.indexer_heads + 4 * model.n_embd
+    indexer = n_kv * t * F32 + t * F32 * q_idx + top_k
+    masked = 2 * n_kv * t * 2 if f.flash_attn else n_kv * t * F32
+    return attn + masked, indexer
 
 
 def shared_expert_width(model: ModelInfo) -> int:
