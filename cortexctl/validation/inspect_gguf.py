@@ -164,7 +164,7 @@ def _model_info(path: Path, fields: dict[str, Any], tensors: list[TensorInfo]) -
         n_expert_shared=int(key("expert_shared_count", 0) or 0),
         memory=memory,
         causal=is_causal(arch, key("attention.causal")),
-        recurrent=_recurrent(key, n_embd),
+        recurrent=_recurrent(key, n_embd, n_heads),
         recurrent_layers=recr_layers,
         # MLA (deepseek2 and kin, llama-kv-cache.cpp has_v = !is_mla): no V cache
         v_cache=not (key("attention.key_length_mla") and key("attention.value_length_mla")),
@@ -207,8 +207,11 @@ def _recurrent_layers(
     return tuple(h == 0 for h in n_kv), n_kv, guess
 
 
-def _recurrent(key: Any, n_embd: int) -> dict[str, int]:
+def _recurrent(key: Any, n_embd: int, n_head: int) -> dict[str, int]:
     """Floats per sequence and recurrent layer: conv/shift state r, SSM/WKV state s (llama-hparams.cpp)."""
+    if (kda := key("kda.head_dim")) is not None:  # kimi-linear: q/k/v conv states, a hd × hd state a head
+        d_conv = int(key("ssm.conv_kernel", 0) or 0) or 4
+        return {"r": 3 * (d_conv - 1) * n_head * int(kda), "s": int(kda) * int(kda) * n_head, "kda": int(kda)}
     if (d_inner := key("ssm.inner_size")) is not None:  # mamba, mamba2 and hybrids
         d_conv, d_state = int(key("ssm.conv_kernel", 0)), int(key("ssm.state_size", 0))
         n_group = int(key("ssm.group_count", 0) or 0)

@@ -151,6 +151,8 @@ def base_shape(arch: str, weights: str) -> Shape:
         common.update(n_kv_head=8, n_ff=2048, context_length=16384)  # BERT's n_ff = 4 · n_embd
     if arch == "glm-dsa":  # deepseek2's shape with an 8-head lightning indexer, 128 wide
         common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256, indexer=(8, 128))
+    if arch == "kimi-linear":  # KDA layers (8 heads, 64 wide) with MLA on two of four, experts after layer 0
+        common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256, attention_layers=(1, 3))
     if arch in ("deepseek2", "mistral4"):  # MLA attention; one dense layer, then experts with a shared expert
         common.update(n_layer=4, n_expert=8, n_expert_used=2, n_ff_exp=256)
     return Shape(name=f"{arch}-{weights.lower()}", **common)
@@ -251,7 +253,8 @@ ENCODERS = ("bert", "nomic-bert", "jina-bert-v2", "jina-bert-v3", "gemma-embeddi
             "modern-bert", "t5encoder")  # fmt: skip
 
 
-MLA = ("deepseek2", "mistral4", "glm-dsa")  # llama.cpp refuses K and V cache types that differ under MLA
+# llama.cpp refuses K and V cache types that differ under MLA
+MLA = ("deepseek2", "mistral4", "glm-dsa", "kimi-linear")
 NO_FLASH_ATTN = ("grok",)  # flash attention forced off, so a quantized V cache is refused
 # llama-server aborts with -fa on for plm's synthetic model (ggml.c GGML_ASSERT(a->ne[0] ==
 # b->ne[0]) in llama_kv_cache::cpy_v at the reserve): its cases run with flash attention off

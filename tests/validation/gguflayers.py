@@ -69,6 +69,7 @@ class Shape:
     n_layer_dense_lead: int = 1
     gdn: tuple[int, int, int, int] = (4, 64, 2, 4)  # qwen35: d_conv, head dim, n_k_heads, n_v_heads
     n_expert_shared: int = 1
+    kda: tuple[int, int] = (4, 64)  # kimi-linear's KDA layers: d_conv, head dim
     shortconv_l_cache: int = 3  # lfm2: the short convolution's kernel (its state keeps l_cache - 1 rows)
 
     @property
@@ -307,6 +308,57 @@ def deepseek2_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[
         return
     n_exp, n_ff = shape.n_expert, shape.n_ff_exp or shape.n_ff
     w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((n_exp, e), dtype=np.float32))
+    mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
+    mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)
+    shared = n_ff * shape.n_expert_shared
+    mat(p + "ffn_gate_shexp.weight", shared, e)
+    mat(p + "ffn_up_shexp.weight", shared, e)
+    mat(p + "ffn_down_shexp.weight", e, shared)
+
+
+def kimi_linear_layer(w: GGUFWriter, p: str, il: int, shape: Shape, mat: Callable[..., None]) -> None:
+    """src/models/kimi-linear.cpp load_arch_tensors: a KDA layer (no KV heads: q/k/v with their
+    short convolutions, the f/g LoRA pairs, beta, A, dt bias, the gated output norm) or an MLA
+    layer (deepseek2's, without q LoRA); then deepseek2's FFN (dense lead, else experts with a
+    required probability bias and a shared expert)."""
+    e, n_head = shape.n_embd, shape.n_head
+    d_conv, hd = shape.kda
+    d_inner = n_head * hd
+
+    def f32(name: str, *dims: int) -> None:
+        w.add_tensor(name, np.ones(dims, dtype=np.float32))
+
+    if il in shape.attention_layers:
+        _, kv_lora, rope, nope, v_dim = shape.mla
+        f32(p + "attn_kv_a_norm.weight", kv_lora)
+        mat(p + "attn_q.weight", n_head * (nope + rope), e)  # its loader reads no q LoRA rank
+        mat(p + "attn_kv_a_mqa.weight", kv_lora + rope, e)
+        mat(p + "attn_k_b.weight", n_head, kv_lora, nope)
+        mat(p + "attn_v_b.weight", n_head, v_dim, kv_lora)
+        mat(p + "attn_output.weight", e, n_head * v_dim)
+    else:
+        for x in "qkv":
+            mat(p + f"attn_{x}.weight", d_inner, e)
+            f32(p + f"ssm_conv1d_{x}.weight", d_inner, 1, d_conv)
+        mat(p + "ssm_f_a.weight", hd, e)
+        mat(p + "ssm_f_b.weight", d_inner, hd)
+        mat(p + "ssm_beta.weight", n_head, e)
+        f32(p + "ssm_a", n_head, 1)
+        f32(p + "ssm_dt.bias", d_inner)
+        mat(p + "ssm_g_a.weight", hd, e)
+        mat(p + "ssm_g_b.weight", d_inner, hd)
+        f32(p + "ssm_norm.weight", hd)
+        mat(p + "attn_output.weight", e, d_inner)
+    f32(p + "ffn_norm.weight", e)
+    if il < shape.n_layer_dense_lead:
+        mat(p + "ffn_gate.weight", shape.n_ff, e)
+        mat(p + "ffn_up.weight", shape.n_ff, e)
+        mat(p + "ffn_down.weight", e, shape.n_ff)
+        return
+    n_exp, n_ff = shape.n_expert, shape.n_ff_exp or shape.n_ff
+    w.add_tensor(p + "ffn_gate_inp.weight", np.zeros((n_exp, e), dtype=np.float32))
+    w.add_tensor(p + "exp_probs_b.bias", np.zeros(n_exp, dtype=np.float32))
     mat(p + "ffn_gate_exps.weight", n_exp, n_ff, e)
     mat(p + "ffn_up_exps.weight", n_exp, n_ff, e)
     mat(p + "ffn_down_exps.weight", n_exp, e, n_ff)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, GGMLQuantizationType, GGUFWriter
+from gguf import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, ExpertGatingFuncType, GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize
 
 from tests.validation.gguflayers import (
@@ -34,6 +34,7 @@ from tests.validation.gguflayers import (
     gemma3n_layer,
     gptoss_layer,
     jamba_layer,
+    kimi_linear_layer,
     lfm2_conv_layer,
     lora_attn_layer,
     mamba2_mixer,
@@ -168,6 +169,8 @@ _EXTRAS: dict[str, set[str]] = {
     "modern-bert": {"bert", "modern_bert"},  # nomic-bert's encoder, experts on every second layer
     "mistral4": {"mla"},  # deepseek2's loader and graph
     "glm-dsa": {"mla"},  # deepseek2's layers with a lightning indexer and its key cache
+    # KDA linear-attention layers (recurrent state) and MLA layers; output.weight required
+    "kimi-linear": {"mla", "kimi", "output_required"},
     "llama-embed": set(),  # llama's loader; its graph in the embedding form
     # nemotron_h's three kinds of layer, the MLP ones gate-less experts and a gate-less shared expert
     "nemotron_h_moe": {"ssm2", "nemotron_h", "nh_moe"},
@@ -335,7 +338,13 @@ def write_gguf(shape: Shape, path: Path) -> Path:
     w.add_head_count(shape.n_head)
     if "mla" in extras:  # as convert_hf_to_gguf writes MLA: one latent "head" per cell
         q_lora, kv_lora, rope, nope, v_dim = shape.mla
-        w.add_head_count_kv(1)
+        if "kimi" in extras:  # no KV heads marks a KDA layer (conversion/kimi_linear.py)
+            w.add_head_count_kv([1 if i in shape.attention_layers else 0 for i in range(shape.n_layer)])
+            w.add_ssm_conv_kernel(shape.kda[0])
+            w.add_kda_head_dim(shape.kda[1])
+            w.add_expert_gating_func(ExpertGatingFuncType.SIGMOID)
+        else:
+            w.add_head_count_kv(1)
         w.add_key_length(kv_lora + rope)
         w.add_value_length(kv_lora)
         w.add_key_length_mla(nope + rope)
@@ -528,6 +537,9 @@ def write_gguf(shape: Shape, path: Path) -> Path:
             continue
         if "gptoss" in extras:
             gptoss_layer(w, p, shape, mat)
+            continue
+        if "kimi" in extras:
+            kimi_linear_layer(w, p, i, shape, mat)
             continue
         if "mla" in extras:
             deepseek2_layer(w, p, i, shape, mat)

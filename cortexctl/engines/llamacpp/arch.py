@@ -220,12 +220,17 @@ def unmeasured_rules(arch: str, memory: str, recurrent: dict[str, int]) -> list[
     """What the estimate guesses for an architecture in the data that no measurement covers:
     models that need llama_encode (t5: llama-server never runs an encoder), and recurrent
     models whose graph is not an SSM and not measured (none in this version's data since
-    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN)."""
+    rwkv6qwen2 and arwkv7 were measured: counted as a dense FFN), and KDA layers' compute
+    (kimi-linear)."""
     out = []
     if (known_archs().get(arch) or {}).get("encoder"):
         out.append(f"{arch}: an encoder-decoder model; llama-server never runs its encoder (llama_encode)")
     if memory == "recurrent" and recurrent and not recurrent.get("d_state") and arch not in WKV_PHASE:
         out.append(f"{arch}: compute buffer of its WKV/time-mix graph not modelled (dense-FFN rule)")
+    if recurrent.get("kda"):
+        # kimi-linear (2026-12-02): state and MLA cache exact; on the synthetic matrix (8 KDA heads,
+        # 64 wide) the MLA, FFN and output phases dominate, so the KDA phase was never measured
+        out.append(f"{arch}: compute of its KDA (linear attention) layers not modelled")
     return out
 
 

@@ -97,16 +97,22 @@ def graph_bytes(model: ModelInfo, f: LlamaCppFlags, t: int, n_kv_full: int, n_kv
     if model.head_dim_k_mla and not model.v_cache:
         # MLA with absorption (deepseek2 …): q is decompressed per head and absorbed into the
         # latent space (nope+rope and kv_lora_rank wide). Without flash attention, the KQ
-        # matrix plus either those tensors or half of them next to a contiguous f32 copy of
-        # the latent V. Fitted on nine deepseek2 shapes and eight cache sizes (within 0.3 %
-        # on most; up to 16 % high on two shapes, never low).
+        # matrix plus either three quarters of those tensors or half of them next to a
+        # contiguous f32 copy of the latent V (one per stream). Fitted on nine deepseek2 shapes
+        # and eight cache sizes; the three quarters (was: all) and the per-stream copy on the
+        # MLA matrix (deepseek2, mistral4, glm-dsa, kimi-linear, 2026-12-02: compute buffers
+        # 0.968–1.042 of llama-server's, where `-c 512 -np 4 -fa off` had been 16–25 % high).
         per_token = 2 * model.n_heads * (model.head_dim_k_mla + model.head_dim_v) + 4 * model.n_embd
+        if not any(x.name.endswith(".attn_q_a.weight") for x in model.tensors) and model.tensors:
+            # q straight from wq, no q LoRA (kimi-linear): one n_head × (nope + rope) tensor
+            # fewer (measured on the kimi-linear matrix: within 0.3 % with flash attention)
+            per_token -= model.n_heads * model.head_dim_k_mla
         attn = t * F32 * per_token
         if not f.flash_attn:
             n_kv = n_kv_full if has_full else n_kv_swa
             # one contiguous copy of the latent V per stream (each stream's cells apart)
             v_copy = n_kv * model.head_dim_v * F32 * (1 if f.kv_unified else f.parallel)
-            attn = n_kv * t * model.n_heads * F32 + max(attn // 2 + v_copy, attn)
+            attn = n_kv * t * model.n_heads * F32 + max(attn // 2 + v_copy, attn * 3 // 4)
     if any(model.indexer_layers):
         masks += n_kv_full * t * 2  # the indexer's own mask: f16 (the fused indexer op wants it)
         attn = max(_dsa_phases(model, f, t, n_kv_full, attn))
