@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def test_the_gateway_bench_measures_the_floor_and_a_daemon() -> None:
     proc = subprocess.run(
         [sys.executable, "bench/gateway_bench.py", "--skip-llama", "--concurrency", "2", "--duration", "0.3"]
-        + ["--streams", "5", "--workers", "1", "--journal-fsync", "always"],
+        + ["--streams", "30", "--workers", "1", "--journal-fsync", "always"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -36,5 +36,9 @@ def test_the_gateway_bench_measures_the_floor_and_a_daemon() -> None:
         for side in ("direct", "gateway"):
             assert row[side]["n"] > 0 and row[side]["errors"] == 0, (name, side, row[side])
             assert row[side]["cpu_us_per_req"] > 0, (name, side, row[side])
-        assert run["ttft"]["gateway"]["cpu_us_per_stream"] > 0, (name, run["ttft"])
+        # CPU time has a 10 ms tick: a few short streams may read 0, never less or missing
+        assert run["ttft"]["gateway"]["p50_ms"] > 0 and run["ttft"]["gateway"]["cpu_us_per_stream"] >= 0, (
+            name,
+            run["ttft"],
+        )
         assert run["rss_idle_mib"] and run["rss_after_mib"], name
