@@ -40,6 +40,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -776,12 +777,16 @@ async def run(args: argparse.Namespace) -> None:
                 "gateway": statistics.median(tg),
                 "ratio": statistics.median(tg) / statistics.median(td),
             }
+    except BaseException:
+        print(f"bench failed; its homes and logs are kept in {tmp}", file=sys.stderr)
+        raise
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(15)
+    shutil.rmtree(tmp, ignore_errors=True)  # a finished run: its homes, databases and logs
     print_table(results)
     print(json.dumps(results, separators=(",", ":")))
 

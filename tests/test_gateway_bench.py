@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_gateway_bench_measures_the_floor_and_a_daemon() -> None:
+    before = set(Path(tempfile.gettempdir()).glob("cortex-bench-*"))
     proc = subprocess.run(
         [sys.executable, "bench/gateway_bench.py", "--skip-llama", "--concurrency", "2", "--duration", "0.3"]
         + ["--streams", "30", "--workers", "1", "--journal-fsync", "always"],
@@ -42,3 +44,5 @@ def test_the_gateway_bench_measures_the_floor_and_a_daemon() -> None:
             run["ttft"],
         )
         assert run["rss_idle_mib"] and run["rss_after_mib"], name
+    # a finished run leaves nothing behind (its homes, databases, logs)
+    assert set(Path(tempfile.gettempdir()).glob("cortex-bench-*")) == before
