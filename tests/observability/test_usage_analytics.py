@@ -324,3 +324,64 @@ def test_rejection_counts_wait_for_an_unreachable_database(tmp_path: Path) -> No
     assert recorder.pending == 1 and recorder.dropped == 0 and recorder.written == 0
     assert list(recorder._counts.values()) == [3]
     dead.dispose()
+
+
+def stored_rows(engine: Engine, request_ids: list[str]) -> list[tuple[Any, ...]]:
+    """Every column but the ids, in `request_ids` order, as the database holds them (plain SQL, so
+    SQLite's stored text is compared as text, not as what SQLAlchemy would parse out of it)."""
+    from sqlalchemy import text
+
+    from cortex_server.db.models import UsageRecord
+
+    columns = ", ".join(c.key for c in UsageRecord.__table__.columns if c.key not in ("id", "request_id"))
+    with engine.connect() as conn:
+        found = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(
+                text(f"SELECT request_id, {columns} FROM usage_records WHERE request_id LIKE 'gen-%'")
+            )
+        }
+    return [found[i] for i in request_ids]
+
+
+def test_the_bulk_insert_stores_what_the_orm_insert_stores(engine: Engine, tmp_path: Path) -> None:
+    """The writer's executemany path (bulk_insert.py) against SQLAlchemy's own insert of the same
+    rows: every column reads back equal (datetimes, booleans, NULLs, floats), on both databases."""
+    rows = generated_rows(400, seed=11)
+    for r in rows[::7]:
+        r["user_id"], r["replica"], r["api_key_id"] = None, None, None
+    twins = [{**r, "request_id": r["request_id"] + "-orm"} for r in rows]
+    writer = UsageWriter(engine=engine, spool=UsageSpool(tmp_path / "spool.jsonl"))
+    assert writer._bulk is not None and writer._bulk.insert_if_all_new([dict(r) for r in rows])
+    writer._bulk = None  # the same rows again, the way SQLAlchemy inserts them
+    writer._insert([dict(r) for r in twins])
+    assert stored_rows(engine, [r["request_id"] for r in rows]) == stored_rows(
+        engine, [r["request_id"] for r in twins]
+    )
+
+
+def test_a_replayed_batch_is_rolled_up_only_for_its_new_rows(engine: Engine, tmp_path: Path) -> None:
+    """A batch part stored already (a replay after a crash) is refused whole by the bulk path,
+    leaving nothing, and the RETURNING path then adds only its new rows to the rollups."""
+    rows = generated_rows(900, seed=13)
+    write_through_the_writer(engine, tmp_path, rows[:500])
+    writer = UsageWriter(engine=engine, spool=UsageSpool(tmp_path / "spool2.jsonl"))
+    assert writer._bulk is not None
+    mixed = [dict(r) for r in rows[400:900]]  # 100 stored, 400 new
+    assert not writer._bulk.insert_if_all_new(mixed)
+    assert stored_rows(engine, [r["request_id"] for r in rows[:500]])  # all there
+    with pytest.raises(KeyError):  # the refused batch left none of its new rows behind
+        stored_rows(engine, [rows[500]["request_id"]])
+    writer._insert(mixed)
+    from sqlalchemy import func, select
+
+    from cortex_server.db.models import UsageRecord, usage_rollups_daily, usage_rollups_hourly
+
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(UsageRecord)) == 900
+        for table in (usage_rollups_hourly, usage_rollups_daily):
+            assert conn.scalar(select(func.sum(table.c.requests))) == 900
+            assert conn.scalar(select(func.sum(table.c.prompt_tokens))) == sum(
+                r["prompt_tokens"] for r in rows
+            )
+    check_case(engine, rows, "model", "day", None, None)

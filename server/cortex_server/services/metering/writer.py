@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Insert, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from cortex_server.db.models import UsageRecord
+from cortex_server.services.metering.bulk_insert import UsageBulkInsert
 from cortex_server.services.metering.journal import UsageJournal
 from cortex_server.services.metering.spool import UsageSpool
 from cortex_server.services.usage import rollups
@@ -62,6 +63,11 @@ class UsageWriter:
         # rows actually inserted (not duplicates from a replay) also go into the hourly rollups
         self._rollup_stmts = rollups.upsert_statements(engine.dialect.name)
         self._returning_stmt = rollups.insert_returning(self._insert_stmt, engine.dialect.name)
+        self._bulk = (
+            None
+            if self._rollup_stmts is None
+            else UsageBulkInsert(engine, self._insert_stmt, self._rollup_stmts)
+        )
         self.written = 0  # rows that reached the DB (tests, metrics)
         self.spooled = 0
 
@@ -204,12 +210,14 @@ class UsageWriter:
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        with self._engine.begin() as conn:
-            if self._rollup_stmts is None:
-                conn.execute(self._insert_stmt, rows)
-            else:
-                inserted = conn.execute(self._returning_stmt, rows).all()
-                rollups.add(conn, inserted, self._rollup_stmts)
+        if self._bulk is None or not self._bulk.insert_if_all_new(rows):
+            # some were stored already (a replay): RETURNING says which are new, to roll up only those
+            with self._engine.begin() as conn:
+                if self._rollup_stmts is None:
+                    conn.execute(self._insert_stmt, rows)
+                else:
+                    inserted = conn.execute(self._returning_stmt, rows).all()
+                    rollups.add(conn, inserted, self._rollup_stmts)
         self.written += len(rows)
 
 

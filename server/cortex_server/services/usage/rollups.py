@@ -38,38 +38,78 @@ RETURNED = (
 GROUPS = {"model": "model", "key": "api_key_id", "user": "user_id", "org": "org_id"}
 
 
-def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False) -> list[dict[str, Any]]:
-    """Aggregate raw usage rows (mappings or RETURNING rows) into hourly (or daily) rollup rows."""
-    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+# positions in a rollup's measure vector (MEASURES order)
+_REQ, _OK, _E4, _E5, _CANCELLED, _PT, _CT, _GEN_T, _LAT_SUM, _GEN_MS = range(len(COUNTS) + len(SUMS))
+_LAT0 = len(COUNTS) + len(SUMS)
+_TTFT0 = _LAT0 + HISTOGRAM_BUCKETS
+
+
+def _hourly(rows: Iterable[Mapping[str, Any] | Any]) -> dict[tuple[Any, ...], list[Any]]:
+    """Raw rows → {(hour, org, user, key, model): measures in MEASURES order}.
+
+    Lists indexed by position, not dicts keyed by name: the usage writer rolls up every row the
+    gateway serves, in its thread, and this loop was half of its CPU per row."""
+    acc: dict[tuple[Any, ...], list[Any]] = {}
+    width = len(MEASURES)
     for r in rows:
         m = r if isinstance(r, Mapping) else r._mapping
         when: datetime = m["created_at"]
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-        start = when.replace(hour=0 if daily else when.hour, minute=0, second=0, microsecond=0)
-        key = (start, m["org_id"] or 0, m["user_id"] or 0, m["api_key_id"] or 0, m["model"])
-        a = acc.get(key)
-        if a is None:
-            a = acc[key] = {**dict(zip(KEY, key, strict=True)), **dict.fromkeys(MEASURES, 0)}
+        if when.tzinfo is not UTC:
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        key = (
+            when.replace(minute=0, second=0, microsecond=0),
+            m["org_id"] or 0,
+            m["user_id"] or 0,
+            m["api_key_id"] or 0,
+            m["model"],
+        )
+        v = acc.get(key)
+        if v is None:
+            v = acc[key] = [0] * width
         status, lat, ct = m["status_code"], float(m["latency_ms"]), m["completion_tokens"]
-        a["requests"] += 1
-        a["prompt_tokens"] += m["prompt_tokens"]
-        a["completion_tokens"] += ct
-        a["latency_ms_sum"] += lat
+        v[_REQ] += 1
+        v[_PT] += m["prompt_tokens"]
+        v[_CT] += ct
+        v[_LAT_SUM] += lat
         if status < 400:
-            a["ok"] += 1
-            a[LAT[bucket_of(lat)]] += 1
-            if m["ttft_ms"] is not None:
-                a[TTFT[bucket_of(float(m["ttft_ms"]))]] += 1
+            v[_OK] += 1
+            v[_LAT0 + bucket_of(lat)] += 1
+            if (ttft := m["ttft_ms"]) is not None:
+                v[_TTFT0 + bucket_of(float(ttft))] += 1
             if ct > 0:
-                a["gen_tokens"] += ct
-                a["gen_ms"] += lat
+                v[_GEN_T] += ct
+                v[_GEN_MS] += lat
         elif status == CLIENT_CLOSED_REQUEST:
-            a["cancelled"] += 1
+            v[_CANCELLED] += 1
         elif status < 500:
-            a["errors_4xx"] += 1
+            v[_E4] += 1
         else:
-            a["errors_5xx"] += 1
-    return list(acc.values())
+            v[_E5] += 1
+    return acc
+
+
+def _to_days(hourly: dict[tuple[Any, ...], list[Any]]) -> dict[tuple[Any, ...], list[Any]]:
+    days: dict[tuple[Any, ...], list[Any]] = {}
+    for (start, *rest), v in hourly.items():
+        key = (start.replace(hour=0), *rest)
+        d = days.get(key)
+        if d is None:
+            days[key] = list(v)
+        else:
+            days[key] = [a + b for a, b in zip(d, v, strict=True)]
+    return days
+
+
+def _as_rows(acc: dict[tuple[Any, ...], list[Any]]) -> list[dict[str, Any]]:
+    return [
+        {**dict(zip(KEY, key, strict=True)), **dict(zip(MEASURES, v, strict=True))} for key, v in acc.items()
+    ]
+
+
+def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False) -> list[dict[str, Any]]:
+    """Aggregate raw usage rows (mappings or RETURNING rows) into hourly (or daily) rollup rows."""
+    hourly = _hourly(rows)
+    return _as_rows(_to_days(hourly) if daily else hourly)
 
 
 def upsert_statements(dialect: str) -> dict[str, Insert] | None:
@@ -89,12 +129,13 @@ def upsert_statements(dialect: str) -> dict[str, Insert] | None:
     return out
 
 
-def add(conn: Connection, inserted: Iterable[Any], stmts: dict[str, Insert]) -> None:
-    rows = list(inserted)
-    for grain, stmt in stmts.items():
-        rolled = rollup_rows(rows, daily=grain == "daily")
-        if rolled:
-            conn.execute(stmt, rolled)
+def add(conn: Connection, inserted: Iterable[Mapping[str, Any] | Any], stmts: dict[str, Insert]) -> None:
+    """Add inserted raw rows to the hourly and daily rollups (the days summed from the hours)."""
+    hourly = _hourly(inserted)
+    if not hourly:
+        return
+    conn.execute(stmts["hourly"], _as_rows(hourly))
+    conn.execute(stmts["daily"], _as_rows(_to_days(hourly)))
 
 
 def read(
