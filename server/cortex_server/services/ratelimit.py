@@ -28,7 +28,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -63,6 +63,12 @@ class LimitGroup:
     rpm: int
     tpm: int
     concurrent: int
+    req_key: str = field(init=False, repr=False, compare=False)  # the in-process backend's keys
+    tok_key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "req_key", f"{self.name}:req")
+        object.__setattr__(self, "tok_key", f"{self.name}:tok")
 
 
 @dataclass
@@ -70,11 +76,26 @@ class Decision:
     allowed: bool
     denied_by: str | None = None  # "requests" | "tokens" | "concurrency"
     retry_after_s: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
+    # x-ratelimit-*, as the response carries them (bytes: built once, never re-encoded per request)
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
     degraded: bool = False  # Redis was down and fail_open admitted the request
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
 
-def groups_for(principal: Principal) -> list[LimitGroup]:
+
+def groups_for(principal: Principal) -> tuple[LimitGroup, ...]:
+    """The principal's limit groups, built once per principal object (the auth cache keeps one
+    per key until a change invalidates it, and a change makes a new object)."""
+    cached: tuple[LimitGroup, ...] | None = principal.__dict__.get("_limit_groups")
+    if cached is None:
+        cached = _groups(principal)
+        object.__setattr__(principal, "_limit_groups", cached)  # a cache beside the frozen fields
+    return cached
+
+
+def _groups(principal: Principal) -> tuple[LimitGroup, ...]:
     out = []
     lim = principal.limits
     if principal.key_id is not None and (lim.rpm or lim.tpm or lim.concurrent):
@@ -82,7 +103,14 @@ def groups_for(principal: Principal) -> list[LimitGroup]:
     org = principal.org_limits
     if org.rpm or org.tpm or org.concurrent:
         out.append(LimitGroup(f"org:{principal.org_id}", org.rpm or 0, org.tpm or 0, org.concurrent or 0))
-    return out
+    return tuple(out)
+
+
+_HEADER_NAMES = {
+    kind: (f"x-ratelimit-limit-{kind}".encode(), f"x-ratelimit-remaining-{kind}".encode(),
+           f"x-ratelimit-reset-{kind}".encode())
+    for kind in ("requests", "tokens", "concurrency")
+}  # fmt: skip
 
 
 def _fmt_reset(ms: float) -> str:
@@ -100,27 +128,33 @@ def _decision(raw: list[object]) -> Decision:
     # the in-process backend answers ints; Redis answers bytes or ints
     numbers = [x if type(x) is int else int(float(str(x))) for x in (raw[0], *raw[2:])]
     allowed, retry_ms, r_lim, r_rem, r_reset, t_lim, t_rem, t_reset, c_lim, c_rem = numbers
-    headers: dict[str, str] = {}
+    headers: list[tuple[bytes, bytes]] = []
     for kind, lim, rem, reset in (("requests", r_lim, r_rem, r_reset), ("tokens", t_lim, t_rem, t_reset)):
         if lim > 0:
-            headers[f"x-ratelimit-limit-{kind}"] = str(lim)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(rem, 0))
-            headers[f"x-ratelimit-reset-{kind}"] = _fmt_reset(min(reset, PERIOD_MS))
+            names = _HEADER_NAMES[kind]
+            headers += (
+                (names[0], b"%d" % lim),
+                (names[1], b"%d" % max(rem, 0)),
+                (names[2], _fmt_reset(min(reset, PERIOD_MS)).encode()),
+            )
     if c_lim > 0:
-        headers["x-ratelimit-limit-concurrency"] = str(c_lim)
-        headers["x-ratelimit-remaining-concurrency"] = str(max(c_rem, 0))
+        names = _HEADER_NAMES["concurrency"]
+        headers += ((names[0], b"%d" % c_lim), (names[1], b"%d" % max(c_rem, 0)))
     return Decision(
-        allowed=bool(allowed), denied_by=denied_by or None, retry_after_s=retry_ms / 1000, headers=headers
+        allowed=bool(allowed),
+        denied_by=denied_by or None,
+        retry_after_s=retry_ms / 1000,
+        raw_headers=tuple(headers),
     )
 
 
 class Backend(Protocol):
     async def ping(self) -> bool: ...
     async def check(
-        self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int
+        self, groups: Sequence[LimitGroup], *, cost: int, request_id: str, lease_ms: int
     ) -> Decision: ...
     async def renew(self, held: list[tuple[str, list[LimitGroup]]], *, lease_ms: int) -> None: ...
-    async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None: ...
+    async def finish(self, groups: Sequence[LimitGroup], *, delta: int, request_id: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -139,7 +173,9 @@ class MemoryBackend:
     async def ping(self) -> bool:
         return True
 
-    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int) -> Decision:
+    async def check(
+        self, groups: Sequence[LimitGroup], *, cost: int, request_id: str, lease_ms: int
+    ) -> Decision:
         with self._lock:
             return _decision(self._check(groups, cost=cost, request_id=request_id, lease_ms=lease_ms))
 
@@ -151,7 +187,9 @@ class MemoryBackend:
                     if g.concurrent > 0:
                         self._leases.setdefault(g.name, {})[request_id] = expiry
 
-    def _check(self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int) -> list[object]:
+    def _check(
+        self, groups: Sequence[LimitGroup], *, cost: int, request_id: str, lease_ms: int
+    ) -> list[object]:
         now = self._now()
         commits: list[tuple[str, float]] = []
         rq = [-1, -1, 0]
@@ -174,11 +212,11 @@ class MemoryBackend:
             return None
 
         for g in groups:
-            if g.rpm > 0 and (retry := gcra(f"{g.name}:req", g.rpm, 1, rq)) is not None:
-                reset = resets[f"{g.name}:req"]
+            if g.rpm > 0 and (retry := gcra(g.req_key, g.rpm, 1, rq)) is not None:
+                reset = resets[g.req_key]
                 return [0, "requests", math.ceil(retry), g.rpm, 0, reset, -1, -1, 0, -1, -1]
-            if g.tpm > 0 and (retry := gcra(f"{g.name}:tok", g.tpm, cost, tk)) is not None:
-                reset = resets[f"{g.name}:tok"]
+            if g.tpm > 0 and (retry := gcra(g.tok_key, g.tpm, cost, tk)) is not None:
+                reset = resets[g.tok_key]
                 return [0, "tokens", math.ceil(retry), -1, -1, 0, g.tpm, 0, reset, -1, -1]
             if g.concurrent > 0:
                 leases = self._leases.setdefault(g.name, {})
@@ -195,11 +233,11 @@ class MemoryBackend:
                 self._leases.setdefault(g.name, {})[request_id] = now + lease_ms
         return [1, "", 0, *rq, *tk, *cc]
 
-    async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
+    async def finish(self, groups: Sequence[LimitGroup], *, delta: int, request_id: str) -> None:
         with self._lock:
             now = self._now()
             for g in groups:
-                key = f"{g.name}:tok"
+                key = g.tok_key
                 if g.tpm > 0 and delta != 0 and (key in self._tat or delta > 0):
                     new_tat = max(self._tat.get(key, now), now) + delta * (PERIOD_MS / g.tpm)
                     if new_tat <= now:
@@ -231,7 +269,9 @@ class RedisBackend:
     def _keys(self, g: LimitGroup, *parts: str) -> list[str]:
         return [f"{self._prefix}rl:{g.name}:{p}" for p in parts]
 
-    async def check(self, groups: list[LimitGroup], *, cost: int, request_id: str, lease_ms: int) -> Decision:
+    async def check(
+        self, groups: Sequence[LimitGroup], *, cost: int, request_id: str, lease_ms: int
+    ) -> Decision:
         keys = [k for g in groups for k in self._keys(g, "req", "tok", "inflight")]
         args: list[str | int] = [cost, request_id, lease_ms, PERIOD_MS]
         args += [v for g in groups for v in (g.rpm, g.tpm, g.concurrent)]
@@ -242,7 +282,7 @@ class RedisBackend:
         if pairs:
             await self._renew(keys=[k for k, _ in pairs], args=[lease_ms, *[rid for _, rid in pairs]])
 
-    async def finish(self, groups: list[LimitGroup], *, delta: int, request_id: str) -> None:
+    async def finish(self, groups: Sequence[LimitGroup], *, delta: int, request_id: str) -> None:
         keys = [k for g in groups for k in self._keys(g, "tok", "inflight")]
         await self._finish(keys=keys, args=[delta, request_id, PERIOD_MS, *[g.tpm for g in groups]])
 
@@ -266,7 +306,7 @@ class RateLimiter:
     def _lease_ms(self) -> int:
         return max(1, int(self.lease_s * 1000))
 
-    def _hold(self, request_id: str, groups: list[LimitGroup]) -> None:
+    def _hold(self, request_id: str, groups: Sequence[LimitGroup]) -> None:
         """Keep this request's slots renewed until `finish` (one renewal task per event loop)."""
         self._held[request_id] = [g for g in groups if g.concurrent > 0]
         loop = asyncio.get_running_loop()

@@ -49,7 +49,11 @@ DENIED = {
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    header = ""
+    for name, value in request.scope["headers"]:  # ASGI names are lowercase; no Headers object built
+        if name == b"authorization":
+            header = value.decode("latin-1")
+            break
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -83,7 +87,6 @@ class Ticket:
         "request_id",
         "model",
         "tokens_estimate",
-        "headers",
         "payload",
         "raw_headers",
         "tokens_used",
@@ -98,7 +101,7 @@ class Ticket:
         request_id: str,
         model: str | None,
         tokens_estimate: int,
-        headers: dict[str, str],
+        raw_headers: tuple[tuple[bytes, bytes], ...],
         payload: dict[str, Any] | None,
         limiter: RateLimiter,
     ) -> None:
@@ -106,8 +109,7 @@ class Ticket:
         self.request_id = request_id
         self.model = model
         self.tokens_estimate = tokens_estimate
-        self.headers = headers  # x-ratelimit-*: every answer to an admitted request carries them
-        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw_headers  # x-ratelimit-*: every answer to an admitted request carries them
         self.payload = payload
         self.tokens_used: int | None = None  # the real count, once the engine said it
         self._limiter = limiter
@@ -287,7 +289,7 @@ class Admission:
             request_id=request_id,
             model=model,
             tokens_estimate=estimate,
-            headers=decision.headers,
+            raw_headers=decision.raw_headers,
             payload=payload,
             limiter=self.rate_limiter,
         )
