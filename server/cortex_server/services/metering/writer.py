@@ -61,7 +61,7 @@ class UsageWriter:
         self._closing = False
         self._insert_stmt = _insert_ignoring_duplicates(engine)
         # rows actually inserted (not duplicates from a replay) also go into the hourly rollups
-        self._rollup_stmts = rollups.upsert_statements(engine.dialect.name)
+        self._rollup_stmts = rollups.upsert_statements(engine)
         self._returning_stmt = rollups.insert_returning(self._insert_stmt, engine.dialect.name)
         self._bulk = (
             None

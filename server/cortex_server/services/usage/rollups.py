@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, func, select
+from sqlalchemy import Connection, Engine, Insert, func, select
 from sqlalchemy.orm import Session
 
+from cortex_server.db.driver_sql import DriverStatement
 from cortex_server.db.models import HISTOGRAM_BUCKETS, UsageRecord, usage_rollups_daily, usage_rollups_hourly
 from cortex_server.services.gateway.client_gone import CLIENT_CLOSED_REQUEST
 from cortex_server.services.usage.histogram import bucket_of
@@ -112,30 +113,35 @@ def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False)
     return _as_rows(_to_days(hourly) if daily else hourly)
 
 
-def upsert_statements(dialect: str) -> dict[str, Insert] | None:
-    """Per grain: INSERT … ON CONFLICT (key) DO UPDATE SET measure = measure + excluded.measure."""
+def upsert_statements(engine: Engine) -> dict[str, DriverStatement] | None:
+    """Per grain: INSERT … ON CONFLICT (key) DO UPDATE SET measure = measure + excluded.measure,
+    compiled once for the driver (a rollup row has ~100 values: see db/driver_sql.py)."""
+    dialect = engine.dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     else:
         return None
-    out: dict[str, Insert] = {}
+    out: dict[str, DriverStatement] = {}
     for grain, table in TABLES.items():
         stmt = dialect_insert(table)
-        out[grain] = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=list(KEY), set_={name: table.c[name] + stmt.excluded[name] for name in MEASURES}
         )
+        out[grain] = DriverStatement(engine, upsert, [table.c[name] for name in (*KEY, *MEASURES)])
     return out
 
 
-def add(conn: Connection, inserted: Iterable[Mapping[str, Any] | Any], stmts: dict[str, Insert]) -> None:
+def add(
+    conn: Connection, inserted: Iterable[Mapping[str, Any] | Any], stmts: dict[str, DriverStatement]
+) -> None:
     """Add inserted raw rows to the hourly and daily rollups (the days summed from the hours)."""
     hourly = _hourly(inserted)
     if not hourly:
         return
-    conn.execute(stmts["hourly"], _as_rows(hourly))
-    conn.execute(stmts["daily"], _as_rows(_to_days(hourly)))
+    stmts["hourly"].execute(conn, [(*key, *v) for key, v in hourly.items()])
+    stmts["daily"].execute(conn, [(*key, *v) for key, v in _to_days(hourly).items()])
 
 
 def read(
