@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
+from cortexctl.validation.gguf_constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 _SCALAR = {
     GGUFValueType.UINT8: "<B",

@@ -263,7 +263,7 @@ def _file_type_name(ftype: Any) -> str | None:
     if ftype is None:
         return None
     try:
-        from gguf import LlamaFileType
+        from cortexctl.validation.gguf_constants import LlamaFileType
 
         return LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_")
     except (ValueError, ImportError):

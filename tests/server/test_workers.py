@@ -229,15 +229,34 @@ def test_any_worker_answers_metrics_for_all_of_them(tmp_path: Path, redis_url: s
 
 
 def test_a_worker_imports_none_of_what_its_hot_path_never_needs() -> None:
-    """Idle RSS per worker: validation (numpy, gguf), migrations (alembic) and httpx's command-line
-    client (rich, click, pygments) stay out of a worker until something really asks for them."""
+    """Idle RSS per worker: numpy (gguf's reader), migrations (alembic) and httpx's command-line
+    client (rich, click, pygments) stay out of a worker until something really asks for them; the
+    supervising worker's pre-start checks read GGUF headers with gguf's tables alone."""
     probe = (
         "import sys; from cortex_server.workers import _without_httpx_cli; _without_httpx_cli(); "
-        "import cortex_server.app, httpx; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))"
+        "import cortex_server.app, cortex_server.services.supervisor, cortexctl.validation, httpx; "
+        # gguf.constants alone is gguf's tables, loaded without the package (gguf_constants.py)
+        "print(sorted({m.split('.')[0] for m in sys.modules if m != 'gguf.constants'} & set(sys.argv[1:])))"
     )
     heavy = ["numpy", "gguf", "alembic", "rich", "click", "pygments", "docker", "jinja2"]
     out = subprocess.run(
         [sys.executable, "-c", probe, *heavy], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "[]", f"a worker loads {out.stdout.strip()}"
+
+
+def test_ggufs_tables_without_gguf_are_ggufs_own() -> None:
+    """validation/gguf_constants.py loads gguf/constants.py alone; a later `import gguf` must reuse
+    it (one set of enums, so a type read by either compares equal) and gguf must still work."""
+    probe = (
+        "import sys; from cortexctl.validation import gguf_constants as c; "
+        "assert 'numpy' not in sys.modules and 'gguf' not in sys.modules; "
+        "import gguf; "
+        "assert gguf.GGMLQuantizationType is c.GGMLQuantizationType; "
+        "assert gguf.GGUFValueType is c.GGUFValueType; "
+        "assert gguf.GGML_QUANT_SIZES is c.GGML_QUANT_SIZES and gguf.LlamaFileType is c.LlamaFileType; "
+        "assert gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q4_K] == (256, 144); "
+        "print(len(gguf.GGUFWriter.__mro__) > 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]

@@ -60,7 +60,7 @@ def pad(n: int, to: int) -> int:
 
 
 def row_bytes(cache_type: str, n: int) -> int:
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType  # gguf imports numpy: ~19 MiB per gateway worker
+    from cortexctl.validation.gguf_constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     block, size = GGML_QUANT_SIZES[GGMLQuantizationType[cache_type.upper()]]
     return n // block * size
