@@ -25,8 +25,8 @@ from cortex_server.api.admin import usage as admin_usage
 from cortex_server.api.admin import users as admin_users
 from cortex_server.api.chat.router import router as chat_router
 from cortex_server.api.console import mount_console
-from cortex_server.api.middleware.body_limit import BodyLimitMiddleware
-from cortex_server.api.middleware.header_limit import HeaderLimitMiddleware
+from cortex_server.api.middleware.body_limit import BodyLimitMiddleware, BodyLimits
+from cortex_server.api.middleware.header_limit import HeaderLimitMiddleware, HeaderLimits
 from cortex_server.api.openai.fastpath import InferenceFastPath
 from cortex_server.context import AppContext
 from cortex_server.core.auth import KeyAuthenticator
@@ -270,15 +270,18 @@ def create_app(settings: Settings, *, worker: WorkerRole | None = None) -> FastA
     )
     install_error_handlers(app)
     count_rejections(app)
-    # added first: runs last of ours, after the header and body limits
-    app.add_middleware(InferenceFastPath, routes=openai_api.INFERENCE_ROUTES)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=settings.max_request_body_bytes,
-        read_timeout_s=settings.body_read_timeout_s,
+    # added last runs first: the fast path applies the same limits (the same objects) to its routes
+    header_limits = HeaderLimits(max_bytes=settings.max_header_bytes, max_count=settings.max_header_count)
+    body_limits = BodyLimits(
+        max_bytes=settings.max_request_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )
-    app.add_middleware(  # added last: runs first
-        HeaderLimitMiddleware, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+    app.add_middleware(BodyLimitMiddleware, limits=body_limits)
+    app.add_middleware(HeaderLimitMiddleware, limits=header_limits)
+    app.add_middleware(
+        InferenceFastPath,
+        routes=openai_api.INFERENCE_ROUTES,
+        header_limits=header_limits,
+        body_limits=body_limits,
     )
     app.include_router(openai_api.router)  # first: routes match in order, and these are the hot path
     app.include_router(health.router)

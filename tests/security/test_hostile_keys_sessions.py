@@ -367,26 +367,30 @@ def _raw(daemon: RealDaemon, request: bytes, *, read_timeout: float = 15) -> tup
     return data, time.monotonic() - started
 
 
-def test_oversized_chunked_body_gets_413(daemon: RealDaemon) -> None:
+# the admin API runs the limit middlewares; /v1's inference POSTs apply the same limits in the
+# fast path (api/openai/fastpath.py): both must answer the same
+LIMITED_POSTS = ["/admin/keys", "/v1/chat/completions"]
+
+
+@pytest.mark.parametrize("path", LIMITED_POSTS)
+def test_oversized_chunked_body_gets_413(daemon: RealDaemon, path: str) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b'{"name": "x", "scopes": ["inference"], "pad": "' + b"a" * 65536
 
     resp = daemon.call(
-        "POST",
-        "/admin/keys",
-        key=daemon.token,
-        content=chunks(),
-        headers={"Content-Type": "application/json"},
+        "POST", path, key=daemon.token, content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert resp.status_code == 413, resp.text
-    declared = daemon.call("POST", "/admin/keys", key=daemon.token, content=b"x" * (1024 * 1024 + 1))
+    assert resp.json()["error"]["type"] == "invalid_request_error"
+    declared = daemon.call("POST", path, key=daemon.token, content=b"x" * (1024 * 1024 + 1))
     assert declared.status_code == 413
 
 
-def test_a_slow_body_is_cut_off_with_408(daemon: RealDaemon) -> None:
+@pytest.mark.parametrize("path", LIMITED_POSTS)
+def test_a_slow_body_is_cut_off_with_408(daemon: RealDaemon, path: str) -> None:
     head = (
-        "POST /admin/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Authorization: Bearer {daemon.token}\r\nContent-Length: 1048576\r\n\r\n"
     ).encode()
     data, elapsed = _raw(daemon, head + b'{"name": "')
@@ -394,10 +398,24 @@ def test_a_slow_body_is_cut_off_with_408(daemon: RealDaemon) -> None:
     assert elapsed < BODY_TIMEOUT_S + 5, elapsed  # and the connection was closed, not held
 
 
-def test_huge_or_many_headers_get_431(daemon: RealDaemon) -> None:
-    big = daemon.call("GET", "/health", headers={"X-Pad": "a" * (1024 * 1024)})
+@pytest.mark.parametrize("key", ["", "Authorization: Bearer sk-cortex-not-a-key\r\n"])
+def test_a_slow_body_without_a_valid_key_is_refused_before_it_is_read(daemon: RealDaemon, key: str) -> None:
+    """No key, no body read: a caller without a valid key cannot hold a body read open for the
+    read timeout (the 401 comes at once)."""
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{key}Content-Length: 1048576\r\n\r\n"
+    ).encode()
+    data, elapsed = _raw(daemon, head + b'{"model": "', read_timeout=BODY_TIMEOUT_S / 2)
+    assert data.startswith(b"HTTP/1.1 401"), data[:200]
+
+
+@pytest.mark.parametrize("path", ["/health", "/v1/chat/completions"])
+def test_huge_or_many_headers_get_431(daemon: RealDaemon, path: str) -> None:
+    method = "GET" if path == "/health" else "POST"
+    big = daemon.call(method, path, key=daemon.token, headers={"X-Pad": "a" * (1024 * 1024)})
     assert big.status_code == 431
-    many = daemon.call("GET", "/health", headers={f"X-H{i}": "1" for i in range(300)})
+    many = daemon.call(method, path, key=daemon.token, headers={f"X-H{i}": "1" for i in range(300)})
     assert many.status_code == 431
     assert daemon.call("GET", "/health").status_code == 200
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,26 +32,80 @@ class BodyRefused(CortexError):
         self.response = response
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int, read_timeout_s: float = 60.0) -> None:
-        self.app = app
+class BodyLimits:
+    """The limits and their answers, shared by the middleware and the inference fast path."""
+
+    def __init__(self, *, max_bytes: int, read_timeout_s: float = 60.0) -> None:
         self.max_bytes = max_bytes
         self.read_timeout_s = read_timeout_s
+
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body of a request the caller has not started answering, within the limits:
+        for a route that reads its body before anything else (the inference fast path), the same
+        checks as the middleware without wrapping `receive` and `send`. Raises BodyRefused (its
+        `response` is the 413 or 408 to send) or ClientDisconnect, as Request.body() would."""
+        if self.declared_too_large(scope):
+            raise BodyRefused(self.too_large())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout_s
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            try:
+                message = await _receive_by(loop, deadline, receive)
+            except TimeoutError:
+                raise BodyRefused(self.timed_out()) from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] != "http.request":
+                continue
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_bytes:
+                raise BodyRefused(self.too_large())
+            chunks.append(body)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def declared_too_large(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    return int(value) > self.max_bytes
+                except ValueError:
+                    return False
+        return False
+
+    def too_large(self) -> JSONResponse:
+        exc = PayloadTooLarge(
+            f"The request body is larger than the limit of {self.max_bytes} bytes.",
+            fix="Send a smaller request, or raise max_request_body_bytes in cortex.yaml.",
+        )
+        return JSONResponse(body_for(exc), status_code=413, headers={"Connection": "close"})
+
+    def timed_out(self) -> JSONResponse:
+        body = error_body(
+            f"The request body was not received within {self.read_timeout_s:g}s.",
+            type_="invalid_request_error",
+            code="body_timeout",
+            fix="Send the whole body promptly, or raise body_read_timeout_s in cortex.yaml.",
+        )
+        return JSONResponse(body, status_code=408, headers={"Connection": "close"})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, limits: BodyLimits) -> None:
+        self.app = app
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > self.max_bytes:
-                    await self._too_large()(scope, receive, send)
-                    return
-                break
+        limits = self.limits
+        if limits.declared_too_large(scope):
+            await limits.too_large()(scope, receive, send)
+            return
         refused: list[JSONResponse] = []
         seen = 0
         deadline: float | None = None  # from the app's first read: time spent before it is not the client's
@@ -64,16 +119,16 @@ class BodyLimitMiddleware:
                 return await receive()
             loop = asyncio.get_running_loop()
             if deadline is None:
-                deadline = loop.time() + self.read_timeout_s
+                deadline = loop.time() + limits.read_timeout_s
             try:
                 message = await _receive_by(loop, deadline, receive)
             except TimeoutError:
-                refused.append(self._timed_out())
+                refused.append(limits.timed_out())
                 raise BodyRefused(refused[0]) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    refused.append(self._too_large())
+                if seen > limits.max_bytes:
+                    refused.append(limits.too_large())
                     raise BodyRefused(refused[0])
                 body_done = not message.get("more_body", False)
             return message
@@ -96,22 +151,6 @@ class BodyLimitMiddleware:
         except BodyRefused as exc:
             if not started:
                 await exc.response(scope, _nothing, send)
-
-    def _too_large(self) -> JSONResponse:
-        exc = PayloadTooLarge(
-            f"The request body is larger than the limit of {self.max_bytes} bytes.",
-            fix="Send a smaller request, or raise max_request_body_bytes in cortex.yaml.",
-        )
-        return JSONResponse(body_for(exc), status_code=413, headers={"Connection": "close"})
-
-    def _timed_out(self) -> JSONResponse:
-        body = error_body(
-            f"The request body was not received within {self.read_timeout_s:g}s.",
-            type_="invalid_request_error",
-            code="body_timeout",
-            fix="Send the whole body promptly, or raise body_read_timeout_s in cortex.yaml.",
-        )
-        return JSONResponse(body, status_code=408, headers={"Connection": "close"})
 
 
 async def _receive_by(loop: asyncio.AbstractEventLoop, deadline: float, receive: Receive) -> Message:
