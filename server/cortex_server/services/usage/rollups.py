@@ -101,18 +101,6 @@ def _to_days(hourly: dict[tuple[Any, ...], list[Any]]) -> dict[tuple[Any, ...], 
     return days
 
 
-def _as_rows(acc: dict[tuple[Any, ...], list[Any]]) -> list[dict[str, Any]]:
-    return [
-        {**dict(zip(KEY, key, strict=True)), **dict(zip(MEASURES, v, strict=True))} for key, v in acc.items()
-    ]
-
-
-def rollup_rows(rows: Iterable[Mapping[str, Any] | Any], *, daily: bool = False) -> list[dict[str, Any]]:
-    """Aggregate raw usage rows (mappings or RETURNING rows) into hourly (or daily) rollup rows."""
-    hourly = _hourly(rows)
-    return _as_rows(_to_days(hourly) if daily else hourly)
-
-
 def upsert_statements(engine: Engine) -> dict[str, DriverStatement] | None:
     """Per grain: INSERT … ON CONFLICT (key) DO UPDATE SET measure = measure + excluded.measure,
     compiled once for the driver (a rollup row has ~100 values: see db/driver_sql.py)."""
