@@ -3,7 +3,8 @@
 `gguf.GGUFReader` builds numpy views for every array item, which takes tens of
 seconds on a 262k-token vocabulary; a pre-start check must answer in well under
 a second. This walks the header with `struct` and skips arrays it does not need,
-using the `gguf` package's own type tables (value types, quant block sizes).
+using the `gguf` package's own type tables (value types, quant block sizes), loaded without
+the rest of the package (gguf_constants.py: `import gguf` would load numpy).
 """
 
 from __future__ import annotations

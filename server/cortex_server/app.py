@@ -150,8 +150,8 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
 
 
 def build_supervisor(ctx: AppContext) -> Supervisor:
-    # imported here: the supervisor brings validation (gguf, numpy) and the docker SDK, which
-    # the gateway workers that do not supervise never need (~35 MiB each)
+    # imported here: the supervisor brings validation and the process runtime, which the gateway
+    # workers that do not supervise never need
     from cortex_server.services.supervisor import Supervisor
 
     settings = ctx.settings

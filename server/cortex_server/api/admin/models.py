@@ -110,7 +110,7 @@ def validate_model(
     vram: Annotated[str | None, Query(description="pretend one GPU of this size, e.g. 24GiB")] = None,
 ) -> dict[str, Any]:
     """The preflight a start would run: memory breakdown, every check, the exact command."""
-    from cortexctl.core.preflight import preflight  # validation (numpy, gguf): not every worker needs it
+    from cortexctl.core.preflight import preflight  # validation: not every worker needs it
 
     model = models.get_model(session, name=name)
     entry = models.load_with_recipe(session, model=model)
