@@ -6,6 +6,9 @@ response, whatever the app made of the exception, is replaced by the 413. The sa
 body not fully received within `read_timeout_s` of the app's first read (slowloris: a 1 MiB
 Content-Length with 10 bytes sent held a connection forever): 408. Both close the
 connection (`Connection: close`), since the rest of the body is never read.
+
+`BodyLimits` holds the limits and answers; the inference fast path (api/openai/fastpath.py)
+applies the same object to the /v1 POSTs it serves before this middleware would run.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ class BodyLimits:
         self.read_timeout_s = read_timeout_s
 
     async def read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole body of a request the caller has not started answering, within the limits:
-        for a route that reads its body before anything else (the inference fast path), the same
-        checks as the middleware without wrapping `receive` and `send`. Raises BodyRefused (its
-        `response` is the 413 or 408 to send) or ClientDisconnect, as Request.body() would."""
+        """The whole body of a request not answered yet, within the limits: for a route that reads
+        its body whole before it answers (the inference fast path), the middleware's checks without
+        wrapping `receive` and `send`. Raises BodyRefused (its `response` is the 413 or 408 to send)
+        or ClientDisconnect, as Request.body() would."""
         if self.declared_too_large(scope):
             raise BodyRefused(self.too_large())
         loop = asyncio.get_running_loop()
