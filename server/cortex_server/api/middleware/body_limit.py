@@ -45,10 +45,9 @@ class BodyLimits:
     async def read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body of a request not answered yet, within the limits: for a route that reads
         its body whole before it answers (the inference fast path), the middleware's checks without
-        wrapping `receive` and `send`. Raises BodyRefused (its `response` is the 413 or 408 to send)
-        or ClientDisconnect, as Request.body() would."""
-        if self.declared_too_large(scope):
-            raise BodyRefused(self.too_large())
+        wrapping `receive` and `send`. The caller has refused a declared oversized body already
+        (`declared_too_large`, before the key is checked). Raises BodyRefused (its `response` is the
+        413 or 408 to send) or ClientDisconnect, as Request.body() would."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_timeout_s
         chunks: list[bytes] = []
