@@ -18,8 +18,9 @@ What it does:
 1. starts a fast mock OpenAI upstream (a separate process: uvicorn + a raw ASGI app), and
    measures the floor: the daemon's own server and loopback transport relaying to the mock
    with no gateway logic at all (what any gateway on this stack costs here);
-2. starts the real daemon as `cortexctl serve --workers N` runs it (SQLite in a temp home,
-   usage metering on; N > 1 with --redis-url) and registers the mock the way a user would:
+2. starts the real daemon as `cortexctl serve --workers N` runs it (SQLite in a temp home that
+   is migrated first, as `cortexctl up` does; usage metering on; N > 1 with --redis-url) and
+   registers the mock the way a user would:
    a remote-engine recipe, started through the admin API; requests use a key with limits;
 3. at each concurrency: requests/s and p50/p99 latency of a non-streaming chat completion,
    direct vs gateway (a minimal keep-alive HTTP/1.1 client, so the client costs little);
@@ -249,6 +250,17 @@ def gateway_command(
         env["CORTEX_REDIS_URL"] = redis_url
         env["CORTEX_REDIS_KEY_PREFIX"] = f"cortex-bench-{os.getpid()}-{port}:"  # touch only our keys
     return [sys.executable, "-c", code], env
+
+
+def prepare_home(env: dict[str, str]) -> None:
+    """Migrate and bootstrap the home in its own process first, as `cortexctl up` does: the daemon
+    then starts on a current schema, as on every restart, and its RSS is a steady state's, without
+    the migration tool a first start imports (services/prepare.py)."""
+    code = (
+        "from cortex_server.services.prepare import prepare_database; "
+        "from cortexctl.core.settings import Settings; prepare_database(Settings(), shows_password=False)"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
 
 
 def register_upstreams(
@@ -713,6 +725,7 @@ async def run(args: argparse.Namespace) -> None:
             gw_port, home = free_port(), tmp / f"home-{workers}"
             redis_url = args.redis_url if workers > 1 else None
             cmd, env = gateway_command(home, gw_port, workers, redis_url, args.journal_fsync)
+            prepare_home(env)
             with (tmp / f"gw-{workers}.log").open("ab") as fh:
                 gw = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
             procs.append(gw)

@@ -9,6 +9,7 @@ supervisor's probe loop.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUNTIME_NAMES = ("process", "docker")
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"  # where the docker SDK connects without DOCKER_HOST
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,12 @@ def make_runtime(kind: str, settings: Settings) -> Runtime:
     raise ConfigError(f"unknown runtime {kind!r}", fix=f"Use one of: auto, {', '.join(RUNTIME_NAMES)}.")
 
 
+def docker_endpoint_present() -> bool:
+    """Could a Docker Engine answer here? Asked before importing the docker SDK (4.5 MiB of
+    imports, with requests and urllib3): where there is no socket, nothing can answer."""
+    return bool(os.environ.get("DOCKER_HOST")) or os.path.exists(DEFAULT_DOCKER_SOCKET)
+
+
 def choose_runtime(settings: Settings, recipe: Recipe) -> Runtime:
     """recipe.spec.runtime, else settings.runtime; "auto" = docker when an engine answers and the
     recipe's image is present, else process."""
@@ -86,6 +94,9 @@ def choose_runtime(settings: Settings, recipe: Recipe) -> Runtime:
     kind = recipe.spec.runtime or settings.runtime
     if kind != "auto":
         return make_runtime(kind, settings)
+    if not docker_endpoint_present():
+        log.debug("runtime auto: no Docker Engine socket; using process")
+        return make_runtime("process", settings)
     from cortexctl.runtimes.docker import DockerRuntime
 
     image = recipe.spec.image or get_engine(recipe.spec.engine).default_image

@@ -53,7 +53,7 @@ from cortex_server.services.registry import ModelRegistry
 from cortex_server.services.worker_peers import WorkerPeers
 from cortexctl.core.logrotate import rotate_forever
 from cortexctl.core.settings import Settings
-from cortexctl.runtimes.base import choose_runtime, make_runtime
+from cortexctl.runtimes.base import choose_runtime, docker_endpoint_present, make_runtime
 
 if TYPE_CHECKING:
     from cortex_server.services.supervisor import Supervisor
@@ -156,11 +156,14 @@ def build_supervisor(ctx: AppContext) -> Supervisor:
 
     settings = ctx.settings
     adopters = [make_runtime("process", settings)]
-    from cortexctl.runtimes.docker import DockerRuntime  # the docker SDK: only where engines are supervised
+    # the docker SDK: only where engines are supervised, and only where a Docker Engine could
+    # answer (else no container can be left to adopt)
+    if docker_endpoint_present():
+        from cortexctl.runtimes.docker import DockerRuntime
 
-    docker = DockerRuntime(settings=settings)
-    if docker.available():
-        adopters.append(docker)
+        docker = DockerRuntime(settings=settings)
+        if docker.available():
+            adopters.append(docker)
     return Supervisor(
         settings=settings,
         session_factory=ctx.session_factory,

@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings, *, workers: int | None = None) -> None:
     """`workers`: gateway processes on the one port (None: workers.default_workers)."""
-    from cortex_server.workers import check_workers, default_workers, serve_workers
+    from cortex_server.workers import check_workers, default_workers, serve_workers, without_httpx_cli
 
+    without_httpx_cli()  # one worker serves from this very process
     count = default_workers(settings) if workers is None else workers
     check_workers(settings, count)
     os.umask(0o077)  # for the daemon's lifetime: logs, db, spool are created private
@@ -50,6 +51,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": False,  # X-Forwarded-* is judged by our trusted_proxies setting, not uvicorn
         "server_header": False,  # one header less per response, and no version advertised
+        "ws": "none",  # no WebSocket routes: upgrades are refused, and `websockets` is never imported
         "timeout_graceful_shutdown": 10,
         "h11_max_incomplete_event_size": settings.max_header_bytes,  # the h11 parser's own head cap
     }

@@ -80,7 +80,7 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 def run_worker(settings: Settings, role: WorkerRole) -> None:
     """One worker process: the daemon app on a SO_REUSEPORT socket (see `start_worker`)."""
-    _without_httpx_cli()
+    without_httpx_cli()
     import uvicorn
 
     from cortex_server.app import create_app
@@ -103,7 +103,7 @@ def run_worker(settings: Settings, role: WorkerRole) -> None:
     server.run(sockets=[sock])
 
 
-def _without_httpx_cli() -> None:
+def without_httpx_cli() -> None:
     """Keep httpx's command-line client out of this process: `import httpx` loads it (click, rich,
     pygments: ~5 MiB a worker) whenever those are installed, as they are for cortexctl, and a
     worker never runs it. The placeholder answers like httpx's own when they are missing."""

@@ -347,7 +347,7 @@ def stored_rows(engine: Engine, request_ids: list[str]) -> list[tuple[Any, ...]]
 def test_the_bulk_insert_stores_what_the_orm_insert_stores(engine: Engine, tmp_path: Path) -> None:
     """The writer's executemany path (bulk_insert.py) against SQLAlchemy's own insert of the same
     rows: every column reads back equal (datetimes, booleans, NULLs, floats), on both databases."""
-    rows = generated_rows(400, seed=11)
+    rows = generated_rows(1100, seed=11)  # on SQLite: three multi-row statements (driver_sql.py)
     for r in rows[::7]:
         r["user_id"], r["replica"], r["api_key_id"] = None, None, None
     twins = [{**r, "request_id": r["request_id"] + "-orm"} for r in rows]
@@ -360,6 +360,36 @@ def test_the_bulk_insert_stores_what_the_orm_insert_stores(engine: Engine, tmp_p
     )
 
 
+def test_batches_go_as_multi_row_statements_not_one_step_per_row(engine: Engine, tmp_path: Path) -> None:
+    """The drivers hand the GIL back around every row of an executemany; with the event loop's
+    thread busy each hand-back waited for the switch interval, and the writer fell behind without
+    bound. A batch (and its rollups) must go as a few multi-row statements (db/driver_sql.py)."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, bool, int]] = []  # (table, executemany?, values bound)
+
+    def note(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+        if statement.startswith("INSERT"):
+            seen.append((statement.split()[2], many, len(params)))
+
+    event.listen(engine, "before_cursor_execute", note)
+    writer = UsageWriter(engine=engine, spool=UsageSpool(tmp_path / "spool.jsonl"))
+    assert writer._bulk is not None
+    per = writer._bulk._insert.rows_per_statement
+    assert per > 1 and per & (per - 1) == 0  # a power of two
+    rows = generated_rows(2 * per + per // 2 + 3, seed=17)
+    assert writer._bulk.insert_if_all_new([dict(r) for r in rows])
+    # full chunks, then the rest as powers of two: few distinct statements for sqlite3's cache
+    columns = len(writer._bulk._keys)
+    sizes = [per, per, per // 2, 2, 1]
+    inserts = [s for s in seen if s[0] == "usage_records"]
+    assert inserts == [("usage_records", False, n * columns) for n in sizes]
+    assert all(not many for _table, many, _n in seen), seen
+    assert {s[0] for s in seen} == {"usage_records", "usage_rollups_hourly", "usage_rollups_daily"}
+    event.remove(engine, "before_cursor_execute", note)
+    check_case(engine, rows, "model", "day", None, None)  # the rollups agree with the raw rows
+
+
 def test_a_replayed_batch_is_rolled_up_only_for_its_new_rows(engine: Engine, tmp_path: Path) -> None:
     """A batch part stored already (a replay after a crash) is refused whole by the bulk path,
     leaving nothing, and the RETURNING path then adds only its new rows to the rollups."""
@@ -367,7 +397,7 @@ def test_a_replayed_batch_is_rolled_up_only_for_its_new_rows(engine: Engine, tmp
     write_through_the_writer(engine, tmp_path, rows[:500])
     writer = UsageWriter(engine=engine, spool=UsageSpool(tmp_path / "spool2.jsonl"))
     assert writer._bulk is not None
-    mixed = [dict(r) for r in rows[400:900]]  # 100 stored, 400 new
+    mixed = [dict(r) for r in rows[100:900]]  # 400 stored, 400 new: on SQLite two statements
     assert not writer._bulk.insert_if_all_new(mixed)
     assert stored_rows(engine, [r["request_id"] for r in rows[:500]])  # all there
     with pytest.raises(KeyError):  # the refused batch left none of its new rows behind

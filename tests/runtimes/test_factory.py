@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cortexctl.core.errors import ConfigError
 from cortexctl.core.settings import Settings
+from cortexctl.runtimes import base as runtimes_base
 from cortexctl.runtimes.base import choose_runtime, make_runtime
 from cortexctl.runtimes.docker import DockerRuntime
 from cortexctl.runtimes.process import ProcessRuntime
@@ -41,3 +43,16 @@ def test_auto_picks_docker_only_with_the_image(engine_settings: Settings, docker
 def test_auto_with_the_image_is_docker(engine_settings: Settings, engine_image: str) -> None:
     recipe = make_recipe("llamacpp", "m.gguf", image=engine_image)
     assert choose_runtime(engine_settings, recipe).name == "docker"
+
+
+def test_auto_with_no_docker_socket_is_process(
+    engine_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No DOCKER_HOST and no socket at the default path: nothing can answer, so auto is process
+    without asking the docker SDK (docker_endpoint_present)."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(runtimes_base, "DEFAULT_DOCKER_SOCKET", str(tmp_path / "docker.sock"))
+    assert not runtimes_base.docker_endpoint_present()
+    assert choose_runtime(engine_settings, make_recipe("llamacpp", "m.gguf")).name == "process"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert runtimes_base.docker_endpoint_present()  # configured: the SDK is asked (and says no)

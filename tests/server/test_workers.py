@@ -228,21 +228,57 @@ def test_any_worker_answers_metrics_for_all_of_them(tmp_path: Path, redis_url: s
     assert code == 0, serve.log()
 
 
-def test_a_worker_imports_none_of_what_its_hot_path_never_needs() -> None:
-    """Idle RSS per worker: numpy (gguf's reader), migrations (alembic) and httpx's command-line
-    client (rich, click, pygments) stay out of a worker until something really asks for them; the
-    supervising worker's pre-start checks read GGUF headers with gguf's tables alone."""
+def test_a_worker_imports_none_of_what_its_hot_path_never_needs(tmp_path: Path) -> None:
+    """Idle RSS per worker: numpy (gguf's reader), migrations (alembic, which brings mako and
+    pygments), httpx's command-line client (rich, click, pygments), the docker SDK on a host with no
+    Docker Engine, and `websockets` stay out of a worker until something really asks for them. The
+    probe takes a worker's own steps: its imports, the app, uvicorn's config and the supervisor."""
     probe = (
-        "import sys; from cortex_server.workers import _without_httpx_cli; _without_httpx_cli(); "
-        "import cortex_server.app, cortex_server.services.supervisor, cortexctl.validation, httpx; "
+        "import sys; from cortex_server.workers import without_httpx_cli; without_httpx_cli(); "
+        "import cortexctl.runtimes.base as runtimes; runtimes.DEFAULT_DOCKER_SOCKET = sys.argv[2]; "
+        "import uvicorn; from cortex_server.app import build_context, build_supervisor, create_app; "
+        "from cortex_server.main import server_options; from cortexctl.core.settings import Settings; "
+        "settings = Settings(home=sys.argv[1]); app = create_app(settings); "
+        "uvicorn.Config(app, **server_options(settings)).load(); "
+        "build_supervisor(build_context(settings, worker=None)); "
+        "import cortexctl.validation, httpx; "
         # gguf.constants alone is gguf's tables, loaded without the package (gguf_constants.py)
-        "print(sorted({m.split('.')[0] for m in sys.modules if m != 'gguf.constants'} & set(sys.argv[1:])))"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m != 'gguf.constants'} & set(sys.argv[3:])))"
     )
-    heavy = ["numpy", "gguf", "alembic", "rich", "click", "pygments", "docker", "jinja2"]
+    heavy = ["numpy", "gguf", "alembic", "mako", "pygments", "rich", "docker", "requests", "jinja2"]
+    heavy.append("websockets")
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST" and not k.startswith("CORTEX_")}
+    no_socket = str(tmp_path / "no-docker.sock")
     out = subprocess.run(
-        [sys.executable, "-c", probe, *heavy], capture_output=True, text=True, check=True, cwd=REPO
+        [sys.executable, "-c", probe, str(tmp_path / "home"), no_socket, *heavy],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", f"a worker loads {out.stdout.strip()}"
+
+
+def test_a_daemon_restarting_on_a_current_schema_never_imports_alembic(tmp_path: Path) -> None:
+    """alembic (with mako and pygments) is imported only where there is something to migrate: a
+    daemon's first start migrates; every later start finds the schema current and leaves it out."""
+    probe = (
+        "import sys; from cortex_server.services.prepare import prepare_database; "
+        "from cortexctl.core.settings import Settings; "
+        "prepare_database(Settings(home=sys.argv[1]), shows_password=False); "
+        "print('alembic' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
+
+    def start() -> str:
+        argv = [sys.executable, "-c", probe, str(tmp_path / "home")]
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip()
+
+    assert start() == "True"  # a fresh home: migrated
+    assert start() == "False"  # current: alembic stays out
 
 
 def test_ggufs_tables_without_gguf_are_ggufs_own() -> None:

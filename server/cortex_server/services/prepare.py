@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cortex_server.core.security import load_or_create_secret, private_umask, secure_home
 from cortex_server.db.engine import check_connection, make_engine, make_session_factory, session_scope
-from cortex_server.db.migrate import upgrade_to_head
+from cortex_server.db.schema_version import is_current
 from cortex_server.services.bootstrap import BootstrapResult, bootstrap, mark_password_shown
 from cortexctl.core.settings import Settings
 
@@ -15,7 +15,12 @@ def prepare_database(settings: Settings, *, shows_password: bool = True) -> Boot
         engine = make_engine(settings.effective_database_url)
         try:
             check_connection(engine)
-            upgrade_to_head(engine)
+            if not is_current(engine):
+                # alembic only when there is something to migrate: it stays out of a daemon that
+                # restarts on a current schema (9 MiB of imports in the serving process)
+                from cortex_server.db.migrate import upgrade_to_head
+
+                upgrade_to_head(engine)
             with session_scope(make_session_factory(engine)) as session:
                 return bootstrap(
                     session,
