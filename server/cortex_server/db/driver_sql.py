@@ -7,13 +7,14 @@ paid once per (key, model, hour) in every batch, so a gateway serving many keys 
 most rows. Here each value goes through its column's own bind processor (the conversions
 SQLAlchemy applies: UTC datetimes to SQLite's text, booleans) and the rest is the driver's.
 
-A batch goes as multi-row `VALUES (…), (…)` statements, not the driver's executemany: the
-drivers hand the GIL back around each row's work (sqlite3 around every step; psycopg around its
-waits) and must win it back, and with the event loop's thread busy (a saturated gateway) each
-win waited up to the interpreter's switch interval (5 ms). Measured with a busy thread beside
-it, 1000 rows took 0.4-0.55 s instead of 1.6 ms on SQLite (17 ms as multi-row statements) and
-170 ms instead of 15 on PostgreSQL; in the daemon at c=8 the writer fell behind the requests it
-meters and their rows piled up in memory without bound (+95 MiB after 186k requests).
+On SQLite a batch goes as multi-row `VALUES (…), (…)` statements, not an executemany: sqlite3
+hands the GIL back around every row's step and must win it back, and with the event loop's thread
+busy (a saturated gateway) each win waited up to the interpreter's switch interval (5 ms).
+Measured with a busy thread beside it, 1000 rows took 0.4-0.55 s instead of 1.6 ms (17 ms as
+multi-row statements); in the daemon at c=8 the writer fell behind the requests it meters and
+their rows piled up in memory without bound (+95 MiB after 186k requests). PostgreSQL keeps
+psycopg's executemany: the same test slows it 10x (170 ms instead of 15), not 300x, and the
+multi-row form cost psycopg twice the CPU a row (51 against 23 µs).
 """
 
 from __future__ import annotations
@@ -28,13 +29,11 @@ from sqlalchemy.sql.dml import ValuesBase
 
 # Rows per multi-row statement: the largest power of two with at most this many values. Few
 # statements per batch (GIL hand-backs), and few distinct ones: a chunk's rows are a power of two
-# (a batch of 1000 usage rows: 7 x 128, then 64 + 32 + 8), so the prepared-statement caches hold
-# at most 8 sizes per statement, each small, instead of one compiled program per batch size.
+# (a batch of 1000 usage rows: 7 x 128, then 64 + 32 + 8), so sqlite3's cache of prepared statements
+# holds at most 8 sizes per statement, each small, instead of one compiled program per batch size.
 # (999: SQLite's own limit before 3.32)
 MAX_VALUES_PER_STATEMENT = 2048 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-# the one row of values of a compiled INSERT: `(?, ?)` (SQLite) or `(%(a)s::INTEGER, %(b)s)` (psycopg)
-_ROW = re.compile(r"VALUES (\((?:\?|%\(\w+\)s(?:::[A-Z ]+)?)(?:, (?:\?|%\(\w+\)s(?:::[A-Z ]+)?))*\))")
-_NAMED = re.compile(r"%\((\w+)\)s")
+_ROW = re.compile(r"VALUES (\(\?(?:, \?)*\))")  # the one row of values of a compiled (qmark) INSERT
 
 
 class DriverStatement:
@@ -58,16 +57,14 @@ class DriverStatement:
             processor = column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
             if processor is not None:
                 self._processors.append((i, processor))
-        # the multi-row form: the row of values repeated, its parameters positional (psycopg
-        # takes %s as well), every other part of the statement free of parameters
-        row = _ROW.search(self.sql)
+        # the multi-row form (SQLite): the row of values repeated; the rest of the statement
+        # must hold no parameter, or the values would not line up
+        row = _ROW.search(self.sql) if engine.dialect.name == "sqlite" else None
         self._head = self._row = self._tail = ""
         self._row_order: list[int] | None = None
-        if row is not None and not _has_params(self.sql[: row.start(1)] + self.sql[row.end(1) :]):
-            self._head, self._tail = self.sql[: row.start(1)], self.sql[row.end(1) :]
-            self._row = _NAMED.sub("%s", row.group(1))
-            names = _NAMED.findall(row.group(1))
-            self._row_order = [at[name] for name in names] if names else self._order
+        if row is not None and "?" not in self.sql[: row.start(1)] + self.sql[row.end(1) :]:
+            self._head, self._row, self._tail = self.sql[: row.start(1)], row.group(1), self.sql[row.end(1) :]
+            self._row_order = self._order
         self.rows_per_statement = 1 << max(0, (MAX_VALUES_PER_STATEMENT // len(keys)).bit_length() - 1)
         self._multi_sql: dict[int, str] = {}
 
@@ -109,7 +106,3 @@ class DriverStatement:
         if order is not None:
             return [tuple([row[i] for i in order]) for row in values]
         return [dict(zip(keys, row, strict=True)) for row in values]
-
-
-def _has_params(sql: str) -> bool:
-    return "?" in sql or _NAMED.search(sql) is not None
