@@ -51,7 +51,6 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": False,  # X-Forwarded-* is judged by our trusted_proxies setting, not uvicorn
         "server_header": False,  # one header less per response, and no version advertised
-        "ws": "none",  # no WebSocket routes: upgrades are refused, and `websockets` is never imported
         "timeout_graceful_shutdown": 10,
         "h11_max_incomplete_event_size": settings.max_header_bytes,  # the h11 parser's own head cap
     }

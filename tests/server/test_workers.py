@@ -230,9 +230,9 @@ def test_any_worker_answers_metrics_for_all_of_them(tmp_path: Path, redis_url: s
 
 def test_a_worker_imports_none_of_what_its_hot_path_never_needs(tmp_path: Path) -> None:
     """Idle RSS per worker: numpy (gguf's reader), migrations (alembic, which brings mako and
-    pygments), httpx's command-line client (rich, click, pygments), the docker SDK on a host with no
-    Docker Engine, and `websockets` stay out of a worker until something really asks for them. The
-    probe takes a worker's own steps: its imports, the app, uvicorn's config and the supervisor."""
+    pygments), httpx's command-line client (rich, click, pygments) and the docker SDK on a host
+    with no Docker Engine stay out of a worker until something really asks for them. The probe
+    takes a worker's own steps: its imports, the app, uvicorn's config and the supervisor."""
     probe = (
         "import sys; from cortex_server.workers import without_httpx_cli; without_httpx_cli(); "
         "import cortexctl.runtimes.base as runtimes; runtimes.DEFAULT_DOCKER_SOCKET = sys.argv[2]; "
@@ -246,7 +246,6 @@ def test_a_worker_imports_none_of_what_its_hot_path_never_needs(tmp_path: Path) 
         "print(sorted({m.split('.')[0] for m in sys.modules if m != 'gguf.constants'} & set(sys.argv[3:])))"
     )
     heavy = ["numpy", "gguf", "alembic", "mako", "pygments", "rich", "docker", "requests", "jinja2"]
-    heavy.append("websockets")
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST" and not k.startswith("CORTEX_")}
     no_socket = str(tmp_path / "no-docker.sock")
     out = subprocess.run(
