@@ -60,11 +60,9 @@ class DriverStatement:
         # the multi-row form (SQLite): the row of values repeated; the rest of the statement
         # must hold no parameter, or the values would not line up
         row = _ROW.search(self.sql) if engine.dialect.name == "sqlite" else None
-        self._head = self._row = self._tail = ""
-        self._row_order: list[int] | None = None
+        self._head = self._row = self._tail = ""  # _row empty: no multi-row form, executemany
         if row is not None and "?" not in self.sql[: row.start(1)] + self.sql[row.end(1) :]:
             self._head, self._row, self._tail = self.sql[: row.start(1)], row.group(1), self.sql[row.end(1) :]
-            self._row_order = self._order
         self.rows_per_statement = 1 << max(0, (MAX_VALUES_PER_STATEMENT // len(keys)).bit_length() - 1)
         self._multi_sql: dict[int, str] = {}
 
@@ -72,8 +70,8 @@ class DriverStatement:
         if not rows:
             return 0
         values = self._processed(rows)
-        order = self._row_order
-        if order is None or len(rows) == 1:
+        order = self._order  # a qmark statement: positional
+        if not self._row or order is None or len(rows) == 1:
             # exec_driver_sql: straight to the driver's executemany, its errors still SQLAlchemy's
             return conn.exec_driver_sql(self.sql, self._params(values)).rowcount
         count, at, left = 0, 0, len(values)
