@@ -8,6 +8,7 @@ supervisor's probe loop.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RUNTIME_NAMES = ("process", "docker")
 DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"  # where the docker SDK connects without DOCKER_HOST
+MANAGED_LABEL = "cortex.managed"  # on every container the docker runtime starts
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,31 @@ def docker_endpoint_present() -> bool:
     """Could a Docker Engine answer here? Asked before importing the docker SDK (4.5 MiB of
     imports, with requests and urllib3): where there is no socket, nothing can answer."""
     return bool(os.environ.get("DOCKER_HOST")) or os.path.exists(DEFAULT_DOCKER_SOCKET)
+
+
+def docker_runs_containers(labels: dict[str, str], *, timeout_s: float = 5.0) -> bool:
+    """Does the Docker Engine run a container carrying all these labels? Asked over its API with
+    httpx (which the daemon holds anyway), so that a daemon with no container of its own to adopt
+    never loads the docker SDK. False when nothing answers on the socket (nothing to adopt); True
+    when it cannot tell (DOCKER_HOST is not a unix socket, an odd answer): the SDK decides then."""
+    import httpx
+
+    host = os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_DOCKER_SOCKET}"
+    if not host.startswith("unix://"):
+        return True
+    filters = json.dumps({"label": [f"{name}={value}" for name, value in labels.items()]})
+    # verify=False: plain HTTP on a unix socket, so no TLS context (and CA bundle) to build
+    transport = httpx.HTTPTransport(uds=host.removeprefix("unix://"), verify=False)
+    try:  # running containers only, as the docker runtime's adopt() lists them
+        with httpx.Client(transport=transport, timeout=timeout_s, trust_env=False) as client:
+            answer = client.get("http://docker/containers/json", params={"filters": filters})
+        answer.raise_for_status()
+        return bool(answer.json())
+    except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
+        return False
+    except (httpx.HTTPError, ValueError) as exc:
+        log.debug("cannot list containers over the Docker API (%s); asking the docker SDK", exc)
+        return True
 
 
 def choose_runtime(settings: Settings, recipe: Recipe) -> Runtime:

@@ -22,11 +22,10 @@ from docker.types import Mount as DockerMount
 from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import LaunchSpec
-from cortexctl.runtimes.base import ExitInfo, RunningEngine
+from cortexctl.runtimes.base import MANAGED_LABEL, ExitInfo, RunningEngine
 
 log = logging.getLogger(__name__)
 
-MANAGED_LABEL = "cortex.managed"
 API_KEY_ENV_LABEL = "cortex.api-key-env"
 _UNREACHABLE_FIX = (
     "Start the Docker Engine (`systemctl start docker`) or set `runtime: process` in cortex.yaml."

@@ -53,7 +53,14 @@ from cortex_server.services.registry import ModelRegistry
 from cortex_server.services.worker_peers import WorkerPeers
 from cortexctl.core.logrotate import rotate_forever
 from cortexctl.core.settings import Settings
-from cortexctl.runtimes.base import choose_runtime, docker_endpoint_present, make_runtime
+from cortexctl.runtimes.base import (
+    MANAGED_LABEL,
+    Runtime,
+    choose_runtime,
+    docker_endpoint_present,
+    docker_runs_containers,
+    make_runtime,
+)
 
 if TYPE_CHECKING:
     from cortex_server.services.supervisor import Supervisor
@@ -152,18 +159,23 @@ def build_context(settings: Settings, *, worker: WorkerRole | None = None) -> Ap
 def build_supervisor(ctx: AppContext) -> Supervisor:
     # imported here: the supervisor brings validation and the process runtime, which the gateway
     # workers that do not supervise never need
-    from cortex_server.services.supervisor import Supervisor
+    from cortex_server.services.supervisor import INSTALLATION_LABEL, Supervisor
 
     settings = ctx.settings
-    adopters = [make_runtime("process", settings)]
-    # the docker SDK: only where engines are supervised, and only where a Docker Engine could
-    # answer (else no container can be left to adopt)
-    if docker_endpoint_present():
-        from cortexctl.runtimes.docker import DockerRuntime
 
-        docker = DockerRuntime(settings=settings)
-        if docker.available():
-            adopters.append(docker)
+    def adopters(installation_id: str) -> list[Runtime]:
+        found = [make_runtime("process", settings)]
+        # the docker SDK (~5 MiB: requests, urllib3) only where a container of this installation
+        # runs, to adopt; engines started later load it through choose_runtime when they need it
+        ours = {MANAGED_LABEL: "true", INSTALLATION_LABEL: installation_id}
+        if docker_endpoint_present() and docker_runs_containers(ours):
+            from cortexctl.runtimes.docker import DockerRuntime
+
+            docker = DockerRuntime(settings=settings)
+            if docker.available():
+                found.append(docker)
+        return found
+
     return Supervisor(
         settings=settings,
         session_factory=ctx.session_factory,

@@ -16,9 +16,9 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings, *, workers: int | None = None) -> None:
     """`workers`: gateway processes on the one port (None: workers.default_workers)."""
-    from cortex_server.workers import check_workers, default_workers, serve_workers, without_httpx_cli
+    from cortex_server.workers import check_workers, default_workers, serve_workers, without_unused_modules
 
-    without_httpx_cli()  # one worker serves from this very process
+    without_unused_modules()  # one worker serves from this very process
     count = default_workers(settings) if workers is None else workers
     check_workers(settings, count)
     os.umask(0o077)  # for the daemon's lifetime: logs, db, spool are created private

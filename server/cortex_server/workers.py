@@ -80,7 +80,7 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 def run_worker(settings: Settings, role: WorkerRole) -> None:
     """One worker process: the daemon app on a SO_REUSEPORT socket (see `start_worker`)."""
-    without_httpx_cli()
+    without_unused_modules()
     import uvicorn
 
     from cortex_server.app import create_app
@@ -103,19 +103,22 @@ def run_worker(settings: Settings, role: WorkerRole) -> None:
     server.run(sockets=[sock])
 
 
-def without_httpx_cli() -> None:
-    """Keep httpx's command-line client out of this process: `import httpx` loads it (click, rich,
-    pygments: ~5 MiB a worker) whenever those are installed, as they are for cortexctl, and a
-    worker never runs it. The placeholder answers like httpx's own when they are missing."""
-    if "httpx" in sys.modules:
-        return
-    placeholder = types.ModuleType("httpx._main")
+def without_unused_modules() -> None:
+    """Keep out of this process what a gateway process never runs but its libraries would import:
+    - httpx's command-line client: `import httpx` loads it (click, rich, pygments: ~5 MiB) whenever
+      those are installed, as they are for cortexctl. The placeholder answers like httpx's own
+      when they are missing.
+    - pydantic.v1 (~1.7 MiB): FastAPI imports it only to check that no route uses a v1 model, and
+      takes an ImportError as "none does". Nothing else here imports it."""
+    if "httpx" not in sys.modules:
+        placeholder = types.ModuleType("httpx._main")
 
-    def main() -> None:
-        raise RuntimeError("httpx's command-line client is not loaded in a gateway worker")
+        def main() -> None:
+            raise RuntimeError("httpx's command-line client is not loaded in a gateway process")
 
-    placeholder.main = main  # type: ignore[attr-defined]  # the one name httpx takes from it
-    sys.modules["httpx._main"] = placeholder
+        placeholder.main = main  # type: ignore[attr-defined]  # the one name httpx takes from it
+        sys.modules["httpx._main"] = placeholder
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]  # None: its import raises ImportError
 
 
 def serve_workers(settings: Settings, workers: int) -> None:

@@ -15,6 +15,7 @@ from cortexctl.core.errors import EngineError
 from cortexctl.core.settings import Settings
 from cortexctl.engines.base import LaunchSpec, Mount, ProbeState, new_engine_key
 from cortexctl.engines.llamacpp.adapter import LlamaCppEngine
+from cortexctl.runtimes.base import docker_runs_containers
 from cortexctl.runtimes.docker import DockerRuntime
 from tests.support.engine_fixtures import free_tcp_port, make_recipe, wait_until
 
@@ -90,11 +91,15 @@ async def test_container_lifecycle(
         mine = [e for e in adopted if e.name == handle.name]
         assert len(mine) == 1 and mine[0].port == port and mine[0].container_id == handle.container_id
         assert mine[0].api_key == key  # a restarted daemon can still call the engine it adopts
+        # the daemon's question before loading the docker SDK, asked over the Engine's API
+        assert docker_runs_containers({"cortex.managed": "true", "cortex.model-id": str(model_id)})
+        assert not docker_runs_containers({"cortex.managed": "true", "cortex.model-id": "not-ours"})
         assert rt.status(mine[0]).alive
         assert "server is listening" in rt.logs(mine[0]) or "listening" in rt.logs(mine[0])
     finally:
         rt.stop(handle, timeout_s=5)
     assert docker_client.containers.list(all=True, filters={"name": handle.name}) == []
+    assert not docker_runs_containers({"cortex.managed": "true", "cortex.model-id": str(model_id)})
     assert not rt.status(handle).alive
     rt.stop(handle)  # idempotent
 

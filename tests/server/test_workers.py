@@ -22,6 +22,7 @@ from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, Serv
 from cortex_server.workers import MAX_DEFAULT_WORKERS, check_workers, default_workers
 from cortexctl.core.errors import ConfigError
 from cortexctl.core.settings import Settings
+from cortexctl.runtimes.base import DEFAULT_DOCKER_SOCKET
 from tests.conftest import free_port
 from tests.reliability.conftest import PrivateRedis
 
@@ -228,28 +229,31 @@ def test_any_worker_answers_metrics_for_all_of_them(tmp_path: Path, redis_url: s
     assert code == 0, serve.log()
 
 
-def test_a_worker_imports_none_of_what_its_hot_path_never_needs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("docker_socket", ["absent", "the host's"])
+def test_a_worker_imports_none_of_what_its_hot_path_never_needs(tmp_path: Path, docker_socket: str) -> None:
     """Idle RSS per worker: numpy (gguf's reader), migrations (alembic, which brings mako and
-    pygments), httpx's command-line client (rich, click, pygments) and the docker SDK on a host
-    with no Docker Engine stay out of a worker until something really asks for them. The probe
-    takes a worker's own steps: its imports, the app, uvicorn's config and the supervisor."""
+    pygments), httpx's command-line client (rich, click, pygments), redis without CORTEX_REDIS_URL,
+    and the docker SDK unless a container of this installation runs (asked over the Engine's API
+    where one answers) stay out of a worker until something really asks for them. The probe takes
+    a worker's own steps: its imports, the app, uvicorn's config and the supervisor's adoption."""
     probe = (
-        "import sys; from cortex_server.workers import without_httpx_cli; without_httpx_cli(); "
+        "import sys; from cortex_server.workers import without_unused_modules; without_unused_modules(); "
         "import cortexctl.runtimes.base as runtimes; runtimes.DEFAULT_DOCKER_SOCKET = sys.argv[2]; "
         "import uvicorn; from cortex_server.app import build_context, build_supervisor, create_app; "
         "from cortex_server.main import server_options; from cortexctl.core.settings import Settings; "
         "settings = Settings(home=sys.argv[1]); app = create_app(settings); "
         "uvicorn.Config(app, **server_options(settings)).load(); "
-        "build_supervisor(build_context(settings, worker=None)); "
+        "adopters = build_supervisor(build_context(settings, worker=None)).adopters('a-fresh-installation'); "
+        "assert [r.name for r in adopters] == ['process'], adopters; "
         "import cortexctl.validation, httpx; "
         # gguf.constants alone is gguf's tables, loaded without the package (gguf_constants.py)
         "print(sorted({m.split('.')[0] for m in sys.modules if m != 'gguf.constants'} & set(sys.argv[3:])))"
     )
-    heavy = ["numpy", "gguf", "alembic", "mako", "pygments", "rich", "docker", "requests", "jinja2"]
+    heavy = ["numpy", "gguf", "alembic", "mako", "pygments", "rich", "docker", "requests", "jinja2", "redis"]
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST" and not k.startswith("CORTEX_")}
-    no_socket = str(tmp_path / "no-docker.sock")
+    socket_path = str(tmp_path / "no-docker.sock") if docker_socket == "absent" else DEFAULT_DOCKER_SOCKET
     out = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path / "home"), no_socket, *heavy],
+        [sys.executable, "-c", probe, str(tmp_path / "home"), socket_path, *heavy],
         capture_output=True,
         text=True,
         cwd=REPO,

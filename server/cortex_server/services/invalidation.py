@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-
-import redis
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING
 
 from cortex_server.core.auth import KeyAuthenticator, Revocation
 from cortex_server.services.worker_peers import WorkerPeers
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ class AuthInvalidator:
         self._peers = peers
         self._url = redis_url
         self.channel = f"{prefix}auth-invalidate"
-        self._pub = (
-            redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-            if redis_url
-            else None
-        )
+        self._pub: redis.Redis | None = None
+        if redis_url:  # imported here: a daemon without Redis never loads it (services/ratelimit.py)
+            import redis
+
+            self._pub = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
     def notify(
         self, *, key_id: int | None = None, user_id: int | None = None, org_id: int | None = None
@@ -60,6 +60,8 @@ class AuthInvalidator:
             self._peers.send(encode(revocation))
         if self._pub is None:
             return
+        from redis.exceptions import RedisError
+
         try:
             self._pub.publish(self.channel, encode(revocation))
         except RedisError as exc:
@@ -79,6 +81,9 @@ class AuthInvalidator:
 
     async def _listen_redis(self, ready: asyncio.Event | None) -> None:
         assert self._url is not None
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
         delay = 0.5
         while True:
             client = aioredis.Redis.from_url(self._url, socket_connect_timeout=1.0)

@@ -29,11 +29,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from cortex_server.core.auth import retry_seconds
 from cortexctl.core.errors import RateLimited
 
@@ -42,6 +37,8 @@ log = logging.getLogger(__name__)
 
 class FailureStore(Protocol):
     """Per throttle key: failures so far and when the wait ends (wall-clock seconds)."""
+
+    unreachable: tuple[type[Exception], ...]  # what the store raises while it cannot answer
 
     async def locked_until(self, key: str) -> float: ...
     async def add_failure(
@@ -55,6 +52,8 @@ def _lock_end(now: float, count: int, *, free: int, base_s: float, max_s: float)
 
 
 class MemoryFailures:
+    unreachable: tuple[type[Exception], ...] = (OSError,)
+
     def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._max = max_entries
@@ -85,6 +84,13 @@ class RedisFailures:
     """The same counts in Redis hashes that expire `forget_s` after the last failure."""
 
     def __init__(self, *, url: str, prefix: str, clock: Callable[[], float] = time.time) -> None:
+        # imported here: a daemon without CORTEX_REDIS_URL never loads redis (services/ratelimit.py)
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self.unreachable: tuple[type[Exception], ...] = (RedisError, OSError)
         self._redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
         )
@@ -138,7 +144,7 @@ class LoginThrottle:
         """Ask the store; on a Redis failure, this daemon's memory answers instead."""
         try:
             return await getattr(self._store, what)(*args, **kwargs)
-        except (RedisError, OSError) as exc:
+        except self._store.unreachable as exc:
             log.warning("login throttle store unreachable (%s); counting in memory", type(exc).__name__)
             return await getattr(self._fallback, what)(*args, **kwargs)
 

@@ -32,11 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from cortex_server.core.auth import Principal
 from cortex_server.services.ratelimit_lua import CHECK, FINISH, RENEW
@@ -149,6 +145,8 @@ def _decision(raw: list[object]) -> Decision:
 
 
 class Backend(Protocol):
+    unreachable: tuple[type[Exception], ...]  # what the backend raises while it cannot answer
+
     async def ping(self) -> bool: ...
     async def check(
         self, groups: Sequence[LimitGroup], *, cost: int, request_id: str, lease_ms: int
@@ -160,6 +158,8 @@ class Backend(Protocol):
 
 class MemoryBackend:
     """The CHECK/FINISH scripts in Python, for a daemon without Redis. Same numbers, one process."""
+
+    unreachable: tuple[type[Exception], ...] = (OSError,)
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -252,6 +252,13 @@ class MemoryBackend:
 
 class RedisBackend:
     def __init__(self, *, url: str, prefix: str, timeout_s: float = 0.5) -> None:
+        # imported here: a daemon without CORTEX_REDIS_URL never loads redis (~5.6 MiB a process)
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self.unreachable: tuple[type[Exception], ...] = (RedisError, OSError)
         self._prefix = prefix
         self._redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
@@ -263,7 +270,7 @@ class RedisBackend:
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
-        except (RedisError, OSError):
+        except self.unreachable:
             return False
 
     def _keys(self, g: LimitGroup, *parts: str) -> list[str]:
@@ -338,7 +345,7 @@ class RateLimiter:
             decision = await self.backend.check(
                 groups, cost=max(0, tokens_estimate), request_id=request_id, lease_ms=self._lease_ms
             )
-        except (RedisError, OSError) as exc:
+        except self.backend.unreachable as exc:
             RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
             log.warning(
                 "rate limiter backend unreachable (%s); failing %s", type(exc).__name__, self.fail_mode
@@ -372,7 +379,7 @@ class RateLimiter:
                 await asyncio.wait([renewing])
         try:
             await self.backend.finish(groups, delta=delta, request_id=request_id)
-        except (RedisError, OSError) as exc:
+        except self.backend.unreachable as exc:
             RATELIMIT_BACKEND_ERRORS.labels(mode=self.fail_mode).inc()
             log.warning("rate limiter finish failed (%s); the slot expires by lease", type(exc).__name__)
 

@@ -45,6 +45,7 @@ from cortex_server.services.lifecycle import (
     restart_delay_s,
 )
 from cortex_server.services.ports import PortAllocator
+from cortex_server.services.probe_transport import ProbeTransport
 from cortex_server.services.registry import ModelRegistry, ReplicaEndpoint, ServedModel
 from cortex_server.services.supervisor_lease import Leases, followed_models, leases_for
 from cortexctl.core.daemon import port_owner
@@ -87,6 +88,8 @@ def _refusal(report: ValidationReport) -> Diagnosis:
 
 
 RuntimeChooser = Callable[[Recipe], Runtime]
+# the runtimes whose leftovers of this installation (its id) are to be adopted on start
+AdoptersFor = Callable[[str], list[Runtime]]
 
 
 @dataclass
@@ -132,7 +135,7 @@ class Supervisor:
     session_factory: sessionmaker[Session]
     registry: ModelRegistry
     choose_runtime: RuntimeChooser
-    adopters: list[Runtime] = field(default_factory=list)  # runtimes whose leftovers we adopt on start
+    adopters: AdoptersFor = lambda _installation_id: []  # noqa: E731 - a default, not a definition
     interval_s: float = 1.0
     # closes the gateway's connection pools of engines that went away
     prune_upstreams: Callable[[set[str]], Awaitable[None]] | None = None
@@ -150,7 +153,9 @@ class Supervisor:
     # ---- lifecycle of the loop --------------------------------------------------------
     async def start(self) -> None:
         self._event_loop = asyncio.get_running_loop()
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(3.0, connect=1.0), trust_env=False)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(3.0, connect=1.0), trust_env=False, transport=ProbeTransport()
+        )
         self.installation_id = await asyncio.to_thread(self._installation_id)
         self._ports = PortAllocator(
             self.settings.engine_port_range,
@@ -485,7 +490,7 @@ class Supervisor:
     async def _adopt(self) -> None:
         snapshot = {e.model.id: e for e in await asyncio.to_thread(self._load)}
         kept: set[int] = set()
-        for runtime in self.adopters:
+        for runtime in await asyncio.to_thread(self.adopters, self.installation_id):
             try:
                 handles = await asyncio.to_thread(runtime.adopt)
             except Exception as exc:  # noqa: BLE001 - adoption never stops the daemon from starting
