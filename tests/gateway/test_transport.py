@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
+from cortex_server.services.gateway import transport as transport_module
 from cortex_server.services.gateway.transport import LoopbackTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -134,28 +135,74 @@ async def test_an_idle_connection_closed_by_the_server_is_not_reused() -> None:
     server.close()
 
 
-async def test_event_stream_connections_are_not_pooled() -> None:
-    connections = 0
+SSE_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+    b"Keep-Alive: timeout=5, max=100\r\n\r\n6\r\ndata: \r\n0\r\n\r\n"
+)
+
+
+def sse_engine(*, closes_after_stream: bool, idle_close_s: float | None = None) -> tuple[Handler, list[int]]:
+    """An engine that answers every request with a small stream. `closes_after_stream`: like
+    llama-server (Keep-Alive advertised, the connection closed after each stream); else like
+    vLLM, which keeps it, closing it only after `idle_close_s` without a request."""
+    connections = [0]
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await read_request(reader)
-        # like llama-server: keep-alive advertised, connection closed after the stream
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-            b"Keep-Alive: timeout=5, max=100\r\n\r\n6\r\ndata: \r\n0\r\n\r\n"
-        )
-        await writer.drain()
-        writer.close()
+        connections[0] += 1
+        while True:
+            try:
+                await asyncio.wait_for(read_request(reader), idle_close_s)
+            except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+                writer.close()
+                return
+            writer.write(SSE_RESPONSE)
+            await writer.drain()
+            if closes_after_stream:
+                writer.close()
+                return
 
-    server, url = await serve(handler)
-    t = LoopbackTransport()
-    for _ in range(2):
+    return handler, connections
+
+
+async def streams(t: LoopbackTransport, url: str, n: int, pause_s: float = 0.0) -> None:
+    for _ in range(n):
         resp = await t.handle_async_request(post(url))
         assert await resp.aread() == b"data: "
-        await resp.aclose()  # no sleep: the next request must not pick the doomed connection
-    assert connections == 2
+        await resp.aclose()  # no pause by default: the next request comes at once
+        await asyncio.sleep(pause_s)
+
+
+async def test_event_stream_connections_are_pooled_while_the_engine_keeps_them() -> None:
+    handler, connections = sse_engine(closes_after_stream=False)
+    server, url = await serve(handler)
+    t = LoopbackTransport()
+    await streams(t, url, 3)
+    assert connections == [1] and t.pools_streams  # one connection: no connect per stream
+    await t.aclose()
+    server.close()
+
+
+async def test_an_engine_that_closes_streams_connections_is_learned_and_never_fails_a_request() -> None:
+    handler, connections = sse_engine(closes_after_stream=True)
+    server, url = await serve(handler)
+    t = LoopbackTransport()
+    await streams(t, url, 3)  # the doomed connection is never picked: every stream succeeds
+    assert connections == [3] and not t.pools_streams  # learned from the first: not pooled any more
+    await t.aclose()
+    server.close()
+
+
+async def test_an_engines_idle_timeout_keeps_streams_pooled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engine that closes a connection idle for a while (uvicorn: 5 s) keeps stream connections
+    otherwise: they stay pooled."""
+    monkeypatch.setattr(transport_module, "CLOSED_AFTER_STREAM_S", 0.1)
+    handler, connections = sse_engine(closes_after_stream=False, idle_close_s=0.2)
+    server, url = await serve(handler)
+    t = LoopbackTransport()
+    await streams(t, url, 2, pause_s=0.4)  # each pause outlasts the engine's idle timeout
+    assert connections == [2] and t.pools_streams
     await t.aclose()
     server.close()
 

@@ -9,6 +9,13 @@ pool of idle connections per upstream. It raises httpx's exceptions, so the one
 error mapping (`map_upstream_errors`) and `httpx.MockTransport` in tests still apply.
 Responses must be Content-Length or chunked (llama-server and vLLM always are).
 
+Event streams: a stream's connection goes back to the pool like any other (vLLM keeps it
+open; a new connection per stream cost ~0.3 ms of time to first token), until the engine is
+seen closing one after its stream (llama-server does, though it says Keep-Alive): from then on
+that upstream's stream connections are closed after use. An idle stream connection is asked
+(poll) whether the engine closed it before it is reused, as the loop may not have read that
+close yet; a close that lands later still is the proxy's one retry on a fresh connection.
+
 Backpressure: a connection stops reading from the engine once more than `max_buffer` bytes
 wait for the reader (a stream's client that reads slowly), and reads on when the reader has
 taken them all; without it the gateway buffered a whole generation per slow client.
@@ -17,7 +24,10 @@ taken them all; without it the gateway buffered a whole generation per slow clie
 from __future__ import annotations
 
 import asyncio
+import logging
+import select
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,8 +37,13 @@ import httpx
 
 __all__ = ["FRESH_CONNECTION", "LoopbackResponse", "LoopbackTransport"]
 
+log = logging.getLogger(__name__)
+
 FRESH_CONNECTION = "cortex.fresh_connection"  # request extension: do not reuse an idle connection
 DEFAULT_MAX_BUFFER = 1 << 20  # the stream_buffer_max_bytes setting's default
+# a stream's pooled connection closed this soon after its release: the engine closes them after
+# streams (llama-server); later, it is the engine's idle keep-alive timeout (uvicorn's: 5 s)
+CLOSED_AFTER_STREAM_S = 1.0
 
 
 class _Conn(asyncio.Protocol):
@@ -43,7 +58,8 @@ class _Conn(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.complete = False
         self.keep_alive = False
-        self.keep_alive_allowed = True
+        self.event_stream = False  # the last response was text/event-stream
+        self.released_at = self.closed_at = 0.0  # monotonic: back in the pool; the engine closed it
         self.error: BaseException | None = None
         self.headers_done = False
         self.max_buffer = max_buffer
@@ -55,8 +71,10 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
         sock = transport.get_extra_info("socket")
+        self.fd = -1
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -69,6 +87,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
+        self.closed_at = time.monotonic()
         if not self.complete:
             message = (
                 "Server disconnected without sending a response." if not self.headers_done else "peer closed"
@@ -81,8 +100,7 @@ class _Conn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
         if value.startswith(b"text/event-stream") and name.lower() == b"content-type":
-            # llama-server closes the connection after a stream despite "Keep-Alive": never pool these
-            self.keep_alive_allowed = False
+            self.event_stream = True
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -96,20 +114,32 @@ class _Conn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         # should_keep_alive() is only valid inside this callback
-        self.keep_alive = self.keep_alive_allowed and self.parser.should_keep_alive()
+        self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
         self._wake()
 
     # ---- used by the transport
     def start(self, data: bytes) -> None:
         self.status, self.headers, self.complete, self.headers_done, self.error = 0, [], False, False, None
-        self.keep_alive, self.keep_alive_allowed = False, True
+        self.keep_alive = self.event_stream = False
         self.chunks.clear()
         self.buffered = 0
         assert self.transport is not None
         if self.paused:  # the last response filled the buffer with its final bytes
             self.resume()
         self.transport.write(data)
+
+    def closed_by_peer(self) -> bool:
+        """Did the engine close this idle connection (or send on it)? Asked of the socket, which
+        knows before the event loop has read the close."""
+        if not self.alive or self.fd < 0:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)  # readable while idle: the close, or stray bytes
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
 
     def resume(self) -> None:
         self.paused = False
@@ -230,6 +260,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         self._max_idle = max_idle
         self._max_buffer = max_buffer  # per connection: see the module's docstring
         self._closed = False
+        self.pools_streams = True  # until the engine closes a stream's connection (the docstring)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
@@ -281,8 +312,16 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
     async def _acquire(self, url: httpx.URL, connect_timeout: float | None, *, fresh: bool) -> _Conn:
         while self._idle and not fresh:
             conn = self._idle.pop()
-            if conn.alive:
+            if not conn.event_stream:
+                if conn.alive:
+                    return conn
+            elif not conn.closed_by_peer():
                 return conn
+            else:
+                closed_at = conn.closed_at if not conn.alive else time.monotonic()  # poll: just now
+                if closed_at - conn.released_at < CLOSED_AFTER_STREAM_S:
+                    self._streams_closed_by(url)
+                conn.close()
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_timeout):
@@ -295,10 +334,18 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(exc)) from exc
         return conn
 
+    def _streams_closed_by(self, url: httpx.URL) -> None:
+        if self.pools_streams:
+            self.pools_streams = False
+            engine = url.netloc.decode()
+            log.info("the engine at %s closes connections after streams: not pooling those", engine)
+
     def _release(self, conn: _Conn) -> None:
-        if self._closed or len(self._idle) >= self._max_idle:
+        unpooled_stream = conn.event_stream and not self.pools_streams
+        if self._closed or len(self._idle) >= self._max_idle or unpooled_stream:
             conn.close()
         else:
+            conn.released_at = time.monotonic()
             self._idle.append(conn)
 
     async def aclose(self) -> None:
