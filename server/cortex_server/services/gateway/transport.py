@@ -51,6 +51,7 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.transport: asyncio.Transport | None = None
+        self.fd = -1  # the socket's, for `closed_by_peer`
         self.parser = httptools.HttpResponseParser(self)
         self.alive = True
         self.status = 0
@@ -71,7 +72,6 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
         sock = transport.get_extra_info("socket")
-        self.fd = -1
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.fd = sock.fileno()
