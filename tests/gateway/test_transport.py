@@ -142,9 +142,9 @@ SSE_RESPONSE = (
 
 
 def sse_engine(*, closes_after_stream: bool, idle_close_s: float | None = None) -> tuple[Handler, list[int]]:
-    """An engine that answers every request with a small stream. `closes_after_stream`: like
-    llama-server (Keep-Alive advertised, the connection closed after each stream); else like
-    vLLM, which keeps it, closing it only after `idle_close_s` without a request."""
+    """An engine that answers every request with a small stream. `closes_after_stream`: like an
+    earlier llama-server build (Keep-Alive advertised, the connection closed after each stream);
+    else like vLLM, which keeps it, closing it only after `idle_close_s` without a request."""
     connections = [0]
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

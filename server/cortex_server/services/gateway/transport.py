@@ -11,8 +11,9 @@ Responses must be Content-Length or chunked (llama-server and vLLM always are).
 
 Event streams: a stream's connection goes back to the pool like any other (vLLM keeps it
 open; a new connection per stream cost ~0.3 ms of time to first token), until the engine is
-seen closing one after its stream (llama-server does, though it says Keep-Alive): from then on
-that upstream's stream connections are closed after use. An idle stream connection is asked
+seen closing one after its stream (an earlier llama-server build did, though it said Keep-Alive;
+the one install.sh builds keeps them): from then on that upstream's stream connections are closed
+after use. An idle stream connection is asked
 (poll) whether the engine closed it before it is reused, as the loop may not have read that
 close yet; a close that lands later still is the proxy's one retry on a fresh connection.
 
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 FRESH_CONNECTION = "cortex.fresh_connection"  # request extension: do not reuse an idle connection
 DEFAULT_MAX_BUFFER = 1 << 20  # the stream_buffer_max_bytes setting's default
 # a stream's pooled connection closed this soon after its release: the engine closes them after
-# streams (llama-server); later, it is the engine's idle keep-alive timeout (uvicorn's: 5 s)
+# streams (as an earlier llama-server did); later, it is the engine's idle keep-alive timeout (uvicorn's: 5 s)
 CLOSED_AFTER_STREAM_S = 1.0
 
 
